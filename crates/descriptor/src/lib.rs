@@ -2,4 +2,15 @@
 //! naming file, line, column, field and what was expected; nothing from an invalid input is
 //! used.
 
+pub mod datasets;
+pub mod decode;
 pub mod import;
+pub mod load;
+pub mod native;
+pub mod tosca;
+pub mod writer;
+pub mod yaml;
+
+pub use decode::Diagnostic;
+pub use load::{load_paths, read_path, read_yaml_str, Loaded, Source};
+pub use writer::write_documents;

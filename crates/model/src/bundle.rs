@@ -206,23 +206,38 @@ impl Validator<'_> {
     fn zone_exists(&mut self, doc: usize, path: FieldPath, zone: &str) {
         if self.context.has_infrastructure && !self.context.zones.contains_key(zone) {
             let known = list(self.context.zones.keys());
-            self.error(doc, path, format!("unknown zone {zone:?}; expected one of the infrastructure's zones ({known})"));
+            self.error(
+                doc,
+                path,
+                format!("unknown zone {zone:?}; expected one of the infrastructure's zones ({known})"),
+            );
         }
     }
 
     fn infrastructure(&mut self, doc: usize, infra: &Infrastructure) {
         let root = FieldPath::root();
-        self.unique(doc, "zone", infra.zones.iter().enumerate().map(|(i, z)| (root.key("zones").index(i).key("name"), z.name.as_str())));
+        self.unique(
+            doc,
+            "zone",
+            infra.zones.iter().enumerate().map(|(i, z)| (root.key("zones").index(i).key("name"), z.name.as_str())),
+        );
         for (zi, zone) in infra.zones.iter().enumerate() {
             let zp = root.key("zones").index(zi);
-            self.unique(doc, "host", zone.hosts.iter().enumerate().map(|(i, h)| (zp.key("hosts").index(i).key("name"), h.name.as_str())));
+            self.unique(
+                doc,
+                "host",
+                zone.hosts.iter().enumerate().map(|(i, h)| (zp.key("hosts").index(i).key("name"), h.name.as_str())),
+            );
             for (hi, host) in zone.hosts.iter().enumerate() {
                 let hp = zp.key("hosts").index(hi);
                 if host.power.max < host.power.idle {
                     self.error(
                         doc,
                         hp.key("power").key("max"),
-                        format!("expected maximum power at least the idle power ({}), found {}", host.power.idle, host.power.max),
+                        format!(
+                            "expected maximum power at least the idle power ({}), found {}",
+                            host.power.idle, host.power.max
+                        ),
                     );
                 }
             }
@@ -234,15 +249,27 @@ impl Validator<'_> {
             for (field, name) in [("from", &link.from), ("to", &link.to)] {
                 if !zone_names.contains(name.as_str()) && !self.context.zones.contains_key(name) {
                     let known = list(&zone_names);
-                    self.error(doc, lp.key(field), format!("unknown zone {name:?}; expected one of this infrastructure's zones ({known})"));
+                    self.error(
+                        doc,
+                        lp.key(field),
+                        format!("unknown zone {name:?}; expected one of this infrastructure's zones ({known})"),
+                    );
                 }
             }
             if link.from == link.to {
-                self.error(doc, lp.key("to"), format!("a link from {:?} to itself; expected two different zones", link.from));
+                self.error(
+                    doc,
+                    lp.key("to"),
+                    format!("a link from {:?} to itself; expected two different zones", link.from),
+                );
             }
             let key = if link.from <= link.to { (&link.from, &link.to) } else { (&link.to, &link.from) };
             if !seen_links.insert(key) {
-                self.error(doc, lp.clone(), format!("duplicate link between {:?} and {:?}; merge them into one", link.from, link.to));
+                self.error(
+                    doc,
+                    lp.clone(),
+                    format!("duplicate link between {:?} and {:?}; merge them into one", link.from, link.to),
+                );
             }
         }
         for (i, m) in infra.latencies.iter().enumerate() {
@@ -265,11 +292,26 @@ impl Validator<'_> {
         if s.components.is_empty() {
             self.error(doc, root.key("components"), "expected at least one component");
         }
-        self.unique(doc, "component", s.components.iter().enumerate().map(|(i, c)| (root.key("components").index(i).key("name"), c.name.as_str())));
+        self.unique(
+            doc,
+            "component",
+            s.components
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (root.key("components").index(i).key("name"), c.name.as_str())),
+        );
         let names: BTreeSet<&str> = s.components.iter().map(|c| c.name.as_str()).collect();
         let component_ref = |v: &mut Self, path: FieldPath, name: &str| {
             if !names.contains(name) {
-                v.error(doc, path, format!("unknown component {name:?}; expected one of service {:?}'s components ({})", s.name, list(&names)));
+                v.error(
+                    doc,
+                    path,
+                    format!(
+                        "unknown component {name:?}; expected one of service {:?}'s components ({})",
+                        s.name,
+                        list(&names)
+                    ),
+                );
             }
         };
         for (ci, ch) in s.channels.iter().enumerate() {
@@ -277,7 +319,11 @@ impl Validator<'_> {
             component_ref(self, cp.key("from"), &ch.from);
             component_ref(self, cp.key("to"), &ch.to);
             if ch.from == ch.to {
-                self.error(doc, cp.key("to"), format!("a channel from {:?} to itself; expected two different components", ch.from));
+                self.error(
+                    doc,
+                    cp.key("to"),
+                    format!("a channel from {:?} to itself; expected two different components", ch.from),
+                );
             }
         }
         if let Some(entry) = &s.entry {
@@ -303,7 +349,10 @@ impl Validator<'_> {
                 self.error(
                     doc,
                     cp.key("scaling").key("min_instances"),
-                    format!("expected min_instances at most max_instances ({}), found {}", c.scaling.max_instances, c.scaling.min_instances),
+                    format!(
+                        "expected min_instances at most max_instances ({}), found {}",
+                        c.scaling.max_instances, c.scaling.min_instances
+                    ),
                 );
             }
             let reachable = u64::from(c.slots.per_instance) * u64::from(c.scaling.max_instances);
@@ -322,7 +371,11 @@ impl Validator<'_> {
                 for (i, other) in list_.iter().enumerate() {
                     component_ref(self, pp.key(field).index(i), other);
                     if other == &c.name {
-                        self.error(doc, pp.key(field).index(i), format!("component {:?} names itself; expected another component", c.name));
+                        self.error(
+                            doc,
+                            pp.key(field).index(i),
+                            format!("component {:?} names itself; expected another component", c.name),
+                        );
                     }
                 }
             }
@@ -339,7 +392,11 @@ impl Validator<'_> {
                 if let (Some(host), Some(hosts)) = (&pin.host, self.context.zones.get(&pin.zone)) {
                     if !hosts.contains(host) {
                         let known = list(hosts);
-                        self.error(doc, pp.key("pin").key("host"), format!("unknown host {host:?} in zone {:?}; expected one of {known}", pin.zone));
+                        self.error(
+                            doc,
+                            pp.key("pin").key("host"),
+                            format!("unknown host {host:?} in zone {:?}; expected one of {known}", pin.zone),
+                        );
                     }
                 }
             }
@@ -351,7 +408,11 @@ impl Validator<'_> {
                     match self.context.resource_units.get(name) {
                         None if amount.value > 0 => {
                             let known = list(self.context.resource_units.keys());
-                            self.error(doc, cp.key("resources").key(name), format!("no host offers resource {name:?}; hosts offer {known}"));
+                            self.error(
+                                doc,
+                                cp.key("resources").key(name),
+                                format!("no host offers resource {name:?}; hosts offer {known}"),
+                            );
                         }
                         Some(unit) if *unit != amount.unit => self.error(
                             doc,
@@ -366,7 +427,11 @@ impl Validator<'_> {
                     let ok = offered.is_some_and(|vals| want == "*" || vals.contains(want));
                     if !ok {
                         let have = offered.map(list).unwrap_or_else(|| "no host has it".to_string());
-                        self.error(doc, pp.key("requires").key(key), format!("no host offers feature {key}={want} ({key}: {have})"));
+                        self.error(
+                            doc,
+                            pp.key("requires").key(key),
+                            format!("no host offers feature {key}={want} ({key}: {have})"),
+                        );
                     }
                 }
             }
@@ -382,13 +447,18 @@ impl Validator<'_> {
 
     fn evaluator(&mut self, doc: usize, path: FieldPath, e: &EvaluatorRef, components: &BTreeSet<&str>) {
         match e {
-            EvaluatorRef::Builtin { name } if !BUILTIN_EVALUATORS.contains(&name.as_str()) => {
-                self.error(doc, path.key("builtin"), format!("unknown built-in evaluator {name:?}; expected one of {}", BUILTIN_EVALUATORS.join(", ")))
-            }
+            EvaluatorRef::Builtin { name } if !BUILTIN_EVALUATORS.contains(&name.as_str()) => self.error(
+                doc,
+                path.key("builtin"),
+                format!("unknown built-in evaluator {name:?}; expected one of {}", BUILTIN_EVALUATORS.join(", ")),
+            ),
             EvaluatorRef::Component { component } if !components.contains(component.as_str()) => self.error(
                 doc,
                 path.key("component"),
-                format!("unknown component {component:?}; expected one of this service's components ({})", list(components)),
+                format!(
+                    "unknown component {component:?}; expected one of this service's components ({})",
+                    list(components)
+                ),
             ),
             EvaluatorRef::Http { url } if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 self.error(doc, path.key("url"), format!("expected an http:// or https:// URL, found {url:?}"))
@@ -399,10 +469,18 @@ impl Validator<'_> {
 
     fn demand(&mut self, doc: usize, d: &Demand) {
         let root = FieldPath::root();
-        self.unique(doc, "region", d.regions.iter().enumerate().map(|(i, r)| (root.key("regions").index(i).key("name"), r.name.as_str())));
+        self.unique(
+            doc,
+            "region",
+            d.regions.iter().enumerate().map(|(i, r)| (root.key("regions").index(i).key("name"), r.name.as_str())),
+        );
         for (ri, r) in d.regions.iter().enumerate() {
             if !(r.weight.is_finite() && r.weight > 0.0) {
-                self.error(doc, root.key("regions").index(ri).key("weight"), format!("expected a positive weight, found {}", r.weight));
+                self.error(
+                    doc,
+                    root.key("regions").index(ri).key("weight"),
+                    format!("expected a positive weight, found {}", r.weight),
+                );
             }
             if let Some(z) = &r.attach {
                 self.zone_exists(doc, root.key("regions").index(ri).key("attach"), z);
@@ -412,16 +490,35 @@ impl Validator<'_> {
         for (ei, e) in d.entries.iter().enumerate() {
             let ep = root.key("demand").index(ei);
             if !regions.contains(e.region.as_str()) && !self.context.regions.contains(&e.region) {
-                self.error(doc, ep.key("region"), format!("unknown region {:?}; expected one of the regions defined under `regions` ({})", e.region, list(&regions)));
+                self.error(
+                    doc,
+                    ep.key("region"),
+                    format!(
+                        "unknown region {:?}; expected one of the regions defined under `regions` ({})",
+                        e.region,
+                        list(&regions)
+                    ),
+                );
             }
             if self.context.has_services && !self.context.services.contains(&e.service) {
                 let known = list(&self.context.services);
-                self.error(doc, ep.key("service"), format!("unknown service {:?}; expected one of the services given ({known})", e.service));
+                self.error(
+                    doc,
+                    ep.key("service"),
+                    format!("unknown service {:?}; expected one of the services given ({known})", e.service),
+                );
             }
             if let SlotProfile::Windows(w) = &e.slots {
                 for pair in w.windows(2) {
                     if pair[1].0 <= pair[0].0 {
-                        self.error(doc, ep.key("slots"), format!("windows must be in increasing time order; {} comes after {}", pair[1].0, pair[0].0));
+                        self.error(
+                            doc,
+                            ep.key("slots"),
+                            format!(
+                                "windows must be in increasing time order; {} comes after {}",
+                                pair[1].0, pair[0].0
+                            ),
+                        );
                     }
                 }
             }
@@ -443,7 +540,11 @@ impl Validator<'_> {
                 self.error(
                     i,
                     FieldPath::root().key("name"),
-                    format!("service {:?} is defined twice (also document {}); service names must be unique", doc.name(), first + 1),
+                    format!(
+                        "service {:?} is defined twice (also document {}); service names must be unique",
+                        doc.name(),
+                        first + 1
+                    ),
                 );
             }
         }
@@ -456,7 +557,11 @@ impl Validator<'_> {
                             self.error(
                                 i,
                                 FieldPath::root().key("zones").index(zi).key("name"),
-                                format!("zone {:?} is also defined in document {}; zone names must be unique in a domain", z.name, first + 1),
+                                format!(
+                                    "zone {:?} is also defined in document {}; zone names must be unique in a domain",
+                                    z.name,
+                                    first + 1
+                                ),
                             );
                         }
                     }

@@ -59,12 +59,9 @@ impl SlotProfile {
     pub fn at(&self, at: TimeOfDay) -> u32 {
         match self {
             SlotProfile::Constant(n) => *n,
-            SlotProfile::Windows(w) => w
-                .iter()
-                .rev()
-                .find(|(start, _)| *start <= at)
-                .or(w.last())
-                .map_or(0, |(_, n)| *n),
+            SlotProfile::Windows(w) => {
+                w.iter().rev().find(|(start, _)| *start <= at).or(w.last()).map_or(0, |(_, n)| *n)
+            }
         }
     }
     /// The largest number of slots wanted at any time.

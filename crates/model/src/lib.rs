@@ -22,7 +22,7 @@ pub use infra::{Host, Infrastructure, Link, MeasuredLatency, PowerModel, Price, 
 pub use path::{FieldPath, ModelError, Segment};
 pub use resources::{Amount, ResourceUnit, Resources};
 pub use service::{
-    Binding, Channel, Component, EvaluatorRef, PlacementConstraints, Pin, Port, Protocol, RunSpec, Scaling, Service,
+    Binding, Channel, Component, EvaluatorRef, Pin, PlacementConstraints, Port, Protocol, RunSpec, Scaling, Service,
     SlotSpec,
 };
 pub use sla::UtilitySla;

@@ -63,10 +63,10 @@ impl Amount {
             _ => {
                 let trimmed = text.trim();
                 if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-                    trimmed.parse::<u64>().map(Amount::count).map_err(|_| UnitError {
-                        expected: "a whole number",
-                        found: text.to_string(),
-                    })
+                    trimmed
+                        .parse::<u64>()
+                        .map(Amount::count)
+                        .map_err(|_| UnitError { expected: "a whole number", found: text.to_string() })
                 } else if name == GPU {
                     Err(UnitError { expected: "a whole number of GPUs", found: text.to_string() })
                 } else {
@@ -134,13 +134,7 @@ impl Resources {
     }
     /// How many copies of `demand` fit into `self` (`u64::MAX` when `demand` is empty).
     pub fn copies_of(&self, demand: &Resources) -> u64 {
-        demand
-            .0
-            .iter()
-            .filter(|(_, a)| a.value > 0)
-            .map(|(name, a)| self.get(name) / a.value)
-            .min()
-            .unwrap_or(u64::MAX)
+        demand.0.iter().filter(|(_, a)| a.value > 0).map(|(name, a)| self.get(name) / a.value).min().unwrap_or(u64::MAX)
     }
 }
 

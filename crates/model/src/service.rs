@@ -92,19 +92,15 @@ pub struct Component {
 /// What an instance runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(Default)]
 pub enum RunSpec {
     /// A command line run as a child process. `zonal` as the program means this executable.
     Command { argv: Vec<String>, env: BTreeMap<String, String> },
     /// A container image, with an optional command override.
     Image { image: String, command: Vec<String>, env: BTreeMap<String, String> },
     /// Nothing to run: a component placed for planning only (or a user-side endpoint).
+    #[default]
     None,
-}
-
-impl Default for RunSpec {
-    fn default() -> Self {
-        RunSpec::None
-    }
 }
 
 /// Session slots (FUSION): how many concurrent sessions one instance serves with good QoS.

@@ -130,14 +130,11 @@ pub struct Duration {
 
 impl Duration {
     pub const ZERO: Duration = Duration { millis: 0.0 };
-    const EXPECTED: &'static str =
-        "a duration with a unit: ns, us, ms, s, m or h (e.g. 20ms, 1.5s, 250us)";
+    const EXPECTED: &'static str = "a duration with a unit: ns, us, ms, s, m or h (e.g. 20ms, 1.5s, 250us)";
 
     /// A duration of `millis` milliseconds. Negative or non-finite values become zero.
     pub fn from_millis(millis: f64) -> Self {
-        Duration {
-            millis: if millis.is_finite() && millis > 0.0 { millis } else { 0.0 },
-        }
+        Duration { millis: if millis.is_finite() && millis > 0.0 { millis } else { 0.0 } }
     }
     pub fn from_secs(secs: f64) -> Self {
         Self::from_millis(secs * 1000.0)
@@ -192,18 +189,20 @@ string_serde!(Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Size(pub u64);
 
+/// Size units from the largest down, binary and decimal interleaved, so `Display` picks the
+/// largest unit that divides the value exactly (`4G` rather than `3906250Ki`).
 const SIZE_UNITS: &[(&str, u128)] = &[
     ("Ei", 1 << 60),
-    ("Pi", 1 << 50),
-    ("Ti", 1 << 40),
-    ("Gi", 1 << 30),
-    ("Mi", 1 << 20),
-    ("Ki", 1 << 10),
     ("E", 1_000_000_000_000_000_000),
+    ("Pi", 1 << 50),
     ("P", 1_000_000_000_000_000),
+    ("Ti", 1 << 40),
     ("T", 1_000_000_000_000),
+    ("Gi", 1 << 30),
     ("G", 1_000_000_000),
+    ("Mi", 1 << 20),
     ("M", 1_000_000),
+    ("Ki", 1 << 10),
     ("k", 1_000),
 ];
 
@@ -240,7 +239,7 @@ impl fmt::Display for Size {
         let bytes = self.0 as u128;
         if bytes > 0 {
             for (name, m) in SIZE_UNITS {
-                if bytes % m == 0 {
+                if bytes.is_multiple_of(*m) {
                     return write!(f, "{}{}", bytes / m, name);
                 }
             }
@@ -258,13 +257,8 @@ string_serde!(Size);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Bandwidth(pub u64);
 
-const BANDWIDTH_UNITS: &[(&str, u128)] = &[
-    ("Tbps", 1_000_000_000_000),
-    ("Gbps", 1_000_000_000),
-    ("Mbps", 1_000_000),
-    ("kbps", 1_000),
-    ("bps", 1),
-];
+const BANDWIDTH_UNITS: &[(&str, u128)] =
+    &[("Tbps", 1_000_000_000_000), ("Gbps", 1_000_000_000), ("Mbps", 1_000_000), ("kbps", 1_000), ("bps", 1)];
 
 impl Bandwidth {
     const EXPECTED: &'static str = "a bandwidth with a unit: bps, kbps, Mbps, Gbps or Tbps (e.g. 50Mbps, 10Gbps)";
@@ -285,11 +279,7 @@ impl FromStr for Bandwidth {
         let err = || UnitError { expected: Self::EXPECTED, found: s.to_string() };
         let (number, unit) = split_number(s.trim()).ok_or_else(err)?;
         let unit = if unit == "Kbps" { "kbps" } else { unit };
-        let multiplier = BANDWIDTH_UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, m)| *m)
-            .ok_or_else(err)?;
+        let multiplier = BANDWIDTH_UNITS.iter().find(|(name, _)| *name == unit).map(|(_, m)| *m).ok_or_else(err)?;
         let bps = decimal_to_units(number, multiplier).ok_or_else(err)?;
         u64::try_from(bps).map(Bandwidth).map_err(|_| err())
     }
@@ -299,7 +289,7 @@ impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bps = self.0 as u128;
         for (name, m) in BANDWIDTH_UNITS {
-            if bps % m == 0 && (bps > 0 || *m == 1) {
+            if bps.is_multiple_of(*m) && (bps > 0 || *m == 1) {
                 return write!(f, "{}{}", bps / m, name);
             }
         }
@@ -343,7 +333,7 @@ impl FromStr for Cpu {
 
 impl fmt::Display for Cpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 {
+        if self.0.is_multiple_of(1000) {
             write!(f, "{}", self.0 / 1000)
         } else {
             write!(f, "{}m", self.0)
