@@ -226,11 +226,7 @@ fn resources(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Resources
                 out.0.insert(key.to_string(), a);
             }
             Err(e) => {
-                cx.error(
-                    value.span,
-                    &p,
-                    format!("expected {} for resource `{key}`, found {}", e.expected, value.describe()),
-                );
+                cx.error(value.span, &p, format!("expected {}, found {}", e.expected, value.describe()));
                 ok = false;
             }
         }

@@ -1,0 +1,102 @@
+//! End-to-end tests of what a user types: `zonal validate`, `inspect`, `convert`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn zonal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zonal")).args(args).current_dir(repo()).output().expect("zonal runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn examples() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.strip_prefix(repo()).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn validate_accepts_every_example() {
+    let files = examples();
+    let args: Vec<&str> = std::iter::once("validate").chain(files.iter().map(String::as_str)).collect();
+    let out = zonal(&args);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), files.len());
+}
+
+#[test]
+fn validate_reports_every_mistake_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("zonal-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("epg.yaml");
+    std::fs::write(
+        &bad,
+        "kind: Service\nname: epg\ncomponents:\n  - name: renderer\n    slots: {per_instance: -3}\n  - name: streamer\n    resources: {memory: 4gb}\nchannels:\n  - {from: renderer, to: stremer}\n",
+    )
+    .unwrap();
+    let out = zonal(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let file = bad.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:5:27: components[0].slots.per_instance: expected a positive integer, found -3")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{file}:7:25: components[1].resources.memory: expected a size")), "{err}");
+    assert!(err.lines().last().unwrap().starts_with("zonal: 2 errors found; nothing was used"), "{err}");
+    assert!(text(&out.stdout).is_empty(), "nothing is printed as valid");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn validate_rejects_unknown_inputs_with_a_reason() {
+    let out = zonal(&["validate", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unrecognised input \"Cargo.toml\""), "{}", text(&out.stderr));
+    let out = zonal(&["validate", "no-such-file.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no-such-file.yaml: cannot read file"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn inspect_json_counts_the_examples() {
+    let files = examples();
+    let mut args: Vec<&str> = vec!["inspect", "--output", "json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = zonal(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["zones"], 4);
+    assert_eq!(v["hosts"], 13);
+    assert_eq!(v["links"], 5);
+    assert_eq!(v["services"], 3);
+    assert_eq!(v["regions"], 5);
+    let table = zonal(&["inspect", "examples/infrastructure.yaml"]);
+    assert!(text(&table.stdout).contains("frankfurt-core  core  8"), "{}", text(&table.stdout));
+}
+
+#[test]
+fn convert_tosca_produces_native_yaml_that_validates() {
+    let dir = std::env::temp_dir().join(format!("zonal-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("epg-native.yaml");
+    let out = zonal(&["convert", "examples/tosca/fusion-epg.yaml", "--to", "yaml", "-o", out_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let native = std::fs::read_to_string(&out_file).unwrap();
+    assert!(native.starts_with("kind: Service\nname: epg-tosca\n"), "{native}");
+    let check = zonal(&["validate", out_file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
