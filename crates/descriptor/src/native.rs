@@ -7,16 +7,17 @@ use std::collections::BTreeMap;
 
 use zonal_model::service::BUILTIN_EVALUATORS;
 use zonal_model::{
-    Amount, Binding, Channel, Component, Demand, DemandEntry, Document, Duration, EvaluatorRef, FieldPath, Host,
-    Infrastructure, LatencyModel, Link, Location, MeasuredLatency, Pin, PlacementConstraints, Port, PowerModel, Price,
-    Protocol, Region, Resources, RunSpec, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
+    Amount, Binding, Channel, Component, Demand, DemandEntry, Document, Duration, EvaluatorRef, FieldPath,
+    HardwareProfile, Host, Infrastructure, KnowledgeBase, LatencyModel, Link, Location, MeasuredLatency, Pin,
+    PlacementConstraints, Port, PowerModel, Price, Protocol, Region, Resources, RunSpec, Scaling, Service, SlotProfile,
+    SlotSpec, TagCandidate, TagMode, UtilitySla, WorkloadTag, Zone,
 };
 
 use crate::decode::{Cx, Fields};
 use crate::yaml::Node;
 
 /// The document kinds this reader understands.
-pub const KINDS: &[&str] = &["Infrastructure", "Service", "Demand"];
+pub const KINDS: &[&str] = &["Infrastructure", "Service", "Demand", "KnowledgeBase"];
 
 /// Reads one native document. Returns `None` (with diagnostics recorded) when it is invalid.
 pub fn read_document(cx: &mut Cx<'_>, node: &Node) -> Option<Document> {
@@ -44,6 +45,7 @@ pub fn read_document(cx: &mut Cx<'_>, node: &Node) -> Option<Document> {
         "Infrastructure" => infrastructure(cx, &mut f).map(Document::Infrastructure),
         "Service" => service(cx, &mut f).map(Document::Service),
         "Demand" => demand(cx, &mut f).map(Document::Demand),
+        "KnowledgeBase" => knowledge_base(cx, &mut f).map(Document::KnowledgeBase),
         other => {
             let suggestion =
                 crate::decode::closest(other, KINDS).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default();
@@ -647,4 +649,66 @@ fn slot_profile(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<SlotPr
         }
         None
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// Knowledge base
+// ---------------------------------------------------------------------------------------
+
+fn knowledge_base(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Option<KnowledgeBase> {
+    let name = f.required(cx, "name", "a name for this knowledge base").and_then(|(n, p)| cx.name(n, &p));
+    let profiles = match f.required(cx, "profiles", "a list of hardware profiles") {
+        Some((n, p)) => cx.list(n, &p, hardware_profile),
+        None => Vec::new(),
+    };
+    let tags = match f.required(cx, "tags", "a list of workload tags") {
+        Some((n, p)) => cx.list(n, &p, workload_tag),
+        None => Vec::new(),
+    };
+    Some(KnowledgeBase { name: name?, profiles, tags })
+}
+
+fn hardware_profile(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<HardwareProfile> {
+    let mut f = cx.fields(node, path)?;
+    let name = f.required(cx, "name", "the profile's name").and_then(|(n, p)| cx.name(n, &p));
+    let arch = f.optional("arch").and_then(|(n, p)| cx.name(n, &p));
+    let res = match f.required(cx, "resources", "the resources an instance gets, e.g. {cpu: 4, memory: 16Gi}") {
+        Some((n, p)) => resources(cx, n, &p),
+        None => None,
+    };
+    let accelerator = f.optional("accelerator").and_then(|(n, p)| cx.name(n, &p));
+    f.finish(cx);
+    Some(HardwareProfile { name: name?, arch, resources: res?, accelerator })
+}
+
+fn workload_tag(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<WorkloadTag> {
+    let mut f = cx.fields(node, path)?;
+    let name = f.required(cx, "name", "the tag").and_then(|(n, p)| cx.name(n, &p));
+    let mode = match f.optional("mode") {
+        Some((n, p)) => match cx.string(n, &p).as_deref() {
+            Some("exact") => Some(TagMode::Exact),
+            Some("hint") => Some(TagMode::Hint),
+            Some(_) => {
+                cx.error(n.span, &p, format!("expected `exact` or `hint`, found {}", n.describe()));
+                None
+            }
+            None => None,
+        },
+        None => Some(TagMode::Hint),
+    };
+    let candidates = match f.required(cx, "candidates", "a list of {profile, performance}") {
+        Some((n, p)) => cx.list(n, &p, |cx, node, path| {
+            let mut f = cx.fields(node, path)?;
+            let profile = f.required(cx, "profile", "a profile name").and_then(|(n, p)| cx.name(n, &p));
+            let performance = match f.optional("performance") {
+                Some((n, p)) => cx.number(n, &p, f64::MIN_POSITIVE..=f64::INFINITY),
+                None => Some(1.0),
+            };
+            f.finish(cx);
+            Some(TagCandidate { profile: profile?, performance: performance? })
+        }),
+        None => Vec::new(),
+    };
+    f.finish(cx);
+    Some(WorkloadTag { name: name?, mode: mode?, candidates })
 }

@@ -3,8 +3,9 @@
 
 use serde_norway::{Mapping, Value};
 use zonal_model::{
-    Binding, Channel, Component, Demand, Document, EvaluatorRef, Host, Infrastructure, LatencyModel, Location, Price,
-    Region, ResourceUnit, Resources, RunSpec, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
+    Binding, Channel, Component, Demand, Document, EvaluatorRef, Host, Infrastructure, KnowledgeBase, LatencyModel,
+    Location, Price, Region, ResourceUnit, Resources, RunSpec, Scaling, Service, SlotProfile, SlotSpec, TagMode,
+    UtilitySla, Zone,
 };
 
 /// Writes documents as one multi-document YAML stream.
@@ -18,6 +19,7 @@ pub fn write_documents(docs: &[Document]) -> String {
             Document::Infrastructure(x) => infrastructure(x),
             Document::Service(x) => service(x),
             Document::Demand(x) => demand(x),
+            Document::KnowledgeBase(x) => knowledge_base(x),
         };
         // Serialising a Value of strings, numbers, booleans, lists and maps cannot fail.
         out.push_str(&serde_norway::to_string(&value).unwrap_or_default());
@@ -358,5 +360,41 @@ fn region(r: &Region) -> Value {
     }
     m.put_if(r.weight != 1.0, "weight", r.weight);
     m.put_opt("attach", &r.attach);
+    m.done()
+}
+
+fn knowledge_base(k: &KnowledgeBase) -> Value {
+    let mut m = Map::new();
+    m.put("kind", "KnowledgeBase").put("name", k.name.clone());
+    let profiles = k
+        .profiles
+        .iter()
+        .map(|p| {
+            Map::new()
+                .put("name", p.name.clone())
+                .put_opt("arch", &p.arch)
+                .put("resources", resources(&p.resources))
+                .put_opt("accelerator", &p.accelerator)
+                .done()
+        })
+        .collect();
+    m.put("profiles", Value::Sequence(profiles));
+    let tags = k
+        .tags
+        .iter()
+        .map(|t| {
+            let candidates = t
+                .candidates
+                .iter()
+                .map(|c| Map::new().put("profile", c.profile.clone()).put("performance", c.performance).done())
+                .collect();
+            Map::new()
+                .put("name", t.name.clone())
+                .put_if(t.mode == TagMode::Exact, "mode", "exact")
+                .put("candidates", Value::Sequence(candidates))
+                .done()
+        })
+        .collect();
+    m.put("tags", Value::Sequence(tags));
     m.done()
 }

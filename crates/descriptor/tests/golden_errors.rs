@@ -48,12 +48,12 @@ const CASES: &[Case] = &[
     Case {
         name: "missing kind",
         files: &[("s.yaml", "name: web\ncomponents: []\n")],
-        expected: &["s.yaml:1:1: kind: missing required field `kind`: expected one of Infrastructure, Service, Demand"],
+        expected: &["s.yaml:1:1: kind: missing required field `kind`: expected one of Infrastructure, Service, Demand, KnowledgeBase"],
     },
     Case {
         name: "misspelt kind",
         files: &[("s.yaml", "kind: Servce\nname: web\n")],
-        expected: &["s.yaml:1:7: kind: expected one of Infrastructure, Service, Demand, found \"Servce\" (did you mean Service?)"],
+        expected: &["s.yaml:1:7: kind: expected one of Infrastructure, Service, Demand, KnowledgeBase, found \"Servce\" (did you mean Service?)"],
     },
     Case {
         name: "TOSCA given where native was expected without a version",
@@ -177,6 +177,17 @@ const CASES: &[Case] = &[
             "s.yaml:5:27: components[0].slots.per_instance: expected a positive integer, found 0",
             "s.yaml:5:40: components[0].slots.min_free: expected a non-negative integer, found lots",
             "s.yaml:6:32: components[0].ports[0].port: expected a port number between 1 and 65535, found 70000",
+        ],
+    },
+    Case {
+        name: "tag missing from the knowledge base",
+        files: &[
+            ("kb.yaml", "kind: KnowledgeBase\nname: kb\nprofiles:\n  - {name: p, resources: {cpu: 1}}\ntags:\n  - {name: web, candidates: [{profile: q}]}\n"),
+            ("s.yaml", "kind: Service\nname: s\ncomponents:\n  - {name: a, tag: webb}\n"),
+        ],
+        expected: &[
+            "kb.yaml:6:40: tags[0].candidates[0].profile: unknown profile \"q\"; expected one of p",
+            "s.yaml:4:20: components[0].tag: unknown workload tag \"webb\"; the knowledge base defines web",
         ],
     },
     Case {

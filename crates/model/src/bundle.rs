@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::demand::{Demand, SlotProfile};
 use crate::infra::Infrastructure;
+use crate::kb::{KnowledgeBase, TagMode};
 use crate::path::{FieldPath, ModelError};
 use crate::resources::ResourceUnit;
 use crate::service::{EvaluatorRef, Service, BUILTIN_EVALUATORS};
@@ -23,6 +24,7 @@ pub enum Document {
     Infrastructure(Infrastructure),
     Service(Service),
     Demand(Demand),
+    KnowledgeBase(KnowledgeBase),
 }
 
 impl Document {
@@ -31,6 +33,7 @@ impl Document {
             Document::Infrastructure(_) => "Infrastructure",
             Document::Service(_) => "Service",
             Document::Demand(_) => "Demand",
+            Document::KnowledgeBase(_) => "KnowledgeBase",
         }
     }
     pub fn name(&self) -> &str {
@@ -38,6 +41,7 @@ impl Document {
             Document::Infrastructure(d) => &d.name,
             Document::Service(d) => &d.name,
             Document::Demand(d) => &d.name,
+            Document::KnowledgeBase(d) => &d.name,
         }
     }
 }
@@ -68,6 +72,12 @@ impl Bundle {
     pub fn demands(&self) -> impl Iterator<Item = &Demand> {
         self.documents.iter().filter_map(|d| match d {
             Document::Demand(x) => Some(x),
+            _ => None,
+        })
+    }
+    pub fn knowledge_bases(&self) -> impl Iterator<Item = &KnowledgeBase> {
+        self.documents.iter().filter_map(|d| match d {
+            Document::KnowledgeBase(k) => Some(k),
             _ => None,
         })
     }
@@ -116,6 +126,7 @@ impl Bundle {
                 Document::Infrastructure(infra) => v.infrastructure(i, infra),
                 Document::Service(s) => v.service(i, s),
                 Document::Demand(d) => v.demand(i, d),
+                Document::KnowledgeBase(k) => v.knowledge_base(i, k),
             }
         }
         v.duplicates_across_documents();
@@ -137,6 +148,8 @@ struct Context {
     /// Feature key → values offered by some host.
     features: BTreeMap<String, BTreeSet<String>>,
     proximity_classes: BTreeMap<String, Duration>,
+    /// Workload tags defined by knowledge bases (`None` when no knowledge base was given).
+    tags: Option<BTreeSet<String>>,
 }
 
 impl Context {
@@ -165,6 +178,10 @@ impl Context {
             resource_units,
             features,
             proximity_classes: infra.proximity_classes(),
+            tags: bundle
+                .knowledge_bases()
+                .next()
+                .map(|_| bundle.knowledge_bases().flat_map(|k| k.tags.iter().map(|t| t.name.clone())).collect()),
         }
     }
 }
@@ -403,6 +420,16 @@ impl Validator<'_> {
             if let Some(e) = &c.evaluator {
                 self.evaluator(doc, cp.key("evaluator"), e, &names);
             }
+            if let (Some(tag), Some(tags)) = (&c.tag, &self.context.tags) {
+                if !tags.contains(tag) {
+                    let known = list(tags);
+                    self.error(
+                        doc,
+                        cp.key("tag"),
+                        format!("unknown workload tag {tag:?}; the knowledge base defines {known}"),
+                    );
+                }
+            }
             if self.context.has_infrastructure {
                 for (name, amount) in &c.resources.0 {
                     match self.context.resource_units.get(name) {
@@ -525,6 +552,51 @@ impl Validator<'_> {
             if let Some(sla) = &e.sla {
                 for (field, msg) in sla.problems() {
                     self.error(doc, ep.key("sla").key(field), msg);
+                }
+            }
+        }
+    }
+
+    fn knowledge_base(&mut self, doc: usize, kb: &KnowledgeBase) {
+        let root = FieldPath::root();
+        self.unique(
+            doc,
+            "profile",
+            kb.profiles.iter().enumerate().map(|(i, p)| (root.key("profiles").index(i).key("name"), p.name.as_str())),
+        );
+        self.unique(
+            doc,
+            "tag",
+            kb.tags.iter().enumerate().map(|(i, t)| (root.key("tags").index(i).key("name"), t.name.as_str())),
+        );
+        let profiles: BTreeSet<&str> = kb.profiles.iter().map(|p| p.name.as_str()).collect();
+        for (ti, t) in kb.tags.iter().enumerate() {
+            let tp = root.key("tags").index(ti);
+            if t.candidates.is_empty() {
+                self.error(doc, tp.key("candidates"), "expected at least one candidate profile");
+            }
+            if t.mode == TagMode::Exact && t.candidates.len() > 1 {
+                self.error(
+                    doc,
+                    tp.key("candidates"),
+                    format!("an exact tag names exactly one profile, found {}", t.candidates.len()),
+                );
+            }
+            for (ci, c) in t.candidates.iter().enumerate() {
+                let cp = tp.key("candidates").index(ci);
+                if !profiles.contains(c.profile.as_str()) {
+                    self.error(
+                        doc,
+                        cp.key("profile"),
+                        format!("unknown profile {:?}; expected one of {}", c.profile, list(&profiles)),
+                    );
+                }
+                if !(c.performance.is_finite() && c.performance > 0.0) {
+                    self.error(
+                        doc,
+                        cp.key("performance"),
+                        format!("expected a positive relative performance, found {}", c.performance),
+                    );
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod demand;
 pub mod geo;
 pub mod infra;
+pub mod kb;
 pub mod path;
 pub mod resources;
 pub mod service;
@@ -19,6 +20,7 @@ pub use bundle::{Bundle, Document};
 pub use demand::{Demand, DemandEntry, Region, SlotProfile};
 pub use geo::{LatencyModel, Location};
 pub use infra::{Host, Infrastructure, Link, MeasuredLatency, PowerModel, Price, Zone};
+pub use kb::{HardwareProfile, KnowledgeBase, TagCandidate, TagMode, WorkloadTag};
 pub use path::{FieldPath, ModelError, Segment};
 pub use resources::{Amount, ResourceUnit, Resources};
 pub use service::{
