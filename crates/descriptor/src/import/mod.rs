@@ -1,7 +1,50 @@
 //! Importers for real-world datasets: each turns a file format into Zonal model documents and
 //! reports what it had to merge, drop or guess.
+//!
+//! Every importer is a pure function of the file contents, the file name (used in errors and
+//! to name the document) and, where choices exist, an options struct. It returns the model
+//! documents and an [`ImportReport`], or the first [`ImportError`], located at file, line
+//! and (where the format allows) column, saying what was expected. Nothing panics on bad
+//! data.
+//!
+//! Conventions shared by all importers:
+//!
+//! * Malformed rows are errors. The only rows skipped (and counted in the report) are known
+//!   junk: WonderNetwork ping rows naming server ids absent from the servers file, and
+//!   WonderNetwork self-pings. Blank lines and `%` comment lines of the FUSION files are not
+//!   data.
+//! * Line numbers are 1-based; columns are 1-based character columns of the offending field
+//!   (XML: of the offending element), omitted when they cannot be known exactly (a quoted
+//!   CSV row, an option that names nothing in the file).
+//! * Names are made unique deterministically: by appending the distinguishing attribute the
+//!   module documents (GraphML id, server id, country code, ...), and as a last resort
+//!   `-2`, `-3`, ... in file order.
+//! * Documents are named after the file stem; centroids are spherical means; distances are
+//!   great-circle (`Location::distance_km`).
+//! * Tests that read the real datasets find them at `<crate>/../../../shared/data` and skip,
+//!   with a message, when that folder is absent.
+//!
+//! | module | dataset | produces |
+//! |---|---|---|
+//! | [`graphml`] | Internet Topology Zoo GraphML | [`Infrastructure`](zonal_model::Infrastructure): zones (data centres and transit nodes) and links |
+//! | [`wondernetwork`] | WonderNetwork servers + grouped pings | [`Infrastructure`](zonal_model::Infrastructure) with measured latencies; [`LatencyMatrix`] |
+//! | [`geovideo`] | FUSION geo-video: `dcNodes.csv`, `manydc.out`, `mooc.out`, `ec2_price.out` | [`Infrastructure`](zonal_model::Infrastructure) of data-centre cities; [`Demand`](zonal_model::Demand) of user cities |
+//! | [`eua`] | EUA edge sites and users (Melbourne CBD) | [`Infrastructure`](zonal_model::Infrastructure) of edge zones; [`Demand`](zonal_model::Demand) of users |
 
 use std::fmt;
+
+pub mod eua;
+pub mod geovideo;
+pub mod graphml;
+mod text;
+pub mod wondernetwork;
+
+pub use eua::{import_eua_sites, import_eua_users, EuaOptions};
+pub use geovideo::{
+    import_dc_nodes, import_manydc, import_mooc, parse_price_table, GeoVideoOptions, MoocOptions, PricePoint,
+};
+pub use graphml::{import_graphml, DatacenterRule, GraphmlOptions};
+pub use wondernetwork::{import_wondernetwork, LatencyMatrix};
 
 /// What an importer did besides the plain conversion: merged parallel links, dropped
 /// self-loops, imputed coordinates, skipped rows. Shown to the user by `zonal inspect`/`convert`.
@@ -33,3 +76,27 @@ impl fmt::Display for ImportError {
 }
 
 impl std::error::Error for ImportError {}
+
+/// The shared reference data folder (`<workspace>/../shared/data`), or `None` after printing
+/// why the tests that need it are skipped.
+#[cfg(test)]
+pub(crate) fn shared_data_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: reference data folder {} is absent", dir.display());
+        None
+    }
+}
+
+/// Reads `rel` under the shared data folder: `None` (with a message) when the folder is
+/// absent; a test failure when the folder is there but the file cannot be read.
+#[cfg(test)]
+pub(crate) fn shared_data_file(rel: &str) -> Option<(String, String)> {
+    let path = shared_data_dir()?.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some((path.display().to_string(), text)),
+        Err(e) => panic!("reference data folder present but {} unreadable: {e}", path.display()),
+    }
+}
