@@ -18,6 +18,8 @@ pub struct Args {
     /// Input files (TOSCA YAML or CSAR, GraphML, dataset files, or native YAML).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub datasets: crate::validate::DatasetArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Target::Yaml)]
     pub to: Target,
@@ -27,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let loaded = load_valid(&args.files)?;
+    let loaded = load_valid(&args.files, &args.datasets)?;
     let text = match args.to {
         Target::Yaml => zonal_descriptor::write_documents(&loaded.bundle.documents),
     };

@@ -14,6 +14,8 @@ pub struct Args {
     /// Descriptor or dataset files, read together.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub datasets: crate::validate::DatasetArgs,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -53,7 +55,7 @@ pub fn summary(bundle: &Bundle) -> serde_json::Value {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let loaded = load_valid(&args.files)?;
+    let loaded = load_valid(&args.files, &args.datasets)?;
     let bundle = &loaded.bundle;
     if args.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&summary(bundle)).unwrap_or_default());

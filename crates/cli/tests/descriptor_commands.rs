@@ -100,3 +100,23 @@ fn convert_tosca_produces_native_yaml_that_validates() {
     assert!(check.status.success(), "{}", text(&check.stderr));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn inspect_reads_topology_zoo_graphml() {
+    let data = repo().join("../shared/data/topology-zoo/Interoute.graphml");
+    if !data.exists() {
+        eprintln!("skipped: {} is absent", data.display());
+        return;
+    }
+    let out = zonal(&["inspect", data.to_str().unwrap(), "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["zones"], 110, "each topology node becomes a zone");
+    assert_eq!(v["links"], 146, "parallel links merged, self-loops dropped");
+    assert_eq!(v["transit_zones"], 90, "all but the 20 data centres only forward traffic");
+    let notes = text(&out.stderr);
+    assert!(notes.contains("self-loop"), "the importer reports what it dropped: {notes}");
+    let none = zonal(&["inspect", data.to_str().unwrap(), "--output", "json", "--datacenters", "none"]);
+    let v: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert_eq!(v["hosts"], 0);
+}

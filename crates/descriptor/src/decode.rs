@@ -129,20 +129,12 @@ impl<'f> Cx<'f> {
     /// appear in REST paths and file names).
     pub fn name(&mut self, node: &Node, path: &FieldPath) -> Option<String> {
         let text = self.string(node, path)?;
-        let ok = !text.trim().is_empty()
-            && text.chars().count() <= 128
-            && !text.contains('/')
-            && !text.chars().any(char::is_control)
-            && text.trim() == text;
-        if ok {
-            Some(text)
-        } else {
-            self.error(
-                node.span,
-                path,
-                format!("expected a name (1-128 characters, no '/', no leading or trailing spaces), found {text:?}"),
-            );
-            None
+        match zonal_model::names::name_problem(&text) {
+            None => Some(text),
+            Some(problem) => {
+                self.error(node.span, path, problem);
+                None
+            }
         }
     }
 

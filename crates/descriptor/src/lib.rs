@@ -11,6 +11,7 @@ pub mod tosca;
 pub mod writer;
 pub mod yaml;
 
+pub use datasets::DatasetOptions;
 pub use decode::Diagnostic;
-pub use load::{load_paths, read_path, read_yaml_str, Loaded, Source};
+pub use load::{load_paths, load_paths_with, read_path, read_path_with, read_yaml_str, Loaded, Source};
 pub use writer::write_documents;

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use zonal_model::{Bundle, Document};
 
+use crate::datasets::DatasetOptions;
 use crate::decode::{Cx, Diagnostic, SpanIndex};
 use crate::{native, tosca, yaml};
 
@@ -108,8 +109,14 @@ pub fn read_yaml_str(file: &str, text: &str) -> Loaded {
     loaded
 }
 
-/// Reads one input file of any supported format. Does not cross-check.
+/// Reads one input file of any supported format with default dataset options. Does not
+/// cross-check.
 pub fn read_path(path: &Path) -> Loaded {
+    read_path_with(path, &DatasetOptions::default())
+}
+
+/// Reads one input file of any supported format. Does not cross-check.
+pub fn read_path_with(path: &Path, options: &DatasetOptions) -> Loaded {
     let file = path.display().to_string();
     let fail = |message: String| Loaded {
         diagnostics: vec![Diagnostic { file: file.clone(), span: None, path: None, message }],
@@ -129,7 +136,7 @@ pub fn read_path(path: &Path) -> Loaded {
     };
     match ext.as_str() {
         "yaml" | "yml" => read_yaml_str(&file, &text),
-        _ => match crate::datasets::read_dataset(path, &name, &text) {
+        _ => match crate::datasets::read_dataset(path, &name, &text, options) {
             Some(loaded) => loaded,
             None => fail(format!(
                 "unrecognised input {name:?}; expected a .yaml/.yml descriptor (native or TOSCA), a .csar/.zip archive, a .graphml topology, or one of the dataset files ({})",
@@ -139,11 +146,16 @@ pub fn read_path(path: &Path) -> Loaded {
     }
 }
 
-/// Reads every input and cross-checks them together.
+/// Reads every input and cross-checks them together (default dataset options).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
+    load_paths_with(paths, &DatasetOptions::default())
+}
+
+/// Reads every input with the given dataset options and cross-checks them together.
+pub fn load_paths_with<P: AsRef<Path>>(paths: &[P], options: &DatasetOptions) -> Loaded {
     let mut loaded = Loaded::default();
     for p in paths {
-        loaded.extend(read_path(p.as_ref()));
+        loaded.extend(read_path_with(p.as_ref(), options));
     }
     if loaded.diagnostics.is_empty() {
         loaded.cross_check();

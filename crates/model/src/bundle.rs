@@ -212,8 +212,8 @@ impl Validator<'_> {
     fn unique<'n>(&mut self, doc: usize, what: &str, names: impl Iterator<Item = (FieldPath, &'n str)>) {
         let mut seen = HashSet::new();
         for (path, name) in names {
-            if name.is_empty() {
-                self.error(doc, path, format!("expected a non-empty {what} name"));
+            if let Some(problem) = crate::names::name_problem(name) {
+                self.error(doc, path, format!("{what} name: {problem}"));
             } else if !seen.insert(name) {
                 self.error(doc, path, format!("duplicate {what} name {name:?}: each {what} needs its own name"));
             }

@@ -193,6 +193,10 @@ pub(crate) fn optional_column(header: &Row, name: &str) -> Option<usize> {
 /// further candidate; the names still shared then get `-2`, `-3`, ... in item order (the
 /// first keeps its name). Deterministic; each item must offer at least one candidate.
 pub(crate) fn unique_names(candidates: &[Vec<String>]) -> Vec<String> {
+    // Dataset labels may hold characters names cannot ("Southfield/Detroit").
+    let candidates: Vec<Vec<String>> =
+        candidates.iter().map(|c| c.iter().map(|n| zonal_model::names::sanitize(n)).collect()).collect();
+    let candidates = &candidates;
     let name_of = |i: usize, level: &[usize]| candidates[i].get(level[i]).cloned().unwrap_or_default();
     let mut level = vec![0usize; candidates.len()];
     loop {
