@@ -1,1 +1,30 @@
-//! placeholder
+//! Zonal's wire protocol, shared by the daemons and the CLI.
+//!
+//! * [`wire`] — the REST bodies in the FUSION `/1.0` layout (domain, zone and instance side).
+//! * [`error`] — errors as JSON `{error, detail}`: a short machine code and a sentence naming
+//!   what went wrong, where, and what was expected.
+//! * [`roles`] — who is calling: domain admin, service provider, zone manager, domain (when it
+//!   calls a zone), instance (when it reports to its zone).
+//! * [`env`] — the environment a DC adaptor gives an instance, and its port-map codec.
+//! * [`client`] — a small typed HTTP client (reqwest) used by the CLI and by domain → zone
+//!   and instance → zone calls.
+//! * [`server`] — the tower/axum layers both daemons share: request ids, latency metrics,
+//!   error mapping, a route table that also yields the OpenAPI document and the role rules.
+//!
+//! Design choice: bodies are plain JSON objects, not FUSION's `{status, message, response}`
+//! envelope — the HTTP status carries the outcome and errors carry `{error, detail}`; the
+//! envelope adds nothing a client can use and every FUSION example body still fits inside.
+
+pub mod client;
+pub mod env;
+pub mod error;
+pub mod roles;
+pub mod server;
+pub mod wire;
+
+pub use client::{Client, ClientError};
+pub use error::{ApiError, ErrorBody};
+pub use roles::{Principal, Role};
+
+/// The API version prefix of every resource.
+pub const API: &str = "/1.0";
