@@ -28,3 +28,27 @@ pub use roles::{Principal, Role};
 
 /// The API version prefix of every resource.
 pub const API: &str = "/1.0";
+
+/// A fresh secret: 32 random bytes from the OS, hex-encoded (64 characters).
+pub fn secret() -> String {
+    let mut bytes = [0u8; 32];
+    let ok =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_ok();
+    if !ok {
+        // No /dev/urandom: fall back to the std hasher's per-process random keys.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the daemons' `now` for the pure decisions).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -71,6 +71,20 @@ pub struct ZoneReport {
     pub instances: u32,
 }
 
+/// Who the domain is: its persistent id and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub id: String,
+    pub name: String,
+}
+
+/// The answer to `POST /1.0/zones`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRegistered {
+    pub domain: DomainInfo,
+    pub zone: ZoneView,
+}
+
 /// A zone as the domain shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ZoneView {
@@ -282,6 +296,9 @@ pub struct DomainBinding {
     pub url: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// The domain's persistent id; the binding holds while it is the same, whatever the URL.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// Zone `GET /1.0/dca`: the DC adaptor the zone drives.
