@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+pub use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
