@@ -364,3 +364,57 @@ async fn delete_user(State(api): State<Api>, Path(user): Path<String>) -> R<Stat
 async fn post_token(State(api): State<Api>, JsonBody(b): JsonBody<CreateToken>) -> R<(StatusCode, Json<Value>)> {
     Ok((StatusCode::CREATED, Json(json!(api.core.create_token(&b)?))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use zonal_store::MemStore;
+
+    fn concrete(path: &str) -> String {
+        path.split('/')
+            .map(|seg| if seg.starts_with('{') { "x".to_string() } else { seg.to_string() })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    #[tokio::test]
+    async fn every_route_is_in_the_openapi_document_and_is_served() {
+        let doc = openapi_document();
+        let (core, token) = DomainCore::open(Arc::new(MemStore::new()), "test", Default::default()).expect("open");
+        let token = token.expect("bootstrap token");
+        let app = router(core, Arc::new(HttpMetrics::default()));
+        let specs = routes().specs().to_vec();
+        assert!(specs.len() > 25);
+        for s in &specs {
+            let op = &doc["paths"][s.path][s.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {} missing from /openapi.json", s.method, s.path);
+            assert!(op["summary"].as_str().is_some_and(|x| !x.is_empty()));
+            let body = if matches!(s.method, Method::POST | Method::PUT) { Body::from("{}") } else { Body::empty() };
+            let req = Request::builder()
+                .method(s.method.clone())
+                .uri(concrete(s.path))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("response");
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert_ne!(status, 405, "{} {}: {text}", s.method, s.path);
+            assert!(!text.contains("no resource at"), "{} {} is not routed: {text}", s.method, s.path);
+            if status >= 400 {
+                let e: zonal_proto::ErrorBody = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| panic!("{} {}: not a JSON error: {text}", s.method, s.path));
+                assert!(!e.error.is_empty() && !e.detail.is_empty());
+            }
+        }
+        // And nothing else is documented.
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().map(|m| m.as_object().map_or(0, |m| m.len())).sum());
+        assert_eq!(documented, specs.len());
+    }
+}

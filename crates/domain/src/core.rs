@@ -948,3 +948,125 @@ pub(crate) async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F:
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zonal_proto::wire::HostInfo;
+    use zonal_store::MemStore;
+
+    const WEB: &str = "kind: Service\nname: web\nowner: acme\ncomponents:\n  - name: web\n    run: zonal workload\n    resources: {cpu: 1}\n";
+
+    fn admin() -> Principal {
+        Principal { name: "admin".into(), role: Role::Admin }
+    }
+
+    fn open() -> Arc<DomainCore> {
+        DomainCore::open(Arc::new(MemStore::new()), "t", Timing::default()).expect("open").0
+    }
+
+    fn zone(core: &DomainCore, name: &str) {
+        let reg = ZoneRegistration {
+            name: name.into(),
+            endpoint: "http://127.0.0.1:9".into(),
+            api_key: "k".into(),
+            tier: None,
+            hosts: vec![HostInfo {
+                name: "h".into(),
+                capacity: Resources::new().with("cpu", zonal_model::Amount::cpu(8000)),
+                features: Default::default(),
+                available: true,
+            }],
+        };
+        core.register_zone(&admin(), reg).expect("zone");
+    }
+
+    #[test]
+    fn bootstrap_creates_one_admin_whose_token_works_once_hashed() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let (core, token) = DomainCore::open(store.clone(), "t", Timing::default()).expect("open");
+        let token = token.expect("first start yields a token");
+        assert_eq!(core.authenticate(&token).map(|p| p.role), Some(Role::Admin));
+        assert!(core.authenticate("guess").is_none());
+        // Only the hash is stored.
+        let raw = store.list_raw(T_TOKENS, "").expect("tokens");
+        assert!(raw.iter().all(|(k, v)| !k.contains(&token) && !String::from_utf8_lossy(v).contains(&token)));
+        let (_, again) = DomainCore::open(store, "t", Timing::default()).expect("reopen");
+        assert!(again.is_none(), "no second bootstrap token");
+    }
+
+    #[test]
+    fn provider_tokens_see_and_change_only_their_own_services() {
+        let core = open();
+        let acme = core.create_token(&CreateToken { role: "provider".into(), name: "acme".into() }).expect("token");
+        let acme = core.authenticate(&acme.token).expect("acme");
+        let other = Principal { name: "other".into(), role: Role::Provider };
+        let (status, v) =
+            core.register_service(&acme, &RegisterService { serviceid: None, manifest: WEB.into() }).expect("register");
+        assert_eq!((status, v.owner.as_str()), (201, "acme"));
+        assert!(core.visible_services(&other).expect("list").is_empty());
+        assert_eq!(core.set_state(&other, "web", "deploy").expect_err("403").status, 403);
+        assert_eq!(core.service_record("web").expect("web").target, Target::Registered);
+        // Same manifest again: idempotent.
+        assert_eq!(
+            core.register_service(&acme, &RegisterService { serviceid: None, manifest: WEB.into() }).expect("again").0,
+            200
+        );
+        // A token cannot change an existing user's role.
+        assert_eq!(
+            core.create_token(&CreateToken { role: "admin".into(), name: "acme".into() }).expect_err("409").status,
+            409
+        );
+    }
+
+    #[test]
+    fn lifecycle_rules_refuse_deleting_zones_and_users_with_running_dependents() {
+        let core = open();
+        zone(&core, "z1");
+        let acme = Principal { name: "acme".into(), role: Role::Provider };
+        core.create_user(&CreateUser { name: "acme".into(), role: "provider".into() }).expect("user");
+        core.register_service(&acme, &RegisterService { serviceid: None, manifest: WEB.into() }).expect("register");
+        core.set_state(&acme, "web", "deploy").expect("deploy");
+        // Place it by hand (the coordinator would).
+        {
+            let mut s = core.service_record("web").expect("web");
+            let summaries = core.zone_summaries().expect("summaries");
+            s.placement =
+                Some(zonal_control::place::place_service(&summaries, &s.service, &Default::default()).expect("placed"));
+            core.store.put(T_SERVICES, "web", &s).expect("put");
+        }
+        let e = core.delete_zone("z1").expect_err("zone runs web");
+        assert_eq!(e.status, 409);
+        assert!(e.body.detail.contains("web"), "{}", e.body.detail);
+        let e = core.delete_user("acme").expect_err("acme runs web");
+        assert_eq!(e.status, 409);
+        assert!(
+            core.zone_record("z1").is_ok() && core.store.get::<UserRecord>(T_USERS, "acme").expect("get").is_some()
+        );
+        assert_eq!(core.delete_user("admin").expect_err("last admin").status, 409);
+    }
+
+    #[test]
+    fn zones_register_only_themselves_and_heartbeats_need_registration() {
+        let core = open();
+        let z = Principal { name: "z1".into(), role: Role::Zone };
+        let reg = ZoneRegistration {
+            name: "z2".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            api_key: "k".into(),
+            tier: None,
+            hosts: vec![],
+        };
+        assert_eq!(core.register_zone(&z, reg).expect_err("403").status, 403);
+        assert_eq!(core.zone_status(&z, "z1", ZoneReport::default()).expect_err("404").status, 404);
+        let reg = ZoneRegistration {
+            name: "z1".into(),
+            endpoint: "not a url".into(),
+            api_key: "k".into(),
+            tier: None,
+            hosts: vec![],
+        };
+        assert_eq!(core.register_zone(&z, reg).expect_err("400").status, 400);
+        assert!(core.zones(&admin()).expect("zones").is_empty());
+    }
+}

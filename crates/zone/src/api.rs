@@ -422,3 +422,61 @@ async fn context_delete(
     api.core.context_delete(&ns, &key)?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use zonal_store::MemStore;
+
+    use crate::core::ZoneSettings;
+    use crate::process::ProcessAdaptor;
+
+    #[tokio::test]
+    async fn every_route_is_in_the_openapi_document_and_is_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = ZoneSettings {
+            name: "z".into(),
+            tier: None,
+            hosts: Vec::new(),
+            state_dir: dir.path().to_path_buf(),
+            stop_grace: std::time::Duration::from_secs(1),
+        };
+        let adaptor = Arc::new(ProcessAdaptor::new("z-test", std::path::PathBuf::from("/bin/false")));
+        let core = ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open");
+        let key = core.api_key().to_string();
+        let app = router(core, Arc::new(HttpMetrics::default()));
+        let doc = openapi_document();
+        for s in routes().specs() {
+            assert!(
+                doc["paths"][s.path][s.method.as_str().to_ascii_lowercase()].is_object(),
+                "{} {}",
+                s.method,
+                s.path
+            );
+            let uri: String = s
+                .path
+                .replace("{*key}", "k")
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let body = if matches!(s.method, Method::POST | Method::PUT) { Body::from("{}") } else { Body::empty() };
+            let req = Request::builder()
+                .method(s.method.clone())
+                .uri(uri)
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("response");
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert_ne!(status, 405, "{} {}: {text}", s.method, s.path);
+            assert!(!text.contains("no resource at"), "{} {} is not routed: {text}", s.method, s.path);
+        }
+    }
+}

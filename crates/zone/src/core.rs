@@ -1277,3 +1277,76 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
         _ => "exited".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zonal_store::MemStore;
+
+    const WEB: &str = "kind: Service\nname: web\ncomponents:\n  - name: web\n    run: zonal workload\n    scaling: {min_instances: 1, max_instances: 3}\n";
+
+    fn open(dir: &std::path::Path) -> Arc<ZoneCore> {
+        let settings = ZoneSettings {
+            name: "z".into(),
+            tier: None,
+            hosts: Vec::new(),
+            state_dir: dir.to_path_buf(),
+            stop_grace: Duration::from_secs(1),
+        };
+        let adaptor = Arc::new(crate::process::ProcessAdaptor::new("z-test", PathBuf::from("/bin/false")));
+        ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open")
+    }
+
+    #[test]
+    fn registration_is_validated_and_idempotent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = open(dir.path());
+        assert_eq!(z.register_service("other", WEB).expect_err("mismatch").status, 400);
+        assert_eq!(
+            z.register_service("web", "kind: Service\nname: web\n").expect_err("invalid").body.error,
+            "invalid_manifest"
+        );
+        assert_eq!(z.register_service("web", WEB).expect("register").0, 201);
+        assert_eq!(z.register_service("web", WEB).expect("again").0, 200);
+        let e = z.set_desired(
+            "web",
+            &ZoneSlotsChange { instances: [("web".to_string(), 9)].into_iter().collect(), slots: None },
+        );
+        assert_eq!(e.expect_err("over max").status, 400);
+        let e = z.set_desired(
+            "web",
+            &ZoneSlotsChange { instances: [("nope".to_string(), 1)].into_iter().collect(), slots: None },
+        );
+        assert_eq!(e.expect_err("unknown component").status, 400);
+        let v = z.set_service_state("web", "deploy").expect("deploy");
+        assert_eq!(v.instances.get("web"), Some(&1), "deploy without counts uses min_instances");
+        let changed = WEB.replace("max_instances: 3", "max_instances: 4");
+        assert_eq!(z.register_service("web", &changed).expect_err("deployed").status, 409);
+        assert_eq!(z.unbind_domain().expect_err("active").status, 409);
+    }
+
+    #[test]
+    fn instances_speak_only_for_themselves_and_their_namespace() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = open(dir.path());
+        z.register_service("web", WEB).expect("register");
+        let inst = Principal { name: "web-web-abc".into(), role: Role::Instance };
+        assert_eq!(z.check_instance_caller(&inst, "web-web-xyz").expect_err("other").status, 403);
+        assert!(z.check_instance_caller(&inst, "web-web-abc").is_ok());
+        // Not a known instance: no namespace.
+        assert_eq!(z.check_namespace(&inst, "web").expect_err("unknown instance").status, 403);
+        let domain = Principal { name: "domain".into(), role: Role::Domain };
+        assert!(z.check_namespace(&domain, "web").is_ok());
+        z.context_put("web", "web/i1", &serde_json::json!({"endpoints": {"a": "127.0.0.1:1"}})).expect("put");
+        assert_eq!(z.context_list("web", "web/").expect("list").len(), 1);
+        assert_eq!(z.context_put("nope", "k", &serde_json::json!(1)).expect_err("no ns").status, 404);
+        let bad = Meter {
+            counter_name: "fusioncounter".into(),
+            counter_unit: None,
+            counter_volume: serde_json::json!("lots"),
+            counter_type: None,
+            resource_metadata: zonal_proto::wire::MeterMetadata { instance_id: "web-web-abc".into(), service_id: None },
+        };
+        assert_eq!(z.meter(&inst, &bad).expect_err("not a number").status, 400);
+    }
+}
