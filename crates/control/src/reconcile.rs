@@ -226,10 +226,10 @@ fn reconcile_group(wanted: Option<u32>, instances: &[&Observed], now: Millis) ->
     }
     let Some(wanted) = wanted else {
         // Unwanted group: stop everything that is not already stopping or gone.
-        b.stop.extend(b.keep.drain(..));
-        b.stop.extend(b.adopt.drain(..));
-        b.stop.extend(b.restart.drain(..));
-        b.stop.extend(b.backoff.drain(..));
+        b.stop.append(&mut b.keep);
+        b.stop.append(&mut b.adopt);
+        b.stop.append(&mut b.restart);
+        b.stop.append(&mut b.backoff);
         b.stop.extend(draining.iter().map(|o| o.id.clone()));
         b.stop.sort();
         return (b, None);

@@ -90,6 +90,9 @@ struct Identity {
     last_addr: Option<String>,
 }
 
+/// An adopted process to check: id, pid, kernel start time, token.
+type AdoptedProcess = (String, u32, u64, String);
+
 enum Event {
     Exited { id: String, pid: u32, status: String },
     Stopped { id: String },
@@ -1133,7 +1136,7 @@ impl ZoneCore {
     fn reconcile_once(&self) -> Option<u64> {
         let now = now_ms();
         // Watch adopted processes and promote instances that never report slots.
-        let (adopted, slow): (Vec<(String, u32, u64, String)>, Vec<String>) = {
+        let (adopted, slow): (Vec<AdoptedProcess>, Vec<String>) = {
             let rt = self.lock();
             let adopted = rt
                 .adopted

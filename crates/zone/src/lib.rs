@@ -139,7 +139,7 @@ async fn domain_link(core: Arc<ZoneCore>, opts: ZoneOptions, url: String, mut st
                     break;
                 }
                 Err(e) => {
-                    if attempt == 0 || attempt % 20 == 0 {
+                    if attempt.is_multiple_of(20) {
                         tracing::warn!("cannot register with the domain yet: {e}");
                     }
                     let delay = zonal_control::backoff::Backoff::RETRY.delay(attempt);

@@ -242,7 +242,7 @@ impl DcAdaptor for ProcessAdaptor {
                 let set = |res, soft: u64| {
                     let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                     if libc::getrlimit(res, &mut cur) == 0 {
-                        let soft = soft.min(cur.rlim_max as u64) as libc::rlim_t;
+                        let soft: libc::rlim_t = soft.min(cur.rlim_max);
                         let lim = libc::rlimit { rlim_cur: soft, rlim_max: cur.rlim_max };
                         libc::setrlimit(res, &lim);
                     }
@@ -323,24 +323,6 @@ impl DcAdaptor for ProcessAdaptor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_own_stat_and_environ() {
-        let me = std::process::id();
-        let (state, start) = proc_stat(me).expect("own /proc stat");
-        assert!(state == 'R' || state == 'S', "{state}");
-        assert!(start > 0);
-        std::env::set_var("ZONAL_TEST_MARK", "x1");
-        // environ reflects the initial environment only; PATH is always there.
-        let path = std::env::var("PATH").unwrap_or_default();
-        assert!(environ_has(me, "PATH", &path) || path.is_empty());
-        assert!(!environ_has(me, "ZONAL_TEST_MARK_NEVER", "y"));
-    }
-}
-
 /// Finds a live process carrying `ZONAL_INSTANCE_TOKEN=token` (a process started just before
 /// a crash, whose pid was never recorded). Linux only; `None` elsewhere.
 pub fn find_by_token(token: &str) -> Option<(u32, u64)> {
@@ -357,4 +339,22 @@ pub fn find_by_token(token: &str) -> Option<(u32, u64)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_stat_and_environ() {
+        let me = std::process::id();
+        let (state, start) = proc_stat(me).expect("own /proc stat");
+        assert!(state == 'R' || state == 'S', "{state}");
+        assert!(start > 0);
+        std::env::set_var("ZONAL_TEST_MARK", "x1");
+        // environ reflects the initial environment only; PATH is always there.
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert!(environ_has(me, "PATH", &path) || path.is_empty());
+        assert!(!environ_has(me, "ZONAL_TEST_MARK_NEVER", "y"));
+    }
 }
