@@ -65,6 +65,30 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
         st["peers"]["streamer"].as_array().filter(|a| a.len() == 2).map(|_| ())
     });
 
+    // Multi-configuration: a configuration is added to the running streamer, on its own port.
+    let streamer_admin = h.client(&format!("http://127.0.0.1:{}", port_of(&instances, "streamer", "admin")), None);
+    let added = h
+        .call(&streamer_admin, "POST", "/1.0/configs", Some(json!({"name": "extra", "port": 0, "max": 1})))
+        .expect("add config");
+    let extra_port = added["port"].as_u64().expect("port") as u16;
+    let (_e1, g) = session(extra_port);
+    assert!(g.contains("config=extra"), "{g}");
+    let (_e2, g) = session(extra_port);
+    assert!(g.starts_with("busy"), "the configuration's cap holds: {g}");
+    assert_eq!(h.get(&streamer_admin, "/1.0/slots")["configs"].as_object().map(|c| c.len()), Some(3));
+
+    // Metrics on both daemons.
+    let metrics = |url: &str| {
+        let c = h.client(url, None);
+        let (_, bytes) =
+            h.rt.block_on(c.send_raw(zonal_proto::client::Method::GET, "/metrics", None)).expect("metrics");
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let dm = metrics(&domain.url);
+    assert!(dm.contains("zonal_domain_http_requests_total{") && dm.contains("zonal_domain_instances 2"), "{dm}");
+    let zm = metrics(&zone.url);
+    assert!(zm.contains("zonal_zone_instances{service=\"epg\",component=\"renderer\",state=\"running\"} 1"), "{zm}");
+
     // Lifecycle rules: a zone with running services cannot be deleted.
     let err = h.call(&admin, "DELETE", &format!("/1.0/zones/{ZONE}"), None).expect_err("zone delete must be refused");
     assert_eq!(err.0, 409, "{err:?}");
@@ -301,6 +325,8 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
     let json_out = run(&["get", "instances", "-o", "json"]);
     let parsed: serde_json::Value = serde_json::from_str(&json_out).expect("json output");
     let first = parsed[0]["id"].as_str().expect("instance id").to_string();
+    let token = run(&["token", "create", "--role", "provider", "--name", "acme"]);
+    assert_eq!(token.trim().len(), 64, "{token}");
     let logs = run(&["logs", &first]);
     assert!(logs.contains("workload epg-"), "{logs}");
     assert_eq!(processes_under(&state.join("zones")).len(), 2, "one process per instance");
@@ -313,4 +339,72 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
     wait_for("zonal up to exit", Duration::from_secs(40), || up.try_wait().ok().flatten());
     h.assert_no_leftovers();
     assert!(!ctx.exists(), "the context of a stopped domain is removed");
+}
+
+#[test]
+fn services_of_a_dead_zone_are_placed_elsewhere_and_the_zone_drops_them_on_return() {
+    let mut h = Harness::new();
+    let (mut domain, admin_token) = h.domain_with("127.0.0.1:0", &["--zone-timeout", "1s", "--replace-after", "500ms"]);
+    let admin = h.client(&domain.url, Some(&admin_token));
+    let t_fra = h.token(&admin, "zone", ZONE);
+    let t_ghent = h.token(&admin, "zone", "ghent-edge");
+    let mut fra = h.zone(ZONE, &domain.url, &t_fra);
+    let mut ghent = h.zone("ghent-edge", &domain.url, &t_ghent);
+    wait_for("both zones to report", Duration::from_secs(20), || {
+        let z = h.get(&admin, "/1.0/zones");
+        (z.as_array()?.iter().filter(|z| z["last_seen_ms"].is_u64()).count() == 2).then_some(())
+    });
+    let id = deploy(&h, &admin, "web.yaml");
+    wait_running(&h, &admin, &id, 1);
+    let first = h.get(&admin, &format!("/1.0/services/{id}"))["zones"][0].as_str().expect("zone").to_string();
+    assert_eq!(first, ZONE, "the zone with most free capacity");
+    // The zone manager dies (its instance lives on) and misses its heartbeats.
+    fra.crash();
+    let instances = wait_for("the service to move to ghent-edge", Duration::from_secs(20), || {
+        let v = h.get(&admin, &format!("/1.0/services/{id}?instances=true"));
+        let inst = v["instances"].as_array()?.clone();
+        (v["zones"] == json!(["ghent-edge"])
+            && v["state"] == "deployed"
+            && inst.iter().any(|i| i["zone"] == "ghent-edge" && i["state"] == "running"))
+        .then_some(inst)
+    });
+    let (_s, g) = session(port_of(
+        &instances.into_iter().filter(|i| i["zone"] == "ghent-edge").collect::<Vec<_>>(),
+        "web",
+        "http",
+    ));
+    assert!(g.starts_with("zonal-workload"), "{g}");
+    // When the zone returns, it is told to drop the service: one instance is left in all.
+    let mut fra = h.zone(ZONE, &domain.url, &t_fra);
+    wait_for("the old zone to drop the service", Duration::from_secs(20), || {
+        let n = processes_under(&h.path().join("zones").join(ZONE)).len();
+        (n == 0 && h.instance_processes().len() == 1).then_some(())
+    });
+    fra.stop();
+    ghent.stop();
+    domain.stop();
+    h.assert_no_leftovers();
+}
+
+#[test]
+fn workload_refuses_sessions_beyond_its_slots() {
+    let mut h = Harness::new();
+    let (mut child, log) = h.spawn(&["workload", "--slots", "1", "--name", "solo"], &[], "workload.log");
+    let port: u16 = wait_for("the workload to listen", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let at = text.find("solo=127.0.0.1:")? + "solo=127.0.0.1:".len();
+        text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    });
+    let (first, g) = session(port);
+    assert!(g.starts_with("zonal-workload solo"), "{g}");
+    let (_second, g) = session(port);
+    assert_eq!(g, "busy: no free session slots\n");
+    drop(first);
+    wait_for("the slot to be free again", Duration::from_secs(5), || {
+        let (_s, g) = session(port);
+        g.starts_with("zonal-workload").then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    h.assert_no_leftovers();
 }

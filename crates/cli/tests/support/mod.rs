@@ -164,24 +164,25 @@ impl Harness {
 
     /// Starts a domain on `listen` (e.g. `127.0.0.1:0`); returns it and the admin token.
     pub fn domain(&mut self, listen: &str) -> (Daemon, String) {
+        self.domain_with(listen, &["--zone-timeout", "30s"])
+    }
+
+    /// Starts a domain with extra flags.
+    pub fn domain_with(&mut self, listen: &str, extra: &[&str]) -> (Daemon, String) {
         let state = self.path().join("domain");
         let ready = self.path().join("domain.url");
         let _ = std::fs::remove_file(&ready);
-        let (mut child, log) = self.spawn(
-            &[
-                "domain",
-                "--listen",
-                listen,
-                "--state",
-                state.to_str().expect("utf-8 path"),
-                "--ready-file",
-                ready.to_str().expect("utf-8 path"),
-                "--zone-timeout",
-                "30s",
-            ],
-            &[],
-            "domain.log",
-        );
+        let mut args = vec![
+            "domain",
+            "--listen",
+            listen,
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--ready-file",
+            ready.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let (mut child, log) = self.spawn(&args, &[], "domain.log");
         let url = self.wait_ready(&ready, &mut child, &log);
         let token = std::fs::read_to_string(state.join("admin.token")).expect("admin token").trim().to_string();
         (Daemon { child, url, log }, token)
