@@ -94,6 +94,14 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_) | Command::Domain(_) | Command::Zone(_) | Command::Workload(_)) {
+        // Client commands behave like Unix tools when their output pipe closes (`| head`):
+        // they end quietly instead of panicking on a failed print.
+        // SAFETY: restores the default disposition of SIGPIPE before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),

@@ -234,6 +234,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut zones_d: Vec<Daemon> = Vec::new();
     let result = (|| -> Result<(String, String), Failure> {
         let url = wait_file(&ready, &mut domain, Duration::from_secs(20))?;
+        // A restarted domain must come back on the same address: the zones know it.
+        if let Some(i) = domain.args.iter().position(|a| a == "--listen") {
+            domain.args[i + 1] = url.trim_start_matches("http://").to_string();
+        }
         let token_file = state.join("domain").join("admin.token");
         let admin_token = std::fs::read_to_string(&token_file)
             .map_err(|e| Failure::new(1, format!("cannot read the admin token {}: {e}", token_file.display())))?
