@@ -6,10 +6,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod apply;
+mod common;
 mod convert;
+mod delete;
+mod describe;
+mod domain;
+mod get;
 mod inspect;
+mod logs;
 mod table;
+mod token;
+mod up;
 mod validate;
+mod workload;
+mod zone;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +41,26 @@ enum Command {
     Inspect(inspect::Args),
     /// Convert TOSCA, GraphML or a dataset into native YAML that `zonal validate` accepts.
     Convert(convert::Args),
+    /// Run a whole domain on this machine: a domain orchestrator and one zone manager per zone.
+    Up(up::Args),
+    /// Register a service from its manifest and deploy it; prints what was placed where.
+    Apply(apply::Args),
+    /// List zones, services, instances or users.
+    Get(get::Args),
+    /// Show one service: placement, instances, slots, state.
+    Describe(describe::Args),
+    /// Delete a service (terminating it everywhere), a zone or a user.
+    Delete(delete::Args),
+    /// Show the log of an instance.
+    Logs(logs::Args),
+    /// Manage bearer tokens.
+    Token(token::Args),
+    /// Run the domain orchestrator daemon.
+    Domain(domain::Args),
+    /// Run a zone manager daemon.
+    Zone(zone::Args),
+    /// Run the bundled demo service: a TCP session server with session slots.
+    Workload(workload::Args),
 }
 
 /// How results are printed.
@@ -63,10 +94,28 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_) | Command::Domain(_) | Command::Zone(_) | Command::Workload(_)) {
+        // Client commands behave like Unix tools when their output pipe closes (`| head`):
+        // they end quietly instead of panicking on a failed print.
+        // SAFETY: restores the default disposition of SIGPIPE before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Up(a) => up::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Get(a) => get::run(a),
+        Command::Describe(a) => describe::run(a),
+        Command::Delete(a) => delete::run(a),
+        Command::Logs(a) => logs::run(a),
+        Command::Token(a) => token::run(a),
+        Command::Domain(a) => domain::run(a),
+        Command::Zone(a) => zone::run(a),
+        Command::Workload(a) => workload::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// Choices the dataset importers need that the files do not carry.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct DatasetArgs {
     /// GraphML: which topology nodes are data centres (zones with hosts): a number N (the N
     /// best-connected nodes), `all`, `none`, or a comma-separated list of node names.
@@ -32,6 +32,12 @@ pub struct DatasetArgs {
     /// EUA users: one region per user instead of one per nearest site.
     #[arg(long)]
     pub region_per_user: bool,
+}
+
+impl Default for DatasetArgs {
+    fn default() -> Self {
+        DatasetArgs { datacenters: "20".into(), demand_service: None, slots_per_weight: 1.0, region_per_user: false }
+    }
 }
 
 impl DatasetArgs {

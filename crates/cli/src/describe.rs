@@ -1,0 +1,104 @@
+//! `zonal describe service NAME`: placement, instances, slots and state of one service.
+
+use zonal_proto::wire::{InstanceView, ServiceView};
+
+use crate::common::{self, Conn};
+use crate::table::Table;
+use crate::{Failure, Output};
+
+#[derive(clap::Subcommand)]
+pub enum What {
+    /// One service.
+    Service { name: String },
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// `name=127.0.0.1:port` for every non-admin port.
+pub fn endpoints(i: &InstanceView) -> String {
+    let e: Vec<String> =
+        i.ports.iter().filter(|p| p.name != "admin").map(|p| format!("{}=127.0.0.1:{}", p.name, p.public)).collect();
+    if e.is_empty() {
+        "-".into()
+    } else {
+        e.join(",")
+    }
+}
+
+pub fn slots(i: &InstanceView) -> String {
+    i.slots.as_ref().map_or("-".into(), |s| format!("{}/{}", s.free, s.max))
+}
+
+pub fn instance_table(instances: &[InstanceView]) -> Table {
+    let mut t = Table::new([
+        "INSTANCE",
+        "COMPONENT",
+        "ZONE",
+        "HOST",
+        "STATE",
+        "PID",
+        "SLOTS FREE/MAX",
+        "RESTARTS",
+        "ENDPOINTS",
+    ]);
+    for i in instances {
+        t.row([
+            i.id.clone(),
+            i.component.clone(),
+            i.zone.clone(),
+            i.host.clone(),
+            format!("{}{}", i.state.as_str(), if i.adopted { " (adopted)" } else { "" }),
+            i.pid.map_or("-".into(), |p| p.to_string()),
+            slots(i),
+            i.restarts.to_string(),
+            endpoints(i),
+        ]);
+    }
+    t
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    common::init_logging("warn");
+    let What::Service { name } = &args.what;
+    let client = args.conn.client()?;
+    common::client_runtime()?.block_on(async {
+        let v: ServiceView = client.get(&format!("/1.0/services/{name}?instances=true")).await?;
+        if args.output == Output::Json {
+            let mut v = v;
+            v.manifest = None;
+            common::print_json(&v);
+            return Ok(());
+        }
+        println!("Service:   {}", v.serviceid);
+        println!("Owner:     {}", v.owner);
+        println!("State:     {} (target {})", v.state, v.target);
+        if let Some(m) = &v.message {
+            println!("Message:   {m}");
+        }
+        println!("Slots:     {} free of {} ({} used); demand {}", v.slots.free, v.slots.total, v.slots.used, v.demand);
+        if v.placement.is_empty() {
+            println!("Placement: (none)");
+        } else {
+            println!("Placement:");
+            for (zone, comps) in &v.placement {
+                let parts: Vec<String> = comps.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+                println!("  {zone}: {}", parts.join(", "));
+            }
+        }
+        let instances = v.instances.unwrap_or_default();
+        println!("Instances: {}", instances.len());
+        if !instances.is_empty() {
+            println!();
+            print!("{}", instance_table(&instances).render());
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,115 @@
+//! `zonal get zones|services|instances`.
+
+use zonal_proto::wire::{InstanceView, ServiceView, ZoneView};
+
+use crate::common::{self, Conn};
+use crate::describe::instance_table;
+use crate::table::Table;
+use crate::{Failure, Output};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Kind {
+    Zones,
+    Services,
+    Instances,
+    Users,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to list.
+    #[arg(value_enum)]
+    pub kind: Kind,
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+fn amount(r: &zonal_model::Resources, name: &str) -> String {
+    r.0.get(name).map_or("-".into(), |a| a.to_string())
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    common::init_logging("warn");
+    let client = args.conn.client()?;
+    common::client_runtime()?.block_on(async {
+        match args.kind {
+            Kind::Zones => {
+                let zones: Vec<ZoneView> = client.get("/1.0/zones").await?;
+                if args.output == Output::Json {
+                    common::print_json(&zones);
+                    return Ok(());
+                }
+                let mut t = Table::new([
+                    "ZONE",
+                    "STATE",
+                    "TIER",
+                    "HOSTS",
+                    "CPU FREE/TOTAL",
+                    "MEMORY FREE",
+                    "SERVICES",
+                    "INSTANCES",
+                    "ENDPOINT",
+                ]);
+                for z in &zones {
+                    t.row([
+                        z.name.clone(),
+                        z.state.clone(),
+                        z.tier.clone().unwrap_or_else(|| "-".into()),
+                        z.hosts.to_string(),
+                        format!("{}/{}", amount(&z.free, "cpu"), amount(&z.capacity, "cpu")),
+                        amount(&z.free, "memory"),
+                        z.services.len().to_string(),
+                        z.instances.to_string(),
+                        z.endpoint.clone(),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+            Kind::Services => {
+                let services: Vec<ServiceView> = client.get("/1.0/services").await?;
+                if args.output == Output::Json {
+                    common::print_json(&services);
+                    return Ok(());
+                }
+                let mut t =
+                    Table::new(["SERVICE", "OWNER", "STATE", "ZONES", "INSTANCES", "SLOTS FREE/TOTAL", "MESSAGE"]);
+                for s in &services {
+                    let n: u32 = s.placement.values().flat_map(|c| c.values()).sum();
+                    t.row([
+                        s.serviceid.clone(),
+                        s.owner.clone(),
+                        s.state.clone(),
+                        if s.zones.is_empty() { "-".into() } else { s.zones.join(",") },
+                        n.to_string(),
+                        format!("{}/{}", s.slots.free, s.slots.total),
+                        s.message.clone().unwrap_or_default(),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+            Kind::Instances => {
+                let instances: Vec<InstanceView> = client.get("/1.0/instances").await?;
+                if args.output == Output::Json {
+                    common::print_json(&instances);
+                    return Ok(());
+                }
+                print!("{}", instance_table(&instances).render());
+            }
+            Kind::Users => {
+                let users: Vec<zonal_proto::wire::UserView> = client.get("/1.0/users").await?;
+                if args.output == Output::Json {
+                    common::print_json(&users);
+                    return Ok(());
+                }
+                let mut t = Table::new(["USER", "ROLE", "SERVICES", "TOKENS"]);
+                for u in &users {
+                    t.row([u.name.clone(), u.role.clone(), u.services.to_string(), u.tokens.to_string()]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        Ok(())
+    })
+}

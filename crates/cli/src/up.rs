@@ -1,0 +1,387 @@
+//! `zonal up`: a whole domain on this machine, in the foreground.
+//!
+//! Starts one `zonal domain` and one `zonal zone` per zone of the infrastructure (default:
+//! the embedded `examples/infrastructure.yaml`, 3 edge + 1 core zones) as child processes on
+//! 127.0.0.1 ephemeral ports, creates a zone token per zone, writes the client context (URL
+//! and admin token) that `zonal apply/get/describe/delete/logs` use by default, prints where
+//! everything is, and stays in the foreground. A daemon that dies is restarted (zones adopt
+//! their instances). Ctrl-C or SIGTERM stops the zones first (each stops its instances:
+//! SIGTERM, then SIGKILL after the grace period), then the domain; no process is left.
+//!
+//! Each daemon runs in its own process group with a parent-death signal (SIGTERM), so even a
+//! `kill -9` of `zonal up` stops the daemons — and the zones then stop their instances.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zonal_proto::wire::{CreateToken, TokenCreated, ZoneView};
+use zonal_proto::Client;
+
+use crate::common::{self, parse_duration, Context};
+use crate::table::Table;
+use crate::Failure;
+
+/// The example infrastructure, embedded so `zonal up` works from any directory.
+pub const DEFAULT_INFRASTRUCTURE: &str = include_str!("../../../examples/infrastructure.yaml");
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Infrastructure file (default: the embedded example, 3 edge + 1 core zones).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// State directory: stores, tokens, logs, instance working directories.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Start from an empty state directory.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Port of the domain API (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Where to write the client context (default: $ZONAL_CONTEXT, else ~/.config/zonal/context.json).
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// Grace period between SIGTERM and SIGKILL for instances.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub stop_grace: Duration,
+    /// Zone heartbeat interval.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+}
+
+struct Daemon {
+    label: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+    restarts: u32,
+    restart_at: Option<Instant>,
+}
+
+impl Daemon {
+    fn spawn(&mut self, exe: &Path) -> Result<(), Failure> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
+        let log2 = log.try_clone().map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(&self.args).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| Failure::new(1, format!("cannot start {}: {e}", self.label)))?;
+        self.child = Some(child);
+        self.restart_at = None;
+        Ok(())
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                // SAFETY: signals the daemon's own process group.
+                unsafe {
+                    libc::kill(-pid, sig);
+                }
+            }
+        }
+    }
+
+    /// Waits for the daemon to exit, up to `timeout`; true when it did.
+    fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Some(Ok(None)) => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self, timeout: Duration) {
+        self.signal(libc::SIGTERM);
+        if !self.wait(timeout) {
+            eprintln!("zonal up: {} did not stop within {timeout:?}: killing it", self.label);
+            self.signal(libc::SIGKILL);
+            self.wait(Duration::from_secs(2));
+        }
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<String, Failure> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(t) = std::fs::read_to_string(path) {
+            if !t.trim().is_empty() {
+                return Ok(t.trim().to_string());
+            }
+        }
+        if daemon.wait(Duration::ZERO) {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "{} exited during start-up; last lines of {}:\n{}",
+                    daemon.label,
+                    daemon.log.display(),
+                    tail(&daemon.log, 15)
+                ),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(
+                1,
+                format!("{} did not start within {timeout:?}; see {}", daemon.label, daemon.log.display()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &str) -> Result<String, Failure> {
+    let path = dir.join(format!("{zone}.token"));
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let t: TokenCreated =
+        rt.block_on(admin.post("/1.0/tokens", &CreateToken { role: "zone".into(), name: zone.to_string() }))?;
+    zonal_domain::write_secret(&path, &t.token).map_err(|e| Failure::new(1, e))?;
+    Ok(t.token)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let state = args.state.clone().unwrap_or_else(|| common::default_state_dir("up"));
+    if args.fresh && state.exists() {
+        std::fs::remove_dir_all(&state)
+            .map_err(|e| Failure::new(1, format!("cannot empty {}: {e}", state.display())))?;
+    }
+    let logs = state.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", logs.display())))?;
+    let state = state.canonicalize().unwrap_or(state);
+    let logs = state.join("logs");
+    let infra_path = match &args.file {
+        Some(f) => f.canonicalize().map_err(|e| Failure::new(2, format!("{}: {e}", f.display())))?,
+        None => {
+            let p = state.join("infrastructure.yaml");
+            std::fs::write(&p, DEFAULT_INFRASTRUCTURE)
+                .map_err(|e| Failure::new(1, format!("cannot write {}: {e}", p.display())))?;
+            p
+        }
+    };
+    let loaded = crate::validate::load_valid(std::slice::from_ref(&infra_path), &crate::validate::DatasetArgs::default())?;
+    let infra = loaded.bundle.infrastructure();
+    let zones: Vec<String> = infra.zones.iter().filter(|z| !z.is_transit()).map(|z| z.name.clone()).collect();
+    if zones.is_empty() {
+        return Err(Failure::new(
+            2,
+            format!("{}: no zones with hosts; expected an Infrastructure document", infra_path.display()),
+        ));
+    }
+    let domain_name = infra.domain.clone().unwrap_or_else(|| infra.name.clone());
+    let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find this executable: {e}")))?;
+    let context_path = args.context.clone().unwrap_or_else(common::default_context_path);
+    let rt = common::client_runtime()?;
+
+    // The domain.
+    let ready = state.join("domain.url");
+    let _ = std::fs::remove_file(&ready);
+    let mut domain = Daemon {
+        label: "the domain orchestrator".into(),
+        args: vec![
+            "domain".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", args.port),
+            "--state".into(),
+            state.join("domain").display().to_string(),
+            "--name".into(),
+            domain_name.clone(),
+            "--ready-file".into(),
+            ready.display().to_string(),
+        ],
+        env: Vec::new(),
+        log: logs.join("domain.log"),
+        child: None,
+        restarts: 0,
+        restart_at: None,
+    };
+    domain.spawn(&exe)?;
+    let mut zones_d: Vec<Daemon> = Vec::new();
+    let result = (|| -> Result<(String, String), Failure> {
+        let url = wait_file(&ready, &mut domain, Duration::from_secs(20))?;
+        // A restarted domain must come back on the same address: the zones know it.
+        if let Some(i) = domain.args.iter().position(|a| a == "--listen") {
+            domain.args[i + 1] = url.trim_start_matches("http://").to_string();
+        }
+        let token_file = state.join("domain").join("admin.token");
+        let admin_token = std::fs::read_to_string(&token_file)
+            .map_err(|e| Failure::new(1, format!("cannot read the admin token {}: {e}", token_file.display())))?
+            .trim()
+            .to_string();
+        let admin = Client::new(&url, Some(admin_token.clone()), Duration::from_secs(10))?;
+        let zdir = state.join("zones");
+        std::fs::create_dir_all(&zdir)
+            .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", zdir.display())))?;
+        for z in &zones {
+            let token = zone_token(&rt, &admin, &zdir, z)?;
+            let zready = zdir.join(format!("{z}.url"));
+            let _ = std::fs::remove_file(&zready);
+            let mut d = Daemon {
+                label: format!("zone {z}"),
+                args: vec![
+                    "zone".into(),
+                    "--name".into(),
+                    z.clone(),
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--state".into(),
+                    zdir.join(z).display().to_string(),
+                    "--domain".into(),
+                    url.clone(),
+                    "--infrastructure".into(),
+                    infra_path.display().to_string(),
+                    "--heartbeat".into(),
+                    format!("{}ms", args.heartbeat.as_millis()),
+                    "--stop-grace".into(),
+                    format!("{}ms", args.stop_grace.as_millis()),
+                    "--ready-file".into(),
+                    zready.display().to_string(),
+                ],
+                env: vec![("ZONAL_ZONE_TOKEN".into(), token)],
+                log: logs.join(format!("zone-{z}.log")),
+                child: None,
+                restarts: 0,
+                restart_at: None,
+            };
+            d.spawn(&exe)?;
+            zones_d.push(d);
+        }
+        for (i, z) in zones.iter().enumerate() {
+            wait_file(&zdir.join(format!("{z}.url")), &mut zones_d[i], Duration::from_secs(20))?;
+        }
+        // Wait until every zone has registered and sent a heartbeat.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let views = loop {
+            let views: Vec<ZoneView> = rt.block_on(admin.get("/1.0/zones"))?;
+            let up = views
+                .iter()
+                .filter(|v| v.state == "available" && zones.contains(&v.name) && v.last_seen_ms.is_some())
+                .count();
+            if up == zones.len() {
+                break views;
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    1,
+                    format!("only {up} of {} zones registered within 20 s; see {}", zones.len(), logs.display()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        common::write_atomic(
+            &context_path,
+            &serde_json::to_string_pretty(&Context { url: url.clone(), token: admin_token.clone() })
+                .unwrap_or_default(),
+        )
+        .map_err(|e| Failure::new(1, e))?;
+        println!("zonal up: domain {domain_name:?} with {} zones running on this machine\n", zones.len());
+        println!("  API       {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics)");
+        println!("  token     {} (admin)", token_file.display());
+        println!("  context   {} (used by zonal apply/get/describe/delete/logs)", context_path.display());
+        println!("  state     {}", state.display());
+        println!("  logs      {} (daemons); instance logs: zonal logs INSTANCE\n", logs.display());
+        let mut t = Table::new(["ZONE", "TIER", "HOSTS", "ENDPOINT"]);
+        for v in &views {
+            t.row([
+                v.name.clone(),
+                v.tier.clone().unwrap_or_else(|| "-".into()),
+                v.hosts.to_string(),
+                v.endpoint.clone(),
+            ]);
+        }
+        print!("{}", t.render());
+        println!("\nnext: zonal apply -f examples/epg.yaml && zonal get instances      (Ctrl-C stops everything)");
+        Ok((url, admin_token))
+    })();
+    let url = match result {
+        Ok((url, _)) => url,
+        Err(e) => {
+            for z in zones_d.iter_mut() {
+                z.stop(args.stop_grace + Duration::from_secs(10));
+            }
+            domain.stop(Duration::from_secs(10));
+            return Err(e);
+        }
+    };
+
+    // Foreground: supervise until SIGINT/SIGTERM.
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let stop = common::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => {
+                    for d in std::iter::once(&mut domain).chain(zones_d.iter_mut()) {
+                        if d.child.is_some() && d.wait(Duration::ZERO) {
+                            let delay = Duration::from_millis(zonal_control::backoff::Backoff::RETRY.delay(d.restarts));
+                            eprintln!("zonal up: {} exited unexpectedly; restarting it in {delay:?} (log: {})", d.label, d.log.display());
+                            d.restarts += 1;
+                            d.restart_at = Some(Instant::now() + delay);
+                        }
+                        if d.restart_at.is_some_and(|at| Instant::now() >= at) {
+                            if let Err(e) = d.spawn(&exe) {
+                                eprintln!("zonal up: {}", e.message);
+                                d.restart_at = Some(Instant::now() + Duration::from_secs(5));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    println!("\nzonal up: stopping the zones (and their instances), then the domain");
+    for z in zones_d.iter() {
+        z.signal(libc::SIGTERM);
+    }
+    for z in zones_d.iter_mut() {
+        z.stop(args.stop_grace + Duration::from_secs(10));
+    }
+    domain.stop(Duration::from_secs(10));
+    // The context pointed at this domain, which is gone now.
+    let ours = std::fs::read_to_string(&context_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Context>(&t).ok())
+        .is_some_and(|c| c.url == url);
+    if ours {
+        let _ = std::fs::remove_file(&context_path);
+    }
+    println!("zonal up: stopped");
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Zonal's run-time decisions, as pure functions.
+//!
+//! Everything here takes data and returns a decision: no I/O, no clock (the current time is a
+//! parameter, in milliseconds since an arbitrary epoch), no randomness. The daemons
+//! (`zonal-domain`, `zonal-zone`) are thin shells that observe the world, call these
+//! functions, and carry out what they return; the simulator can call the same functions.
+//!
+//! * [`reconcile`] — the zone manager's reconciler (after Nomad's): sorts observed instances
+//!   into named buckets against the desired counts and emits the actions that close the gap.
+//! * [`backoff`] — restart backoff for crashed instances and the retry policy of the
+//!   domain's deployment coordinator.
+//! * [`place`] — the domain's placement step behind a small boundary
+//!   (`place_service(zones, service, demand) -> Allocation`), with a deterministic greedy
+//!   placer now; the exact optimiser of `zonal-place` can replace its internals later. It also
+//!   holds the zone-side host choice ([`place::pick_host`]).
+
+pub mod backoff;
+pub mod place;
+pub mod reconcile;
+
+/// Milliseconds since an arbitrary epoch chosen by the caller.
+pub type Millis = u64;

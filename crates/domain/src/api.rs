@@ -1,0 +1,420 @@
+//! The domain orchestrator's `/1.0` REST API (FUSION §7.1). Handlers only translate HTTP to
+//! calls on [`DomainCore`] and back; authentication, role checks, request ids, metrics and
+//! error mapping are layers (see `zonal_proto::server`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
+use zonal_proto::wire::{
+    CreateToken, CreateUser, RegisterService, SlotsChange, StateChange, ZoneRegistration, ZoneReport,
+};
+use zonal_proto::{ApiError, Principal, Role};
+
+use crate::core::DomainCore;
+
+type R<T> = Result<T, ApiError>;
+
+const ADMIN: Access = Access::Roles(&[Role::Admin]);
+const ANY: Access = Access::Roles(&[Role::Admin, Role::Provider, Role::Zone]);
+const PROVIDERS: Access = Access::Roles(&[Role::Admin, Role::Provider]);
+const ZONES: Access = Access::Roles(&[Role::Admin, Role::Zone]);
+
+#[derive(Clone)]
+pub struct Api {
+    pub core: Arc<DomainCore>,
+    metrics: Arc<HttpMetrics>,
+    openapi: Arc<Value>,
+}
+
+struct DomainAuth(Arc<DomainCore>);
+
+impl Authenticate for DomainAuth {
+    fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.0.authenticate(token)
+    }
+}
+
+/// Every route of the domain API, with who may call it.
+pub fn routes() -> Routes<Api> {
+    use Method as M;
+    Routes::new()
+        .add(M::GET, "/healthz", "Liveness", Access::Public, healthz)
+        .add(M::GET, "/openapi.json", "This OpenAPI document", Access::Public, openapi)
+        .add(M::GET, "/metrics", "Prometheus metrics", Access::Public, metrics)
+        .add(M::GET, "/1.0/domain", "The domain's id and name", ANY, get_domain)
+        .add(M::GET, "/1.0/zones", "Zones with state, capacity and slots", ANY, list_zones)
+        .add(M::POST, "/1.0/zones", "Register a zone (the zone itself or an admin)", ZONES, post_zone)
+        .add(M::DELETE, "/1.0/zones", "Delete every zone without running services", ADMIN, delete_zones)
+        .add(M::GET, "/1.0/zones/{zone}", "A zone: state, capacity, services", ANY, get_zone)
+        .add(M::DELETE, "/1.0/zones/{zone}", "Delete a zone (refused while it runs services)", ADMIN, delete_zone)
+        .add(M::PUT, "/1.0/zones/{zone}/status", "A zone's heartbeat with its summaries", ZONES, put_zone_status)
+        .add(M::GET, "/1.0/zones/{zone}/services", "Services placed in a zone", ANY, zone_services)
+        .add(M::GET, "/1.0/zones/{zone}/services/{id}", "A service in one zone", ANY, zone_service)
+        .add(M::GET, "/1.0/services", "Services with state and slots", ANY, list_services)
+        .add(M::POST, "/1.0/services", "Register a service {serviceid?, manifest}", PROVIDERS, post_service)
+        .add(M::DELETE, "/1.0/services", "Delete every service the caller owns", PROVIDERS, delete_services)
+        .add(M::GET, "/1.0/services/{id}", "A service: manifest, placement, state (?instances=true)", ANY, get_service)
+        .add(M::DELETE, "/1.0/services/{id}", "Terminate everywhere, then unregister", PROVIDERS, delete_service)
+        .add(M::GET, "/1.0/services/{id}/state", "A service's domain-wide state", ANY, get_state)
+        .add(
+            M::PUT,
+            "/1.0/services/{id}/state",
+            "Change state: register, provision, deploy, terminate",
+            PROVIDERS,
+            put_state,
+        )
+        .add(M::DELETE, "/1.0/services/{id}/state", "Terminate everywhere, then unregister", PROVIDERS, delete_service)
+        .add(M::GET, "/1.0/services/{id}/slots", "Domain-wide session slots", ANY, get_slots)
+        .add(M::PUT, "/1.0/services/{id}/slots", "Set the session slots wanted domain-wide", PROVIDERS, put_slots)
+        .add(M::DELETE, "/1.0/services/{id}/slots", "Terminate all instances", PROVIDERS, delete_slots)
+        .add(M::GET, "/1.0/services/{id}/zones", "Zones the service is placed in", ANY, service_zones)
+        .add(M::GET, "/1.0/services/{id}/zones/{zone}", "A service in one zone", ANY, service_zone)
+        .add(
+            M::GET,
+            "/1.0/services/{id}/instances",
+            "A service's instances, from its zones",
+            PROVIDERS,
+            service_instances,
+        )
+        .add(M::GET, "/1.0/instances", "Instances of the caller's services", PROVIDERS, list_instances)
+        .add(
+            M::GET,
+            "/1.0/instances/{instance}/logs",
+            "The tail of an instance's log (?lines=N)",
+            PROVIDERS,
+            instance_logs,
+        )
+        .add(M::GET, "/1.0/users", "Users (others than oneself: admin only)", ANY, list_users)
+        .add(M::POST, "/1.0/users", "Register a user {name, role}", ADMIN, post_user)
+        .add(M::GET, "/1.0/users/{user}", "A user", ANY, get_user)
+        .add(M::DELETE, "/1.0/users/{user}", "Delete a user (refused while it runs services)", ADMIN, delete_user)
+        .add(M::POST, "/1.0/tokens", "Create a bearer token {role, name}", ADMIN, post_token)
+}
+
+/// The OpenAPI document of the domain API.
+pub fn openapi_document() -> Value {
+    routes().openapi(
+        "Zonal domain orchestrator",
+        "FUSION /1.0 domain API: zones, services, state, slots, users, tokens. Bearer tokens bound to roles (admin, provider, zone).",
+    )
+}
+
+/// The domain's router with its layers.
+pub fn router(core: Arc<DomainCore>, metrics: Arc<HttpMetrics>) -> Router {
+    let (router, index, _) = routes().into_parts();
+    let api = Api { core: core.clone(), metrics: metrics.clone(), openapi: Arc::new(openapi_document()) };
+    let auth_state = AuthState { authenticator: Arc::new(DomainAuth(core)), index };
+    router
+        .fallback(server::not_found)
+        .with_state(api)
+        .layer(from_fn_with_state(auth_state, server::auth))
+        .layer(from_fn_with_state(metrics, server::observe))
+}
+
+fn who(p: Option<Extension<Principal>>) -> R<Principal> {
+    server::principal(p)
+}
+
+async fn healthz(State(api): State<Api>) -> Json<Value> {
+    Json(json!({"status": "ok", "domain": api.core.info.name}))
+}
+
+async fn openapi(State(api): State<Api>) -> Json<Value> {
+    Json((*api.openapi).clone())
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let mut out = String::new();
+    api.metrics.render("zonal_domain", &mut out);
+    api.core.render_metrics(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn get_domain(State(api): State<Api>) -> Json<Value> {
+    Json(json!(api.core.info))
+}
+
+async fn list_zones(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.zones(&who(p)?)?)))
+}
+
+async fn post_zone(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    JsonBody(b): JsonBody<ZoneRegistration>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!(api.core.register_zone(&who(p)?, b)?))))
+}
+
+async fn delete_zones(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<StatusCode> {
+    for z in api.core.zones(&who(p)?)? {
+        api.core.delete_zone(&z.name)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_zone(State(api): State<Api>, p: Option<Extension<Principal>>, Path(zone): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.zone(&who(p)?, &zone)?)))
+}
+
+async fn delete_zone(State(api): State<Api>, Path(zone): Path<String>) -> R<StatusCode> {
+    api.core.delete_zone(&zone)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_zone_status(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(zone): Path<String>,
+    JsonBody(b): JsonBody<ZoneReport>,
+) -> R<Json<Value>> {
+    api.core.zone_status(&who(p)?, &zone, b)?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn zone_services(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(zone): Path<String>,
+) -> R<Json<Value>> {
+    let caller = who(p)?;
+    api.core.zone(&caller, &zone)?;
+    let out: Vec<Value> = api
+        .core
+        .visible_services(&caller)?
+        .iter()
+        .filter(|s| s.placement.as_ref().is_some_and(|pl| pl.zones.contains_key(&zone)))
+        .map(|s| json!(api.core.service_view(s)))
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+async fn zone_service(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path((zone, id)): Path<(String, String)>,
+) -> R<Json<Value>> {
+    Ok(Json(api.core.service_in_zone(&who(p)?, &id, &zone)?))
+}
+
+async fn service_zone(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path((id, zone)): Path<(String, String)>,
+) -> R<Json<Value>> {
+    Ok(Json(api.core.service_in_zone(&who(p)?, &id, &zone)?))
+}
+
+async fn list_services(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    let views: Vec<Value> =
+        api.core.visible_services(&who(p)?)?.iter().map(|s| json!(api.core.service_view(s))).collect();
+    Ok(Json(json!(views)))
+}
+
+async fn post_service(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    JsonBody(b): JsonBody<RegisterService>,
+) -> R<(StatusCode, Json<Value>)> {
+    let (status, view) = api.core.register_service(&who(p)?, &b)?;
+    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(json!(view))))
+}
+
+async fn delete_services(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<(StatusCode, Json<Value>)> {
+    let caller = who(p)?;
+    let mut out = Vec::new();
+    for s in api.core.visible_services(&caller)? {
+        if caller.is_admin() || s.owner == caller.name {
+            out.push(api.core.delete_service(&caller, &s.serviceid)?);
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!(out))))
+}
+
+#[derive(Deserialize)]
+struct Detail {
+    instances: Option<bool>,
+}
+
+async fn get_service(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    Query(q): Query<Detail>,
+) -> R<Json<Value>> {
+    let caller = who(p)?;
+    let s = api.core.visible_service(&caller, &id)?;
+    let mut view = api.core.service_view(&s);
+    view.manifest = Some(s.manifest.clone());
+    if q.instances.unwrap_or(false) {
+        view.instances = Some(api.core.instances(&caller, Some(&id)).await?);
+    }
+    Ok(Json(json!(view)))
+}
+
+async fn delete_service(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.delete_service(&who(p)?, &id)?))))
+}
+
+async fn get_state(State(api): State<Api>, p: Option<Extension<Principal>>, Path(id): Path<String>) -> R<Json<Value>> {
+    let v = api.core.service_view(&api.core.visible_service(&who(p)?, &id)?);
+    Ok(Json(json!({"state": v.state, "target": v.target, "message": v.message})))
+}
+
+async fn put_state(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<StateChange>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, &b.state)?))))
+}
+
+async fn get_slots(State(api): State<Api>, p: Option<Extension<Principal>>, Path(id): Path<String>) -> R<Json<Value>> {
+    let v = api.core.service_view(&api.core.visible_service(&who(p)?, &id)?);
+    Ok(Json(json!({"total": v.slots.total, "free": v.slots.free, "used": v.slots.used, "demand": v.demand})))
+}
+
+async fn put_slots(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<SlotsChange>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_slots(&who(p)?, &id, b.slots)?))))
+}
+
+async fn delete_slots(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, "terminate")?))))
+}
+
+async fn service_zones(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    let caller = who(p)?;
+    let s = api.core.visible_service(&caller, &id)?;
+    let mut out = Vec::new();
+    for zone in s.placement.iter().flat_map(|pl| pl.zones.keys()) {
+        out.push(api.core.service_in_zone(&caller, &id, zone)?);
+    }
+    Ok(Json(json!(out)))
+}
+
+async fn service_instances(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.instances(&who(p)?, Some(&id)).await?)))
+}
+
+async fn list_instances(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.instances(&who(p)?, None).await?)))
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    lines: Option<usize>,
+}
+
+async fn instance_logs(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(instance): Path<String>,
+    Query(q): Query<Lines>,
+) -> R<Response> {
+    let text = api.core.instance_logs(&who(p)?, &instance, q.lines.unwrap_or(200)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+async fn list_users(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.users(&who(p)?)?)))
+}
+
+async fn post_user(State(api): State<Api>, JsonBody(b): JsonBody<CreateUser>) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!(api.core.create_user(&b)?))))
+}
+
+async fn get_user(State(api): State<Api>, p: Option<Extension<Principal>>, Path(user): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.user(&who(p)?, &user)?)))
+}
+
+async fn delete_user(State(api): State<Api>, Path(user): Path<String>) -> R<StatusCode> {
+    api.core.delete_user(&user)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn post_token(State(api): State<Api>, JsonBody(b): JsonBody<CreateToken>) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!(api.core.create_token(&b)?))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use zonal_store::MemStore;
+
+    fn concrete(path: &str) -> String {
+        path.split('/')
+            .map(|seg| if seg.starts_with('{') { "x".to_string() } else { seg.to_string() })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    #[tokio::test]
+    async fn every_route_is_in_the_openapi_document_and_is_served() {
+        let doc = openapi_document();
+        let (core, token) = DomainCore::open(Arc::new(MemStore::new()), "test", Default::default()).expect("open");
+        let token = token.expect("bootstrap token");
+        let app = router(core, Arc::new(HttpMetrics::default()));
+        let specs = routes().specs().to_vec();
+        assert!(specs.len() > 25);
+        for s in &specs {
+            let op = &doc["paths"][s.path][s.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {} missing from /openapi.json", s.method, s.path);
+            assert!(op["summary"].as_str().is_some_and(|x| !x.is_empty()));
+            let body = if matches!(s.method, Method::POST | Method::PUT) { Body::from("{}") } else { Body::empty() };
+            let req = Request::builder()
+                .method(s.method.clone())
+                .uri(concrete(s.path))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("response");
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert_ne!(status, 405, "{} {}: {text}", s.method, s.path);
+            assert!(!text.contains("no resource at"), "{} {} is not routed: {text}", s.method, s.path);
+            if status >= 400 {
+                let e: zonal_proto::ErrorBody = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| panic!("{} {}: not a JSON error: {text}", s.method, s.path));
+                assert!(!e.error.is_empty() && !e.detail.is_empty());
+            }
+        }
+        // And nothing else is documented.
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().map(|m| m.as_object().map_or(0, |m| m.len())).sum());
+        assert_eq!(documented, specs.len());
+    }
+}

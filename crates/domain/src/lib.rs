@@ -1,0 +1,93 @@
+//! The domain orchestrator (FUSION §3.2), as a library; `zonal domain` is a thin shell over
+//! [`serve`].
+//!
+//! * [`core`] — users and role-bound tokens, the zone registry with heartbeats, the service
+//!   registry, status aggregation and lifecycle rules; callable without HTTP.
+//! * [`deploy`] — the deployment coordinator: placement (the pure placer of
+//!   `zonal-control`), per-zone deployment steps with persisted progress and retries, cascade
+//!   of terminations, re-placement away from dead zones.
+//! * [`api`] — the `/1.0` REST API and `/openapi.json`.
+//!
+//! On first start the domain creates the user `admin` and writes its token to
+//! `<state>/admin.token` (mode 0600); that is the only place the token exists in clear.
+
+pub mod api;
+pub mod core;
+pub mod deploy;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use zonal_proto::server::HttpMetrics;
+use zonal_store::RedbStore;
+
+pub use crate::core::{DomainCore, Timing};
+
+/// How to run a domain orchestrator.
+#[derive(Debug, Clone)]
+pub struct DomainOptions {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub timing: Timing,
+}
+
+/// What a started domain tells its caller.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub addr: SocketAddr,
+    /// Where the bootstrap admin token was written (first start only).
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Runs the domain orchestrator until `shutdown` resolves.
+pub async fn serve(
+    opts: DomainOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Ready),
+) -> Result<(), String> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
+    let store = Arc::new(RedbStore::open(&opts.state_dir.join("domain.redb")).map_err(|e| e.to_string())?);
+    let (core, bootstrap) = DomainCore::open(store, &opts.name, opts.timing)?;
+    let mut admin_token_file = None;
+    if let Some(token) = bootstrap {
+        let path = opts.state_dir.join("admin.token");
+        write_secret(&path, &token)?;
+        admin_token_file = Some(path);
+    }
+    let listener =
+        TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics = Arc::new(HttpMetrics::default());
+    let app = api::router(core.clone(), metrics);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let coordinator = tokio::spawn(deploy::run(core.clone(), stop_rx));
+    ready(Ready { addr, admin_token_file });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("the domain API stopped: {e}"));
+    let _ = stop_tx.send(true);
+    let _ = coordinator.await;
+    tracing::info!("domain {} stopped", opts.name);
+    result
+}
+
+/// Writes a secret readable by its owner only.
+pub fn write_secret(path: &std::path::Path, secret: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(secret.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,332 @@
+//! REST bodies, in the FUSION `/1.0` layout (seed notes §2.2–2.5).
+//!
+//! FUSION gives one concrete example (zone `GET /1.0/services` →
+//! `[{serviceid, state, slots: {total, free}}]`, `POST` → `{"state": "registered"}`); those
+//! shapes are kept verbatim and the rest follows their style: `serviceid` for service names,
+//! lower-case states, slot totals as `{total, free, used}`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zonal_control::place::HostSummary;
+use zonal_control::reconcile::InstanceState;
+use zonal_model::Resources;
+
+use crate::env::PortMapping;
+
+/// Session slots summed over instances (FUSION `slots: {total, free}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotTotals {
+    pub total: u32,
+    pub free: u32,
+    #[serde(default)]
+    pub used: u32,
+}
+
+impl SlotTotals {
+    pub fn add(&mut self, other: SlotTotals) {
+        self.total += other.total;
+        self.free += other.free;
+        self.used += other.used;
+    }
+}
+
+// ---------------------------------------------------------------- domain: zones
+
+/// A host as a zone declares it when registering.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub capacity: Resources,
+    #[serde(default)]
+    pub features: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub available: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /1.0/zones`: a zone manager registers its zone (or an admin registers one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRegistration {
+    pub name: String,
+    /// Base URL of the zone manager's API.
+    pub endpoint: String,
+    /// The bearer token the domain must use when calling this zone.
+    pub api_key: String,
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<HostInfo>,
+}
+
+/// `PUT /1.0/zones/{zone}/status`: a zone's heartbeat with its summaries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneReport {
+    /// Every host with the capacity not reserved by instances.
+    pub hosts: Vec<HostSummary>,
+    pub services: Vec<ZoneServiceView>,
+    pub instances: u32,
+}
+
+/// Who the domain is: its persistent id and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub id: String,
+    pub name: String,
+}
+
+/// The answer to `POST /1.0/zones`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRegistered {
+    pub domain: DomainInfo,
+    pub zone: ZoneView,
+}
+
+/// A zone as the domain shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneView {
+    pub name: String,
+    pub endpoint: String,
+    /// `available` or `unavailable` (missed heartbeats).
+    pub state: String,
+    pub tier: Option<String>,
+    pub hosts: usize,
+    pub capacity: Resources,
+    pub free: Resources,
+    pub services: Vec<String>,
+    pub instances: u32,
+    pub slots: SlotTotals,
+    /// Milliseconds since the last heartbeat (none since the domain started).
+    pub last_seen_ms: Option<u64>,
+}
+
+// ---------------------------------------------------------------- domain: services
+
+/// `POST /1.0/services`: register a service from its manifest (native YAML or TOSCA),
+/// kept verbatim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterService {
+    /// Must equal the manifest's service name when given.
+    #[serde(default)]
+    pub serviceid: Option<String>,
+    pub manifest: String,
+}
+
+/// `PUT …/state`: `register`, `provision`, `deploy` or `terminate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: String,
+}
+
+/// `PUT /1.0/services/{id}/slots`: session slots wanted domain-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsChange {
+    pub slots: u32,
+}
+
+/// A service as the domain shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub serviceid: String,
+    pub owner: String,
+    /// `registered`, `deploying`, `deployed`, `terminating`, `terminated`, `deleting`.
+    pub state: String,
+    /// What the domain is driving the service towards: `registered`, `deployed`,
+    /// `terminated`, `deleted`.
+    pub target: String,
+    pub slots: SlotTotals,
+    /// Zones the service is placed in.
+    pub zones: Vec<String>,
+    /// Instances per component per zone.
+    pub placement: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Demand in session slots (0: the components' minimum).
+    pub demand: u32,
+    /// The last problem the deployment met, if it has not completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<InstanceView>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+// ---------------------------------------------------------------- domain: users, tokens
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub name: String,
+    pub role: String,
+    pub services: u32,
+    pub tokens: u32,
+}
+
+/// `POST /1.0/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub name: String,
+    pub role: String,
+}
+
+/// `POST /1.0/tokens`: a new bearer token for user `name` with `role` (the user is created
+/// when missing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateToken {
+    pub role: String,
+    pub name: String,
+}
+
+/// The token is shown once; the domain keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token: String,
+    pub name: String,
+    pub role: String,
+}
+
+// ---------------------------------------------------------------- zone
+
+/// Zone `POST /1.0/services` (FUSION verbatim: `serviceid`, `manifest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneServiceRegister {
+    pub serviceid: String,
+    pub manifest: String,
+}
+
+/// `{"state": "registered"}` and friends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReply {
+    pub state: String,
+}
+
+/// A service as a zone shows it (FUSION: `serviceid`, `state`, `slots{total, free}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneServiceView {
+    pub serviceid: String,
+    /// `registered`, `deployed`, `terminating`.
+    pub state: String,
+    pub slots: SlotTotals,
+    /// Desired instances per component.
+    pub instances: BTreeMap<String, u32>,
+    /// Instances running now.
+    pub running: u32,
+    /// The late-binding namespace of the composite in this zone.
+    pub namespace: String,
+}
+
+/// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's
+/// placement decision), and optionally the session slots they stand for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneSlotsChange {
+    pub instances: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub slots: Option<u32>,
+}
+
+/// A component instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub service: String,
+    pub component: String,
+    pub zone: String,
+    pub host: String,
+    pub state: InstanceState,
+    pub pid: Option<u32>,
+    pub ports: Vec<PortMapping>,
+    pub slots: Option<InstanceSlots>,
+    pub restarts: u32,
+    /// Wall-clock start time, milliseconds since the Unix epoch.
+    pub started_ms: Option<u64>,
+    /// True when the current process was adopted after a zone manager restart.
+    pub adopted: bool,
+    pub workdir: String,
+    pub log: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+}
+
+/// Per-configuration session slots of a multi-configuration instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSlots {
+    pub port: u16,
+    /// Cap on this configuration's sessions (none: limited by the shared slots only).
+    pub max: Option<u32>,
+    pub used: u32,
+    pub free: u32,
+}
+
+/// An instance's slots (FUSION §2.3.2: resource slots plus per-configuration session
+/// slots). `PUT /1.0/instances/{id}/slots` at the zone; `GET /1.0/slots` at the instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSlots {
+    pub max: u32,
+    pub free: u32,
+    pub used: u32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, ConfigSlots>,
+}
+
+/// FUSION's Ceilometer meter (§2.8.3.1), accepted at zone `POST /1.0/meters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meter {
+    pub counter_name: String,
+    #[serde(default)]
+    pub counter_unit: Option<String>,
+    /// A number or a numeric string (`"$sessionslots"` substituted).
+    pub counter_volume: serde_json::Value,
+    #[serde(default)]
+    pub counter_type: Option<String>,
+    pub resource_metadata: MeterMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterMetadata {
+    #[serde(rename = "instanceId")]
+    pub instance_id: String,
+    #[serde(rename = "serviceId", default)]
+    pub service_id: Option<String>,
+}
+
+/// Zone `PUT /1.0/domain`: bind the zone to its (one) domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainBinding {
+    pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The domain's persistent id; the binding holds while it is the same, whatever the URL.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// Zone `GET /1.0/dca`: the DC adaptor the zone drives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DcaView {
+    pub kind: String,
+    pub instances_active: u32,
+    /// Which resource limits the adaptor applies on this machine.
+    pub limits: Vec<String>,
+}
+
+/// Instance `GET /1.0/state`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadState {
+    pub name: String,
+    /// `running`, `paused`, `terminating`.
+    pub state: String,
+    pub instance: Option<String>,
+    /// Peer endpoints found through the late-binding namespace: component → addresses.
+    pub peers: BTreeMap<String, Vec<String>>,
+}
+
+/// Instance `POST /1.0/configs`: add a configuration (its own port; optional cap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddConfig {
+    pub name: String,
+    #[serde(default)]
+    pub port: u16,
+    #[serde(default)]
+    pub max: Option<u32>,
+}

@@ -1,0 +1,577 @@
+//! `zonal workload`: the bundled demo service, so a fresh machine has something real to run.
+//!
+//! A TCP session server with `slots` session slots. Each accepted connection holds one slot
+//! until it closes; it is greeted with one line and then echoed. A connection beyond the
+//! free slots gets `busy: …` and is closed. Several **configurations** (FUSION
+//! multi-configuration instances) may be served at once, each on its own port and all sharing
+//! the slots, each optionally capped.
+//!
+//! An HTTP admin port implements the FUSION instance API (§7.4): `/1.0/state`, `/1.0/slots`
+//! (free/used/max, per configuration) and `/1.0/configs[/{name}]` (add or remove
+//! configurations while running).
+//!
+//! When started by a zone (the environment of [`zonal_proto::env`] is set), it reports its
+//! slots to the zone (`PUT /1.0/instances/{id}/slots`) on every change and every few seconds,
+//! registers its endpoints in its composite's late-binding namespace and looks up its peers
+//! there (`ZONAL_PEERS`).
+//!
+//! Ports: a configuration `NAME=PORT` listens on the zone-assigned port named `NAME` (or
+//! mapped from private port `PORT`) when the zone set `ZONAL_PORTS`, else on `PORT` itself.
+//! Without configurations, one configuration named after the workload listens on `--port`,
+//! else on the first non-admin port the zone assigned, else on an ephemeral port. The admin
+//! API listens on `--admin`, else the zone's `admin` port, else an ephemeral port.
+//!
+//! Design choice: a single-threaded runtime — this is a demo that must start fast and stay
+//! small (a few MB RSS), so dozens of instances fit on a laptop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use zonal_proto::env::{self, PortMapping};
+use zonal_proto::server::JsonBody;
+use zonal_proto::wire::{AddConfig, ConfigSlots, InstanceSlots, WorkloadState};
+use zonal_proto::{ApiError, Client};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub name: String,
+    pub slots: u32,
+    /// `(name, port, cap)`.
+    pub configs: Vec<(String, u16, Option<u32>)>,
+    pub port: Option<u16>,
+    pub admin: Option<SocketAddr>,
+    pub report_every: Duration,
+}
+
+/// Parses `NAME=PORT` or `NAME=PORT:MAX`.
+pub fn parse_config(text: &str) -> Result<(String, u16, Option<u32>), String> {
+    let bad = || format!("--config {text:?}: expected NAME=PORT or NAME=PORT:MAX, e.g. epg=5001 or epg=5001:10");
+    let (name, rest) = text.split_once('=').ok_or_else(bad)?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(bad());
+    }
+    let (port, max) = match rest.split_once(':') {
+        Some((p, m)) => (p, Some(m.parse::<u32>().map_err(|_| bad())?)),
+        None => (rest, None),
+    };
+    Ok((name.to_string(), port.parse::<u16>().map_err(|_| bad())?, max))
+}
+
+struct Config {
+    port: u16,
+    max: Option<u32>,
+    used: u32,
+    listener: Option<AbortHandle>,
+}
+
+struct Inner {
+    name: String,
+    state: String,
+    max: u32,
+    used: u32,
+    configs: BTreeMap<String, Config>,
+    peers: BTreeMap<String, Vec<String>>,
+    admin: SocketAddr,
+}
+
+#[derive(Clone)]
+struct App {
+    inner: Arc<Mutex<Inner>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+    stop: Arc<Notify>,
+    ports: Arc<Vec<PortMapping>>,
+}
+
+impl App {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the report and context loops that something changed.
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn slots(&self) -> InstanceSlots {
+        let g = self.lock();
+        let free_shared = g.max.saturating_sub(g.used);
+        InstanceSlots {
+            max: g.max,
+            used: g.used,
+            free: if g.state == "running" { free_shared } else { 0 },
+            configs: g
+                .configs
+                .iter()
+                .map(|(n, c)| {
+                    let cap_free = c.max.map_or(u32::MAX, |m| m.saturating_sub(c.used));
+                    (n.clone(), ConfigSlots { port: c.port, max: c.max, used: c.used, free: free_shared.min(cap_free) })
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes a slot for configuration `config`, or says why not.
+    fn acquire(&self, config: &str) -> Result<u32, &'static str> {
+        let mut g = self.lock();
+        if g.state != "running" {
+            return Err("not accepting sessions");
+        }
+        if g.used >= g.max {
+            return Err("no free session slots");
+        }
+        let c = g.configs.get_mut(config).ok_or("configuration removed")?;
+        if c.max.is_some_and(|m| c.used >= m) {
+            return Err("no free session slots for this configuration");
+        }
+        c.used += 1;
+        g.used += 1;
+        let n = g.used;
+        drop(g);
+        self.bump();
+        Ok(n)
+    }
+
+    fn release(&self, config: &str) {
+        let mut g = self.lock();
+        g.used = g.used.saturating_sub(1);
+        if let Some(c) = g.configs.get_mut(config) {
+            c.used = c.used.saturating_sub(1);
+        }
+        drop(g);
+        self.bump();
+    }
+
+    /// Resolves the port a configuration listens on (see the module docs).
+    fn resolve_port(&self, name: &str, port: u16) -> u16 {
+        self.ports
+            .iter()
+            .find(|p| p.name == name)
+            .or_else(|| self.ports.iter().find(|p| port != 0 && p.private == port))
+            .map_or(port, |p| p.public)
+    }
+
+    async fn add_config(&self, name: String, port: u16, max: Option<u32>) -> Result<u16, ApiError> {
+        if self.lock().configs.contains_key(&name) {
+            return Err(ApiError::conflict(format!("configuration {name:?} already exists; remove it first")));
+        }
+        let want = self.resolve_port(&name, port);
+        let listener = TcpListener::bind(("127.0.0.1", want)).await.map_err(|e| {
+            ApiError::conflict(format!("configuration {name:?}: cannot listen on 127.0.0.1:{want}: {e}"))
+        })?;
+        let bound = listener.local_addr().map(|a| a.port()).unwrap_or(want);
+        let app = self.clone();
+        let cname = name.clone();
+        let task = tokio::spawn(async move { app.accept_loop(listener, cname).await });
+        self.lock()
+            .configs
+            .insert(name.clone(), Config { port: bound, max, used: 0, listener: Some(task.abort_handle()) });
+        self.bump();
+        tracing::info!(config = name, port = bound, "serving configuration");
+        Ok(bound)
+    }
+
+    fn remove_config(&self, name: &str) -> bool {
+        let removed = self.lock().configs.remove(name);
+        match removed {
+            Some(c) => {
+                if let Some(h) = c.listener {
+                    h.abort();
+                }
+                self.bump();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn accept_loop(self, listener: TcpListener, config: String) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let app = self.clone();
+            let config = config.clone();
+            tokio::spawn(async move { app.session(stream, peer, config).await });
+        }
+    }
+
+    async fn session(self, mut stream: TcpStream, peer: SocketAddr, config: String) {
+        let name = self.lock().name.clone();
+        match self.acquire(&config) {
+            Err(why) => {
+                let _ = stream.write_all(format!("busy: {why}\n").as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+            Ok(n) => {
+                tracing::debug!(%peer, config, "session opened");
+                let greeting = format!("zonal-workload {name} config={config} session={n}\n");
+                if stream.write_all(greeting.as_bytes()).await.is_ok() {
+                    let (r, mut w) = stream.split();
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if w.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                self.release(&config);
+                tracing::debug!(%peer, config, "session closed");
+            }
+        }
+    }
+}
+
+/// Identity given by the zone, when started by one.
+struct ZoneLink {
+    client: Client,
+    zone_file: Option<String>,
+    instance: String,
+    component: String,
+    context: Option<String>,
+    peers: Vec<String>,
+}
+
+impl ZoneLink {
+    fn from_env() -> Option<ZoneLink> {
+        let url = std::env::var(env::ZONAL_ZONE_URL).ok()?;
+        let instance = std::env::var(env::ZONAL_INSTANCE_ID).ok()?;
+        let token = std::env::var(env::ZONAL_INSTANCE_TOKEN).ok();
+        let client = Client::new(&url, token, Duration::from_secs(3)).ok()?;
+        Some(ZoneLink {
+            client,
+            zone_file: std::env::var(env::ZONAL_ZONE_FILE).ok(),
+            instance,
+            component: std::env::var(env::ZONAL_COMPONENT).unwrap_or_default(),
+            context: std::env::var(env::ZONAL_CONTEXT_URL).ok(),
+            peers: std::env::var(env::ZONAL_PEERS)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    /// The zone client, following a moved zone manager through the zone file.
+    fn client(&self) -> Client {
+        if let Some(url) = self.zone_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+            let url = url.trim();
+            if !url.is_empty() && url != self.client.base() {
+                if let Ok(c) = Client::new(url, None, Duration::from_secs(3)) {
+                    return Client::with_token(&c, std::env::var(env::ZONAL_INSTANCE_TOKEN).ok());
+                }
+            }
+        }
+        self.client.clone()
+    }
+
+    /// The context namespace path on the zone (`/1.0/context/<ns>`).
+    fn context_path(&self) -> Option<String> {
+        let url = self.context.as_ref()?;
+        url.find("/1.0/context/").map(|i| url[i..].to_string())
+    }
+}
+
+async fn report_loop(app: App, link: Arc<ZoneLink>, every: Duration) {
+    let path = format!("/1.0/instances/{}/slots", link.instance);
+    let mut last_error: Option<String> = None;
+    let mut changed = app.changed.subscribe();
+    loop {
+        let slots = app.slots();
+        match link.client().put::<_, serde_json::Value>(&path, &slots).await {
+            Ok(_) => last_error = None,
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::warn!("cannot report slots to the zone: {msg}");
+                }
+                last_error = Some(msg);
+            }
+        }
+        tokio::select! {
+            _ = changed.changed() => {
+                // Debounce bursts of session changes into one report.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn context_loop(app: App, link: Arc<ZoneLink>) {
+    let Some(ns) = link.context_path() else { return };
+    let key = format!("{ns}/{}/{}", link.component, link.instance);
+    let mut changed = app.changed.subscribe();
+    loop {
+        let (endpoints, admin) = {
+            let g = app.lock();
+            let e: BTreeMap<String, String> =
+                g.configs.iter().map(|(n, c)| (n.clone(), format!("127.0.0.1:{}", c.port))).collect();
+            (e, g.admin.to_string())
+        };
+        let value = serde_json::json!({"instance": link.instance, "component": link.component, "endpoints": endpoints, "admin": admin});
+        let registered = link.client().put::<_, serde_json::Value>(&key, &value).await.is_ok();
+        let mut all_found = registered;
+        for peer in &link.peers {
+            let found: Vec<String> =
+                match link.client().get::<BTreeMap<String, serde_json::Value>>(&format!("{ns}?prefix={peer}/")).await {
+                    Ok(entries) => entries
+                        .values()
+                        .filter_map(|v| v.get("endpoints").and_then(|e| e.as_object()))
+                        .flat_map(|m| m.values().filter_map(|a| a.as_str().map(str::to_string)).collect::<Vec<_>>())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+            if found.is_empty() {
+                all_found = false;
+            } else {
+                let mut g = app.lock();
+                if g.peers.get(peer) != Some(&found) {
+                    tracing::info!(peer, endpoints = ?found, "found peer through the context namespace");
+                    g.peers.insert(peer.clone(), found);
+                }
+            }
+        }
+        let wait = if all_found { Duration::from_secs(5) } else { Duration::from_millis(200) };
+        tokio::select! {
+            // Only configuration changes alter what is registered.
+            _ = configs_changed(&app, &mut changed) => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Resolves when the set of configurations (names and ports) changes.
+async fn configs_changed(app: &App, rx: &mut tokio::sync::watch::Receiver<u64>) {
+    let snapshot =
+        |app: &App| -> Vec<(String, u16)> { app.lock().configs.iter().map(|(n, c)| (n.clone(), c.port)).collect() };
+    let before = snapshot(app);
+    loop {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if snapshot(app) != before {
+            return;
+        }
+    }
+}
+
+fn api_state(app: &App) -> WorkloadState {
+    let g = app.lock();
+    WorkloadState {
+        name: g.name.clone(),
+        state: g.state.clone(),
+        instance: std::env::var(env::ZONAL_INSTANCE_ID).ok(),
+        peers: g.peers.clone(),
+    }
+}
+
+async fn get_state(State(app): State<App>) -> Json<WorkloadState> {
+    Json(api_state(&app))
+}
+
+async fn put_state(
+    State(app): State<App>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Json<WorkloadState>, ApiError> {
+    let want = body.get("state").and_then(|s| s.as_str()).unwrap_or_default().to_string();
+    match want.as_str() {
+        "start" | "running" => app.lock().state = "running".into(),
+        "pause" | "paused" => app.lock().state = "paused".into(),
+        "terminate" => {
+            app.lock().state = "terminating".into();
+            app.stop.notify_one();
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "PUT /1.0/state: unknown state {other:?}; expected start, pause or terminate"
+            )))
+        }
+    }
+    app.bump();
+    Ok(Json(api_state(&app)))
+}
+
+async fn delete_state(State(app): State<App>) -> StatusCode {
+    app.lock().state = "terminating".into();
+    app.stop.notify_one();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_slots(State(app): State<App>) -> Json<InstanceSlots> {
+    Json(app.slots())
+}
+
+async fn put_slots(
+    State(app): State<App>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Json<InstanceSlots>, ApiError> {
+    let max = body
+        .get("max")
+        .and_then(|m| m.as_u64())
+        .and_then(|m| u32::try_from(m).ok())
+        .ok_or_else(|| ApiError::bad_request("PUT /1.0/slots: expected {\"max\": N} with N a whole number"))?;
+    app.lock().max = max;
+    app.bump();
+    Ok(Json(app.slots()))
+}
+
+async fn delete_slots(State(app): State<App>) -> StatusCode {
+    app.lock().max = 0;
+    app.bump();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_configs(State(app): State<App>) -> Json<BTreeMap<String, ConfigSlots>> {
+    Json(app.slots().configs)
+}
+
+async fn post_config(
+    State(app): State<App>,
+    JsonBody(body): JsonBody<AddConfig>,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.name.is_empty() {
+        return Err(ApiError::bad_request("POST /1.0/configs: expected a non-empty \"name\""));
+    }
+    app.add_config(body.name.clone(), body.port, body.max).await?;
+    Ok((StatusCode::CREATED, Json(app.slots().configs.get(&body.name).copied())))
+}
+
+async fn delete_configs(State(app): State<App>) -> StatusCode {
+    let names: Vec<String> = app.lock().configs.keys().cloned().collect();
+    for n in names {
+        app.remove_config(&n);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn get_config(State(app): State<App>, Path(name): Path<String>) -> Result<Json<ConfigSlots>, ApiError> {
+    app.slots()
+        .configs
+        .get(&name)
+        .copied()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no configuration {name:?} on this instance")))
+}
+
+async fn delete_config(State(app): State<App>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    if app.remove_config(&name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no configuration {name:?} on this instance")))
+    }
+}
+
+/// Runs the workload until SIGTERM/SIGINT or `DELETE /1.0/state`.
+pub async fn run(opts: Options) -> Result<(), String> {
+    let ports = match std::env::var(env::ZONAL_PORTS) {
+        Ok(text) => env::decode_ports(&text)?,
+        Err(_) => Vec::new(),
+    };
+    let admin_addr = opts.admin.unwrap_or_else(|| {
+        let port = ports.iter().find(|p| p.name == "admin").map_or(0, |p| p.public);
+        SocketAddr::from(([127, 0, 0, 1], port))
+    });
+    let admin_listener = TcpListener::bind(admin_addr)
+        .await
+        .map_err(|e| format!("cannot listen for the admin API on {admin_addr}: {e}"))?;
+    let admin = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    let app = App {
+        inner: Arc::new(Mutex::new(Inner {
+            name: opts.name.clone(),
+            state: "running".into(),
+            max: opts.slots,
+            used: 0,
+            configs: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            admin,
+        })),
+        changed: Arc::new(tokio::sync::watch::channel(0u64).0),
+        stop: Arc::new(Notify::new()),
+        ports: Arc::new(ports.clone()),
+    };
+    let mut configs = opts.configs.clone();
+    if configs.is_empty() {
+        let port = opts.port.unwrap_or_else(|| ports.iter().find(|p| p.name != "admin").map_or(0, |p| p.public));
+        configs.push((opts.name.clone(), port, None));
+    }
+    let mut bound = Vec::new();
+    for (name, port, max) in configs {
+        let p = app.add_config(name.clone(), port, max).await.map_err(|e| e.body.detail)?;
+        bound.push(format!("{name}=127.0.0.1:{p}"));
+    }
+    println!(
+        "workload {}: {} slots; sessions on {}; admin API on http://{admin}",
+        opts.name,
+        opts.slots,
+        bound.join(", ")
+    );
+
+    let router = Router::new()
+        .route("/1.0/state", get(get_state).put(put_state).delete(delete_state))
+        .route("/1.0/slots", get(get_slots).put(put_slots).delete(delete_slots))
+        .route("/1.0/configs", get(get_configs).post(post_config).delete(delete_configs))
+        .route("/1.0/configs/{name}", get(get_config).delete(delete_config))
+        .with_state(app.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, router).await {
+            tracing::error!("admin API stopped: {e}");
+        }
+    });
+
+    let link = ZoneLink::from_env().map(Arc::new);
+    if let Some(link) = &link {
+        tokio::spawn(report_loop(app.clone(), link.clone(), opts.report_every));
+        tokio::spawn(context_loop(app.clone(), link.clone()));
+    }
+
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+        _ = app.stop.notified() => tracing::info!("terminate requested through the admin API"),
+    }
+    app.lock().state = "terminating".into();
+    if let Some(link) = &link {
+        if let Some(ns) = link.context_path() {
+            let key = format!("{ns}/{}/{}", link.component, link.instance);
+            let _ = tokio::time::timeout(Duration::from_millis(500), link.client().delete(&key)).await;
+        }
+        let slots = app.slots();
+        let path = format!("/1.0/instances/{}/slots", link.instance);
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), link.client().put::<_, serde_json::Value>(&path, &slots))
+                .await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_syntax() {
+        assert_eq!(parse_config("epg=5001").unwrap(), ("epg".into(), 5001, None));
+        assert_eq!(parse_config("dash=0:3").unwrap(), ("dash".into(), 0, Some(3)));
+        assert!(parse_config("epg").is_err());
+        assert!(parse_config("=5").is_err());
+        assert!(parse_config("epg=x").is_err());
+        assert!(parse_config("epg=70000").is_err());
+    }
+}

@@ -1,0 +1,482 @@
+//! The zone-side `/1.0` REST API (FUSION §7.2 plus the DCA-level instance resources).
+//! Handlers only translate HTTP to calls on [`ZoneCore`] and back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
+use zonal_proto::wire::{DomainBinding, InstanceSlots, Meter, StateChange, ZoneServiceRegister, ZoneSlotsChange};
+use zonal_proto::{ApiError, Principal, Role};
+
+use crate::core::ZoneCore;
+
+type R<T> = Result<T, ApiError>;
+
+const DOMAIN: Access = Access::Roles(&[Role::Domain]);
+const DOMAIN_OR_INSTANCE: Access = Access::Roles(&[Role::Domain, Role::Instance]);
+
+#[derive(Clone)]
+pub struct Api {
+    pub core: Arc<ZoneCore>,
+    metrics: Arc<HttpMetrics>,
+    openapi: Arc<Value>,
+}
+
+struct ZoneAuth(Arc<ZoneCore>);
+
+impl Authenticate for ZoneAuth {
+    fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.0.authenticate(token)
+    }
+}
+
+fn routes() -> Routes<Api> {
+    use Method as M;
+    Routes::new()
+        .add(M::GET, "/healthz", "Liveness", Access::Public, healthz)
+        .add(M::GET, "/openapi.json", "This OpenAPI document", Access::Public, openapi)
+        .add(M::GET, "/metrics", "Prometheus metrics", Access::Public, metrics)
+        .add(M::GET, "/1.0/services", "Services with state and slots", DOMAIN, list_services)
+        .add(M::POST, "/1.0/services", "Register a service {serviceid, manifest}", DOMAIN, post_service)
+        .add(M::DELETE, "/1.0/services", "Terminate and unregister all services", DOMAIN, delete_services)
+        .add(M::GET, "/1.0/services/{id}", "A service with its manifest", DOMAIN, get_service)
+        .add(M::DELETE, "/1.0/services/{id}", "Terminate and unregister a service", DOMAIN, delete_service)
+        .add(M::GET, "/1.0/services/{id}/state", "A service's state", DOMAIN, get_service_state)
+        .add(
+            M::PUT,
+            "/1.0/services/{id}/state",
+            "Change state: register, provision, deploy, terminate",
+            DOMAIN,
+            put_service_state,
+        )
+        .add(M::DELETE, "/1.0/services/{id}/state", "Terminate and unregister a service", DOMAIN, delete_service)
+        .add(M::GET, "/1.0/services/{id}/slots", "A service's session slots", DOMAIN, get_service_slots)
+        .add(
+            M::PUT,
+            "/1.0/services/{id}/slots",
+            "Instances wanted per component (and slots)",
+            DOMAIN,
+            put_service_slots,
+        )
+        .add(M::DELETE, "/1.0/services/{id}/slots", "Terminate the service's instances", DOMAIN, delete_service_slots)
+        .add(M::GET, "/1.0/services/{id}/instances", "A service's instances", DOMAIN, get_service_instances)
+        .add(M::POST, "/1.0/services/{id}/instances", "Create one instance {component}", DOMAIN, post_service_instance)
+        .add(
+            M::DELETE,
+            "/1.0/services/{id}/instances",
+            "Terminate all the service's instances",
+            DOMAIN,
+            delete_service_slots,
+        )
+        .add(M::GET, "/1.0/instances", "All instances", DOMAIN, list_instances)
+        .add(M::GET, "/1.0/instances/{id}", "An instance: state, slots, ports", DOMAIN, get_instance)
+        .add(M::DELETE, "/1.0/instances/{id}", "Terminate an instance", DOMAIN, delete_instance)
+        .add(M::GET, "/1.0/instances/{id}/state", "An instance's state", DOMAIN, get_instance_state)
+        .add(
+            M::PUT,
+            "/1.0/instances/{id}/state",
+            "Change state: provision, deploy, terminate",
+            DOMAIN,
+            put_instance_state,
+        )
+        .add(M::DELETE, "/1.0/instances/{id}/state", "Terminate an instance", DOMAIN, delete_instance)
+        .add(M::GET, "/1.0/instances/{id}/slots", "An instance's slots", DOMAIN_OR_INSTANCE, get_instance_slots)
+        .add(
+            M::PUT,
+            "/1.0/instances/{id}/slots",
+            "An instance reports its slots",
+            DOMAIN_OR_INSTANCE,
+            put_instance_slots,
+        )
+        .add(M::DELETE, "/1.0/instances/{id}/slots", "Drop all slots: terminate the instance", DOMAIN, delete_instance)
+        .add(M::GET, "/1.0/instances/{id}/logs", "The tail of an instance's log (?lines=N)", DOMAIN, get_logs)
+        .add(M::GET, "/1.0/instances/{id}/ports", "Logical port to real port mappings", DOMAIN, get_ports)
+        .add(M::GET, "/1.0/instances/{id}/configs", "An instance's configurations", DOMAIN, get_configs)
+        .add(M::POST, "/1.0/instances/{id}/configs", "Add a configuration {name, port, max}", DOMAIN, post_config)
+        .add(M::DELETE, "/1.0/instances/{id}/configs", "Remove all configurations", DOMAIN, delete_configs)
+        .add(M::DELETE, "/1.0/instances/{id}/configs/{config}", "Remove a configuration", DOMAIN, delete_config)
+        .add(M::POST, "/1.0/meters", "Ceilometer-style fusioncounter report", DOMAIN_OR_INSTANCE, post_meter)
+        .add(M::GET, "/1.0/domain", "The domain this zone belongs to", DOMAIN, get_domain)
+        .add(M::PUT, "/1.0/domain", "Bind the zone to its domain {url, name}", DOMAIN, put_domain)
+        .add(M::DELETE, "/1.0/domain", "Unbind the domain (no active services)", DOMAIN, delete_domain)
+        .add(M::GET, "/1.0/dca", "The DC adaptor", DOMAIN, get_dca)
+        .add(M::PUT, "/1.0/dca", "Attach the DC adaptor {kind}", DOMAIN, put_dca)
+        .add(M::DELETE, "/1.0/dca", "Detach the DC adaptor (no active instances)", DOMAIN, delete_dca)
+        .add(M::GET, "/1.0/context/{ns}", "Late-binding namespace entries (?prefix=)", DOMAIN_OR_INSTANCE, context_list)
+        .add(M::GET, "/1.0/context/{ns}/{*key}", "One namespace entry", DOMAIN_OR_INSTANCE, context_get)
+        .add(M::PUT, "/1.0/context/{ns}/{*key}", "Set a namespace entry", DOMAIN_OR_INSTANCE, context_put)
+        .add(M::DELETE, "/1.0/context/{ns}/{*key}", "Delete a namespace entry", DOMAIN_OR_INSTANCE, context_delete)
+}
+
+/// The OpenAPI document of the zone API.
+pub fn openapi_document() -> Value {
+    routes()
+        .openapi("Zonal zone manager", "Zone-side FUSION /1.0 API: services, instances, slots, domain, DCA, context.")
+}
+
+/// The zone manager's router with its layers (auth, request ids, metrics, error mapping).
+pub fn router(core: Arc<ZoneCore>, metrics: Arc<HttpMetrics>) -> Router {
+    let table = routes();
+    let openapi = Arc::new(openapi_document());
+    let (router, index, _) = table.into_parts();
+    let api = Api { core: core.clone(), metrics: metrics.clone(), openapi };
+    let auth_state = AuthState { authenticator: Arc::new(ZoneAuth(core)), index };
+    router
+        .fallback(server::not_found)
+        .with_state(api)
+        .layer(from_fn_with_state(auth_state, server::auth))
+        .layer(from_fn_with_state(metrics, server::observe))
+}
+
+fn caller(p: Option<Extension<Principal>>) -> R<Principal> {
+    server::principal(p)
+}
+
+async fn healthz(State(api): State<Api>) -> Json<Value> {
+    Json(json!({"status": "ok", "zone": api.core.name()}))
+}
+
+async fn openapi(State(api): State<Api>) -> Json<Value> {
+    Json((*api.openapi).clone())
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let mut out = String::new();
+    api.metrics.render("zonal_zone", &mut out);
+    api.core.render_metrics(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn list_services(State(api): State<Api>) -> Json<Value> {
+    Json(json!(api.core.services()))
+}
+
+async fn post_service(State(api): State<Api>, JsonBody(b): JsonBody<ZoneServiceRegister>) -> R<Response> {
+    let (status, reply) = api.core.register_service(&b.serviceid, &b.manifest)?;
+    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(reply)).into_response())
+}
+
+async fn delete_services(State(api): State<Api>) -> R<StatusCode> {
+    let mut pending = false;
+    for s in api.core.services() {
+        pending |= api.core.delete_service(&s.serviceid)? == 202;
+    }
+    Ok(if pending { StatusCode::ACCEPTED } else { StatusCode::NO_CONTENT })
+}
+
+async fn get_service(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    let view = api.core.service(&id)?;
+    let mut v = json!(view);
+    v["manifest"] = json!(api.core.service_manifest(&id)?);
+    Ok(Json(v))
+}
+
+async fn delete_service(State(api): State<Api>, Path(id): Path<String>) -> R<Response> {
+    let status = api.core.delete_service(&id)?;
+    Ok(if status == 204 {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::ACCEPTED, Json(json!({"state": "terminating"}))).into_response()
+    })
+}
+
+async fn get_service_state(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    let v = api.core.service(&id)?;
+    Ok(Json(json!({"state": v.state, "running": v.running, "instances": v.instances})))
+}
+
+async fn put_service_state(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<StateChange>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_service_state(&id, &b.state)?)))
+}
+
+async fn get_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.service(&id)?.slots)))
+}
+
+async fn put_service_slots(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ZoneSlotsChange>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_desired(&id, &b)?)))
+}
+
+async fn delete_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_desired(&id, &ZoneSlotsChange::default())?)))
+}
+
+async fn get_service_instances(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.instances(Some(&id))?)))
+}
+
+#[derive(Deserialize)]
+struct NewInstance {
+    component: String,
+}
+
+async fn post_service_instance(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<NewInstance>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!(api.core.add_instance(&id, &b.component)?))))
+}
+
+async fn list_instances(State(api): State<Api>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.instances(None)?)))
+}
+
+async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.instance(&id)?)))
+}
+
+async fn delete_instance(State(api): State<Api>, Path(id): Path<String>) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.terminate_instance(&id)?))))
+}
+
+async fn get_instance_state(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    let v = api.core.instance(&id)?;
+    Ok(Json(json!({"state": v.state, "pid": v.pid, "restarts": v.restarts, "adopted": v.adopted})))
+}
+
+async fn put_instance_state(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<StateChange>,
+) -> R<Json<Value>> {
+    match b.state.as_str() {
+        "terminate" | "terminated" => Ok(Json(json!(api.core.terminate_instance(&id)?))),
+        "provision" | "deploy" | "deployed" => Ok(Json(json!(api.core.instance(&id)?))),
+        other => Err(ApiError::bad_request(format!(
+            "unknown state {other:?} for instance {id}; expected provision, deploy or terminate"
+        ))),
+    }
+}
+
+async fn get_instance_slots(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    api.core.check_instance_caller(&caller(who)?, &id)?;
+    Ok(Json(json!(api.core.instance(&id)?.slots)))
+}
+
+async fn put_instance_slots(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<InstanceSlots>,
+) -> R<Json<InstanceSlots>> {
+    api.core.check_instance_caller(&caller(who)?, &id)?;
+    Ok(Json(api.core.report_slots(&id, b)?))
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    lines: Option<usize>,
+}
+
+async fn get_logs(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<Lines>) -> R<Response> {
+    let text = api.core.log_tail(&id, q.lines.unwrap_or(200))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+async fn get_ports(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.ports(&id)?)))
+}
+
+async fn get_configs(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(api.core.configs(&id).await?))
+}
+
+async fn post_config(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<Value>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(api.core.add_config(&id, b).await?)))
+}
+
+async fn delete_configs(State(api): State<Api>, Path(id): Path<String>) -> R<StatusCode> {
+    let configs = api.core.configs(&id).await?;
+    if let Some(map) = configs.as_object() {
+        for name in map.keys() {
+            api.core.remove_config(&id, name).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_config(State(api): State<Api>, Path((id, config)): Path<(String, String)>) -> R<StatusCode> {
+    api.core.remove_config(&id, &config).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn post_meter(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    JsonBody(b): JsonBody<Value>,
+) -> R<Json<Value>> {
+    let who = caller(who)?;
+    let meters: Vec<Meter> = if b.is_array() {
+        serde_json::from_value(b)
+    } else {
+        serde_json::from_value(b).map(|m| vec![m])
+    }
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "POST /1.0/meters: {e}; expected a Ceilometer sample {{counter_name, counter_volume, resource_metadata: {{instanceId, serviceId}}}} or a list of them"
+        ))
+    })?;
+    let mut out = Vec::new();
+    for m in &meters {
+        out.push(api.core.meter(&who, m)?);
+    }
+    Ok(Json(json!(out)))
+}
+
+async fn get_domain(State(api): State<Api>) -> R<Json<Value>> {
+    api.core.domain().map(|d| Json(json!(d))).ok_or_else(|| ApiError::not_found("this zone is not bound to a domain"))
+}
+
+async fn put_domain(State(api): State<Api>, JsonBody(b): JsonBody<DomainBinding>) -> R<Json<DomainBinding>> {
+    Ok(Json(api.core.bind_domain(b)?))
+}
+
+async fn delete_domain(State(api): State<Api>) -> R<StatusCode> {
+    api.core.unbind_domain()?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_dca(State(api): State<Api>) -> Json<Value> {
+    Json(json!(api.core.dca()))
+}
+
+#[derive(Deserialize)]
+struct DcaKind {
+    kind: String,
+}
+
+async fn put_dca(State(api): State<Api>, JsonBody(b): JsonBody<DcaKind>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_dca(&b.kind)?)))
+}
+
+async fn delete_dca(State(api): State<Api>) -> R<StatusCode> {
+    api.core.detach_dca()?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Prefix {
+    prefix: Option<String>,
+}
+
+async fn context_list(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path(ns): Path<String>,
+    Query(q): Query<Prefix>,
+) -> R<Json<BTreeMap<String, Value>>> {
+    api.core.check_namespace(&caller(who)?, &ns)?;
+    Ok(Json(api.core.context_list(&ns, q.prefix.as_deref().unwrap_or(""))?))
+}
+
+async fn context_get(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path((ns, key)): Path<(String, String)>,
+) -> R<Json<Value>> {
+    api.core.check_namespace(&caller(who)?, &ns)?;
+    Ok(Json(api.core.context_get(&ns, &key)?))
+}
+
+async fn context_put(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path((ns, key)): Path<(String, String)>,
+    JsonBody(v): JsonBody<Value>,
+) -> R<Json<Value>> {
+    api.core.check_namespace(&caller(who)?, &ns)?;
+    api.core.context_put(&ns, &key, &v)?;
+    Ok(Json(v))
+}
+
+async fn context_delete(
+    State(api): State<Api>,
+    who: Option<Extension<Principal>>,
+    Path((ns, key)): Path<(String, String)>,
+) -> R<StatusCode> {
+    api.core.check_namespace(&caller(who)?, &ns)?;
+    api.core.context_delete(&ns, &key)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use zonal_store::MemStore;
+
+    use crate::core::ZoneSettings;
+    use crate::process::ProcessAdaptor;
+
+    #[tokio::test]
+    async fn every_route_is_in_the_openapi_document_and_is_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = ZoneSettings {
+            name: "z".into(),
+            tier: None,
+            hosts: Vec::new(),
+            state_dir: dir.path().to_path_buf(),
+            stop_grace: std::time::Duration::from_secs(1),
+        };
+        let adaptor = Arc::new(ProcessAdaptor::new("z-test", std::path::PathBuf::from("/bin/false")));
+        let core = ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open");
+        let key = core.api_key().to_string();
+        let app = router(core, Arc::new(HttpMetrics::default()));
+        let doc = openapi_document();
+        for s in routes().specs() {
+            assert!(
+                doc["paths"][s.path][s.method.as_str().to_ascii_lowercase()].is_object(),
+                "{} {}",
+                s.method,
+                s.path
+            );
+            let uri: String = s
+                .path
+                .replace("{*key}", "k")
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let body = if matches!(s.method, Method::POST | Method::PUT) { Body::from("{}") } else { Body::empty() };
+            let req = Request::builder()
+                .method(s.method.clone())
+                .uri(uri)
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("request");
+            let resp = app.clone().oneshot(req).await.expect("response");
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert_ne!(status, 405, "{} {}: {text}", s.method, s.path);
+            assert!(!text.contains("no resource at"), "{} {} is not routed: {text}", s.method, s.path);
+        }
+    }
+}

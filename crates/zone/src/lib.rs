@@ -1,0 +1,186 @@
+//! The zone manager (FUSION §3.3), as a library; `zonal zone` is a thin shell over [`serve`].
+//!
+//! * [`core`] — the zone's logic and control loop, callable without HTTP.
+//! * [`api`] — the zone-side `/1.0` REST API.
+//! * [`adaptor`] — the DC adaptor trait; [`process`] — the embedded process adaptor.
+//!
+//! A zone manager registers with its one domain (`POST /1.0/zones` at the domain, then
+//! binds itself as by `PUT /1.0/domain`), reports capacity, hosts and slot summaries by
+//! heartbeat (`PUT /1.0/zones/{zone}/status`, every `heartbeat` and promptly after a change),
+//! and re-registers when the domain has forgotten it. The hosts of the infrastructure file
+//! are capacity accounting on this machine: instances reserve their resources on one of
+//! them, and are all real processes here.
+//!
+//! The listen port is kept across restarts (when `--listen` asks for port 0, the port used
+//! last time is tried first), so adopted instances keep reaching their zone; instances also
+//! re-read `<state>/zone.url` if it moved anyway.
+
+pub mod adaptor;
+pub mod api;
+pub mod core;
+pub mod process;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use zonal_proto::server::HttpMetrics;
+use zonal_proto::wire::{DomainBinding, HostInfo, ZoneRegistered, ZoneRegistration};
+use zonal_proto::Client;
+use zonal_store::RedbStore;
+
+pub use crate::core::{ZoneCore, ZoneSettings};
+
+/// How to run a zone manager.
+#[derive(Debug, Clone)]
+pub struct ZoneOptions {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub domain_url: Option<String>,
+    /// The zone's bearer token at the domain (role `zone`).
+    pub token: Option<String>,
+    pub tier: Option<String>,
+    pub hosts: Vec<HostInfo>,
+    pub heartbeat: Duration,
+    pub stop_grace: Duration,
+    /// What `zonal` in a run spec means (normally `std::env::current_exe()`).
+    pub zonal_exe: PathBuf,
+}
+
+async fn bind(core: &ZoneCore, listen: SocketAddr) -> Result<TcpListener, String> {
+    if listen.port() == 0 {
+        if let Some(last) = core.last_addr().and_then(|a| a.parse::<SocketAddr>().ok()) {
+            if last.ip() == listen.ip() {
+                if let Ok(l) = TcpListener::bind(last).await {
+                    return Ok(l);
+                }
+            }
+        }
+    }
+    TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+/// Runs a zone manager until `shutdown` resolves, then stops its instances cleanly.
+/// `ready` is called with the bound address once the API is listening.
+pub async fn serve(
+    opts: ZoneOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
+    let store = Arc::new(RedbStore::open(&opts.state_dir.join("zone.redb")).map_err(|e| e.to_string())?);
+    let adaptor = Arc::new(process::ProcessAdaptor::new(&opts.name, opts.zonal_exe.clone()));
+    let settings = ZoneSettings {
+        name: opts.name.clone(),
+        tier: opts.tier.clone(),
+        hosts: opts.hosts.clone(),
+        state_dir: opts.state_dir.clone(),
+        stop_grace: opts.stop_grace,
+    };
+    let core = ZoneCore::open(settings, store, adaptor)?;
+    let listener = bind(&core, opts.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    core.set_url(addr)?;
+    let metrics = Arc::new(HttpMetrics::default());
+    let app = api::router(core.clone(), metrics);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let control = tokio::spawn(core.clone().run(stop_rx.clone()));
+    if let Some(url) = &opts.domain_url {
+        tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone()));
+    }
+    ready(addr);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let result = server.await.map_err(|e| format!("the zone API stopped: {e}"));
+    let _ = stop_tx.send(true);
+    let _ = control.await;
+    core.stop_all().await;
+    tracing::info!("zone {} stopped", opts.name);
+    result
+}
+
+/// Registration with the domain, then heartbeats; re-registers when the domain answers 404.
+async fn domain_link(core: Arc<ZoneCore>, opts: ZoneOptions, url: String, mut stop: watch::Receiver<bool>) {
+    let client = match Client::new(&url, opts.token.clone(), Duration::from_secs(5)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot create a client for the domain {url}: {e}");
+            return;
+        }
+    };
+    let mut changed = core.changed.subscribe();
+    'register: loop {
+        let mut attempt = 0u32;
+        loop {
+            let reg = ZoneRegistration {
+                name: opts.name.clone(),
+                endpoint: core.url(),
+                api_key: core.api_key().to_string(),
+                tier: opts.tier.clone(),
+                hosts: opts.hosts.clone(),
+            };
+            match client.post::<_, ZoneRegistered>("/1.0/zones", &reg).await {
+                Ok(r) => {
+                    let binding = DomainBinding {
+                        url: url.clone(),
+                        name: Some(r.domain.name.clone()),
+                        id: Some(r.domain.id.clone()),
+                    };
+                    if let Err(e) = core.bind_domain(binding) {
+                        tracing::error!("{}", e.body.detail);
+                        return;
+                    }
+                    tracing::info!(domain = r.domain.name, url, "registered with the domain");
+                    break;
+                }
+                Err(e) => {
+                    if attempt.is_multiple_of(20) {
+                        tracing::warn!("cannot register with the domain yet: {e}");
+                    }
+                    let delay = zonal_control::backoff::Backoff::RETRY.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+        let path = format!("/1.0/zones/{}/status", opts.name);
+        let mut failing = false;
+        loop {
+            match client.put::<_, serde_json::Value>(&path, &core.report()).await {
+                Ok(_) => {
+                    if failing {
+                        tracing::info!("heartbeats reach the domain again");
+                    }
+                    failing = false;
+                }
+                Err(e) if e.status() == Some(404) => {
+                    tracing::warn!("the domain does not know this zone any more: registering again");
+                    continue 'register;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("heartbeat failed: {e}");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(opts.heartbeat) => {}
+                r = changed.changed() => {
+                    if r.is_err() { return; }
+                    // Coalesce bursts of changes into one heartbeat.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
