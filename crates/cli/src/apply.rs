@@ -53,7 +53,8 @@ pub async fn wait_running(client: &zonal_proto::Client, id: &str, timeout: Durat
 
 pub fn run(args: Args) -> Result<(), Failure> {
     common::init_logging("warn");
-    let loaded = crate::validate::load_valid(std::slice::from_ref(&args.file), &crate::validate::DatasetArgs::default())?;
+    let loaded =
+        crate::validate::load_valid(std::slice::from_ref(&args.file), &crate::validate::DatasetArgs::default())?;
     let services: Vec<_> = loaded.bundle.services().collect();
     if services.len() != 1 {
         return Err(Failure::new(

@@ -50,6 +50,9 @@ pub struct Args {
     /// Zone heartbeat interval.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    /// Once the domain is up, `zonal apply -f FILE` each of these service manifests.
+    #[arg(long = "apply", value_name = "FILE")]
+    pub apply: Vec<PathBuf>,
 }
 
 struct Daemon {
@@ -194,7 +197,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
             p
         }
     };
-    let loaded = crate::validate::load_valid(std::slice::from_ref(&infra_path), &crate::validate::DatasetArgs::default())?;
+    let loaded =
+        crate::validate::load_valid(std::slice::from_ref(&infra_path), &crate::validate::DatasetArgs::default())?;
     let infra = loaded.bundle.infrastructure();
     let zones: Vec<String> = infra.zones.iter().filter(|z| !z.is_transit()).map(|z| z.name.clone()).collect();
     if zones.is_empty() {
@@ -325,11 +329,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             ]);
         }
         print!("{}", t.render());
-        println!("\nnext: zonal apply -f examples/epg.yaml && zonal get instances      (Ctrl-C stops everything)");
+        if args.apply.is_empty() {
+            println!("\nnext: zonal apply -f examples/epg.yaml && zonal get instances      (Ctrl-C stops everything)");
+        }
         Ok((url, admin_token))
     })();
     let url = match result {
-        Ok((url, _)) => url,
+        Ok((url, token)) => {
+            apply_manifests(&args.apply, &url, &token);
+            url
+        }
         Err(e) => {
             for z in zones_d.iter_mut() {
                 z.stop(args.stop_grace + Duration::from_secs(10));
@@ -384,4 +393,27 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     println!("zonal up: stopped");
     Ok(())
+}
+
+/// Runs `zonal apply -f FILE` against the new domain for each manifest given with `--apply`.
+/// A failed apply is reported and the domain keeps running, so the user can fix and retry.
+fn apply_manifests(files: &[PathBuf], url: &str, token: &str) {
+    let Ok(exe) = std::env::current_exe() else { return };
+    for file in files {
+        println!("\n$ zonal apply -f {}", file.display());
+        let status = std::process::Command::new(&exe)
+            .arg("apply")
+            .arg("-f")
+            .arg(file)
+            .args(["--url", url, "--token", token])
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(_) => eprintln!("zonal up: applying {} failed (see above); the domain keeps running", file.display()),
+            Err(e) => eprintln!("zonal up: cannot run zonal apply: {e}"),
+        }
+    }
+    if !files.is_empty() {
+        println!("\nrunning; try: zonal get instances, zonal describe service NAME      (Ctrl-C stops everything)");
+    }
 }

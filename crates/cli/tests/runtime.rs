@@ -280,6 +280,7 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
     let mut h = Harness::new();
     let state = h.path().join("up");
     let ctx = h.path().join("ctx.json");
+    let web = support::repo_root().join("examples/web.yaml");
     let (mut up, log) = h.spawn(
         &[
             "up",
@@ -291,6 +292,8 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
             "300ms",
             "--stop-grace",
             "3s",
+            "--apply",
+            web.to_str().expect("utf-8"),
         ],
         &[],
         "up.log",
@@ -314,6 +317,9 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
         assert!(out.status.success(), "zonal {args:?} failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
         text
     };
+    wait_for("zonal up --apply to deploy web", Duration::from_secs(40), || {
+        std::fs::read_to_string(&log).ok().filter(|l| l.contains("service web placed in zone")).map(|_| ())
+    });
     let applied = run(&["apply", "-f", "examples/epg.yaml"]);
     assert!(applied.contains("placed in zone"), "{applied}");
     let zones = run(&["get", "zones"]);
@@ -329,7 +335,7 @@ fn up_apply_get_and_ctrl_c_leave_no_process() {
     assert_eq!(token.trim().len(), 64, "{token}");
     let logs = run(&["logs", &first]);
     assert!(logs.contains("workload epg-"), "{logs}");
-    assert_eq!(processes_under(&state.join("zones")).len(), 2, "one process per instance");
+    assert_eq!(processes_under(&state.join("zones")).len(), 3, "one process per instance (web, renderer, streamer)");
 
     // Ctrl-C: everything stops.
     // SAFETY: interrupts the process this test started.
