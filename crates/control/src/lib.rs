@@ -13,10 +13,14 @@
 //!   (`place_service(zones, service, demand) -> Allocation`), with a deterministic greedy
 //!   placer now; the exact optimiser of `zonal-place` can replace its internals later. It also
 //!   holds the zone-side host choice ([`place::pick_host`]).
+//! * [`slots`] — FUSION session slots: what a zone advertises (free + headroom), the zone
+//!   scaler (drain-safe scale-in, hysteresis, cooldowns), the gateway's balancing policies,
+//!   the domain's resolution with spill-over, and Erlang-C sizing.
 
 pub mod backoff;
 pub mod place;
 pub mod reconcile;
+pub mod slots;
 
 /// Milliseconds since an arbitrary epoch chosen by the caller.
 pub type Millis = u64;
