@@ -1,0 +1,7 @@
+//! placeholder
+#![forbid(unsafe_code)]
+pub mod error;
+pub mod problem;
+pub mod solver;
+#[cfg(test)]
+pub(crate) mod testkit;
