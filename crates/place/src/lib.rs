@@ -1,6 +1,9 @@
 //! placeholder
 #![forbid(unsafe_code)]
+pub mod check;
 pub mod error;
+pub mod fusion;
+pub mod plan;
 pub mod problem;
 pub mod solver;
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //!   divided (per resource, rounded down, minimum over resources) by one instance's resources,
 //!   where one instance of a composite is one instance of each non-user-side component (FUSION
 //!   year 2 deploys a composite whole inside one zone). That count is capped by the entry
-//!   component's `scaling.max_instances` (a per-zone bound) and multiplied by the entry
+//!   component's `scaling.max_instances` (a per-zone bound; for a composite, the smallest cap
+//!   of its placed components, since each composite instance has one of each) and multiplied by the entry
 //!   component's `slots.per_instance`. It is zero where a component's `zones`, `avoid_zones`,
 //!   `pin` or required features exclude the zone. Capacity is aggregated per zone, not
 //!   bin-packed per host: the domain decides across zones, a zone decides inside itself.
@@ -104,7 +105,8 @@ pub struct ServiceData {
     pub instance_resources: Resources,
     /// Entry component's slots per instance (at least 1).
     pub slots_per_instance: u32,
-    /// Entry component's per-zone instance cap.
+    /// Per-zone instance cap: the smallest `scaling.max_instances` of the placed components
+    /// (one composite instance is one instance of each; for an atomic service, the entry's).
     pub max_instances: u32,
     pub sla: UtilitySla,
     /// Per-session bandwidth in Mbit/s (0 when not given).
@@ -506,6 +508,7 @@ impl Problem {
             })?),
             None => None,
         };
+        let max_instances = placed.iter().map(|&ci| s.components[ci].scaling.max_instances).min().unwrap_or(entry_comp.scaling.max_instances);
         Ok(ServiceData {
             name: s.name.clone(),
             service: s.clone(),
@@ -513,7 +516,7 @@ impl Problem {
             placed,
             instance_resources,
             slots_per_instance: spi,
-            max_instances: entry_comp.scaling.max_instances,
+            max_instances,
             sla: s.sla.unwrap_or_default(),
             session_mbps: s.session_bandwidth.map(|b| b.mbps()).unwrap_or(0.0),
             allowed,

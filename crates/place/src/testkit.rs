@@ -2,7 +2,7 @@
 
 use zonal_model::{
     Amount, Bandwidth, Bundle, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link, Location,
-    Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, Zone,
+    Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
 };
 
 pub fn res(cores: u64, gib: u64) -> Resources {
@@ -62,10 +62,14 @@ pub fn entry(service: &str, region: &str, slots: u32) -> DemandEntry {
     DemandEntry { service: service.into(), region: region.into(), slots: SlotProfile::Constant(slots), sla: None, session_bandwidth: None }
 }
 
+pub fn sla(r_min: f64, r_med: f64, r_max: f64) -> UtilitySla {
+    UtilitySla { r_min: Duration::from_millis(r_min), r_med: Duration::from_millis(r_med), r_max: Duration::from_millis(r_max), importance: 1.0 }
+}
+
 /// `zones` zones on a line of latitude 50°, one degree of longitude apart (≈71 km), each with
 /// one host `h` of 4 cores / 8 GiB, linked in a chain at 100 Mbit/s; one service `svc` with
 /// one component `app` (1 core, 1 GiB, 4 slots per instance, ≤ 10 instances, 8 Mbit/s per
-/// session); `regions` regions r0.. at the first zones' locations wanting 2 slots each.
+/// session, SLA 0/5/50 ms); `regions` regions r0.. at the first zones' locations wanting 2 slots each.
 pub fn line_bundle(zones: usize, regions: usize) -> Bundle {
     let zs: Vec<Zone> = (0..zones).map(|i| zone(&format!("z{i}"), 50.0, i as f64, vec![host("h", 4, 8)])).collect();
     let links = (1..zones).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), None, Some(100.0))).collect();
@@ -74,6 +78,7 @@ pub fn line_bundle(zones: usize, regions: usize) -> Bundle {
         name: "svc".into(),
         components: vec![component("app", 1, 1)],
         session_bandwidth: Some(Bandwidth::from_mbps(8.0)),
+        sla: Some(sla(0.0, 5.0, 50.0)),
         ..Default::default()
     };
     let demand = Demand {
