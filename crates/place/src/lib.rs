@@ -1,5 +1,6 @@
 //! placeholder
 #![forbid(unsafe_code)]
+pub mod chain;
 pub mod check;
 pub mod error;
 pub mod fusion;
