@@ -88,7 +88,8 @@ pub struct FusionOptions {
     pub budget: Option<f64>,
     /// Services compete for a zone's hosts (default); `false` is the paper's LP exactly.
     pub shared_zone_capacity: bool,
-    /// Round slot shares into whole instances (placement mode only).
+    /// Round slot shares into whole instances (placement mode only). When off, the plan is
+    /// the LP's fractional assignment and places no instances.
     pub rounding: bool,
     pub solver: SolverOptions,
 }
@@ -279,7 +280,9 @@ fn prechecks(p: &Problem, mode: &Mode, cands: &[Vec<usize>], shared: bool) -> Ve
 
 fn build(p: &Problem, mode: &Mode, cands: Vec<Vec<usize>>, pruned: usize, opts: &FusionOptions, elastic: bool) -> Result<FusionLp, PlaceError> {
     let mut b = LpBuilder::new();
-    let u = b.add_var(f64::NEG_INFINITY, f64::INFINITY, 0.0);
+    // U ≤ max 1/k keeps Step 1 bounded even without demand.
+    let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
+    let u = b.add_var(f64::NEG_INFINITY, u_max, 0.0);
     let cost = b.add_var(0.0, f64::INFINITY, 0.0);
     let mut pairs = Vec::with_capacity(cands.len());
     let mut slack = Vec::with_capacity(cands.len());
@@ -438,7 +441,8 @@ impl Run {
 
 /// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
 fn two_steps(lp: &mut FusionLp, p: &Problem, alpha: f64, run: &mut Run, opts: &SolverOptions) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
-    lp.session.set_bounds(lp.u, f64::NEG_INFINITY, f64::INFINITY)?;
+    let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
+    lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max)?;
     lp.session.set_objective(Sense::Maximise, &[(lp.u, 1.0)])?;
     let s1 = run.solve(lp, opts)?;
     if s1.stats.status == crate::solver::SolveStatus::Infeasible {
@@ -446,7 +450,7 @@ fn two_steps(lp: &mut FusionLp, p: &Problem, alpha: f64, run: &mut Run, opts: &S
     }
     s1.require_solution("FUSION step 1")?;
     let u_star = s1.values[lp.u.0];
-    lp.session.set_bounds(lp.u, u_star - u_tolerance(u_star), f64::INFINITY)?;
+    lp.session.set_bounds(lp.u, (u_star - u_tolerance(u_star)).min(u_max), u_max)?;
     let mut obj: Vec<(Var, f64)> = Vec::with_capacity(lp.pairs.len() + 1);
     if alpha > 0.0 {
         for pair in &lp.pairs {
@@ -583,15 +587,8 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
             (s, pl)
         }
         Mode::Placement => {
-            let pl: BTreeMap<(usize, usize), (u32, f64)> = slots_by_zone(p, &served)
-                .into_iter()
-                .map(|(k, slots)| {
-                    let spi = f64::from(p.services[k.0].slots_per_instance);
-                    (k, (((slots / spi) - 1e-6).ceil().max(1.0) as u32, slots))
-                })
-                .collect();
-            plan.notes.push("rounding off: instances are ⌈slots / slots per instance⌉ per zone, without repair".into());
-            (served.clone(), pl)
+            plan.notes.push("rounding off: the LP's fractional assignment, no instances placed".into());
+            (served.clone(), BTreeMap::new())
         }
         Mode::Selection(_) => (served.clone(), BTreeMap::new()),
     };

@@ -8,4 +8,6 @@ pub mod plan;
 pub mod problem;
 pub mod solver;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 pub(crate) mod testkit;
