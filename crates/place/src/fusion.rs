@@ -429,12 +429,23 @@ fn evaluate(p: &Problem, mode: &Mode, served: &Served) -> Terms {
 
 struct Run {
     stats: PlanStats,
+    /// One line per solve: what, status, seconds, method, iterations.
+    log: Vec<String>,
 }
 
 impl Run {
     fn solve(&mut self, lp: &mut FusionLp, opts: &SolverOptions) -> Result<crate::solver::Solved, PlaceError> {
         let s = lp.session.solve(opts)?;
         self.stats.add(&s.stats);
+        self.log.push(format!(
+            "solve {}: {:?} in {:.3} s ({}, {} simplex + {} IPM iterations)",
+            self.log.len() + 1,
+            s.stats.status,
+            s.stats.seconds,
+            s.stats.method,
+            s.stats.simplex_iterations,
+            s.stats.ipm_iterations
+        ));
         Ok(s)
     }
 }
@@ -554,8 +565,10 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     if !reasons.is_empty() {
         return Err(PlaceError::Infeasible { reasons });
     }
+    let started = std::time::Instant::now();
     let mut lp = build(p, mode, cands, pruned, opts, false)?;
-    let mut run = Run { stats: PlanStats::default() };
+    let build_seconds = started.elapsed().as_secs_f64();
+    let mut run = Run { stats: PlanStats::default(), log: Vec::new() };
     let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, &mut run, &opts.solver)? else {
         return Err(diagnose(p, mode, opts, &mut run)?);
     };
@@ -568,6 +581,8 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
         "pruned {} of {} (request, zone) pairs beyond R_max, the proximity class or without capacity; {} columns, {} rows",
         lp.pruned, lp.total_pairs, s2.stats.columns, s2.stats.rows
     ));
+    plan.notes.push(format!("LP built in {build_seconds:.3} s"));
+    plan.notes.extend(run.log.iter().map(|l| format!("{l} (step 1 then step 2)")));
     if !opts.shared_zone_capacity {
         plan.notes.push("shared zone capacity off: services do not compete for a zone's hosts (the paper's LP)".into());
     }
@@ -810,7 +825,7 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
         return Err(PlaceError::Infeasible { reasons });
     }
     let mut lp = build(p, &mode, cands, pruned, &opts, false)?;
-    let mut run = Run { stats: PlanStats::default() };
+    let mut run = Run { stats: PlanStats::default(), log: Vec::new() };
     let Some((_, lo)) = two_steps(&mut lp, p, 0.0, &mut run, &opts.solver)? else {
         return Err(diagnose(p, &mode, &opts, &mut run)?);
     };
@@ -1051,6 +1066,41 @@ mod tests {
         let e = place(&p, &FusionOptions::default()).unwrap_err();
         assert!(e.names(ConstraintFamily::Capacity, "r0"), "{e}");
         assert!(e.to_string().contains("4.000 of 20"), "{e}");
+    }
+
+    #[test]
+    fn composite_is_deployed_whole_in_each_zone() {
+        let mut b = line_bundle(2, 2);
+        let s = service_mut(&mut b, "svc");
+        let mut db = component("db", 1, 2);
+        db.public = false;
+        s.components.push(db);
+        s.channels.push(zonal_model::Channel { from: "app".into(), to: "db".into(), bandwidth: None, max_latency: None });
+        let p = problem(&b);
+        // One composite instance = 2 cores + 3 GiB → 2 per 4-core zone → 8 slots.
+        assert_eq!(p.slot_capacity[0], vec![8.0, 8.0]);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        for pl in plan.placements.iter().filter(|pl| pl.component == "app") {
+            let db = plan.placements.iter().find(|d| d.component == "db" && d.zone == pl.zone).expect("db next to app");
+            assert_eq!(db.instances, pl.instances);
+            assert_eq!(db.slots, 0.0, "slots are counted on the entry component");
+        }
+    }
+
+    #[test]
+    fn proximity_class_prunes_fusion_zones() {
+        let mut b = line_bundle(3, 1);
+        infra_mut(&mut b).proximity_classes.insert("near".into(), Duration::from_millis(1.0));
+        service_mut(&mut b, "svc").proximity = Some("near".into());
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(30);
+        let p = problem(&b);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert!(plan.assignments.iter().all(|a| a.zone != "z2"), "z2 is 1.43 ms away, beyond the class");
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(40);
+        let e = place(&problem(&b), &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Capacity, "r0"), "{e}");
     }
 
     #[test]

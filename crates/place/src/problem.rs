@@ -113,8 +113,11 @@ pub struct ServiceData {
     pub session_mbps: f64,
     /// Zones the service's placement constraints allow (per zone index).
     pub allowed: Vec<bool>,
-    /// Proximity bound (ms, round trip) of the service, if it declares a class.
+    /// Proximity bound (ms, round trip) for the whole service: the tightest class of its
+    /// placed components (component class, else the service's); `None` when none declares one.
     pub proximity_ms: Option<f64>,
+    /// The service-level proximity class bound alone.
+    pub service_proximity_ms: Option<f64>,
 }
 
 /// Slots of one service wanted by one region.
@@ -502,12 +505,28 @@ impl Problem {
                 allowed[zi] &= ok;
             }
         }
-        let proximity_ms = match &s.proximity {
-            Some(class) => Some(*classes.get(class).ok_or_else(|| {
-                PlaceError::input(format!("{at}.proximity"), format!("unknown proximity class {class:?}; expected one of {:?}", classes.keys().collect::<Vec<_>>()))
-            })?),
+        let class_bound = |class: &String, at: String| -> Result<f64, PlaceError> {
+            classes.get(class).copied().ok_or_else(|| {
+                PlaceError::input(at, format!("unknown proximity class {class:?}; expected one of {:?}", classes.keys().collect::<Vec<_>>()))
+            })
+        };
+        let service_bound = match &s.proximity {
+            Some(class) => Some(class_bound(class, format!("{at}.proximity"))?),
             None => None,
         };
+        // The tightest class of any placed component (its own, else the service's): a FUSION
+        // composite runs whole in one zone, so every component is as far from the user.
+        let mut proximity_ms: Option<f64> = None;
+        for &ci in &placed {
+            let c = &s.components[ci];
+            let b = match &c.placement.proximity {
+                Some(class) => Some(class_bound(class, format!("{at}.components.{}.placement.proximity", c.name))?),
+                None => service_bound,
+            };
+            if let Some(b) = b {
+                proximity_ms = Some(proximity_ms.map_or(b, |x: f64| x.min(b)));
+            }
+        }
         let max_instances = placed.iter().map(|&ci| s.components[ci].scaling.max_instances).min().unwrap_or(entry_comp.scaling.max_instances);
         Ok(ServiceData {
             name: s.name.clone(),
@@ -521,6 +540,7 @@ impl Problem {
             session_mbps: s.session_bandwidth.map(|b| b.mbps()).unwrap_or(0.0),
             allowed,
             proximity_ms,
+            service_proximity_ms: service_bound,
         })
     }
 
@@ -582,7 +602,7 @@ impl Problem {
         let s = &self.services[si];
         match &s.service.components[ci].placement.proximity {
             Some(c) => self.proximity_bound(c),
-            None => s.proximity_ms,
+            None => s.service_proximity_ms,
         }
     }
 
