@@ -79,9 +79,20 @@ fn bundle(regions: usize, zones: usize, seed: u64) -> Bundle {
     let mut demand = Demand { name: "synthetic".into(), ..Default::default() };
     for i in 0..regions {
         let name = format!("r{i:04}");
-        demand.regions.push(Region { name: name.clone(), location: loc(&mut rng), weight: rng.range(0.5, 2.0), attach: None });
+        demand.regions.push(Region {
+            name: name.clone(),
+            location: loc(&mut rng),
+            weight: rng.range(0.5, 2.0),
+            attach: None,
+        });
         let slots = rng.range(1.0, 50.0) as u32;
-        demand.entries.push(DemandEntry { service: "mooc".into(), region: name, slots: SlotProfile::Constant(slots), sla: None, session_bandwidth: None });
+        demand.entries.push(DemandEntry {
+            service: "mooc".into(),
+            region: name,
+            slots: SlotProfile::Constant(slots),
+            sla: None,
+            session_bandwidth: None,
+        });
     }
     Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(demand)])
 }
@@ -140,20 +151,38 @@ fn main() {
         let opts = FusionOptions {
             alpha: 0.5,
             rounding: true,
-            solver: SolverOptions { lp_method: method, time_limit: limit.map(Duration::from_secs_f64), ..Default::default() },
+            solver: SolverOptions {
+                lp_method: method,
+                time_limit: limit.map(Duration::from_secs_f64),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let started = Instant::now();
         match place(&p, &opts) {
             Ok(plan) => {
-                println!("--- {name}: total {:.3} s, {} columns, {} rows", started.elapsed().as_secs_f64(), plan.stats.columns, plan.stats.rows);
-                for n in plan.notes.iter().filter(|n| n.starts_with("LP built") || n.starts_with("solve") || n.starts_with("pruned")) {
+                println!(
+                    "--- {name}: total {:.3} s, {} columns, {} rows",
+                    started.elapsed().as_secs_f64(),
+                    plan.stats.columns,
+                    plan.stats.rows
+                );
+                for n in plan
+                    .notes
+                    .iter()
+                    .filter(|n| n.starts_with("LP built") || n.starts_with("solve") || n.starts_with("pruned"))
+                {
                     println!("    {n}");
                 }
                 for k in ["step1_min_utility", "min_utility", "utility_percent", "cost", "rounding_utility_loss"] {
                     println!("    {k} = {:.6}", plan.term(k).unwrap_or(f64::NAN));
                 }
-                println!("    status {:?}, {} placements, {} assignments", plan.status, plan.placements.len(), plan.assignments.len());
+                println!(
+                    "    status {:?}, {} placements, {} assignments",
+                    plan.status,
+                    plan.placements.len(),
+                    plan.assignments.len()
+                );
             }
             Err(e) => println!("--- {name}: failed after {:.3} s: {e}", started.elapsed().as_secs_f64()),
         }

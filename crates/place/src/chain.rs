@@ -70,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use zonal_model::Resources;
 
 use crate::error::{reason, ConstraintFamily, InfeasibilityReason, PlaceError};
-use crate::plan::{ChannelPath, Placement, Plan, PlanStatus, PlanStats, Subscription};
+use crate::plan::{ChannelPath, Placement, Plan, PlanStats, PlanStatus, Subscription};
 use crate::problem::{host_satisfies, Problem};
 use crate::solver::{GVar, GoodLpModel, SolveStatus, SolverOptions};
 
@@ -126,7 +126,11 @@ impl Residual {
     /// Everything free.
     pub fn full(p: &Problem) -> Residual {
         Residual {
-            host_free: p.hosts.iter().map(|h| if h.available { h.capacity.clone() } else { Resources::new() }).collect(),
+            host_free: p
+                .hosts
+                .iter()
+                .map(|h| if h.available { h.capacity.clone() } else { Resources::new() })
+                .collect(),
             arc_free: p.links.iter().flat_map(|l| [l.bandwidth_mbps.unwrap_or(f64::INFINITY); 2]).collect(),
         }
     }
@@ -135,7 +139,7 @@ impl Residual {
 /// Arc `a` as (from zone, to zone, delay).
 fn arc(p: &Problem, a: usize) -> (usize, usize, f64) {
     let l = &p.links[a / 2];
-    if a % 2 == 0 {
+    if a.is_multiple_of(2) {
         (l.a, l.b, l.delay_ms)
     } else {
         (l.b, l.a, l.delay_ms)
@@ -194,13 +198,19 @@ impl Context<'_> {
     }
 }
 
-fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>, Vec<Slot>, Vec<InfeasibilityReason>), PlaceError> {
+fn resolve<'a>(
+    p: &'a Problem,
+    request: &'a ChainRequest,
+) -> Result<(Context<'a>, Vec<Slot>, Vec<InfeasibilityReason>), PlaceError> {
     let si = p.service_index(&request.service).ok_or_else(|| {
         PlaceError::input(format!("chain {:?}.service", request.id), format!("unknown service {:?}", request.service))
     })?;
     let region = match &request.region {
         Some(r) => Some(p.region_index(r).ok_or_else(|| {
-            PlaceError::input(format!("chain {:?}.region", request.id), format!("unknown region {r:?}; expected a region of the demand"))
+            PlaceError::input(
+                format!("chain {:?}.region", request.id),
+                format!("unknown region {r:?}; expected a region of the demand"),
+            )
         })?),
         None => None,
     };
@@ -215,16 +225,23 @@ fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>
         let at = format!("service {:?} component {:?}", s.name, c.name);
         let (zone, host) = match &c.placement.pin {
             Some(pin) => {
-                let z = p.zone_index(&pin.zone).ok_or_else(|| PlaceError::input(&at, format!("pinned to unknown zone {:?}", pin.zone)))?;
+                let z = p
+                    .zone_index(&pin.zone)
+                    .ok_or_else(|| PlaceError::input(&at, format!("pinned to unknown zone {:?}", pin.zone)))?;
                 let h = match &pin.host {
-                    Some(h) => Some(p.host_index(z, h).ok_or_else(|| PlaceError::input(&at, format!("pinned to unknown host {h:?} in zone {:?}", pin.zone)))?),
+                    Some(h) => Some(p.host_index(z, h).ok_or_else(|| {
+                        PlaceError::input(&at, format!("pinned to unknown host {h:?} in zone {:?}", pin.zone))
+                    })?),
                     None => None,
                 };
                 (z, h)
             }
             None => {
                 let z = region.and_then(|r| p.regions[r].attach).ok_or_else(|| {
-                    PlaceError::input(&at, "a user-side component needs a pin, or a subscription region with an attach zone")
+                    PlaceError::input(
+                        &at,
+                        "a user-side component needs a pin, or a subscription region with an attach zone",
+                    )
                 })?;
                 (z, None)
             }
@@ -232,7 +249,8 @@ fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>
         ctx.user_zone.get_or_insert(zone);
         slots[ci] = Some(Slot::Fixed { zone, host });
     }
-    let static_hosts: BTreeSet<usize> = slots.iter().flatten().filter_map(|s| if let Slot::Fixed { host, .. } = s { *host } else { None }).collect();
+    let static_hosts: BTreeSet<usize> =
+        slots.iter().flatten().filter_map(|s| if let Slot::Fixed { host, .. } = s { *host } else { None }).collect();
     let mut reasons = Vec::new();
     for (ci, c) in s.components.iter().enumerate() {
         if c.user_side {
@@ -254,7 +272,10 @@ fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>
                     && !static_hosts.contains(&h)
                     && (pc.zones.is_empty() || pc.zones.contains(zn))
                     && !pc.avoid_zones.contains(zn)
-                    && pc.pin.as_ref().is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
+                    && pc
+                        .pin
+                        .as_ref()
+                        .is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
                     && host_satisfies(host, &pc.requires)
             })
             .collect();
@@ -266,7 +287,8 @@ fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>
                 _ => true,
             })
             .collect();
-        let cands: Vec<usize> = by_proximity.iter().copied().filter(|&h| p.hosts[h].capacity.fits(&c.resources)).collect();
+        let cands: Vec<usize> =
+            by_proximity.iter().copied().filter(|&h| p.hosts[h].capacity.fits(&c.resources)).collect();
         let subject = vec![s.name.clone(), c.name.clone()];
         if by_constraints.is_empty() {
             reasons.push(reason(
@@ -278,7 +300,11 @@ fn resolve<'a>(p: &'a Problem, request: &'a ChainRequest) -> Result<(Context<'a>
             reasons.push(reason(
                 ConstraintFamily::Latency,
                 subject,
-                format!("no allowed host of component {:?} is within its proximity class bound of {:.1} ms from the user", c.name, bound.unwrap_or(0.0)),
+                format!(
+                    "no allowed host of component {:?} is within its proximity class bound of {:.1} ms from the user",
+                    c.name,
+                    bound.unwrap_or(0.0)
+                ),
             ));
         } else if cands.is_empty() {
             reasons.push(reason(
@@ -306,7 +332,9 @@ fn channel_prechecks(ctx: &Context, slots: &[Slot]) -> Vec<InfeasibilityReason> 
     let s = &p.services[ctx.si].service;
     let mut reasons = Vec::new();
     for ch in &s.channels {
-        let (Some(fi), Some(ti)) = (s.components.iter().position(|c| c.name == ch.from), s.components.iter().position(|c| c.name == ch.to)) else {
+        let (Some(fi), Some(ti)) =
+            (s.components.iter().position(|c| c.name == ch.from), s.components.iter().position(|c| c.name == ch.to))
+        else {
             continue;
         };
         let (fz, tz) = (zones_of(p, &slots[fi]), zones_of(p, &slots[ti]));
@@ -316,13 +344,22 @@ fn channel_prechecks(ctx: &Context, slots: &[Slot]) -> Vec<InfeasibilityReason> 
         let best = fz.iter().flat_map(|&a| tz.iter().map(move |&b| p.zone_delay[a][b])).fold(f64::INFINITY, f64::min);
         let subject = vec![s.name.clone(), ch.from.clone(), ch.to.clone()];
         if !best.is_finite() {
-            reasons.push(reason(ConstraintFamily::Connectivity, subject, format!("no network path joins any zone of {:?} to any zone of {:?}", ch.from, ch.to)));
+            reasons.push(reason(
+                ConstraintFamily::Connectivity,
+                subject,
+                format!("no network path joins any zone of {:?} to any zone of {:?}", ch.from, ch.to),
+            ));
         } else if let Some(max) = ch.max_latency {
             if best > max.as_millis() + 1e-9 {
                 reasons.push(reason(
                     ConstraintFamily::Latency,
                     subject,
-                    format!("channel {} → {} allows {} ms but the fastest path between candidate zones takes {best:.3} ms", ch.from, ch.to, max.as_millis()),
+                    format!(
+                        "channel {} → {} allows {} ms but the fastest path between candidate zones takes {best:.3} ms",
+                        ch.from,
+                        ch.to,
+                        max.as_millis()
+                    ),
                 ));
             }
         }
@@ -392,7 +429,8 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
                 continue;
             }
             let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
-            let mut e: Expression = members.iter().map(|&(t, k)| (s.components[t].resources.get(r) as f64 * scale) * x[t][k].var).sum();
+            let mut e: Expression =
+                members.iter().map(|&(t, k)| (s.components[t].resources.get(r) as f64 * scale) * x[t][k].var).sum();
             if elastic {
                 let sl = m.add(variable().min(0.0));
                 e -= sl.var;
@@ -403,7 +441,12 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
                     reason(
                         ConstraintFamily::Capacity,
                         vec![p.zones[host.zone].name.clone(), host.name.clone(), r.to_string()],
-                        format!("host {:?} in zone {:?} lacks {r} for the components that must share it ({} free)", host.name, p.zones[host.zone].name, free.get(r)),
+                        format!(
+                            "host {:?} in zone {:?} lacks {r} for the components that must share it ({} free)",
+                            host.name,
+                            p.zones[host.zone].name,
+                            free.get(r)
+                        ),
                     ),
                 ));
             }
@@ -456,7 +499,15 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
             r.max_latency = r.max_latency.min(max);
             continue;
         }
-        routes.push(Route { from: f, to: t, bandwidth: ch.bandwidth.map_or(0.0, |b| b.mbps()), max_latency: max, channels: vec![chi], arcs: Vec::new(), pi: Vec::new() });
+        routes.push(Route {
+            from: f,
+            to: t,
+            bandwidth: ch.bandwidth.map_or(0.0, |b| b.mbps()),
+            max_latency: max,
+            channels: vec![chi],
+            arcs: Vec::new(),
+            pi: Vec::new(),
+        });
     }
     let n_arcs = p.links.len() * 2;
     for r in &mut routes {
@@ -515,7 +566,10 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
                     reason(
                         ConstraintFamily::Latency,
                         vec![s.name.clone(), s.components[r.from].name.clone(), s.components[r.to].name.clone()],
-                        format!("channel {} → {} cannot stay within {} ms", s.components[r.from].name, s.components[r.to].name, r.max_latency),
+                        format!(
+                            "channel {} → {} cannot stay within {} ms",
+                            s.components[r.from].name, s.components[r.to].name, r.max_latency
+                        ),
                     ),
                 ));
             }
@@ -567,7 +621,10 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
                 reason(
                     ConstraintFamily::Capacity,
                     vec![p.zones[u].name.clone(), p.zones[w].name.clone(), "bandwidth".into()],
-                    format!("link {} → {} has {cap} Mbit/s free, not enough for the channels that must cross it", p.zones[u].name, p.zones[w].name),
+                    format!(
+                        "link {} → {} has {cap} Mbit/s free, not enough for the channels that must cross it",
+                        p.zones[u].name, p.zones[w].name
+                    ),
                 ),
             ));
         }
@@ -583,7 +640,12 @@ pub fn place_chain(problem: &Problem, request: &ChainRequest, options: &ChainOpt
 }
 
 /// Places one chain against `residual` capacity.
-pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Residual, options: &ChainOptions) -> Result<Plan, PlaceError> {
+pub fn place_chain_with(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    options: &ChainOptions,
+) -> Result<Plan, PlaceError> {
     let p = problem;
     let (ctx, slots, mut reasons) = resolve(p, request)?;
     // Candidates that no longer fit the residual capacity.
@@ -597,7 +659,10 @@ pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Re
                 reasons.push(reason(
                     ConstraintFamily::Capacity,
                     vec![s.name.clone(), s.components[t].name.clone()],
-                    format!("every candidate host of component {:?} is already full ({} needed)", s.components[t].name, s.components[t].resources),
+                    format!(
+                        "every candidate host of component {:?} is already full ({} needed)",
+                        s.components[t].name, s.components[t].resources
+                    ),
                 ));
             }
         }
@@ -626,8 +691,12 @@ pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Re
                 zone_of.push(*zone);
             }
             Slot::Hosts(hs) => {
-                let k = (0..hs.len()).max_by(|&a, &b| x[t][a].value(&values).total_cmp(&x[t][b].value(&values))).unwrap_or(0);
-                let h = hs.get(k).copied().ok_or_else(|| PlaceError::Solver { detail: format!("component {:?} got no host", s.components[t].name) })?;
+                let k = (0..hs.len())
+                    .max_by(|&a, &b| x[t][a].value(&values).total_cmp(&x[t][b].value(&values)))
+                    .unwrap_or(0);
+                let h = hs.get(k).copied().ok_or_else(|| PlaceError::Solver {
+                    detail: format!("component {:?} got no host", s.components[t].name),
+                })?;
                 host_of.push(Some(h));
                 zone_of.push(p.hosts[h].zone);
             }
@@ -654,7 +723,10 @@ pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Re
             Vec::new()
         } else {
             walk(p, r, &values, fz, tz).ok_or_else(|| PlaceError::Solver {
-                detail: format!("channel {} → {}: the solution has no continuous path", s.components[r.from].name, s.components[r.to].name),
+                detail: format!(
+                    "channel {} → {}: the solution has no continuous path",
+                    s.components[r.from].name, s.components[r.to].name
+                ),
             })?
         };
         let lat: f64 = zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum();
@@ -665,11 +737,23 @@ pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Re
                 names.reverse();
             }
             delay += lat;
-            plan.paths.push(ChannelPath { service: s.name.clone(), subscription: sub.clone(), from: ch.from.clone(), to: ch.to.clone(), zones: names, latency_ms: lat });
+            plan.paths.push(ChannelPath {
+                service: s.name.clone(),
+                subscription: sub.clone(),
+                from: ch.from.clone(),
+                to: ch.to.clone(),
+                zones: names,
+                latency_ms: lat,
+            });
         }
     }
     // Channels never routed (unknown component names are impossible after validation).
-    let used: BTreeSet<usize> = slots.iter().enumerate().filter(|(_, sl)| matches!(sl, Slot::Hosts(_))).filter_map(|(t, _)| host_of[t]).collect();
+    let used: BTreeSet<usize> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, sl)| matches!(sl, Slot::Hosts(_)))
+        .filter_map(|(t, _)| host_of[t])
+        .collect();
     let weighted: f64 = used.iter().map(|h| host_weight.get(h).copied().unwrap_or(0.0)).sum();
     let (wd, ws) = options.objective.weights();
     plan.objective = wd * delay + ws * weighted;
@@ -692,7 +776,13 @@ pub fn place_chain_with(problem: &Problem, request: &ChainRequest, residual: &Re
 
 /// Follows the chosen arcs from `from` to `to`; stray cycles elsewhere are ignored.
 fn walk(p: &Problem, r: &Route, values: &[f64], from: usize, to: usize) -> Option<Vec<usize>> {
-    let chosen: Vec<(usize, usize)> = r.arcs.iter().zip(&r.pi).filter(|(_, g)| g.value(values) > 0.5).map(|(&a, _)| (arc(p, a).0, arc(p, a).1)).collect();
+    let chosen: Vec<(usize, usize)> = r
+        .arcs
+        .iter()
+        .zip(&r.pi)
+        .filter(|(_, g)| g.value(values) > 0.5)
+        .map(|(&a, _)| (arc(p, a).0, arc(p, a).1))
+        .collect();
     let mut path = vec![from];
     let mut seen: BTreeSet<usize> = [from].into();
     let mut cur = from;
@@ -795,7 +885,9 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
 }
 
 fn is_user_side(p: &Problem, pl: &Placement) -> bool {
-    p.service_index(&pl.service).and_then(|si| p.services[si].service.component(&pl.component)).is_some_and(|c| c.user_side)
+    p.service_index(&pl.service)
+        .and_then(|si| p.services[si].service.component(&pl.component))
+        .is_some_and(|c| c.user_side)
 }
 
 /// Subtracts a placed chain's resources and bandwidth from `residual`.
@@ -811,7 +903,9 @@ pub fn consume(p: &Problem, plan: &Plan, residual: &mut Residual) {
     }
     for path in &plan.paths {
         let Some(si) = p.service_index(&path.service) else { continue };
-        let Some(ch) = p.services[si].service.channels.iter().find(|c| c.from == path.from && c.to == path.to) else { continue };
+        let Some(ch) = p.services[si].service.channels.iter().find(|c| c.from == path.from && c.to == path.to) else {
+            continue;
+        };
         let bw = ch.bandwidth.map_or(0.0, |b| b.mbps());
         for w in path.zones.windows(2) {
             let (Some(a), Some(b)) = (p.zone_index(&w[0]), p.zone_index(&w[1])) else { continue };
@@ -842,13 +936,22 @@ mod tests {
                 zone("z1", 50.0, 1.0, vec![host("h1", 4, 8)]),
                 zone("z2", 50.0, 2.0, vec![host("h2", 4, 8)]),
             ],
-            links: vec![link("z0", "z1", Some(1.0), Some(100.0)), link("z1", "z2", Some(1.0), Some(100.0)), link("z0", "z2", Some(5.0), Some(100.0))],
+            links: vec![
+                link("z0", "z1", Some(1.0), Some(100.0)),
+                link("z1", "z2", Some(1.0), Some(100.0)),
+                link("z0", "z2", Some(5.0), Some(100.0)),
+            ],
             ..Default::default()
         };
         let mut ue = component("ue", 0, 0);
         ue.user_side = true;
         ue.placement.pin = Some(Pin { zone: "z0".into(), host: None });
-        let ch = |a: &str, b: &str, mbps: f64| Channel { from: a.into(), to: b.into(), bandwidth: Some(Bandwidth::from_mbps(mbps)), max_latency: None };
+        let ch = |a: &str, b: &str, mbps: f64| Channel {
+            from: a.into(),
+            to: b.into(),
+            bandwidth: Some(Bandwidth::from_mbps(mbps)),
+            max_latency: None,
+        };
         let svc = Service {
             name: "chain".into(),
             components: vec![ue, component("fw", 1, 1), component("app", 2, 1)],
@@ -1046,7 +1149,11 @@ mod tests {
         let seq = place_chains(&p, &reqs, &ChainOptions::default());
         // 3 cores per chain, 12 cores in all; placed greedily (delay first), 3 or 4 fit.
         let ok = seq.outcomes.iter().filter(|o| o.result.is_ok()).count();
-        assert!((3..=4).contains(&ok), "{:?}", seq.outcomes.iter().map(|o| o.result.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>());
+        assert!(
+            (3..=4).contains(&ok),
+            "{:?}",
+            seq.outcomes.iter().map(|o| o.result.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>()
+        );
         let failed = seq.outcomes.iter().find_map(|o| o.result.as_ref().err()).unwrap();
         assert!(failed.reasons().iter().any(|r| r.family == ConstraintFamily::Capacity), "{failed}");
         assert!(seq.outcomes.iter().all(|o| o.seconds > 0.0));

@@ -104,7 +104,11 @@ impl CheckReport {
     }
     /// A one-line-per-violation summary.
     pub fn summary(&self) -> String {
-        self.violations.iter().map(|v| format!("{:?} [{}]: {}", v.kind, v.subject.join(" / "), v.detail)).collect::<Vec<_>>().join("\n")
+        self.violations
+            .iter()
+            .map(|v| format!("{:?} [{}]: {}", v.kind, v.subject.join(" / "), v.detail))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -152,7 +156,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         };
         let sd = &p.services[si];
         let Some(ci) = sd.service.components.iter().position(|x| x.name == pl.component) else {
-            c.v(ViolationKind::UnknownName, &subj, format!("service {:?} has no component {:?}", pl.service, pl.component));
+            c.v(
+                ViolationKind::UnknownName,
+                &subj,
+                format!("service {:?} has no component {:?}", pl.service, pl.component),
+            );
             continue;
         };
         let comp = &sd.service.components[ci];
@@ -181,7 +189,10 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
                 c.v(
                     ViolationKind::Pin,
                     &subj,
-                    format!("component is pinned to zone {:?} host {:?}, placed in zone {:?} host {:?}", pin.zone, pin.host, pl.zone, pl.host),
+                    format!(
+                        "component is pinned to zone {:?} host {:?}, placed in zone {:?} host {:?}",
+                        pin.zone, pin.host, pl.zone, pl.host
+                    ),
                 );
             }
         }
@@ -203,11 +214,17 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         // Allowed zones and features.
         let pc = &comp.placement;
         if (!pc.zones.is_empty() && !pc.zones.contains(&pl.zone)) || pc.avoid_zones.contains(&pl.zone) {
-            c.v(ViolationKind::AllowedZones, &subj, format!("zone not allowed (zones {:?}, avoid {:?})", pc.zones, pc.avoid_zones));
+            c.v(
+                ViolationKind::AllowedZones,
+                &subj,
+                format!("zone not allowed (zones {:?}, avoid {:?})", pc.zones, pc.avoid_zones),
+            );
         }
         let feat_ok = match hi {
             Some(hi) => host_satisfies(&p.hosts[hi], &pc.requires),
-            None => p.zones[zi].hosts.iter().any(|&h| p.hosts[h].available && host_satisfies(&p.hosts[h], &pc.requires)),
+            None => {
+                p.zones[zi].hosts.iter().any(|&h| p.hosts[h].available && host_satisfies(&p.hosts[h], &pc.requires))
+            }
         };
         if !feat_ok {
             c.v(ViolationKind::Features, &subj, format!("required features {:?} not offered", pc.requires));
@@ -215,13 +232,18 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         // Slots.
         let spi = f64::from(comp.slots.per_instance);
         if pl.slots > f64::from(pl.instances) * spi + TOL {
-            c.v(ViolationKind::SlotCapacity, &subj, format!("{} slots on {} instance(s) of {} slots", pl.slots, pl.instances, spi));
+            c.v(
+                ViolationKind::SlotCapacity,
+                &subj,
+                format!("{} slots on {} instance(s) of {} slots", pl.slots, pl.instances, spi),
+            );
         }
         if ci == sd.entry {
             *entry_slots.entry((si, zi)).or_default() += f64::from(pl.instances) * spi;
         }
         if pl.subscription.is_none() {
-            *instances_per.entry((pl.service.clone(), pl.component.clone(), zi)).or_default() += u64::from(pl.instances);
+            *instances_per.entry((pl.service.clone(), pl.component.clone(), zi)).or_default() +=
+                u64::from(pl.instances);
         }
     }
 
@@ -230,7 +252,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         if let Some(si) = p.service_index(s) {
             if let Some(cd) = p.services[si].service.component(comp) {
                 if *n > u64::from(cd.scaling.max_instances) {
-                    c.v(ViolationKind::MaxInstances, &[s, comp, &p.zones[*zi].name], format!("{n} instances, at most {} per zone", cd.scaling.max_instances));
+                    c.v(
+                        ViolationKind::MaxInstances,
+                        &[s, comp, &p.zones[*zi].name],
+                        format!("{n} instances, at most {} per zone", cd.scaling.max_instances),
+                    );
                 }
             }
         }
@@ -240,7 +266,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         let h = &p.hosts[*hi];
         for (r, a) in &used.0 {
             if a.value > h.capacity.get(r) {
-                c.v(ViolationKind::HostCapacity, &[&p.zones[h.zone].name, &h.name, r], format!("uses {} of {r}, capacity {}", a.value, h.capacity.get(r)));
+                c.v(
+                    ViolationKind::HostCapacity,
+                    &[&p.zones[h.zone].name, &h.name, r],
+                    format!("uses {} of {r}, capacity {}", a.value, h.capacity.get(r)),
+                );
             }
         }
     }
@@ -248,14 +278,22 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         let z = &p.zones[*zi];
         for (r, a) in &used.0 {
             if a.value > z.capacity.get(r) {
-                c.v(ViolationKind::ZoneCapacity, &[&z.name, r], format!("uses {} of {r}, available capacity {}", a.value, z.capacity.get(r)));
+                c.v(
+                    ViolationKind::ZoneCapacity,
+                    &[&z.name, r],
+                    format!("uses {} of {r}, available capacity {}", a.value, z.capacity.get(r)),
+                );
             }
         }
     }
     // IN-23.
     for hi in &user_hosts {
         if let Some(others) = placed_hosts.get(hi) {
-            c.v(ViolationKind::StaticHost, &[&p.hosts[*hi].name], format!("host holds a user-side component and also {}", others.join(", ")));
+            c.v(
+                ViolationKind::StaticHost,
+                &[&p.hosts[*hi].name],
+                format!("host holds a user-side component and also {}", others.join(", ")),
+            );
         }
     }
     // Affinity / anti-affinity.
@@ -266,7 +304,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             for other in &comp.placement.affinity {
                 if let Some(ozs) = comps.get(other) {
                     if zs != ozs {
-                        c.v(ViolationKind::Affinity, &[&key.0, &comp.name, other], format!("in zones {zs:?} vs {ozs:?}; affinity needs the same zone"));
+                        c.v(
+                            ViolationKind::Affinity,
+                            &[&key.0, &comp.name, other],
+                            format!("in zones {zs:?} vs {ozs:?}; affinity needs the same zone"),
+                        );
                     }
                 }
             }
@@ -275,7 +317,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
                 let ohs = comp_hosts.get(key).and_then(|m| m.get(other));
                 if let (Some(hs), Some(ohs)) = (hs, ohs) {
                     if let Some(h) = hs.intersection(ohs).next() {
-                        c.v(ViolationKind::AntiAffinity, &[&key.0, &comp.name, other, &p.hosts[*h].name], "anti-affine components share a host".into());
+                        c.v(
+                            ViolationKind::AntiAffinity,
+                            &[&key.0, &comp.name, other, &p.hosts[*h].name],
+                            "anti-affine components share a host".into(),
+                        );
                     }
                 }
             }
@@ -294,7 +340,8 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             c.v(ViolationKind::UnknownName, &subj, "unknown service".into());
             continue;
         };
-        let Some(ch) = p.services[si].service.channels.iter().find(|ch| ch.from == path.from && ch.to == path.to) else {
+        let Some(ch) = p.services[si].service.channels.iter().find(|ch| ch.from == path.from && ch.to == path.to)
+        else {
             c.v(ViolationKind::UnknownName, &subj, "the service has no such channel".into());
             continue;
         };
@@ -323,7 +370,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         let mut latency = 0.0;
         if fz == tz {
             if !zones.is_empty() {
-                c.v(ViolationKind::PathEnds, &subj, format!("both ends are in zone {:?}; a collocated channel has an empty path", p.zones[fz].name));
+                c.v(
+                    ViolationKind::PathEnds,
+                    &subj,
+                    format!("both ends are in zone {:?}; a collocated channel has an empty path", p.zones[fz].name),
+                );
             }
         } else {
             if zones.first() != Some(&fz) || zones.last() != Some(&tz) {
@@ -343,16 +394,28 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
                         latency += l.delay_ms;
                         *arc_load.entry((w[0], w[1])).or_default() += ch.bandwidth.map(|b| b.mbps()).unwrap_or(0.0);
                     }
-                    None => c.v(ViolationKind::PathBroken, &subj, format!("no link between {:?} and {:?}", p.zones[w[0]].name, p.zones[w[1]].name)),
+                    None => c.v(
+                        ViolationKind::PathBroken,
+                        &subj,
+                        format!("no link between {:?} and {:?}", p.zones[w[0]].name, p.zones[w[1]].name),
+                    ),
                 }
             }
         }
         if !close(latency, path.latency_ms, TERM_TOL) {
-            c.v(ViolationKind::PathLatency, &subj, format!("claims {} ms, links add up to {latency} ms", path.latency_ms));
+            c.v(
+                ViolationKind::PathLatency,
+                &subj,
+                format!("claims {} ms, links add up to {latency} ms", path.latency_ms),
+            );
         }
         if let Some(max) = ch.max_latency {
             if latency > max.as_millis() + TOL {
-                c.v(ViolationKind::ChannelLatency, &subj, format!("path latency {latency} ms above the channel's max {} ms", max.as_millis()));
+                c.v(
+                    ViolationKind::ChannelLatency,
+                    &subj,
+                    format!("path latency {latency} ms above the channel's max {} ms", max.as_millis()),
+                );
             }
         }
         delay_sum += latency;
@@ -361,7 +424,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         if let Some(l) = p.link_between(*a, *b) {
             if let Some(bw) = l.bandwidth_mbps {
                 if *load > bw + TOL * bw.max(1.0) {
-                    c.v(ViolationKind::LinkBandwidth, &[&p.zones[*a].name, &p.zones[*b].name], format!("{load} Mbit/s over a {bw} Mbit/s link"));
+                    c.v(
+                        ViolationKind::LinkBandwidth,
+                        &[&p.zones[*a].name, &p.zones[*b].name],
+                        format!("{load} Mbit/s over a {bw} Mbit/s link"),
+                    );
                 }
             }
         }
@@ -373,16 +440,25 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             let (Some(fz), Some(tz)) = (comps.get(&ch.from), comps.get(&ch.to)) else { continue };
             if fz.len() == 1 && tz.len() == 1 {
                 if fz != tz && !has_path.contains(&(key.clone(), ch.from.clone(), ch.to.clone())) {
-                    c.v(ViolationKind::MissingPath, &[&key.0, &ch.from, &ch.to], "components in different zones and no path given".into());
+                    c.v(
+                        ViolationKind::MissingPath,
+                        &[&key.0, &ch.from, &ch.to],
+                        "components in different zones and no path given".into(),
+                    );
                 }
             } else if !fz.is_subset(tz) {
-                c.v(ViolationKind::MissingPath, &[&key.0, &ch.from, &ch.to], "replicated components must be collocated in every zone".into());
+                c.v(
+                    ViolationKind::MissingPath,
+                    &[&key.0, &ch.from, &ch.to],
+                    "replicated components must be collocated in every zone".into(),
+                );
             }
         }
     }
 
     // Proximity for chain subscriptions.
-    let subs: BTreeMap<(&str, &str), &crate::plan::Subscription> = plan.subscriptions.iter().map(|s| ((s.service.as_str(), s.id.as_str()), s)).collect();
+    let subs: BTreeMap<(&str, &str), &crate::plan::Subscription> =
+        plan.subscriptions.iter().map(|s| ((s.service.as_str(), s.id.as_str()), s)).collect();
     for pl in &plan.placements {
         let Some(sub) = &pl.subscription else { continue };
         let (Some(si), Some(zi)) = (p.service_index(&pl.service), p.zone_index(&pl.zone)) else { continue };
@@ -393,7 +469,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         }
         let Some(bound) = p.component_proximity(si, ci) else { continue };
         let Some(s) = subs.get(&(pl.service.as_str(), sub.as_str())) else {
-            c.v(ViolationKind::Proximity, &[&pl.service, sub, &pl.component], "no subscription record says where the user is".into());
+            c.v(
+                ViolationKind::Proximity,
+                &[&pl.service, sub, &pl.component],
+                "no subscription record says where the user is".into(),
+            );
             continue;
         };
         let lat = match (&s.region, &s.user_zone) {
@@ -403,8 +483,16 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         };
         match lat {
             Some(l) if l <= bound + TOL => {}
-            Some(l) => c.v(ViolationKind::Proximity, &[&pl.service, sub, &pl.component, &pl.zone], format!("{l} ms from the user, class allows {bound} ms")),
-            None => c.v(ViolationKind::Proximity, &[&pl.service, sub, &pl.component], "the user's location is unknown".into()),
+            Some(l) => c.v(
+                ViolationKind::Proximity,
+                &[&pl.service, sub, &pl.component, &pl.zone],
+                format!("{l} ms from the user, class allows {bound} ms"),
+            ),
+            None => c.v(
+                ViolationKind::Proximity,
+                &[&pl.service, sub, &pl.component],
+                "the user's location is unknown".into(),
+            ),
         }
     }
 
@@ -416,7 +504,9 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         let mut cost = 0.0;
         for a in &plan.assignments {
             let subj = [a.service.as_str(), a.region.as_str(), a.zone.as_str()];
-            let (Some(si), Some(ri), Some(zi)) = (p.service_index(&a.service), p.region_index(&a.region), p.zone_index(&a.zone)) else {
+            let (Some(si), Some(ri), Some(zi)) =
+                (p.service_index(&a.service), p.region_index(&a.region), p.zone_index(&a.zone))
+            else {
                 c.v(ViolationKind::UnknownName, &subj, "unknown service, region or zone".into());
                 continue;
             };
@@ -425,11 +515,20 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             let sd = &p.services[si];
             let spi = f64::from(sd.slots_per_instance);
             let deploy = p.zones[zi].price.hourly(&sd.instance_resources) / spi;
-            let mbps = p.demands.iter().find(|d| d.service == si && d.region == ri).map(|d| d.session_mbps).unwrap_or(sd.session_mbps);
+            let mbps = p
+                .demands
+                .iter()
+                .find(|d| d.service == si && d.region == ri)
+                .map(|d| d.session_mbps)
+                .unwrap_or(sd.session_mbps);
             cost += a.slots * (deploy + p.zones[zi].price.egress_per_gb.amount() * mbps_to_gb_per_hour(mbps));
             let rtt = p.region_rtt[ri][zi];
             if !close(rtt, a.latency_ms, TERM_TOL) {
-                c.v(ViolationKind::PathLatency, &subj, format!("claims {} ms, the problem's latency is {rtt} ms", a.latency_ms));
+                c.v(
+                    ViolationKind::PathLatency,
+                    &subj,
+                    format!("claims {} ms, the problem's latency is {rtt} ms", a.latency_ms),
+                );
             }
             if let Some(bound) = sd.proximity_ms {
                 if rtt > bound + TOL {
@@ -464,10 +563,18 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
                 let zi = p.zone_index(&a.zone).unwrap_or(0);
                 let rtt = p.region_rtt[d.region][zi];
                 if rtt > d.sla.r_max.as_millis() + TOL {
-                    c.v(ViolationKind::RMax, &[sname, rname, &a.zone], format!("{rtt} ms is beyond R_max {} ms", d.sla.r_max.as_millis()));
+                    c.v(
+                        ViolationKind::RMax,
+                        &[sname, rname, &a.zone],
+                        format!("{rtt} ms is beyond R_max {} ms", d.sla.r_max.as_millis()),
+                    );
                 }
                 if !close(a.slots, a.share * d.slots, TOL) {
-                    c.v(ViolationKind::Coverage, &[sname, rname, &a.zone], format!("{} slots for a share {} of {} slots", a.slots, a.share, d.slots));
+                    c.v(
+                        ViolationKind::Coverage,
+                        &[sname, rname, &a.zone],
+                        format!("{} slots for a share {} of {} slots", a.slots, a.share, d.slots),
+                    );
                 }
                 lat += a.share * rtt;
             }
@@ -482,7 +589,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
                     for a in &rows {
                         if let Some(claimed) = a.utility {
                             if !close(claimed, u, TERM_TOL) {
-                                c.v(ViolationKind::TermMismatch, &[sname, rname, &a.zone], format!("claims utility {claimed}, recomputed {u}"));
+                                c.v(
+                                    ViolationKind::TermMismatch,
+                                    &[sname, rname, &a.zone],
+                                    format!("claims utility {claimed}, recomputed {u}"),
+                                );
                             }
                         }
                     }
@@ -493,7 +604,11 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             worst = worst.max(lat);
         }
         for ((si, ri), _) in by_pair {
-            c.v(ViolationKind::Coverage, &[&p.services[si].name, &p.regions[ri].name], "assignment for a region without demand".into());
+            c.v(
+                ViolationKind::Coverage,
+                &[&p.services[si].name, &p.regions[ri].name],
+                "assignment for a region without demand".into(),
+            );
         }
         if min_u.is_finite() {
             terms.insert("min_utility".to_string(), min_u);

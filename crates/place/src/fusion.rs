@@ -75,7 +75,7 @@ use highs::Sense;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{reason, ConstraintFamily, InfeasibilityReason, PlaceError};
-use crate::plan::{Assignment, Placement, Plan, PlanStatus, PlanStats};
+use crate::plan::{Assignment, Placement, Plan, PlanStats, PlanStatus};
 use crate::problem::Problem;
 use crate::solver::{LpBuilder, LpSession, SolverOptions, Var};
 
@@ -96,7 +96,13 @@ pub struct FusionOptions {
 
 impl Default for FusionOptions {
     fn default() -> Self {
-        FusionOptions { alpha: 0.5, budget: None, shared_zone_capacity: true, rounding: true, solver: SolverOptions::default() }
+        FusionOptions {
+            alpha: 0.5,
+            budget: None,
+            shared_zone_capacity: true,
+            rounding: true,
+            solver: SolverOptions::default(),
+        }
     }
 }
 
@@ -163,7 +169,12 @@ struct FusionLp {
 fn capacity(p: &Problem, mode: &Mode, si: usize, zi: usize) -> f64 {
     match mode {
         Mode::Placement => p.slot_capacity[si][zi],
-        Mode::Selection(sel) => sel.free_slots.get(&(p.services[si].name.clone(), p.zones[zi].name.clone())).copied().unwrap_or(0.0).max(0.0),
+        Mode::Selection(sel) => sel
+            .free_slots
+            .get(&(p.services[si].name.clone(), p.zones[zi].name.clone()))
+            .copied()
+            .unwrap_or(0.0)
+            .max(0.0),
     }
 }
 
@@ -172,7 +183,9 @@ fn unit_cost(p: &Problem, mode: &Mode, di: usize, zi: usize) -> f64 {
     let d = &p.demands[di];
     match mode {
         Mode::Placement => p.deploy_cost[d.service][zi] + d.bandwidth_cost(&p.zones[zi]),
-        Mode::Selection(sel) => sel.transit_cost.get(&(p.regions[d.region].name.clone(), p.zones[zi].name.clone())).copied().unwrap_or(0.0),
+        Mode::Selection(sel) => {
+            sel.transit_cost.get(&(p.regions[d.region].name.clone(), p.zones[zi].name.clone())).copied().unwrap_or(0.0)
+        }
     }
 }
 
@@ -190,7 +203,8 @@ fn candidates(p: &Problem, mode: &Mode) -> (Vec<Vec<usize>>, usize) {
     for (di, d) in p.demands.iter().enumerate() {
         let bound = latency_bound(p, di);
         let rtt = &p.region_rtt[d.region];
-        let mut zs: Vec<usize> = (0..p.zones.len()).filter(|&t| rtt[t] <= bound && capacity(p, mode, d.service, t) > 0.0).collect();
+        let mut zs: Vec<usize> =
+            (0..p.zones.len()).filter(|&t| rtt[t] <= bound && capacity(p, mode, d.service, t) > 0.0).collect();
         if let Mode::Selection(Selection { nearest_k: Some(k), .. }) = mode {
             zs.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
             zs.truncate(*k);
@@ -278,7 +292,14 @@ fn prechecks(p: &Problem, mode: &Mode, cands: &[Vec<usize>], shared: bool) -> Ve
     reasons
 }
 
-fn build(p: &Problem, mode: &Mode, cands: Vec<Vec<usize>>, pruned: usize, opts: &FusionOptions, elastic: bool) -> Result<FusionLp, PlaceError> {
+fn build(
+    p: &Problem,
+    mode: &Mode,
+    cands: Vec<Vec<usize>>,
+    pruned: usize,
+    opts: &FusionOptions,
+    elastic: bool,
+) -> Result<FusionLp, PlaceError> {
     let mut b = LpBuilder::new();
     // U ≤ max 1/k keeps Step 1 bounded even without demand.
     let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
@@ -358,7 +379,14 @@ fn build(p: &Problem, mode: &Mode, cands: Vec<Vec<usize>>, pruned: usize, opts: 
     let total_pairs = p.demands.len() * p.zones.len();
     let mut session = b.into_session(Sense::Maximise)?;
     if elastic {
-        session.set_objective(Sense::Minimise, &slack.iter().enumerate().filter_map(|(di, s)| s.map(|s| (s, p.demands[di].slots / total_slots))).collect::<Vec<_>>())?;
+        session.set_objective(
+            Sense::Minimise,
+            &slack
+                .iter()
+                .enumerate()
+                .filter_map(|(di, s)| s.map(|s| (s, p.demands[di].slots / total_slots)))
+                .collect::<Vec<_>>(),
+        )?;
     } else {
         session.set_objective(Sense::Maximise, &[(u, 1.0)])?;
     }
@@ -386,8 +414,13 @@ fn served_from(p: &Problem, lp: &FusionLp, values: &[f64]) -> Served {
         .iter()
         .map(|pair| {
             let d = &p.demands[pair.demand];
-            let raw: Vec<(usize, f64)> =
-                pair.zones.iter().zip(&pair.cols).map(|(&t, c)| (t, values.get(c.0).copied().unwrap_or(0.0).clamp(0.0, 1.0))).filter(|(_, x)| *x > 1e-9).collect();
+            let raw: Vec<(usize, f64)> = pair
+                .zones
+                .iter()
+                .zip(&pair.cols)
+                .map(|(&t, c)| (t, values.get(c.0).copied().unwrap_or(0.0).clamp(0.0, 1.0)))
+                .filter(|(_, x)| *x > 1e-9)
+                .collect();
             let total: f64 = raw.iter().map(|(_, x)| x).sum();
             raw.into_iter().map(|(t, x)| (t, x / total.max(1e-12) * d.slots)).collect()
         })
@@ -451,7 +484,13 @@ impl Run {
 }
 
 /// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
-fn two_steps(lp: &mut FusionLp, p: &Problem, alpha: f64, run: &mut Run, opts: &SolverOptions) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
+fn two_steps(
+    lp: &mut FusionLp,
+    p: &Problem,
+    alpha: f64,
+    run: &mut Run,
+    opts: &SolverOptions,
+) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
     let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
     lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max)?;
     lp.session.set_objective(Sense::Maximise, &[(lp.u, 1.0)])?;
@@ -527,7 +566,11 @@ fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Re
         }
     }
     if reasons.is_empty() {
-        reasons.push(reason(ConstraintFamily::Other, vec![], "the LP is infeasible but relaxing demand coverage and the budget did not show why"));
+        reasons.push(reason(
+            ConstraintFamily::Other,
+            vec![],
+            "the LP is infeasible but relaxing demand coverage and the budget did not show why",
+        ));
     }
     Ok(PlaceError::Infeasible { reasons })
 }
@@ -683,11 +726,16 @@ fn slots_by_zone(p: &Problem, served: &Served) -> BTreeMap<(usize, usize), f64> 
 /// Rounds served slots into whole instances (see the module docs) and repairs capacity.
 /// Returns the repaired served matrix and (service, zone) → (instances, slots).
 #[allow(clippy::type_complexity)]
-fn round(p: &Problem, served: &Served, shared: bool) -> Result<(Served, BTreeMap<(usize, usize), (u32, f64)>), PlaceError> {
+fn round(
+    p: &Problem,
+    served: &Served,
+    shared: bool,
+) -> Result<(Served, BTreeMap<(usize, usize), (u32, f64)>), PlaceError> {
     let spi = |si: usize| f64::from(p.services[si].slots_per_instance);
     let mut served = served.clone();
     let mut slots = slots_by_zone(p, &served);
-    let mut n: BTreeMap<(usize, usize), u32> = slots.iter().map(|(&k, &s)| (k, ((s / spi(k.0)) - 1e-6).ceil().max(0.0) as u32)).collect();
+    let mut n: BTreeMap<(usize, usize), u32> =
+        slots.iter().map(|(&k, &s)| (k, ((s / spi(k.0)) - 1e-6).ceil().max(0.0) as u32)).collect();
     let max_n = |si: usize, zi: usize| (p.slot_capacity[si][zi] / spi(si)).floor() as u32;
     // Zone usage with the rounded instances.
     let fits = |n: &BTreeMap<(usize, usize), u32>, zi: usize, extra: Option<usize>| -> bool {
@@ -734,8 +782,12 @@ fn round(p: &Problem, served: &Served, shared: bool) -> Result<(Served, BTreeMap
             continue;
         }
         // Regions served here, farthest first.
-        let mut here: Vec<usize> = (0..served.len()).filter(|&di| p.demands[di].service == si && served[di].iter().any(|&(z, s)| z == zi && s > 0.0)).collect();
-        here.sort_by(|&a, &b| p.region_rtt[p.demands[b].region][zi].total_cmp(&p.region_rtt[p.demands[a].region][zi]).then(a.cmp(&b)));
+        let mut here: Vec<usize> = (0..served.len())
+            .filter(|&di| p.demands[di].service == si && served[di].iter().any(|&(z, s)| z == zi && s > 0.0))
+            .collect();
+        here.sort_by(|&a, &b| {
+            p.region_rtt[p.demands[b].region][zi].total_cmp(&p.region_rtt[p.demands[a].region][zi]).then(a.cmp(&b))
+        });
         for di in here {
             if over <= 1e-9 {
                 break;
@@ -743,16 +795,21 @@ fn round(p: &Problem, served: &Served, shared: bool) -> Result<(Served, BTreeMap
             let d = &p.demands[di];
             let bound = latency_bound(p, di);
             let rtt = &p.region_rtt[d.region];
-            let mut targets: Vec<usize> = (0..p.zones.len()).filter(|&t| t != zi && rtt[t] <= bound && p.slot_capacity[si][t] > 0.0).collect();
+            let mut targets: Vec<usize> =
+                (0..p.zones.len()).filter(|&t| t != zi && rtt[t] <= bound && p.slot_capacity[si][t] > 0.0).collect();
             targets.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
             let mut movable = served[di].iter().find(|&&(z, _)| z == zi).map_or(0.0, |&(_, s)| s).min(over);
             while movable > 1e-9 {
                 // Free slots in rounded instances first, then a new instance.
                 let spare = |t: usize, slots: &BTreeMap<(usize, usize), f64>, n: &BTreeMap<(usize, usize), u32>| {
-                    f64::from(n.get(&(si, t)).copied().unwrap_or(0)) * spi(si) - slots.get(&(si, t)).copied().unwrap_or(0.0)
+                    f64::from(n.get(&(si, t)).copied().unwrap_or(0)) * spi(si)
+                        - slots.get(&(si, t)).copied().unwrap_or(0.0)
                 };
                 let target = targets.iter().copied().find(|&t| spare(t, &slots, &n) > 1e-9).or_else(|| {
-                    targets.iter().copied().find(|&t| n.get(&(si, t)).copied().unwrap_or(0) < max_n(si, t) && fits(&n, t, Some(si)))
+                    targets
+                        .iter()
+                        .copied()
+                        .find(|&t| n.get(&(si, t)).copied().unwrap_or(0) < max_n(si, t) && fits(&n, t, Some(si)))
                 });
                 let Some(t) = target else {
                     return Err(PlaceError::Infeasible {
@@ -838,10 +895,13 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
     let max_cost = hi.values[lp.cost.0].max(min_cost);
     let mut points = Vec::new();
     for k in 0..budgets {
-        let budget = if budgets == 1 { max_cost } else { min_cost + (max_cost - min_cost) * k as f64 / (budgets - 1) as f64 };
+        let budget =
+            if budgets == 1 { max_cost } else { min_cost + (max_cost - min_cost) * k as f64 / (budgets - 1) as f64 };
         lp.session.set_bounds(lp.cost, 0.0, budget_bound(budget))?;
         let Some((_, s)) = two_steps(&mut lp, p, 1.0, &mut run, &opts.solver)? else {
-            return Err(PlaceError::Solver { detail: format!("budget {budget} between the min and max cost became infeasible") });
+            return Err(PlaceError::Solver {
+                detail: format!("budget {budget} between the min and max cost became infeasible"),
+            });
         };
         points.push(point(budget, &evaluate(p, &mode, &served_from(p, &lp, &s.values))));
     }
@@ -1075,7 +1135,12 @@ mod tests {
         let mut db = component("db", 1, 2);
         db.public = false;
         s.components.push(db);
-        s.channels.push(zonal_model::Channel { from: "app".into(), to: "db".into(), bandwidth: None, max_latency: None });
+        s.channels.push(zonal_model::Channel {
+            from: "app".into(),
+            to: "db".into(),
+            bandwidth: None,
+            max_latency: None,
+        });
         let p = problem(&b);
         // One composite instance = 2 cores + 3 GiB → 2 per 4-core zone → 8 slots.
         assert_eq!(p.slot_capacity[0], vec![8.0, 8.0]);

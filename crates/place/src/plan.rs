@@ -162,10 +162,18 @@ impl Plan {
     /// Sorts every list by names so that equal plans compare (and serialise) equal.
     pub fn normalize(&mut self) {
         self.placements.sort_by(|a, b| {
-            (&a.service, &a.subscription, &a.component, &a.zone, &a.host).cmp(&(&b.service, &b.subscription, &b.component, &b.zone, &b.host))
+            (&a.service, &a.subscription, &a.component, &a.zone, &a.host).cmp(&(
+                &b.service,
+                &b.subscription,
+                &b.component,
+                &b.zone,
+                &b.host,
+            ))
         });
         self.assignments.sort_by(|a, b| (&a.service, &a.region, &a.zone).cmp(&(&b.service, &b.region, &b.zone)));
-        self.paths.sort_by(|a, b| (&a.service, &a.subscription, &a.from, &a.to).cmp(&(&b.service, &b.subscription, &b.from, &b.to)));
+        self.paths.sort_by(|a, b| {
+            (&a.service, &a.subscription, &a.from, &a.to).cmp(&(&b.service, &b.subscription, &b.from, &b.to))
+        });
         self.subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     }
 

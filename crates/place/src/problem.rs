@@ -225,7 +225,8 @@ impl Problem {
         // Zones and hosts, sorted by name.
         let mut zone_list: Vec<&zonal_model::Zone> = infra.zones.iter().collect();
         zone_list.sort_by(|a, b| a.name.cmp(&b.name));
-        let zone_index: BTreeMap<&str, usize> = zone_list.iter().enumerate().map(|(i, z)| (z.name.as_str(), i)).collect();
+        let zone_index: BTreeMap<&str, usize> =
+            zone_list.iter().enumerate().map(|(i, z)| (z.name.as_str(), i)).collect();
         if zone_index.len() != zone_list.len() {
             return Err(PlaceError::input("infrastructure.zones", "zone names must be unique"));
         }
@@ -245,11 +246,20 @@ impl Problem {
                     available: h.available,
                 });
             }
-            zones.push(ZoneData { name: z.name.clone(), location: z.location, price: z.price.clone(), hosts: idx, capacity: z.capacity() });
+            zones.push(ZoneData {
+                name: z.name.clone(),
+                location: z.location,
+                price: z.price.clone(),
+                hosts: idx,
+                capacity: z.capacity(),
+            });
         }
         let zone_of = |name: &str, at: String| -> Result<usize, PlaceError> {
             zone_index.get(name).copied().ok_or_else(|| {
-                PlaceError::input(at, format!("unknown zone {name:?}; expected one of the infrastructure's {} zones", zone_index.len()))
+                PlaceError::input(
+                    at,
+                    format!("unknown zone {name:?}; expected one of the infrastructure's {} zones", zone_index.len()),
+                )
             })
         };
 
@@ -270,7 +280,7 @@ impl Problem {
             };
             links.push(LinkData { a, b, delay_ms, bandwidth_mbps: l.bandwidth.map(|b| b.mbps()) });
         }
-        links.sort_by(|x, y| (x.a.min(x.b), x.a.max(x.b)).cmp(&(y.a.min(y.b), y.a.max(y.b))));
+        links.sort_by_key(|x| (x.a.min(x.b), x.a.max(x.b)));
         if !per_hop_only.is_empty() {
             notes.push(format!(
                 "{} link(s) have neither a latency nor located ends; their delay is the per-hop delay alone ({}): {}",
@@ -315,7 +325,8 @@ impl Problem {
             let weight = if r.weight.is_finite() && r.weight > 0.0 { r.weight } else { 1.0 };
             regions.push(RegionData { name: r.name.clone(), location: r.location, weight, attach });
         }
-        let region_index: BTreeMap<&str, usize> = regions.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+        let region_index: BTreeMap<&str, usize> =
+            regions.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
 
         // Region → zone RTT.
         let mut measured: BTreeMap<(&str, &str), f64> = BTreeMap::new();
@@ -349,7 +360,8 @@ impl Problem {
         }
 
         // Proximity classes.
-        let proximity_classes: BTreeMap<String, f64> = infra.proximity_classes().into_iter().map(|(k, v)| (k, v.as_millis())).collect();
+        let proximity_classes: BTreeMap<String, f64> =
+            infra.proximity_classes().into_iter().map(|(k, v)| (k, v.as_millis())).collect();
 
         // Services.
         let mut service_list: Vec<&Service> = bundle.services().collect();
@@ -358,7 +370,8 @@ impl Problem {
         for s in &service_list {
             services.push(Self::service_data(s, &zones, &hosts, &zone_index, &proximity_classes)?);
         }
-        let service_index: BTreeMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let service_index: BTreeMap<&str, usize> =
+            services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
         if service_index.len() != services.len() {
             return Err(PlaceError::input("services", "service names must be unique"));
         }
@@ -371,14 +384,27 @@ impl Problem {
             let si = *service_index.get(e.service.as_str()).ok_or_else(|| {
                 PlaceError::input(
                     format!("{at}.service"),
-                    format!("unknown service {:?}; expected one of {:?}", e.service, service_index.keys().collect::<Vec<_>>()),
+                    format!(
+                        "unknown service {:?}; expected one of {:?}",
+                        e.service,
+                        service_index.keys().collect::<Vec<_>>()
+                    ),
                 )
             })?;
             let ri = *region_index.get(e.region.as_str()).ok_or_else(|| {
-                PlaceError::input(format!("{at}.region"), format!("unknown region {:?} for service {:?}; expected a region defined under `regions`", e.region, e.service))
+                PlaceError::input(
+                    format!("{at}.region"),
+                    format!(
+                        "unknown region {:?} for service {:?}; expected a region defined under `regions`",
+                        e.region, e.service
+                    ),
+                )
             })?;
             if !seen.insert((si, ri)) {
-                return Err(PlaceError::input(at, format!("service {:?} has two demand entries for region {:?}; expected one", e.service, e.region)));
+                return Err(PlaceError::input(
+                    at,
+                    format!("service {:?} has two demand entries for region {:?}; expected one", e.service, e.region),
+                ));
             }
             let slots = match options.at {
                 Some(t) => e.slots.at(t),
@@ -386,14 +412,17 @@ impl Problem {
             } as f64;
             let sla = e.sla.unwrap_or(services[si].sla);
             if let Some((field, msg)) = sla.problems().into_iter().next() {
-                return Err(PlaceError::input(format!("{at}.sla.{field}"), format!("service {:?}, region {:?}: {msg}", e.service, e.region)));
+                return Err(PlaceError::input(
+                    format!("{at}.sla.{field}"),
+                    format!("service {:?}, region {:?}: {msg}", e.service, e.region),
+                ));
             }
             let session_mbps = e.session_bandwidth.map(|b| b.mbps()).unwrap_or(services[si].session_mbps);
             if slots > 0.0 {
                 demands.push(DemandData { service: si, region: ri, slots, sla, session_mbps });
             }
         }
-        demands.sort_by(|a, b| (a.service, a.region).cmp(&(b.service, b.region)));
+        demands.sort_by_key(|a| (a.service, a.region));
 
         // Slot capacity and deploy cost.
         let mut slot_capacity = Vec::with_capacity(services.len());
@@ -413,7 +442,8 @@ impl Problem {
                             usable.add_scaled(&hosts[h].capacity, 1);
                         }
                     }
-                    let has_host = z.hosts.iter().any(|&h| hosts[h].available && host_has_features(&hosts[h], &requires));
+                    let has_host =
+                        z.hosts.iter().any(|&h| hosts[h].available && host_has_features(&hosts[h], &requires));
                     if has_host {
                         let n = usable.copies_of(&s.instance_resources).min(u64::from(s.max_instances));
                         n as f64 * f64::from(s.slots_per_instance)
@@ -459,9 +489,9 @@ impl Problem {
         if s.components.is_empty() {
             return Err(PlaceError::input(at, "expected at least one component"));
         }
-        let entry_comp = s
-            .entry_component()
-            .ok_or_else(|| PlaceError::input(format!("{at}.entry"), format!("unknown entry component {:?}", s.entry)))?;
+        let entry_comp = s.entry_component().ok_or_else(|| {
+            PlaceError::input(format!("{at}.entry"), format!("unknown entry component {:?}", s.entry))
+        })?;
         let entry = s.components.iter().position(|c| c.name == entry_comp.name).unwrap_or(0);
         let placed: Vec<usize> = (0..s.components.len()).filter(|&i| !s.components[i].user_side).collect();
         let mut instance_resources = Resources::new();
@@ -507,7 +537,13 @@ impl Problem {
         }
         let class_bound = |class: &String, at: String| -> Result<f64, PlaceError> {
             classes.get(class).copied().ok_or_else(|| {
-                PlaceError::input(at, format!("unknown proximity class {class:?}; expected one of {:?}", classes.keys().collect::<Vec<_>>()))
+                PlaceError::input(
+                    at,
+                    format!(
+                        "unknown proximity class {class:?}; expected one of {:?}",
+                        classes.keys().collect::<Vec<_>>()
+                    ),
+                )
             })
         };
         let service_bound = match &s.proximity {
@@ -527,7 +563,11 @@ impl Problem {
                 proximity_ms = Some(proximity_ms.map_or(b, |x: f64| x.min(b)));
             }
         }
-        let max_instances = placed.iter().map(|&ci| s.components[ci].scaling.max_instances).min().unwrap_or(entry_comp.scaling.max_instances);
+        let max_instances = placed
+            .iter()
+            .map(|&ci| s.components[ci].scaling.max_instances)
+            .min()
+            .unwrap_or(entry_comp.scaling.max_instances);
         Ok(ServiceData {
             name: s.name.clone(),
             service: s.clone(),
@@ -638,7 +678,8 @@ mod tests {
             d.regions.push(region("r2", None, None));
         }
         let p = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
-        let (r0, r1, r2) = (p.region_index("r0").unwrap(), p.region_index("r1").unwrap(), p.region_index("r2").unwrap());
+        let (r0, r1, r2) =
+            (p.region_index("r0").unwrap(), p.region_index("r1").unwrap(), p.region_index("r2").unwrap());
         assert!(p.region_rtt[r0][0] < 1e-9, "same place, no access delay");
         // r1: attach z2 → z0 is two links; RTT = 2 × one-way path delay.
         let one_way = p.zone_delay[2][0];

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Duration, Infrastructure, Money, Pin, Service, SlotProfile, SlotSpec};
+use zonal_model::{
+    Bandwidth, Bundle, Channel, Demand, Document, Duration, Infrastructure, Money, Pin, Service, SlotProfile, SlotSpec,
+};
 
 use crate::chain::{place_chain, ChainObjective, ChainOptions, ChainRequest};
 use crate::check::check;
@@ -185,23 +187,43 @@ fn chain_case() -> impl Strategy<Value = ChainCase> {
         prop::option::of(1.0..8.0f64),
         0u8..3,
     )
-        .prop_map(|(n_zones, extra_links, link_delay, link_bw, host_cores, comp_cores, channel_bw, symmetric, max_latency, objective)| ChainCase {
-            n_zones,
-            extra_links,
-            link_delay,
-            link_bw,
-            host_cores,
-            comp_cores,
-            channel_bw,
-            symmetric,
-            max_latency,
-            objective,
-        })
+        .prop_map(
+            |(
+                n_zones,
+                extra_links,
+                link_delay,
+                link_bw,
+                host_cores,
+                comp_cores,
+                channel_bw,
+                symmetric,
+                max_latency,
+                objective,
+            )| ChainCase {
+                n_zones,
+                extra_links,
+                link_delay,
+                link_bw,
+                host_cores,
+                comp_cores,
+                channel_bw,
+                symmetric,
+                max_latency,
+                objective,
+            },
+        )
 }
 
 fn chain_bundle_of(c: &ChainCase) -> Bundle {
     let zones = (0..c.n_zones)
-        .map(|i| zone(&format!("z{i}"), 50.0, i as f64, c.host_cores[i].iter().enumerate().map(|(k, &n)| host(&format!("h{i}{k}"), n, 16)).collect()))
+        .map(|i| {
+            zone(
+                &format!("z{i}"),
+                50.0,
+                i as f64,
+                c.host_cores[i].iter().enumerate().map(|(k, &n)| host(&format!("h{i}{k}"), n, 16)).collect(),
+            )
+        })
         .collect();
     let mut pairs: Vec<(usize, usize)> = (1..c.n_zones).map(|i| (i - 1, i)).collect();
     for &(a, b) in &c.extra_links {
@@ -233,7 +255,12 @@ fn chain_bundle_of(c: &ChainCase) -> Bundle {
         });
     }
     if c.symmetric {
-        channels.push(Channel { from: "c1".into(), to: "c0".into(), bandwidth: Some(Bandwidth::from_mbps(c.channel_bw[3])), max_latency: None });
+        channels.push(Channel {
+            from: "c1".into(),
+            to: "c0".into(),
+            bandwidth: Some(Bandwidth::from_mbps(c.channel_bw[3])),
+            max_latency: None,
+        });
     }
     let svc = Service { name: "chain".into(), components: comps, channels, ..Default::default() };
     let demand = Demand { name: "d".into(), regions: vec![region("r0", None, Some("z0"))], entries: vec![] };
@@ -316,7 +343,10 @@ fn brute_force(p: &Problem, weights: (f64, f64)) -> Option<f64> {
                 if zone_of[f] == zone_of[t] {
                     vec![vec![]]
                 } else {
-                    simple_paths(p, zone_of[f], zone_of[t]).into_iter().filter(|pa| path_delay(p, pa) <= max + 1e-9).collect()
+                    simple_paths(p, zone_of[f], zone_of[t])
+                        .into_iter()
+                        .filter(|pa| path_delay(p, pa) <= max + 1e-9)
+                        .collect()
                 }
             })
             .collect();
@@ -337,7 +367,9 @@ fn brute_force(p: &Problem, weights: (f64, f64)) -> Option<f64> {
                     *load.entry((w[1], w[0])).or_default() += rbw;
                 }
             }
-            let ok = load.iter().all(|(&(a, b), &l)| p.link_between(a, b).and_then(|lk| lk.bandwidth_mbps).is_none_or(|cap| l <= cap + 1e-9));
+            let ok = load.iter().all(|(&(a, b), &l)| {
+                p.link_between(a, b).and_then(|lk| lk.bandwidth_mbps).is_none_or(|cap| l <= cap + 1e-9)
+            });
             if ok {
                 let obj = weights.0 * delay + weights.1 * servers;
                 if best.is_none_or(|b| obj < b) {

@@ -64,7 +64,14 @@ pub struct SolverOptions {
 
 impl Default for SolverOptions {
     fn default() -> Self {
-        SolverOptions { time_limit: None, mip_rel_gap: 1e-4, threads: None, lp_method: LpMethod::Auto, presolve: true, verbose: false }
+        SolverOptions {
+            time_limit: None,
+            mip_rel_gap: 1e-4,
+            threads: None,
+            lp_method: LpMethod::Auto,
+            presolve: true,
+            verbose: false,
+        }
     }
 }
 
@@ -75,11 +82,15 @@ pub enum SolveStatus {
     /// Proven optimal (within `mip_rel_gap` for a MIP).
     Optimal,
     /// A solution is available but a limit stopped the search before optimality was proven.
-    Feasible { limit: String },
+    Feasible {
+        limit: String,
+    },
     Infeasible,
     Unbounded,
     /// Nothing usable: a solver error, or a limit reached before any solution.
-    Error { detail: String },
+    Error {
+        detail: String,
+    },
 }
 
 impl SolveStatus {
@@ -207,7 +218,9 @@ pub struct LpSession {
 
 impl LpSession {
     fn model(&mut self) -> Result<&mut highs::Model, PlaceError> {
-        self.model.as_mut().ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost after a failed solve".into() })
+        self.model
+            .as_mut()
+            .ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost after a failed solve".into() })
     }
     fn col(&self, v: Var) -> Result<highs::Col, PlaceError> {
         self.cols.get(v.0).copied().ok_or_else(|| PlaceError::Solver { detail: format!("no column {}", v.0) })
@@ -241,7 +254,8 @@ impl LpSession {
     }
     /// Solves the model as it stands.
     pub fn solve(&mut self, options: &SolverOptions) -> Result<Solved, PlaceError> {
-        let model = self.model.take().ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost".into() })?;
+        let model =
+            self.model.take().ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost".into() })?;
         let (solved, model) = run(model, self.integer, options);
         self.model = model;
         Ok(solved)
@@ -273,7 +287,13 @@ pub struct GoodLpModel {
 
 impl GoodLpModel {
     pub fn new(sense: Sense) -> Self {
-        GoodLpModel { vars: ProblemVariables::new(), sense, objective: Expression::from(0.0), constraints: Vec::new(), integer: false }
+        GoodLpModel {
+            vars: ProblemVariables::new(),
+            sense,
+            objective: Expression::from(0.0),
+            constraints: Vec::new(),
+            integer: false,
+        }
     }
     /// Adds a variable; good_lp's HiGHS backend makes it column `index`.
     pub fn add(&mut self, def: good_lp::VariableDefinition) -> GVar {
@@ -322,7 +342,8 @@ fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOption
         check("presolve", model.try_set_option("presolve", "off").is_ok());
     }
     let method = if integer {
-        let gap = if options.mip_rel_gap.is_finite() && options.mip_rel_gap >= 0.0 { options.mip_rel_gap } else { 1e-4 };
+        let gap =
+            if options.mip_rel_gap.is_finite() && options.mip_rel_gap >= 0.0 { options.mip_rel_gap } else { 1e-4 };
         check("mip_rel_gap", model.try_set_option("mip_rel_gap", gap).is_ok());
         "branch-and-cut".to_string()
     } else {
@@ -373,7 +394,8 @@ fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solv
     stats.seconds = started.elapsed().as_secs_f64();
     stats.simplex_iterations = solved.int_info_value(c"simplex_iteration_count").unwrap_or(0).max(0) as u64;
     stats.ipm_iterations = solved.int_info_value(c"ipm_iteration_count").unwrap_or(0).max(0) as u64;
-    let has_primal = solved.int_info_value(c"primal_solution_status").ok() == Some(HighsSolutionStatus::Feasible as i64);
+    let has_primal =
+        solved.int_info_value(c"primal_solution_status").ok() == Some(HighsSolutionStatus::Feasible as i64);
     let status = solved.status();
     stats.status = match status {
         HighsModelStatus::Optimal => SolveStatus::Optimal,

@@ -1,8 +1,8 @@
 //! Small bundles for tests.
 
 use zonal_model::{
-    Amount, Bandwidth, Bundle, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link, Location,
-    Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
+    Amount, Bandwidth, Bundle, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link,
+    Location, Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
 };
 
 pub fn res(cores: u64, gib: u64) -> Resources {
@@ -59,11 +59,22 @@ pub fn component(name: &str, cores: u64, gib: u64) -> Component {
 }
 
 pub fn entry(service: &str, region: &str, slots: u32) -> DemandEntry {
-    DemandEntry { service: service.into(), region: region.into(), slots: SlotProfile::Constant(slots), sla: None, session_bandwidth: None }
+    DemandEntry {
+        service: service.into(),
+        region: region.into(),
+        slots: SlotProfile::Constant(slots),
+        sla: None,
+        session_bandwidth: None,
+    }
 }
 
 pub fn sla(r_min: f64, r_med: f64, r_max: f64) -> UtilitySla {
-    UtilitySla { r_min: Duration::from_millis(r_min), r_med: Duration::from_millis(r_med), r_max: Duration::from_millis(r_max), importance: 1.0 }
+    UtilitySla {
+        r_min: Duration::from_millis(r_min),
+        r_med: Duration::from_millis(r_med),
+        r_max: Duration::from_millis(r_max),
+        importance: 1.0,
+    }
 }
 
 /// `zones` zones on a line of latitude 50°, one degree of longitude apart (≈71 km), each with
@@ -83,7 +94,9 @@ pub fn line_bundle(zones: usize, regions: usize) -> Bundle {
     };
     let demand = Demand {
         name: "d".into(),
-        regions: (0..regions).map(|i| region(&format!("r{i}"), Some((50.0, (i % zones.max(1)) as f64)), None)).collect(),
+        regions: (0..regions)
+            .map(|i| region(&format!("r{i}"), Some((50.0, (i % zones.max(1)) as f64)), None))
+            .collect(),
         entries: (0..regions).map(|i| entry("svc", &format!("r{i}"), 2)).collect(),
     };
     Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(demand)])
