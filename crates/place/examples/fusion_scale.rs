@@ -14,7 +14,7 @@ use zonal_model::{
     Amount, Bandwidth, Bundle, Component, Demand, DemandEntry, Document, Host, Infrastructure, Location, Money, Price,
     Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
 };
-use zonal_place::fusion::{place, FusionOptions};
+use zonal_place::fusion::{place, ColumnGeneration, FusionOptions};
 use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::{LpMethod, SolverOptions};
 
@@ -36,7 +36,7 @@ impl Rng {
     }
 }
 
-fn bundle(regions: usize, zones: usize, seed: u64) -> Bundle {
+fn bundle(regions: usize, zones: usize, seed: u64, sla: UtilitySla) -> Bundle {
     let mut rng = Rng(seed);
     // Europe-sized box: the largest distance is ≈ 4,000 km, 40 ms RTT, inside R_max.
     let loc = |rng: &mut Rng| Location::new(rng.range(36.0, 60.0), rng.range(-10.0, 30.0));
@@ -72,7 +72,7 @@ fn bundle(regions: usize, zones: usize, seed: u64) -> Bundle {
             public: true,
             ..Default::default()
         }],
-        sla: Some(UtilitySla::default()),
+        sla: Some(sla),
         session_bandwidth: Some(Bandwidth::from_mbps(4.0)),
         ..Default::default()
     };
@@ -137,54 +137,79 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let regions = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1869);
     let zones = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(656);
-    let simplex_limit = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(300.0);
-    println!("FUSION LP scale check: {regions} regions × {zones} zones, 1 service (seed 7)");
-    let b = bundle(regions, zones, 7);
-    let started = Instant::now();
-    let p = Problem::from_bundle(&b, &ProblemOptions::default()).expect("valid synthetic bundle");
-    println!("problem build (latencies, capacities, costs): {:.3} s", started.elapsed().as_secs_f64());
-
-    let (gl_secs, gl_cols) = good_lp_build_seconds(&p);
-    println!("good_lp expression build of the same LP (no shared-capacity rows): {gl_secs:.3} s, {gl_cols} columns");
-
-    for (name, method, limit) in [("IPM", LpMethod::Ipm, None), ("simplex", LpMethod::Simplex, Some(simplex_limit))] {
-        let opts = FusionOptions {
-            alpha: 0.5,
-            rounding: true,
-            solver: SolverOptions {
-                lp_method: method,
-                time_limit: limit.map(Duration::from_secs_f64),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+    let simplex_limit = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(60.0);
+    let ms = zonal_model::Duration::from_millis;
+    let slas = [
+        ("FUSION default SLA 20/50/150 ms", UtilitySla::default()),
+        ("tight SLA 5/15/40 ms", UtilitySla { r_min: ms(5.0), r_med: ms(15.0), r_max: ms(40.0), importance: 1.0 }),
+    ];
+    for (si, (sla_name, sla)) in slas.into_iter().enumerate() {
+        println!("=== FUSION LP scale check: {regions} regions × {zones} zones, 1 service, {sla_name} (seed 7)");
+        let b = bundle(regions, zones, 7, sla);
         let started = Instant::now();
-        match place(&p, &opts) {
-            Ok(plan) => {
-                println!(
-                    "--- {name}: total {:.3} s, {} columns, {} rows",
-                    started.elapsed().as_secs_f64(),
-                    plan.stats.columns,
-                    plan.stats.rows
-                );
-                for n in plan
-                    .notes
-                    .iter()
-                    .filter(|n| n.starts_with("LP built") || n.starts_with("solve") || n.starts_with("pruned"))
-                {
-                    println!("    {n}");
+        let p = Problem::from_bundle(&b, &ProblemOptions::default()).expect("valid synthetic bundle");
+        println!("problem build (latencies, capacities, costs): {:.3} s", started.elapsed().as_secs_f64());
+        if si == 0 {
+            let (gl_secs, gl_cols) = good_lp_build_seconds(&p);
+            println!(
+                "good_lp expression build of the same LP (no shared-capacity rows): {gl_secs:.3} s, {gl_cols} columns"
+            );
+        }
+        let mut runs = vec![
+            ("full LP, IPM", ColumnGeneration::Never, LpMethod::Ipm, None),
+            ("column generation (auto method)", ColumnGeneration::Always, LpMethod::Auto, None),
+        ];
+        if si == 0 {
+            runs.insert(1, ("full LP, simplex", ColumnGeneration::Never, LpMethod::Simplex, Some(simplex_limit)));
+        }
+        for (name, cg, method, limit) in runs {
+            let opts = FusionOptions {
+                alpha: 0.5,
+                rounding: true,
+                column_generation: cg,
+                solver: SolverOptions {
+                    lp_method: method,
+                    time_limit: limit.map(Duration::from_secs_f64),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let started = Instant::now();
+            match place(&p, &opts) {
+                Ok(plan) => {
+                    println!(
+                        "--- {name}: total {:.3} s, largest model {} columns × {} rows",
+                        started.elapsed().as_secs_f64(),
+                        plan.stats.columns,
+                        plan.stats.rows
+                    );
+                    println!(
+                        "    models built in {:.3} s; {} solves taking {:.3} s",
+                        plan.stats.build_seconds, plan.stats.solves, plan.stats.seconds
+                    );
+                    if plan.stats.solve_log.len() <= 2 {
+                        for (i, st) in plan.stats.solve_log.iter().enumerate() {
+                            println!(
+                                "    step {}: {:?} in {:.3} s ({}, {} simplex + {} IPM iterations)",
+                                i + 1,
+                                st.status,
+                                st.seconds,
+                                st.method,
+                                st.simplex_iterations,
+                                st.ipm_iterations
+                            );
+                        }
+                    }
+                    for n in plan.notes.iter().filter(|n| n.starts_with("pruned") || n.starts_with("column")) {
+                        println!("    {n}");
+                    }
+                    for k in ["step1_min_utility", "min_utility", "utility_percent", "cost", "rounding_utility_loss"] {
+                        println!("    {k} = {:.6}", plan.term(k).unwrap_or(f64::NAN));
+                    }
+                    println!("    step-2 LP objective {:.6}", plan.bound.unwrap_or(f64::NAN));
                 }
-                for k in ["step1_min_utility", "min_utility", "utility_percent", "cost", "rounding_utility_loss"] {
-                    println!("    {k} = {:.6}", plan.term(k).unwrap_or(f64::NAN));
-                }
-                println!(
-                    "    status {:?}, {} placements, {} assignments",
-                    plan.status,
-                    plan.placements.len(),
-                    plan.assignments.len()
-                );
+                Err(e) => println!("--- {name}: failed after {:.3} s: {e}", started.elapsed().as_secs_f64()),
             }
-            Err(e) => println!("--- {name}: failed after {:.3} s: {e}", started.elapsed().as_secs_f64()),
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct FusionOptions {
     /// Round slot shares into whole instances (placement mode only). When off, the plan is
     /// the LP's fractional assignment and places no instances.
     pub rounding: bool,
+    /// Solve by column generation (exact; for large instances).
+    pub column_generation: ColumnGeneration,
     pub solver: SolverOptions,
 }
 
@@ -101,6 +103,7 @@ impl Default for FusionOptions {
             budget: None,
             shared_zone_capacity: true,
             rounding: true,
+            column_generation: ColumnGeneration::Auto,
             solver: SolverOptions::default(),
         }
     }
@@ -159,10 +162,36 @@ struct FusionLp {
     pairs: Vec<Pair>,
     u: Var,
     cost: Var,
-    /// Coverage slack per pair (elastic models only).
+    /// Coverage slack per pair (elastic and column-generation models only).
     slack: Vec<Option<Var>>,
+    /// Objective terms always added (the big-M penalty on slacks in column generation).
+    penalty: Vec<(Var, f64)>,
+    /// Row indices, for pricing columns with the duals.
+    rows: RowIndex,
     pruned: usize,
     total_pairs: usize,
+}
+
+/// Where each row family sits in the model.
+#[derive(Debug, Default)]
+struct RowIndex {
+    cover: Vec<usize>,
+    latency: Vec<usize>,
+    cost: usize,
+    /// (service, zone) → row of (5).
+    capacity: BTreeMap<(usize, usize), usize>,
+    /// zone → [(resource, row, scale)] of the shared-capacity rows.
+    shared: BTreeMap<usize, Vec<(String, usize, f64)>>,
+}
+
+/// Slack columns added to a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slacks {
+    None,
+    /// Minimise unserved demand (infeasibility diagnosis).
+    Elastic,
+    /// Unserved demand and budget overrun cost this much per unit (column generation).
+    Penalty(f64),
 }
 
 /// Slot capacity of (service, zone) in the given mode.
@@ -298,8 +327,11 @@ fn build(
     cands: Vec<Vec<usize>>,
     pruned: usize,
     opts: &FusionOptions,
-    elastic: bool,
+    slacks: Slacks,
 ) -> Result<FusionLp, PlaceError> {
+    let elastic = slacks == Slacks::Elastic;
+    let mut rows = RowIndex::default();
+    let mut penalty = Vec::new();
     let mut b = LpBuilder::new();
     // U ≤ max 1/k keeps Step 1 bounded even without demand.
     let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
@@ -312,7 +344,15 @@ fn build(
         let cols: Vec<Var> = zones.iter().map(|_| b.add_var(0.0, 1.0, 0.0)).collect();
         let z = b.add_var(0.0, f64::INFINITY, 0.0);
         pairs.push(Pair { demand: di, zones, cols, z });
-        slack.push(if elastic { Some(b.add_var(0.0, 1.0, p.demands[di].slots / total_slots)) } else { None });
+        slack.push(match slacks {
+            Slacks::None => None,
+            Slacks::Elastic => Some(b.add_var(0.0, 1.0, p.demands[di].slots / total_slots)),
+            Slacks::Penalty(m) => {
+                let v = b.add_var(0.0, 1.0, 0.0);
+                penalty.push((v, -m));
+                Some(v)
+            }
+        });
     }
     let mut cost_terms = Vec::new();
     let mut by_zone: Vec<Vec<(usize, usize)>> = vec![Vec::new(); p.zones.len()]; // (pair, position)
@@ -323,12 +363,12 @@ fn build(
         if let Some(s) = slack[pi] {
             row.push((s, 1.0));
         }
-        b.add_row(1.0, 1.0, row);
+        rows.cover.push(b.add_row(1.0, 1.0, row));
         // (8): z − Σ l x ≥ −R_min
         let rtt = &p.region_rtt[d.region];
         let mut row: Vec<(Var, f64)> = vec![(pair.z, 1.0)];
         row.extend(pair.zones.iter().zip(&pair.cols).map(|(&t, &c)| (c, -rtt[t])));
-        b.add_row(-d.sla.r_min.as_millis(), f64::INFINITY, row);
+        rows.latency.push(b.add_row(-d.sla.r_min.as_millis(), f64::INFINITY, row));
         // (10): k D U + z ≤ D
         let dd = d.sla.span_ms();
         b.add_row(f64::NEG_INFINITY, dd, [(u, d.sla.importance * dd), (pair.z, 1.0)]);
@@ -339,7 +379,16 @@ fn build(
     }
     // (11)–(13): C = Σ cost
     cost_terms.push((cost, -1.0));
-    b.add_row(0.0, 0.0, cost_terms);
+    rows.cost = b.add_row(0.0, 0.0, cost_terms);
+    // With penalised slacks the budget is a row C − s_b ≤ budget, so a restricted model that
+    // lacks the cheap zones stays feasible.
+    let mut budget_in_row = false;
+    if let (Slacks::Penalty(m), Some(budget)) = (slacks, opts.budget) {
+        let sb = b.add_var(0.0, f64::INFINITY, 0.0);
+        penalty.push((sb, -m / budget.abs().max(1.0)));
+        b.add_row(f64::NEG_INFINITY, budget_bound(budget), [(cost, 1.0), (sb, -1.0)]);
+        budget_in_row = true;
+    }
     // (5) per (service, zone), and shared capacity per (zone, resource).
     for (t, members) in by_zone.iter().enumerate() {
         let mut per_service: BTreeMap<usize, Vec<(Var, f64)>> = BTreeMap::new();
@@ -351,7 +400,7 @@ fn build(
             let cap = capacity(p, mode, si, t);
             let potential: f64 = row.iter().map(|(_, a)| a).sum();
             if potential > cap + 1e-9 {
-                b.add_row(f64::NEG_INFINITY, cap, row.iter().copied());
+                rows.capacity.insert((si, t), b.add_row(f64::NEG_INFINITY, cap, row.iter().copied()));
             }
         }
         if opts.shared_zone_capacity && matches!(mode, Mode::Placement) {
@@ -371,7 +420,8 @@ fn build(
                 }
                 if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
                     let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
-                    b.add_row(f64::NEG_INFINITY, cap * scale, row.into_iter().map(|(c, v)| (c, v * scale)));
+                    let ri = b.add_row(f64::NEG_INFINITY, cap * scale, row.into_iter().map(|(c, v)| (c, v * scale)));
+                    rows.shared.entry(t).or_default().push((r.clone(), ri, scale));
                 }
             }
         }
@@ -388,12 +438,14 @@ fn build(
                 .collect::<Vec<_>>(),
         )?;
     } else {
-        session.set_objective(Sense::Maximise, &[(u, 1.0)])?;
+        let mut obj = vec![(u, 1.0)];
+        obj.extend(penalty.iter().copied());
+        session.set_objective(Sense::Maximise, &obj)?;
     }
-    if let Some(budget) = opts.budget {
+    if let (Some(budget), false) = (opts.budget, budget_in_row) {
         session.set_bounds(cost, 0.0, budget_bound(budget))?;
     }
-    Ok(FusionLp { session, pairs, u, cost, slack, pruned, total_pairs })
+    Ok(FusionLp { session, pairs, u, cost, slack, penalty, rows, pruned, total_pairs })
 }
 
 /// The budget as a column bound, widened by a relative 1e-9 so a budget equal to the
@@ -462,45 +514,32 @@ fn evaluate(p: &Problem, mode: &Mode, served: &Served) -> Terms {
 
 struct Run {
     stats: PlanStats,
-    /// One line per solve: what, status, seconds, method, iterations.
-    log: Vec<String>,
 }
 
 impl Run {
     fn solve(&mut self, lp: &mut FusionLp, opts: &SolverOptions) -> Result<crate::solver::Solved, PlaceError> {
         let s = lp.session.solve(opts)?;
         self.stats.add(&s.stats);
-        self.log.push(format!(
-            "solve {}: {:?} in {:.3} s ({}, {} simplex + {} IPM iterations)",
-            self.log.len() + 1,
-            s.stats.status,
-            s.stats.seconds,
-            s.stats.method,
-            s.stats.simplex_iterations,
-            s.stats.ipm_iterations
-        ));
         Ok(s)
     }
 }
 
-/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
-fn two_steps(
-    lp: &mut FusionLp,
-    p: &Problem,
-    alpha: f64,
-    run: &mut Run,
-    opts: &SolverOptions,
-) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
-    let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
-    lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max)?;
-    lp.session.set_objective(Sense::Maximise, &[(lp.u, 1.0)])?;
-    let s1 = run.solve(lp, opts)?;
-    if s1.stats.status == crate::solver::SolveStatus::Infeasible {
-        return Ok(None);
-    }
-    s1.require_solution("FUSION step 1")?;
-    let u_star = s1.values[lp.u.0];
-    lp.session.set_bounds(lp.u, (u_star - u_tolerance(u_star)).min(u_max), u_max)?;
+fn u_max(p: &Problem) -> f64 {
+    p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max)
+}
+
+/// Sets up Step 1: maximise U (minus any slack penalty), U free.
+fn set_step1(lp: &mut FusionLp, p: &Problem) -> Result<(), PlaceError> {
+    lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max(p))?;
+    let mut obj = vec![(lp.u, 1.0)];
+    obj.extend(lp.penalty.iter().copied());
+    lp.session.set_objective(Sense::Maximise, &obj)
+}
+
+/// Sets up Step 2: U ≥ U* − τ, maximise α Σ w u − (1 − α) C (minus any slack penalty).
+fn set_step2(lp: &mut FusionLp, p: &Problem, alpha: f64, u_star: f64) -> Result<(), PlaceError> {
+    let um = u_max(p);
+    lp.session.set_bounds(lp.u, (u_star - u_tolerance(u_star)).min(um), um)?;
     let mut obj: Vec<(Var, f64)> = Vec::with_capacity(lp.pairs.len() + 1);
     if alpha > 0.0 {
         for pair in &lp.pairs {
@@ -512,10 +551,185 @@ fn two_steps(
     if alpha < 1.0 {
         obj.push((lp.cost, -(1.0 - alpha)));
     }
-    lp.session.set_objective(Sense::Maximise, &obj)?;
+    obj.extend(lp.penalty.iter().copied());
+    lp.session.set_objective(Sense::Maximise, &obj)
+}
+
+/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
+fn two_steps(
+    lp: &mut FusionLp,
+    p: &Problem,
+    alpha: f64,
+    run: &mut Run,
+    opts: &SolverOptions,
+) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
+    set_step1(lp, p)?;
+    let s1 = run.solve(lp, opts)?;
+    if s1.stats.status == crate::solver::SolveStatus::Infeasible {
+        return Ok(None);
+    }
+    s1.require_solution("FUSION step 1")?;
+    let u_star = s1.values[lp.u.0];
+    set_step2(lp, p, alpha, u_star)?;
     let s2 = run.solve(lp, opts)?;
     s2.require_solution("FUSION step 2")?;
     Ok(Some((u_star, s2)))
+}
+
+/// Candidate (request, zone) pairs above which [`ColumnGeneration::Auto`] generates columns.
+pub const CG_PAIR_THRESHOLD: usize = 200_000;
+/// Zones per request in the first restricted model (more when their capacity is short).
+/// Tests start from one zone and add one column per round, to exercise pricing hard.
+#[cfg(not(test))]
+const CG_INITIAL_ZONES: usize = 8;
+#[cfg(test)]
+const CG_INITIAL_ZONES: usize = 1;
+/// Columns added per request and round, best reduced cost first.
+#[cfg(not(test))]
+const CG_PER_ROUND: usize = 8;
+#[cfg(test)]
+const CG_PER_ROUND: usize = 1;
+const CG_MAX_ROUNDS: usize = 100;
+
+/// Whether the FUSION LP is solved by column generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnGeneration {
+    /// Above [`CG_PAIR_THRESHOLD`] candidate pairs.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+enum CgOutcome {
+    Solved {
+        lp: FusionLp,
+        u_star: f64,
+        step2: crate::solver::Solved,
+        rounds: usize,
+        columns: usize,
+    },
+    Infeasible,
+    /// No convergence within the round limit: solve the full LP instead.
+    GaveUp,
+}
+
+/// Adds the columns with a positive reduced cost (at most [`CG_PER_ROUND`] per request).
+fn price(
+    p: &Problem,
+    mode: &Mode,
+    lp: &FusionLp,
+    duals: &[f64],
+    full: &[Vec<usize>],
+    active: &mut [Vec<usize>],
+) -> usize {
+    let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
+    let y_cost = dual(lp.rows.cost);
+    let mut added = 0;
+    for (pi, pair) in lp.pairs.iter().enumerate() {
+        let di = pair.demand;
+        let d = &p.demands[di];
+        let s = &p.services[d.service];
+        let rtt = &p.region_rtt[d.region];
+        let (y_cover, y_lat) = (dual(lp.rows.cover[pi]), dual(lp.rows.latency[pi]));
+        let mut gains: Vec<(f64, usize)> = Vec::new();
+        for &t in &full[di] {
+            if pair.zones.binary_search(&t).is_ok() {
+                continue;
+            }
+            let mut ay = y_cover - y_lat * rtt[t] + y_cost * d.slots * unit_cost(p, mode, di, t);
+            if let Some(&r) = lp.rows.capacity.get(&(d.service, t)) {
+                ay += dual(r) * d.slots;
+            }
+            if let Some(list) = lp.rows.shared.get(&t) {
+                for (res, r, scale) in list {
+                    let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+                    ay += dual(*r) * per_slot * d.slots * scale;
+                }
+            }
+            let rc = -ay; // x has no objective coefficient: reduced cost = 0 − yᵀa
+            if rc > 1e-9 {
+                gains.push((rc, t));
+            }
+        }
+        gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, t) in gains.iter().take(CG_PER_ROUND) {
+            active[di].push(t);
+            added += 1;
+        }
+        active[di].sort_unstable();
+    }
+    added
+}
+
+/// Solves both steps by column generation over the candidate pairs `full`: a restricted LP
+/// with each request's nearest zones, re-priced with its duals until no column has a
+/// positive reduced cost (first for Step 1, then for Step 2). Unserved demand and budget
+/// overrun are penalised slacks, so restricted models stay feasible; the result is the
+/// full LP's optimum.
+fn solve_cg(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    full: &[Vec<usize>],
+    pruned: usize,
+    run: &mut Run,
+) -> Result<CgOutcome, PlaceError> {
+    let spread = p
+        .demands
+        .iter()
+        .map(|d| 1.0 + (d.sla.r_max.as_millis() - d.sla.r_min.as_millis()) / (d.sla.importance * d.sla.span_ms()))
+        .fold(1.0, f64::max);
+    let m = 1e3 * spread;
+    let mut active: Vec<Vec<usize>> = full
+        .iter()
+        .enumerate()
+        .map(|(di, zs)| {
+            let d = &p.demands[di];
+            let rtt = &p.region_rtt[d.region];
+            let mut by_rtt = zs.clone();
+            by_rtt.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
+            let mut pick = Vec::new();
+            let mut cap = 0.0;
+            for t in by_rtt {
+                if pick.len() >= CG_INITIAL_ZONES && (cap >= 1.5 * d.slots || cfg!(test)) {
+                    break;
+                }
+                cap += capacity(p, mode, d.service, t);
+                pick.push(t);
+            }
+            pick.sort_unstable();
+            pick
+        })
+        .collect();
+    let mut u_star: Option<f64> = None;
+    for round in 0..CG_MAX_ROUNDS {
+        let started = std::time::Instant::now();
+        let mut lp = build(p, mode, active.clone(), pruned, opts, Slacks::Penalty(m))?;
+        run.stats.build_seconds += started.elapsed().as_secs_f64();
+        loop {
+            match u_star {
+                None => set_step1(&mut lp, p)?,
+                Some(u) => set_step2(&mut lp, p, opts.alpha, u)?,
+            }
+            let s = run.solve(&mut lp, &opts.solver)?;
+            s.require_solution("FUSION column generation")?;
+            if price(p, mode, &lp, &s.row_duals, full, &mut active) > 0 {
+                break;
+            }
+            let slack: f64 = lp.penalty.iter().map(|(v, _)| s.values[v.0]).sum();
+            match u_star {
+                None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
+                None => u_star = Some(s.values[lp.u.0]),
+                Some(u) => {
+                    let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
+                    return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
+                }
+            }
+        }
+    }
+    Ok(CgOutcome::GaveUp)
 }
 
 /// Explains why the FUSION LP is infeasible: budget (LP feasible without it) or capacity
@@ -525,7 +739,7 @@ fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Re
     if let Some(budget) = opts.budget {
         let (cands, pruned) = candidates(p, mode);
         let no_budget = FusionOptions { budget: None, ..opts.clone() };
-        let mut lp = build(p, mode, cands, pruned, &no_budget, false)?;
+        let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::None)?;
         lp.session.set_objective(Sense::Minimise, &[(lp.cost, 1.0)])?;
         let s = run.solve(&mut lp, &opts.solver)?;
         if s.stats.status.has_solution() {
@@ -540,7 +754,7 @@ fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Re
     }
     let (cands, pruned) = candidates(p, mode);
     let no_budget = FusionOptions { budget: None, ..opts.clone() };
-    let mut lp = build(p, mode, cands, pruned, &no_budget, true)?;
+    let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::Elastic)?;
     let s = run.solve(&mut lp, &opts.solver)?;
     let values = s.require_solution("FUSION elastic diagnosis")?;
     for (pi, sl) in lp.slack.iter().enumerate() {
@@ -608,12 +822,38 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     if !reasons.is_empty() {
         return Err(PlaceError::Infeasible { reasons });
     }
-    let started = std::time::Instant::now();
-    let mut lp = build(p, mode, cands, pruned, opts, false)?;
-    let build_seconds = started.elapsed().as_secs_f64();
-    let mut run = Run { stats: PlanStats::default(), log: Vec::new() };
-    let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, &mut run, &opts.solver)? else {
-        return Err(diagnose(p, mode, opts, &mut run)?);
+    let mut run = Run { stats: PlanStats::default() };
+    let n_pairs: usize = cands.iter().map(Vec::len).sum();
+    let use_cg = match opts.column_generation {
+        ColumnGeneration::Always => true,
+        ColumnGeneration::Never => false,
+        ColumnGeneration::Auto => n_pairs > CG_PAIR_THRESHOLD,
+    };
+    let mut cg_note = None;
+    let mut solved = None;
+    if use_cg {
+        match solve_cg(p, mode, opts, &cands, pruned, &mut run)? {
+            CgOutcome::Solved { lp, u_star, step2, rounds, columns } => {
+                cg_note = Some(format!(
+                    "column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated"
+                ));
+                solved = Some((lp, u_star, step2));
+            }
+            CgOutcome::Infeasible => return Err(diagnose(p, mode, opts, &mut run)?),
+            CgOutcome::GaveUp => cg_note = Some("column generation did not converge; the full LP was solved".into()),
+        }
+    }
+    let (lp, u_star, s2) = match solved {
+        Some(x) => x,
+        None => {
+            let started = std::time::Instant::now();
+            let mut lp = build(p, mode, cands, pruned, opts, Slacks::None)?;
+            run.stats.build_seconds += started.elapsed().as_secs_f64();
+            let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, &mut run, &opts.solver)? else {
+                return Err(diagnose(p, mode, opts, &mut run)?);
+            };
+            (lp, u_star, s2)
+        }
     };
     let served = served_from(p, &lp, &s2.values);
     let lp_terms = evaluate(p, mode, &served);
@@ -621,11 +861,10 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     let mut plan = Plan::new(algorithm);
     plan.status = PlanStatus::from_solve(&s2.stats.status);
     plan.notes.push(format!(
-        "pruned {} of {} (request, zone) pairs beyond R_max, the proximity class or without capacity; {} columns, {} rows",
-        lp.pruned, lp.total_pairs, s2.stats.columns, s2.stats.rows
+        "pruned {} of {} (request, zone) pairs beyond R_max, the proximity class or without capacity",
+        lp.pruned, lp.total_pairs
     ));
-    plan.notes.push(format!("LP built in {build_seconds:.3} s"));
-    plan.notes.extend(run.log.iter().map(|l| format!("{l} (step 1 then step 2)")));
+    plan.notes.extend(cg_note);
     if !opts.shared_zone_capacity {
         plan.notes.push("shared zone capacity off: services do not compete for a zone's hosts (the paper's LP)".into());
     }
@@ -881,8 +1120,8 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
     if !reasons.is_empty() {
         return Err(PlaceError::Infeasible { reasons });
     }
-    let mut lp = build(p, &mode, cands, pruned, &opts, false)?;
-    let mut run = Run { stats: PlanStats::default(), log: Vec::new() };
+    let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None)?;
+    let mut run = Run { stats: PlanStats::default() };
     let Some((_, lo)) = two_steps(&mut lp, p, 0.0, &mut run, &opts.solver)? else {
         return Err(diagnose(p, &mode, &opts, &mut run)?);
     };
@@ -1166,6 +1405,24 @@ mod tests {
         demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(40);
         let e = place(&problem(&b), &FusionOptions::default()).unwrap_err();
         assert!(e.names(ConstraintFamily::Capacity, "r0"), "{e}");
+    }
+
+    #[test]
+    fn column_generation_prices_in_the_zones_it_needs() {
+        let mut b = line_bundle(6, 2);
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(40);
+        let p = problem(&b);
+        let cg =
+            place(&p, &FusionOptions { column_generation: ColumnGeneration::Always, ..Default::default() }).unwrap();
+        let full =
+            place(&p, &FusionOptions { column_generation: ColumnGeneration::Never, ..Default::default() }).unwrap();
+        checked(&p, &cg);
+        let note = cg.notes.iter().find(|n| n.starts_with("column generation")).expect("a column generation note");
+        assert!(!note.starts_with("column generation: 1 round"), "{note}");
+        assert!((cg.term("step1_min_utility").unwrap() - full.term("step1_min_utility").unwrap()).abs() < 1e-6);
+        assert!((cg.bound.unwrap() - full.bound.unwrap()).abs() < 1e-6);
+        // r0's 40 slots need three zones of 16.
+        assert!(cg.assignments.iter().filter(|a| a.region == "r0").count() >= 3);
     }
 
     #[test]

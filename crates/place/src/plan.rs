@@ -108,6 +108,12 @@ pub struct PlanStats {
     pub iterations: u64,
     pub nodes: Option<u64>,
     pub solves: u32,
+    /// Time spent building models (seconds).
+    #[serde(default)]
+    pub build_seconds: f64,
+    /// Every solve, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub solve_log: Vec<SolveStats>,
 }
 
 impl PlanStats {
@@ -120,6 +126,7 @@ impl PlanStats {
             self.nodes = Some(self.nodes.unwrap_or(0) + n);
         }
         self.solves += 1;
+        self.solve_log.push(s.clone());
     }
 }
 

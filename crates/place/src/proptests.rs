@@ -413,3 +413,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Column generation is exact: same U*, same Step-2 optimum as the full LP.
+    #[test]
+    fn column_generation_matches_the_full_lp(c in fusion_case(), budget_factor in prop::option::of(0.5..2.0f64)) {
+        use crate::fusion::ColumnGeneration;
+        let b = fusion_bundle(&c);
+        let p = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
+        let base = FusionOptions { alpha: c.alpha, shared_zone_capacity: c.shared, rounding: false, ..Default::default() };
+        // A budget around the unconstrained cost exercises the penalised budget row.
+        let budget = match (budget_factor, place(&p, &base)) {
+            (Some(f), Ok(plan)) => Some(plan.term("cost").unwrap() * f),
+            _ => None,
+        };
+        let full = place(&p, &FusionOptions { budget, column_generation: ColumnGeneration::Never, ..base.clone() });
+        let cg = place(&p, &FusionOptions { budget, column_generation: ColumnGeneration::Always, ..base.clone() });
+        match (full, cg) {
+            (Ok(f), Ok(g)) => {
+                let (uf, ug) = (f.term("step1_min_utility").unwrap(), g.term("step1_min_utility").unwrap());
+                prop_assert!((uf - ug).abs() <= 1e-6 * uf.abs().max(1.0), "U*: full {uf}, column generation {ug}");
+                let (bf, bg) = (f.bound.unwrap(), g.bound.unwrap());
+                prop_assert!((bf - bg).abs() <= 1e-5 * bf.abs().max(1.0), "step 2: full {bf}, column generation {bg}");
+                let r = check(&p, &g);
+                let bad: Vec<_> = r.violations.iter().filter(|v| c.shared || v.kind != crate::check::ViolationKind::ZoneCapacity).collect();
+                prop_assert!(bad.is_empty(), "{}", r.summary());
+            }
+            (Err(e), Err(g)) => {
+                assert_explained(&e);
+                assert_explained(&g);
+            }
+            (f, g) => prop_assert!(false, "full LP {:?} vs column generation {:?}", f.map(|x| x.objective), g.map(|x| x.objective)),
+        }
+    }
+}

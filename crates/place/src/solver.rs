@@ -51,6 +51,8 @@ pub enum LpMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SolverOptions {
     /// Wall-clock limit; the best solution found so far is returned with a `Feasible` status.
+    /// HiGHS measures it over the life of its model, so in an [`LpSession`] it bounds all
+    /// solves of the session together.
     pub time_limit: Option<Duration>,
     /// Relative MIP gap at which HiGHS stops (default 1e-4).
     pub mip_rel_gap: f64,
@@ -128,6 +130,10 @@ pub struct SolveStats {
 pub struct Solved {
     pub stats: SolveStats,
     pub values: Vec<f64>,
+    /// Row duals `y` (empty without a solution). HiGHS's convention, whatever the sense:
+    /// a column's reduced cost is `c_j − Σ_r y_r a_rj`; at a maximum, a column at its lower
+    /// bound has a reduced cost ≤ 0.
+    pub row_duals: Vec<f64>,
 }
 
 impl Solved {
@@ -172,8 +178,8 @@ impl LpBuilder {
         self.cols.push(col);
         Var(self.cols.len() - 1)
     }
-    /// The row `lower ≤ Σ coef·var ≤ upper`.
-    pub fn add_row(&mut self, lower: f64, upper: f64, terms: impl IntoIterator<Item = (Var, f64)>) {
+    /// The row `lower ≤ Σ coef·var ≤ upper`; returns its index (for [`Solved::row_duals`]).
+    pub fn add_row(&mut self, lower: f64, upper: f64, terms: impl IntoIterator<Item = (Var, f64)>) -> usize {
         let cols = &self.cols;
         let mut n = 0;
         let factors: Vec<(highs::Col, f64)> = terms
@@ -185,7 +191,9 @@ impl LpBuilder {
             })
             .collect();
         self.nonzeros += n;
+        let index = self.problem.num_rows();
         self.problem.add_row(lower..=upper, factors);
+        index
     }
     pub fn num_cols(&self) -> usize {
         self.cols.len()
@@ -381,14 +389,14 @@ fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solv
     };
     if !failed.is_empty() {
         stats.status = SolveStatus::Error { detail: format!("HiGHS refused options {}", failed.join(", ")) };
-        return (Solved { stats, values: Vec::new() }, Some(model));
+        return (Solved { stats, values: Vec::new(), row_duals: Vec::new() }, Some(model));
     }
     let solved = match model.try_solve() {
         Ok(s) => s,
         Err(e) => {
             stats.seconds = started.elapsed().as_secs_f64();
             stats.status = SolveStatus::Error { detail: format!("HiGHS failed to run: {e:?}") };
-            return (Solved { stats, values: Vec::new() }, None);
+            return (Solved { stats, values: Vec::new(), row_duals: Vec::new() }, None);
         }
     };
     stats.seconds = started.elapsed().as_secs_f64();
@@ -419,12 +427,18 @@ fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solv
         other => SolveStatus::Error { detail: format!("HiGHS model status {other:?}") },
     };
     let mut values = Vec::new();
+    let mut row_duals = Vec::new();
     if stats.status.has_solution() {
         if status == HighsModelStatus::ModelEmpty {
             values = vec![0.0; columns];
+            row_duals = vec![0.0; rows];
             stats.objective = Some(0.0);
         } else {
-            values = solved.get_solution().columns().to_vec();
+            let sol = solved.get_solution();
+            values = sol.columns().to_vec();
+            if !integer {
+                row_duals = sol.dual_rows().to_vec();
+            }
             stats.objective = Some(solved.objective_value());
         }
         if integer {
@@ -435,7 +449,7 @@ fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solv
             stats.gap = Some(0.0);
         }
     }
-    (Solved { stats, values }, Some(highs::Model::from(solved)))
+    (Solved { stats, values, row_duals }, Some(highs::Model::from(solved)))
 }
 
 #[cfg(test)]
@@ -464,6 +478,24 @@ mod tests {
         let r = s.solve(&SolverOptions { lp_method: LpMethod::Ipm, ..Default::default() }).unwrap();
         assert!((r.stats.objective.unwrap() - 2.0).abs() < 1e-6, "{:?}", r.stats);
         assert_eq!(r.stats.method, "ipm");
+    }
+
+    #[test]
+    fn reduced_costs_follow_the_documented_sign() {
+        // max x + y + 0.1 w  s.t. x + 2y + w ≤ 4, 3x + y + w ≤ 6  → w stays at 0.
+        let mut b = LpBuilder::new();
+        let x = b.add_var(0.0, f64::INFINITY, 1.0);
+        let y = b.add_var(0.0, f64::INFINITY, 1.0);
+        let w = b.add_var(0.0, f64::INFINITY, 0.1);
+        let r0 = b.add_row(f64::NEG_INFINITY, 4.0, [(x, 1.0), (y, 2.0), (w, 1.0)]);
+        let r1 = b.add_row(f64::NEG_INFINITY, 6.0, [(x, 3.0), (y, 1.0), (w, 1.0)]);
+        let r = b.into_session(Sense::Maximise).unwrap().solve(&SolverOptions::default()).unwrap();
+        let d = &r.row_duals;
+        assert!(r.values[w.0].abs() < 1e-9);
+        let rc_w = 0.1 - (d[r0] + d[r1]);
+        assert!(rc_w < -1e-6, "a column not worth using prices ≤ 0: {rc_w}, duals {d:?}");
+        let rc_x = 1.0 - (d[r0] + 3.0 * d[r1]);
+        assert!(rc_x.abs() < 1e-9, "a basic column prices 0: {rc_x}");
     }
 
     #[test]
