@@ -1,11 +1,14 @@
 //! Micro check of the FUSION LP at MOOC scale: 1,869 regions × 656 zones at seeded random
-//! positions, one service. Prints problem build time, LP size, and Step 1 / Step 2 solve times
-//! with the interior-point method and with simplex, plus what building the same LP through
-//! good_lp's expressions would cost.
+//! positions (a Europe-sized box), one service, two SLAs. Prints the problem build time, what
+//! building the LP through good_lp's expressions costs, and both steps solved as the full LP
+//! (IPM, simplex with a time limit) and by column generation.
 //!
 //! ```text
-//! cargo run --release -p zonal-place --example fusion_scale -- [regions] [zones] [simplex time limit s]
+//! cargo run --release -p zonal-place --example fusion_scale -- [regions] [zones] [simplex limit s] [cg]
 //! ```
+//!
+//! With `cg` as the fourth argument only column generation runs (with the automatic, simplex
+//! and IPM methods for the restricted LPs).
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +141,8 @@ fn main() {
     let regions = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1869);
     let zones = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(656);
     let simplex_limit = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(60.0);
+    // A fourth argument `cg` runs column generation only.
+    let cg_only = args.get(4).is_some_and(|a| a == "cg");
     let ms = zonal_model::Duration::from_millis;
     let slas = [
         ("FUSION default SLA 20/50/150 ms", UtilitySla::default()),
@@ -149,7 +154,7 @@ fn main() {
         let started = Instant::now();
         let p = Problem::from_bundle(&b, &ProblemOptions::default()).expect("valid synthetic bundle");
         println!("problem build (latencies, capacities, costs): {:.3} s", started.elapsed().as_secs_f64());
-        if si == 0 {
+        if si == 0 && !cg_only {
             let (gl_secs, gl_cols) = good_lp_build_seconds(&p);
             println!(
                 "good_lp expression build of the same LP (no shared-capacity rows): {gl_secs:.3} s, {gl_cols} columns"
@@ -159,7 +164,11 @@ fn main() {
             ("full LP, IPM", ColumnGeneration::Never, LpMethod::Ipm, None),
             ("column generation (auto method)", ColumnGeneration::Always, LpMethod::Auto, None),
         ];
-        if si == 0 {
+        if cg_only {
+            runs.remove(0);
+            runs.push(("column generation, simplex", ColumnGeneration::Always, LpMethod::Simplex, None));
+            runs.push(("column generation, IPM", ColumnGeneration::Always, LpMethod::Ipm, None));
+        } else if si == 0 {
             runs.insert(1, ("full LP, simplex", ColumnGeneration::Never, LpMethod::Simplex, Some(simplex_limit)));
         }
         for (name, cg, method, limit) in runs {
@@ -203,7 +212,14 @@ fn main() {
                     for n in plan.notes.iter().filter(|n| n.starts_with("pruned") || n.starts_with("column")) {
                         println!("    {n}");
                     }
-                    for k in ["step1_min_utility", "min_utility", "utility_percent", "cost", "rounding_utility_loss"] {
+                    for k in [
+                        "step1_min_utility",
+                        "min_utility",
+                        "utility_percent",
+                        "worst_latency_ms",
+                        "cost",
+                        "rounding_utility_loss",
+                    ] {
                         println!("    {k} = {:.6}", plan.term(k).unwrap_or(f64::NAN));
                     }
                     println!("    step-2 LP objective {:.6}", plan.bound.unwrap_or(f64::NAN));

@@ -1016,6 +1016,7 @@ mod tests {
         residual.host_free[h2] = res(3, 8);
         let opts = ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() };
         let plan = place_chain_with(&p, &req("s1"), &residual, &opts).unwrap();
+        checked(&p, &plan);
         assert_eq!(zone_of(&plan, "app"), "z2");
         assert!((plan.objective - 75.0).abs() < 1e-9, "{}", plan.objective);
     }
