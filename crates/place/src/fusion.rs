@@ -1,0 +1,1458 @@
+//! FUSION zone placement: the two-step max-min-fair utility LP (seed 000 §2.7.2), its
+//! cost/utility trade-off curve, the service-selection variant (§2.7.3) and the rounding of
+//! fractional slot shares into whole instances.
+//!
+//! # The LP (notes §3.2–3.3, with the modelling choices made here)
+//!
+//! For every demand entry (region *i*, service *j*; FUSION's request (i,j)) with demand
+//! `d_ij` slots, and every zone *t*:
+//!
+//! * **Pruning.** A column `x_it^j ∈ [0,1]` exists only for zones with round-trip latency
+//!   `l_it ≤ R_max^ij` (and within the service's proximity class, when it declares one) and a
+//!   positive capacity for the service. The number of pruned pairs is reported in the notes.
+//! * **(4)** `Σ_t x_it^j = 1` — all demand is served.
+//! * **(5)** `Σ_i d_ij x_it^j ≤ c_t^j` — per-(service, zone) slot capacity
+//!   ([`crate::problem`]); rows that can never bind are not generated.
+//! * **(6)–(8)** `z_ij ≥ 0`, `z_ij ≥ Σ_t l_it x_it^j − R_min^ij`: the average latency `l_ij` of
+//!   (6) is substituted into (8) instead of being a column.
+//! * **(9)–(10)** `U ≤ u_ij = (D_ij − z_ij)/(k_ij D_ij)`, written `k D U + z ≤ D`; `u_ij` is
+//!   substituted, not a column.
+//! * **(11)–(13)** one column `C = Σ d_ij x_it^j (DeployCost_t^j + BWCost_it^j)` with
+//!   `C ≤ TOTAL_COST` as its upper bound when a budget is given. Costs are per hour
+//!   ([`crate::problem`] documents the conversions).
+//! * **Shared zone capacity** (on by default; ambiguity 8): for every zone and resource,
+//!   `Σ_j (resources per slot of j) × Σ_i d_ij x_it^j ≤ zone capacity`, so services compete
+//!   for a zone's hosts as operators expect. The paper's LP has no such row;
+//!   [`FusionOptions::shared_zone_capacity`]` = false` reproduces it exactly.
+//!
+//! **Step 1** maximises `U`. **Step 2** maximises `α Σ_ij w_i u_ij − (1 − α) C` subject to
+//! `U ≥ U* − τ` with `τ = 1e-6 · max(1, |U*|)` (the solver's own tolerance would otherwise
+//! make Step 2 infeasible at the rounding edge). **Group-size weighting**: each request's
+//! utility enters Σu multiplied by its region's `weight` (FUSION: "multiply … with a
+//! parameter corresponding to the size of the group"); the min-utility `U` is unweighted,
+//! since max-min fairness is about every group, whatever its size. Step 2 re-solves the same
+//! HiGHS model warm (objective and `U`'s bound changed in place).
+//!
+//! **True utilities.** After solving, utilities are recomputed from each request's
+//! share-weighted average latency with [`zonal_model::UtilitySla::utility`] (ambiguity 3: the
+//! LP only bounds `z` from below for requests that do not bind). `utility_percent` is
+//! `Σ w·u / Σ w·(1/k) × 100`, so 100 % means every user is at or under R_min (ambiguity 5).
+//!
+//! # Scale: column generation
+//!
+//! At MOOC scale (1,869 regions × 656 zones ≈ 1.2 M columns) the full LP takes over a minute
+//! even with IPM, yet each region ends up served by a handful of nearby zones. Above
+//! [`CG_PAIR_THRESHOLD`] candidate pairs ([`ColumnGeneration::Auto`]) the LP is therefore
+//! solved by **column generation**, which is exact: a restricted LP holds each request's
+//! nearest zones (at least 8, more until they offer 1.5 × its demand); unserved demand and
+//! budget overrun are slack columns with a big-M penalty (M = 1000 × the largest utility
+//! spread), so every restricted LP is feasible. After each solve, every missing column
+//! `x_it^j` is priced with the row duals `y` — reduced cost `0 − yᵀa` over its rows (4), (8),
+//! the cost row, (5) and the shared-capacity rows; rows absent from the restricted model are
+//! not tight there and price 0 — and up to 8 columns per request with a positive reduced
+//! cost are added. Step 1 is iterated to convergence (no positive reduced cost: the
+//! restricted optimum is the full optimum, and a positive slack then proves infeasibility),
+//! then Step 2 the same way with `U ≥ U* − τ`. After 100 rounds without convergence the full
+//! LP is solved instead. The trade-off curve always solves the full LP.
+//!
+//! # Trade-off curve (§3.4)
+//!
+//! [`tradeoff_curve`] solves the min-cost end (α = 0) and the max-utility end (α = 1) without a
+//! budget, then `N` budgets evenly spaced from the min cost to the max cost (both included);
+//! at each budget Step 1 is re-solved (U* depends on the budget — ambiguity 9) and then
+//! Step 2 with α = 1. Points carry LP values (no rounding). The min utility of the curve is
+//! non-decreasing in the budget; the total utility need *not* be: a larger budget can raise
+//! U*, and the fairer solution Step 2 must then keep can have a lower total.
+//!
+//! # Service selection (§2.7.3)
+//!
+//! [`select`]: the same two steps where capacity is the free slots of running instances
+//! (a map (service, zone) → slots), cost is an optional transit cost per (region, zone) and
+//! slot-hour (reported as `transit_cost`), and each region may be restricted to its `k`
+//! nearest zones. No instances are placed and nothing is rounded.
+//!
+//! # Rounding into instances (ambiguity 6)
+//!
+//! The LP's slots per (service, zone) become `n = ⌈slots / slots_per_instance⌉` instances
+//! (slots within 1e-6 of a multiple are not rounded up). Then a repair pass:
+//! 1. where the shared zone capacity is exceeded, the instance that is least filled in that
+//!    zone is removed, until the zone fits;
+//! 2. sessions above the remaining instances' slots are moved, farthest region first, to the
+//!    nearest other allowed zone (within R_max) that has free slots in its rounded instances,
+//!    else to the nearest zone where one more instance fits.
+//!
+//! Instances left empty are dropped. The utility lost (LP total utility − rounded total
+//! utility) is reported as `rounding_utility_loss`. A composite is deployed whole: each of
+//! its non-user-side components gets the same instance count in the zone; session slots are
+//! counted on the entry component (the other components' placements report 0 slots).
+
+use std::collections::BTreeMap;
+
+use highs::Sense;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{reason, ConstraintFamily, InfeasibilityReason, PlaceError};
+use crate::plan::{Assignment, Placement, Plan, PlanStats, PlanStatus};
+use crate::problem::Problem;
+use crate::solver::{LpBuilder, LpSession, SolverOptions, Var};
+
+/// Options of a FUSION placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionOptions {
+    /// Step 2 trade-off: 1 = maximal total utility, 0 = fair solution at minimum cost.
+    pub alpha: f64,
+    /// TOTAL_COST per hour (constraint 13); no budget when `None`.
+    pub budget: Option<f64>,
+    /// Services compete for a zone's hosts (default); `false` is the paper's LP exactly.
+    pub shared_zone_capacity: bool,
+    /// Round slot shares into whole instances (placement mode only). When off, the plan is
+    /// the LP's fractional assignment and places no instances.
+    pub rounding: bool,
+    /// Solve by column generation (exact; for large instances).
+    pub column_generation: ColumnGeneration,
+    pub solver: SolverOptions,
+}
+
+impl Default for FusionOptions {
+    fn default() -> Self {
+        FusionOptions {
+            alpha: 0.5,
+            budget: None,
+            shared_zone_capacity: true,
+            rounding: true,
+            column_generation: ColumnGeneration::Auto,
+            solver: SolverOptions::default(),
+        }
+    }
+}
+
+/// Inputs of the service-selection variant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Free slots of running instances, (service, zone) → slots. Missing pairs have none.
+    pub free_slots: BTreeMap<(String, String), f64>,
+    /// Transit cost per slot-hour, (region, zone) → cost. Missing pairs cost nothing.
+    pub transit_cost: BTreeMap<(String, String), f64>,
+    /// Restrict each region to its `k` nearest zones.
+    pub nearest_k: Option<usize>,
+}
+
+/// One point of the cost/utility curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub budget: f64,
+    pub cost: f64,
+    pub total_utility: f64,
+    pub utility_percent: f64,
+    pub min_utility: f64,
+    pub worst_latency_ms: f64,
+}
+
+/// The cost/utility trade-off curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// α = 0 without budget.
+    pub min_cost: CurvePoint,
+    /// α = 1 without budget.
+    pub max_utility: CurvePoint,
+    /// One point per budget, increasing.
+    pub points: Vec<CurvePoint>,
+    pub seconds: f64,
+    pub solves: u32,
+}
+
+enum Mode<'a> {
+    Placement,
+    Selection(&'a Selection),
+}
+
+/// Candidate zones of one demand entry.
+struct Pair {
+    demand: usize,
+    zones: Vec<usize>,
+    cols: Vec<Var>,
+    z: Var,
+}
+
+struct FusionLp {
+    session: LpSession,
+    pairs: Vec<Pair>,
+    u: Var,
+    cost: Var,
+    /// Coverage slack per pair (elastic and column-generation models only).
+    slack: Vec<Option<Var>>,
+    /// Objective terms always added (the big-M penalty on slacks in column generation).
+    penalty: Vec<(Var, f64)>,
+    /// Row indices, for pricing columns with the duals.
+    rows: RowIndex,
+    pruned: usize,
+    total_pairs: usize,
+}
+
+/// Where each row family sits in the model.
+#[derive(Debug, Default)]
+struct RowIndex {
+    cover: Vec<usize>,
+    latency: Vec<usize>,
+    cost: usize,
+    /// (service, zone) → row of (5).
+    capacity: BTreeMap<(usize, usize), usize>,
+    /// zone → [(resource, row, scale)] of the shared-capacity rows.
+    shared: BTreeMap<usize, Vec<(String, usize, f64)>>,
+}
+
+/// Slack columns added to a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slacks {
+    None,
+    /// Minimise unserved demand (infeasibility diagnosis).
+    Elastic,
+    /// Unserved demand and budget overrun cost this much per unit (column generation).
+    Penalty(f64),
+}
+
+/// Slot capacity of (service, zone) in the given mode.
+fn capacity(p: &Problem, mode: &Mode, si: usize, zi: usize) -> f64 {
+    match mode {
+        Mode::Placement => p.slot_capacity[si][zi],
+        Mode::Selection(sel) => sel
+            .free_slots
+            .get(&(p.services[si].name.clone(), p.zones[zi].name.clone()))
+            .copied()
+            .unwrap_or(0.0)
+            .max(0.0),
+    }
+}
+
+/// Cost per slot-hour of serving demand `di` at zone `zi`.
+fn unit_cost(p: &Problem, mode: &Mode, di: usize, zi: usize) -> f64 {
+    let d = &p.demands[di];
+    match mode {
+        Mode::Placement => p.deploy_cost[d.service][zi] + d.bandwidth_cost(&p.zones[zi]),
+        Mode::Selection(sel) => {
+            sel.transit_cost.get(&(p.regions[d.region].name.clone(), p.zones[zi].name.clone())).copied().unwrap_or(0.0)
+        }
+    }
+}
+
+/// Latency bound of demand `di`: R_max, tightened by the service's proximity class.
+fn latency_bound(p: &Problem, di: usize) -> f64 {
+    let d = &p.demands[di];
+    let rmax = d.sla.r_max.as_millis();
+    p.services[d.service].proximity_ms.map_or(rmax, |b| b.min(rmax))
+}
+
+/// Candidate zones per demand (sorted by zone index) and the number of pruned pairs.
+fn candidates(p: &Problem, mode: &Mode) -> (Vec<Vec<usize>>, usize) {
+    let mut out = Vec::with_capacity(p.demands.len());
+    let mut pruned = 0;
+    for (di, d) in p.demands.iter().enumerate() {
+        let bound = latency_bound(p, di);
+        let rtt = &p.region_rtt[d.region];
+        let mut zs: Vec<usize> =
+            (0..p.zones.len()).filter(|&t| rtt[t] <= bound && capacity(p, mode, d.service, t) > 0.0).collect();
+        if let Mode::Selection(Selection { nearest_k: Some(k), .. }) = mode {
+            zs.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
+            zs.truncate(*k);
+            zs.sort_unstable();
+        }
+        pruned += p.zones.len() - zs.len();
+        out.push(zs);
+    }
+    (out, pruned)
+}
+
+/// Cheap checks that name the obvious reasons for infeasibility before any LP is built.
+fn prechecks(p: &Problem, mode: &Mode, cands: &[Vec<usize>], shared: bool) -> Vec<InfeasibilityReason> {
+    let mut reasons = Vec::new();
+    for (di, zs) in cands.iter().enumerate() {
+        if !zs.is_empty() {
+            continue;
+        }
+        let d = &p.demands[di];
+        let (s, r) = (&p.services[d.service].name, &p.regions[d.region].name);
+        let bound = latency_bound(p, di);
+        let rtt = &p.region_rtt[d.region];
+        let within: Vec<usize> = (0..p.zones.len()).filter(|&t| rtt[t] <= bound).collect();
+        if within.is_empty() {
+            let nearest = (0..p.zones.len()).filter(|&t| rtt[t].is_finite()).min_by(|&a, &b| rtt[a].total_cmp(&rtt[b]));
+            let near = match nearest {
+                Some(t) => format!("the nearest zone, {:?}, is {:.1} ms away", p.zones[t].name, rtt[t]),
+                None => "no zone has a known latency to it".to_string(),
+            };
+            reasons.push(reason(
+                ConstraintFamily::Latency,
+                vec![s.clone(), r.clone()],
+                format!("region {r:?} has no zone within {bound:.1} ms (R_max or proximity class) for service {s:?}; {near}"),
+            ));
+        } else {
+            let names: Vec<&str> = within.iter().take(5).map(|&t| p.zones[t].name.as_str()).collect();
+            reasons.push(reason(
+                ConstraintFamily::Capacity,
+                vec![s.clone(), r.clone()],
+                format!(
+                    "the {} zone(s) within {bound:.1} ms of region {r:?} ({}{}) have no capacity for service {s:?} (placement constraints, host resources or no running instances)",
+                    within.len(),
+                    names.join(", "),
+                    if within.len() > 5 { ", …" } else { "" }
+                ),
+            ));
+        }
+    }
+    for (si, s) in p.services.iter().enumerate() {
+        let want = p.service_demand(si);
+        let have: f64 = (0..p.zones.len()).map(|t| capacity(p, mode, si, t)).sum();
+        if want > have + 1e-9 {
+            reasons.push(reason(
+                ConstraintFamily::Demand,
+                vec![s.name.clone()],
+                format!("service {:?} wants {want} slots in all, the zones can offer at most {have}", s.name),
+            ));
+        }
+    }
+    if shared && matches!(mode, Mode::Placement) {
+        let mut need: BTreeMap<String, f64> = BTreeMap::new();
+        let mut have: BTreeMap<String, f64> = BTreeMap::new();
+        for (si, s) in p.services.iter().enumerate() {
+            let slots = p.service_demand(si);
+            for (r, a) in &s.instance_resources.0 {
+                *need.entry(r.clone()).or_default() += a.value as f64 / f64::from(s.slots_per_instance) * slots;
+            }
+        }
+        for z in &p.zones {
+            for (r, a) in &z.capacity.0 {
+                *have.entry(r.clone()).or_default() += a.value as f64;
+            }
+        }
+        for (r, n) in need {
+            let h = have.get(&r).copied().unwrap_or(0.0);
+            if n > h * (1.0 + 1e-9) {
+                reasons.push(reason(
+                    ConstraintFamily::Demand,
+                    vec![r.clone()],
+                    format!("all services together need {n} of resource {r:?} for their demand, the zones have {h}"),
+                ));
+            }
+        }
+    }
+    reasons
+}
+
+fn build(
+    p: &Problem,
+    mode: &Mode,
+    cands: Vec<Vec<usize>>,
+    pruned: usize,
+    opts: &FusionOptions,
+    slacks: Slacks,
+) -> Result<FusionLp, PlaceError> {
+    let elastic = slacks == Slacks::Elastic;
+    let mut rows = RowIndex::default();
+    let mut penalty = Vec::new();
+    let mut b = LpBuilder::new();
+    // U ≤ max 1/k keeps Step 1 bounded even without demand.
+    let u_max = p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max);
+    let u = b.add_var(f64::NEG_INFINITY, u_max, 0.0);
+    let cost = b.add_var(0.0, f64::INFINITY, 0.0);
+    let mut pairs = Vec::with_capacity(cands.len());
+    let mut slack = Vec::with_capacity(cands.len());
+    let total_slots: f64 = p.demands.iter().map(|d| d.slots).sum::<f64>().max(1e-9);
+    for (di, zones) in cands.into_iter().enumerate() {
+        let cols: Vec<Var> = zones.iter().map(|_| b.add_var(0.0, 1.0, 0.0)).collect();
+        let z = b.add_var(0.0, f64::INFINITY, 0.0);
+        pairs.push(Pair { demand: di, zones, cols, z });
+        slack.push(match slacks {
+            Slacks::None => None,
+            Slacks::Elastic => Some(b.add_var(0.0, 1.0, p.demands[di].slots / total_slots)),
+            Slacks::Penalty(m) => {
+                let v = b.add_var(0.0, 1.0, 0.0);
+                penalty.push((v, -m));
+                Some(v)
+            }
+        });
+    }
+    let mut cost_terms = Vec::new();
+    let mut by_zone: Vec<Vec<(usize, usize)>> = vec![Vec::new(); p.zones.len()]; // (pair, position)
+    for (pi, pair) in pairs.iter().enumerate() {
+        let d = &p.demands[pair.demand];
+        // (4)
+        let mut row: Vec<(Var, f64)> = pair.cols.iter().map(|&c| (c, 1.0)).collect();
+        if let Some(s) = slack[pi] {
+            row.push((s, 1.0));
+        }
+        rows.cover.push(b.add_row(1.0, 1.0, row));
+        // (8): z − Σ l x ≥ −R_min
+        let rtt = &p.region_rtt[d.region];
+        let mut row: Vec<(Var, f64)> = vec![(pair.z, 1.0)];
+        row.extend(pair.zones.iter().zip(&pair.cols).map(|(&t, &c)| (c, -rtt[t])));
+        rows.latency.push(b.add_row(-d.sla.r_min.as_millis(), f64::INFINITY, row));
+        // (10): k D U + z ≤ D
+        let dd = d.sla.span_ms();
+        b.add_row(f64::NEG_INFINITY, dd, [(u, d.sla.importance * dd), (pair.z, 1.0)]);
+        for (k, (&t, &c)) in pair.zones.iter().zip(&pair.cols).enumerate() {
+            cost_terms.push((c, d.slots * unit_cost(p, mode, pair.demand, t)));
+            by_zone[t].push((pi, k));
+        }
+    }
+    // (11)–(13): C = Σ cost
+    cost_terms.push((cost, -1.0));
+    rows.cost = b.add_row(0.0, 0.0, cost_terms);
+    // With penalised slacks the budget is a row C − s_b ≤ budget, so a restricted model that
+    // lacks the cheap zones stays feasible.
+    let mut budget_in_row = false;
+    if let (Slacks::Penalty(m), Some(budget)) = (slacks, opts.budget) {
+        let sb = b.add_var(0.0, f64::INFINITY, 0.0);
+        penalty.push((sb, -m / budget.abs().max(1.0)));
+        b.add_row(f64::NEG_INFINITY, budget_bound(budget), [(cost, 1.0), (sb, -1.0)]);
+        budget_in_row = true;
+    }
+    // (5) per (service, zone), and shared capacity per (zone, resource).
+    for (t, members) in by_zone.iter().enumerate() {
+        let mut per_service: BTreeMap<usize, Vec<(Var, f64)>> = BTreeMap::new();
+        for &(pi, k) in members {
+            let d = &p.demands[pairs[pi].demand];
+            per_service.entry(d.service).or_default().push((pairs[pi].cols[k], d.slots));
+        }
+        for (&si, row) in &per_service {
+            let cap = capacity(p, mode, si, t);
+            let potential: f64 = row.iter().map(|(_, a)| a).sum();
+            if potential > cap + 1e-9 {
+                rows.capacity.insert((si, t), b.add_row(f64::NEG_INFINITY, cap, row.iter().copied()));
+            }
+        }
+        if opts.shared_zone_capacity && matches!(mode, Mode::Placement) {
+            for (r, a) in &p.zones[t].capacity.0 {
+                let cap = a.value as f64;
+                let mut row = Vec::new();
+                let mut potential = 0.0;
+                for (&si, srow) in &per_service {
+                    let s = &p.services[si];
+                    let per_slot = s.instance_resources.get(r) as f64 / f64::from(s.slots_per_instance);
+                    if per_slot > 0.0 {
+                        for &(c, slots) in srow {
+                            row.push((c, per_slot * slots));
+                            potential += per_slot * slots;
+                        }
+                    }
+                }
+                if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
+                    let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
+                    let ri = b.add_row(f64::NEG_INFINITY, cap * scale, row.into_iter().map(|(c, v)| (c, v * scale)));
+                    rows.shared.entry(t).or_default().push((r.clone(), ri, scale));
+                }
+            }
+        }
+    }
+    let total_pairs = p.demands.len() * p.zones.len();
+    let mut session = b.into_session(Sense::Maximise)?;
+    if elastic {
+        session.set_objective(
+            Sense::Minimise,
+            &slack
+                .iter()
+                .enumerate()
+                .filter_map(|(di, s)| s.map(|s| (s, p.demands[di].slots / total_slots)))
+                .collect::<Vec<_>>(),
+        )?;
+    } else {
+        let mut obj = vec![(u, 1.0)];
+        obj.extend(penalty.iter().copied());
+        session.set_objective(Sense::Maximise, &obj)?;
+    }
+    if let (Some(budget), false) = (opts.budget, budget_in_row) {
+        session.set_bounds(cost, 0.0, budget_bound(budget))?;
+    }
+    Ok(FusionLp { session, pairs, u, cost, slack, penalty, rows, pruned, total_pairs })
+}
+
+/// The budget as a column bound, widened by a relative 1e-9 so a budget equal to the
+/// minimum cost stays feasible despite floating-point noise.
+fn budget_bound(budget: f64) -> f64 {
+    budget + 1e-9 * budget.abs().max(1.0)
+}
+
+fn u_tolerance(u: f64) -> f64 {
+    1e-6 * u.abs().max(1.0)
+}
+
+/// Served slots per demand: `(zone, slots)` sorted by zone.
+type Served = Vec<Vec<(usize, f64)>>;
+
+fn served_from(p: &Problem, lp: &FusionLp, values: &[f64]) -> Served {
+    lp.pairs
+        .iter()
+        .map(|pair| {
+            let d = &p.demands[pair.demand];
+            let raw: Vec<(usize, f64)> = pair
+                .zones
+                .iter()
+                .zip(&pair.cols)
+                .map(|(&t, c)| (t, values.get(c.0).copied().unwrap_or(0.0).clamp(0.0, 1.0)))
+                .filter(|(_, x)| *x > 1e-9)
+                .collect();
+            let total: f64 = raw.iter().map(|(_, x)| x).sum();
+            raw.into_iter().map(|(t, x)| (t, x / total.max(1e-12) * d.slots)).collect()
+        })
+        .collect()
+}
+
+/// Utility terms of a served matrix.
+#[derive(Debug, Clone, Default)]
+struct Terms {
+    min_utility: f64,
+    total_utility: f64,
+    utility_percent: f64,
+    worst_latency_ms: f64,
+    cost: f64,
+    utilities: Vec<f64>,
+}
+
+fn evaluate(p: &Problem, mode: &Mode, served: &Served) -> Terms {
+    let mut t = Terms { min_utility: f64::INFINITY, ..Default::default() };
+    let mut max_total = 0.0;
+    for (di, rows) in served.iter().enumerate() {
+        let d = &p.demands[di];
+        let lat: f64 = rows.iter().map(|&(z, s)| s * p.region_rtt[d.region][z]).sum::<f64>() / d.slots;
+        let u = d.sla.utility(lat).unwrap_or(f64::NEG_INFINITY);
+        let w = p.regions[d.region].weight;
+        t.min_utility = t.min_utility.min(u);
+        t.total_utility += w * u;
+        max_total += w * d.sla.max_utility();
+        t.worst_latency_ms = t.worst_latency_ms.max(lat);
+        t.cost += rows.iter().map(|&(z, s)| s * unit_cost(p, mode, di, z)).sum::<f64>();
+        t.utilities.push(u);
+    }
+    if served.is_empty() {
+        t.min_utility = 0.0;
+    }
+    t.utility_percent = if max_total > 0.0 { t.total_utility / max_total * 100.0 } else { 100.0 };
+    t
+}
+
+struct Run {
+    stats: PlanStats,
+}
+
+impl Run {
+    fn solve(&mut self, lp: &mut FusionLp, opts: &SolverOptions) -> Result<crate::solver::Solved, PlaceError> {
+        let s = lp.session.solve(opts)?;
+        self.stats.add(&s.stats);
+        Ok(s)
+    }
+}
+
+fn u_max(p: &Problem) -> f64 {
+    p.demands.iter().map(|d| d.sla.max_utility()).fold(0.0, f64::max)
+}
+
+/// Sets up Step 1: maximise U (minus any slack penalty), U free.
+fn set_step1(lp: &mut FusionLp, p: &Problem) -> Result<(), PlaceError> {
+    lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max(p))?;
+    let mut obj = vec![(lp.u, 1.0)];
+    obj.extend(lp.penalty.iter().copied());
+    lp.session.set_objective(Sense::Maximise, &obj)
+}
+
+/// Sets up Step 2: U ≥ U* − τ, maximise α Σ w u − (1 − α) C (minus any slack penalty).
+fn set_step2(lp: &mut FusionLp, p: &Problem, alpha: f64, u_star: f64) -> Result<(), PlaceError> {
+    let um = u_max(p);
+    lp.session.set_bounds(lp.u, (u_star - u_tolerance(u_star)).min(um), um)?;
+    let mut obj: Vec<(Var, f64)> = Vec::with_capacity(lp.pairs.len() + 1);
+    if alpha > 0.0 {
+        for pair in &lp.pairs {
+            let d = &p.demands[pair.demand];
+            let w = p.regions[d.region].weight;
+            obj.push((pair.z, -alpha * w / (d.sla.importance * d.sla.span_ms())));
+        }
+    }
+    if alpha < 1.0 {
+        obj.push((lp.cost, -(1.0 - alpha)));
+    }
+    obj.extend(lp.penalty.iter().copied());
+    lp.session.set_objective(Sense::Maximise, &obj)
+}
+
+/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
+fn two_steps(
+    lp: &mut FusionLp,
+    p: &Problem,
+    alpha: f64,
+    run: &mut Run,
+    opts: &SolverOptions,
+) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
+    set_step1(lp, p)?;
+    let s1 = run.solve(lp, opts)?;
+    if s1.stats.status == crate::solver::SolveStatus::Infeasible {
+        return Ok(None);
+    }
+    s1.require_solution("FUSION step 1")?;
+    let u_star = s1.values[lp.u.0];
+    set_step2(lp, p, alpha, u_star)?;
+    let s2 = run.solve(lp, opts)?;
+    s2.require_solution("FUSION step 2")?;
+    Ok(Some((u_star, s2)))
+}
+
+/// Candidate (request, zone) pairs above which [`ColumnGeneration::Auto`] generates columns.
+pub const CG_PAIR_THRESHOLD: usize = 200_000;
+/// Zones per request in the first restricted model (more when their capacity is short).
+/// Tests start from one zone and add one column per round, to exercise pricing hard.
+#[cfg(not(test))]
+const CG_INITIAL_ZONES: usize = 8;
+#[cfg(test)]
+const CG_INITIAL_ZONES: usize = 1;
+/// Columns added per request and round, best reduced cost first.
+#[cfg(not(test))]
+const CG_PER_ROUND: usize = 8;
+#[cfg(test)]
+const CG_PER_ROUND: usize = 1;
+const CG_MAX_ROUNDS: usize = 100;
+
+/// Whether the FUSION LP is solved by column generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnGeneration {
+    /// Above [`CG_PAIR_THRESHOLD`] candidate pairs.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[allow(clippy::large_enum_variant)] // built once per solve
+enum CgOutcome {
+    Solved {
+        lp: FusionLp,
+        u_star: f64,
+        step2: crate::solver::Solved,
+        rounds: usize,
+        columns: usize,
+    },
+    Infeasible,
+    /// No convergence within the round limit: solve the full LP instead.
+    GaveUp,
+}
+
+/// Adds the columns with a positive reduced cost (at most [`CG_PER_ROUND`] per request).
+fn price(
+    p: &Problem,
+    mode: &Mode,
+    lp: &FusionLp,
+    duals: &[f64],
+    full: &[Vec<usize>],
+    active: &mut [Vec<usize>],
+) -> usize {
+    let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
+    let y_cost = dual(lp.rows.cost);
+    let mut added = 0;
+    for (pi, pair) in lp.pairs.iter().enumerate() {
+        let di = pair.demand;
+        let d = &p.demands[di];
+        let s = &p.services[d.service];
+        let rtt = &p.region_rtt[d.region];
+        let (y_cover, y_lat) = (dual(lp.rows.cover[pi]), dual(lp.rows.latency[pi]));
+        let mut gains: Vec<(f64, usize)> = Vec::new();
+        for &t in &full[di] {
+            if pair.zones.binary_search(&t).is_ok() {
+                continue;
+            }
+            let mut ay = y_cover - y_lat * rtt[t] + y_cost * d.slots * unit_cost(p, mode, di, t);
+            if let Some(&r) = lp.rows.capacity.get(&(d.service, t)) {
+                ay += dual(r) * d.slots;
+            }
+            if let Some(list) = lp.rows.shared.get(&t) {
+                for (res, r, scale) in list {
+                    let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+                    ay += dual(*r) * per_slot * d.slots * scale;
+                }
+            }
+            let rc = -ay; // x has no objective coefficient: reduced cost = 0 − yᵀa
+            if rc > 1e-9 {
+                gains.push((rc, t));
+            }
+        }
+        gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, t) in gains.iter().take(CG_PER_ROUND) {
+            active[di].push(t);
+            added += 1;
+        }
+        active[di].sort_unstable();
+    }
+    added
+}
+
+/// Solves both steps by column generation over the candidate pairs `full`: a restricted LP
+/// with each request's nearest zones, re-priced with its duals until no column has a
+/// positive reduced cost (first for Step 1, then for Step 2). Unserved demand and budget
+/// overrun are penalised slacks, so restricted models stay feasible; the result is the
+/// full LP's optimum.
+fn solve_cg(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    full: &[Vec<usize>],
+    pruned: usize,
+    run: &mut Run,
+) -> Result<CgOutcome, PlaceError> {
+    let spread = p
+        .demands
+        .iter()
+        .map(|d| 1.0 + (d.sla.r_max.as_millis() - d.sla.r_min.as_millis()) / (d.sla.importance * d.sla.span_ms()))
+        .fold(1.0, f64::max);
+    let m = 1e3 * spread;
+    let mut active: Vec<Vec<usize>> = full
+        .iter()
+        .enumerate()
+        .map(|(di, zs)| {
+            let d = &p.demands[di];
+            let rtt = &p.region_rtt[d.region];
+            let mut by_rtt = zs.clone();
+            by_rtt.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
+            let mut pick = Vec::new();
+            let mut cap = 0.0;
+            for t in by_rtt {
+                if pick.len() >= CG_INITIAL_ZONES && (cap >= 1.5 * d.slots || cfg!(test)) {
+                    break;
+                }
+                cap += capacity(p, mode, d.service, t);
+                pick.push(t);
+            }
+            pick.sort_unstable();
+            pick
+        })
+        .collect();
+    let mut u_star: Option<f64> = None;
+    for round in 0..CG_MAX_ROUNDS {
+        let started = std::time::Instant::now();
+        let mut lp = build(p, mode, active.clone(), pruned, opts, Slacks::Penalty(m))?;
+        run.stats.build_seconds += started.elapsed().as_secs_f64();
+        loop {
+            match u_star {
+                None => set_step1(&mut lp, p)?,
+                Some(u) => set_step2(&mut lp, p, opts.alpha, u)?,
+            }
+            let s = run.solve(&mut lp, &opts.solver)?;
+            s.require_solution("FUSION column generation")?;
+            if price(p, mode, &lp, &s.row_duals, full, &mut active) > 0 {
+                break;
+            }
+            let slack: f64 = lp.penalty.iter().map(|(v, _)| s.values[v.0]).sum();
+            match u_star {
+                None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
+                None => u_star = Some(s.values[lp.u.0]),
+                Some(u) => {
+                    let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
+                    return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
+                }
+            }
+        }
+    }
+    Ok(CgOutcome::GaveUp)
+}
+
+/// Explains why the FUSION LP is infeasible: budget (LP feasible without it) or capacity
+/// (elastic coverage slack per request).
+fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Result<PlaceError, PlaceError> {
+    let mut reasons = Vec::new();
+    if let Some(budget) = opts.budget {
+        let (cands, pruned) = candidates(p, mode);
+        let no_budget = FusionOptions { budget: None, ..opts.clone() };
+        let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::None)?;
+        lp.session.set_objective(Sense::Minimise, &[(lp.cost, 1.0)])?;
+        let s = run.solve(&mut lp, &opts.solver)?;
+        if s.stats.status.has_solution() {
+            let min_cost = s.values[lp.cost.0];
+            reasons.push(reason(
+                ConstraintFamily::Budget,
+                vec!["TOTAL_COST".into()],
+                format!("serving all demand costs at least {min_cost:.6} per hour, above the budget (TOTAL_COST) of {budget}"),
+            ));
+            return Ok(PlaceError::Infeasible { reasons });
+        }
+    }
+    let (cands, pruned) = candidates(p, mode);
+    let no_budget = FusionOptions { budget: None, ..opts.clone() };
+    let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::Elastic)?;
+    let s = run.solve(&mut lp, &opts.solver)?;
+    let values = s.require_solution("FUSION elastic diagnosis")?;
+    for (pi, sl) in lp.slack.iter().enumerate() {
+        let Some(sl) = sl else { continue };
+        let v = values[sl.0];
+        if v > 1e-7 {
+            let pair = &lp.pairs[pi];
+            let d = &p.demands[pair.demand];
+            let (sname, rname) = (&p.services[d.service].name, &p.regions[d.region].name);
+            let zones: Vec<&str> = pair.zones.iter().take(5).map(|&t| p.zones[t].name.as_str()).collect();
+            reasons.push(reason(
+                ConstraintFamily::Capacity,
+                vec![sname.clone(), rname.clone()],
+                format!(
+                    "{:.3} of {} slots of service {sname:?} for region {rname:?} cannot be served: the {} zone(s) within reach ({}{}) are full",
+                    v * d.slots,
+                    d.slots,
+                    pair.zones.len(),
+                    zones.join(", "),
+                    if pair.zones.len() > 5 { ", …" } else { "" }
+                ),
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(reason(
+            ConstraintFamily::Other,
+            vec![],
+            "the LP is infeasible but relaxing demand coverage and the budget did not show why",
+        ));
+    }
+    Ok(PlaceError::Infeasible { reasons })
+}
+
+/// Places services with the two-step FUSION LP and rounds the result into instances.
+pub fn place(problem: &Problem, opts: &FusionOptions) -> Result<Plan, PlaceError> {
+    solve_mode(problem, &Mode::Placement, opts)
+}
+
+/// The service-selection variant: assigns regions to running instances' free slots.
+pub fn select(problem: &Problem, selection: &Selection, opts: &FusionOptions) -> Result<Plan, PlaceError> {
+    solve_mode(problem, &Mode::Selection(selection), opts)
+}
+
+fn check_options(opts: &FusionOptions) -> Result<(), PlaceError> {
+    if !(0.0..=1.0).contains(&opts.alpha) {
+        return Err(PlaceError::input("fusion.alpha", format!("expected α in [0, 1], found {}", opts.alpha)));
+    }
+    if let Some(b) = opts.budget {
+        if !(b.is_finite() && b >= 0.0) {
+            return Err(PlaceError::input("fusion.budget", format!("expected a non-negative budget, found {b}")));
+        }
+    }
+    Ok(())
+}
+
+fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, PlaceError> {
+    check_options(opts)?;
+    let algorithm = match mode {
+        Mode::Placement => "fusion-placement",
+        Mode::Selection(_) => "fusion-selection",
+    };
+    let (cands, pruned) = candidates(p, mode);
+    let reasons = prechecks(p, mode, &cands, opts.shared_zone_capacity);
+    if !reasons.is_empty() {
+        return Err(PlaceError::Infeasible { reasons });
+    }
+    let mut run = Run { stats: PlanStats::default() };
+    let n_pairs: usize = cands.iter().map(Vec::len).sum();
+    let use_cg = match opts.column_generation {
+        ColumnGeneration::Always => true,
+        ColumnGeneration::Never => false,
+        ColumnGeneration::Auto => n_pairs > CG_PAIR_THRESHOLD,
+    };
+    let mut cg_note = None;
+    let mut solved = None;
+    if use_cg {
+        match solve_cg(p, mode, opts, &cands, pruned, &mut run)? {
+            CgOutcome::Solved { lp, u_star, step2, rounds, columns } => {
+                cg_note = Some(format!(
+                    "column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated"
+                ));
+                solved = Some((lp, u_star, step2));
+            }
+            CgOutcome::Infeasible => return Err(diagnose(p, mode, opts, &mut run)?),
+            CgOutcome::GaveUp => cg_note = Some("column generation did not converge; the full LP was solved".into()),
+        }
+    }
+    let (lp, u_star, s2) = match solved {
+        Some(x) => x,
+        None => {
+            let started = std::time::Instant::now();
+            let mut lp = build(p, mode, cands, pruned, opts, Slacks::None)?;
+            run.stats.build_seconds += started.elapsed().as_secs_f64();
+            let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, &mut run, &opts.solver)? else {
+                return Err(diagnose(p, mode, opts, &mut run)?);
+            };
+            (lp, u_star, s2)
+        }
+    };
+    let served = served_from(p, &lp, &s2.values);
+    let lp_terms = evaluate(p, mode, &served);
+
+    let mut plan = Plan::new(algorithm);
+    plan.status = PlanStatus::from_solve(&s2.stats.status);
+    plan.notes.push(format!(
+        "pruned {} of {} (request, zone) pairs beyond R_max, the proximity class or without capacity",
+        lp.pruned, lp.total_pairs
+    ));
+    plan.notes.extend(cg_note);
+    if !opts.shared_zone_capacity {
+        plan.notes.push("shared zone capacity off: services do not compete for a zone's hosts (the paper's LP)".into());
+    }
+    let alpha_const: f64 = if opts.alpha > 0.0 {
+        p.demands.iter().map(|d| opts.alpha * p.regions[d.region].weight / d.sla.importance).sum()
+    } else {
+        0.0
+    };
+    plan.bound = s2.stats.objective.map(|o| o + alpha_const);
+    plan.objective_terms.insert("step1_min_utility".into(), u_star);
+    plan.objective_terms.insert("lp_min_utility".into(), lp_terms.min_utility);
+    plan.objective_terms.insert("lp_total_utility".into(), lp_terms.total_utility);
+
+    let (final_served, placements) = match mode {
+        Mode::Placement if opts.rounding => {
+            let (s, pl) = round(p, &served, opts.shared_zone_capacity)?;
+            (s, pl)
+        }
+        Mode::Placement => {
+            plan.notes.push("rounding off: the LP's fractional assignment, no instances placed".into());
+            (served.clone(), BTreeMap::new())
+        }
+        Mode::Selection(_) => (served.clone(), BTreeMap::new()),
+    };
+    let terms = evaluate(p, mode, &final_served);
+    if matches!(mode, Mode::Placement) && opts.rounding {
+        plan.objective_terms.insert("rounding_utility_loss".into(), lp_terms.total_utility - terms.total_utility);
+    }
+    plan.objective_terms.insert("min_utility".into(), terms.min_utility);
+    plan.objective_terms.insert("total_utility".into(), terms.total_utility);
+    plan.objective_terms.insert("utility_percent".into(), terms.utility_percent);
+    plan.objective_terms.insert("worst_latency_ms".into(), terms.worst_latency_ms);
+    match mode {
+        Mode::Placement => {
+            plan.objective_terms.insert("cost".into(), terms.cost);
+        }
+        Mode::Selection(_) => {
+            plan.objective_terms.insert("transit_cost".into(), terms.cost);
+        }
+    }
+    plan.objective = opts.alpha * terms.total_utility - (1.0 - opts.alpha) * terms.cost;
+    if let Some(b) = plan.bound {
+        plan.gap = Some(((b - plan.objective) / b.abs().max(1e-9)).max(0.0));
+    }
+
+    // Assignments.
+    for (di, rows) in final_served.iter().enumerate() {
+        let d = &p.demands[di];
+        for &(z, slots) in rows {
+            plan.assignments.push(Assignment {
+                service: p.services[d.service].name.clone(),
+                region: p.regions[d.region].name.clone(),
+                zone: p.zones[z].name.clone(),
+                share: slots / d.slots,
+                slots,
+                latency_ms: p.region_rtt[d.region][z],
+                utility: Some(terms.utilities[di]),
+            });
+        }
+    }
+    // Placements: composite deployed whole per zone; slots counted on the entry component.
+    let mut instance_cost = 0.0;
+    for (&(si, zi), &(n, slots)) in &placements {
+        let s = &p.services[si];
+        for &ci in &s.placed {
+            let comp = &s.service.components[ci];
+            instance_cost += f64::from(n) * p.zones[zi].price.hourly(&comp.resources);
+            plan.placements.push(Placement {
+                service: s.name.clone(),
+                subscription: None,
+                component: comp.name.clone(),
+                zone: p.zones[zi].name.clone(),
+                host: None,
+                instances: n,
+                slots: if ci == s.entry { slots } else { 0.0 },
+            });
+        }
+    }
+    if !plan.placements.is_empty() {
+        plan.objective_terms.insert("instance_cost".into(), instance_cost);
+    }
+    plan.stats = run.stats;
+    plan.notes.extend(p.notes.iter().cloned());
+    plan.normalize();
+    Ok(plan)
+}
+
+fn slots_by_zone(p: &Problem, served: &Served) -> BTreeMap<(usize, usize), f64> {
+    let mut out = BTreeMap::new();
+    for (di, rows) in served.iter().enumerate() {
+        for &(z, s) in rows {
+            *out.entry((p.demands[di].service, z)).or_insert(0.0) += s;
+        }
+    }
+    out
+}
+
+/// Rounds served slots into whole instances (see the module docs) and repairs capacity.
+/// Returns the repaired served matrix and (service, zone) → (instances, slots).
+#[allow(clippy::type_complexity)]
+fn round(
+    p: &Problem,
+    served: &Served,
+    shared: bool,
+) -> Result<(Served, BTreeMap<(usize, usize), (u32, f64)>), PlaceError> {
+    let spi = |si: usize| f64::from(p.services[si].slots_per_instance);
+    let mut served = served.clone();
+    let mut slots = slots_by_zone(p, &served);
+    let mut n: BTreeMap<(usize, usize), u32> =
+        slots.iter().map(|(&k, &s)| (k, ((s / spi(k.0)) - 1e-6).ceil().max(0.0) as u32)).collect();
+    let max_n = |si: usize, zi: usize| (p.slot_capacity[si][zi] / spi(si)).floor() as u32;
+    // Zone usage with the rounded instances.
+    let fits = |n: &BTreeMap<(usize, usize), u32>, zi: usize, extra: Option<usize>| -> bool {
+        if !shared {
+            return true;
+        }
+        let mut used = zonal_model::Resources::new();
+        for (&(si, z), &k) in n.iter() {
+            if z == zi {
+                used.add_scaled(&p.services[si].instance_resources, u64::from(k));
+            }
+        }
+        if let Some(si) = extra {
+            used.add_scaled(&p.services[si].instance_resources, 1);
+        }
+        p.zones[zi].capacity.fits(&used)
+    };
+    // 1. Remove least-filled instances where a zone is over capacity.
+    for zi in 0..p.zones.len() {
+        while !fits(&n, zi, None) {
+            let victim = n
+                .iter()
+                .filter(|(&(_, z), &k)| z == zi && k > 0)
+                .map(|(&(si, z), &k)| {
+                    let fill = slots.get(&(si, z)).copied().unwrap_or(0.0) - f64::from(k - 1) * spi(si);
+                    (fill, si)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            match victim {
+                Some((_, si)) => {
+                    if let Some(k) = n.get_mut(&(si, zi)) {
+                        *k -= 1;
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+    // 2. Move sessions above the rounded instances' slots.
+    let keys: Vec<(usize, usize)> = slots.keys().copied().collect();
+    for (si, zi) in keys {
+        let mut over = slots[&(si, zi)] - f64::from(n.get(&(si, zi)).copied().unwrap_or(0)) * spi(si);
+        if over <= 1e-9 {
+            continue;
+        }
+        // Regions served here, farthest first.
+        let mut here: Vec<usize> = (0..served.len())
+            .filter(|&di| p.demands[di].service == si && served[di].iter().any(|&(z, s)| z == zi && s > 0.0))
+            .collect();
+        here.sort_by(|&a, &b| {
+            p.region_rtt[p.demands[b].region][zi].total_cmp(&p.region_rtt[p.demands[a].region][zi]).then(a.cmp(&b))
+        });
+        for di in here {
+            if over <= 1e-9 {
+                break;
+            }
+            let d = &p.demands[di];
+            let bound = latency_bound(p, di);
+            let rtt = &p.region_rtt[d.region];
+            let mut targets: Vec<usize> =
+                (0..p.zones.len()).filter(|&t| t != zi && rtt[t] <= bound && p.slot_capacity[si][t] > 0.0).collect();
+            targets.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
+            let mut movable = served[di].iter().find(|&&(z, _)| z == zi).map_or(0.0, |&(_, s)| s).min(over);
+            while movable > 1e-9 {
+                // Free slots in rounded instances first, then a new instance.
+                let spare = |t: usize, slots: &BTreeMap<(usize, usize), f64>, n: &BTreeMap<(usize, usize), u32>| {
+                    f64::from(n.get(&(si, t)).copied().unwrap_or(0)) * spi(si)
+                        - slots.get(&(si, t)).copied().unwrap_or(0.0)
+                };
+                let target = targets.iter().copied().find(|&t| spare(t, &slots, &n) > 1e-9).or_else(|| {
+                    targets
+                        .iter()
+                        .copied()
+                        .find(|&t| n.get(&(si, t)).copied().unwrap_or(0) < max_n(si, t) && fits(&n, t, Some(si)))
+                });
+                let Some(t) = target else {
+                    return Err(PlaceError::Infeasible {
+                        reasons: vec![reason(
+                            ConstraintFamily::Capacity,
+                            vec![p.services[si].name.clone(), p.regions[d.region].name.clone()],
+                            format!(
+                                "rounding slot shares into whole instances: {movable:.3} slots of region {:?} at zone {:?} fit in no instance within reach",
+                                p.regions[d.region].name, p.zones[zi].name
+                            ),
+                        )],
+                    });
+                };
+                if spare(t, &slots, &n) <= 1e-9 {
+                    *n.entry((si, t)).or_insert(0) += 1;
+                }
+                let m = movable.min(spare(t, &slots, &n));
+                movable -= m;
+                over -= m;
+                *slots.entry((si, zi)).or_insert(0.0) -= m;
+                *slots.entry((si, t)).or_insert(0.0) += m;
+                let rows = &mut served[di];
+                if let Some(r) = rows.iter_mut().find(|r| r.0 == zi) {
+                    r.1 -= m;
+                }
+                match rows.iter_mut().find(|r| r.0 == t) {
+                    Some(r) => r.1 += m,
+                    None => rows.push((t, m)),
+                }
+            }
+        }
+    }
+    for rows in &mut served {
+        rows.retain(|r| r.1 > 1e-9);
+        rows.sort_by_key(|r| r.0);
+    }
+    // Re-sum exactly and drop empty instances.
+    let slots = slots_by_zone(p, &served);
+    let mut out = BTreeMap::new();
+    for (k, s) in slots {
+        // Moves only fill spare slots or open counted instances, so `need ≤ n[k]`;
+        // zones that lost sessions drop their emptied instances here.
+        let inst = ((s / spi(k.0)) - 1e-6).ceil().max(0.0) as u32;
+        if inst > 0 {
+            out.insert(k, (inst, s));
+        }
+    }
+    Ok((served, out))
+}
+
+fn point(budget: f64, t: &Terms) -> CurvePoint {
+    CurvePoint {
+        budget,
+        cost: t.cost,
+        total_utility: t.total_utility,
+        utility_percent: t.utility_percent,
+        min_utility: t.min_utility,
+        worst_latency_ms: t.worst_latency_ms,
+    }
+}
+
+/// The cost/utility trade-off curve with `budgets` points (see the module docs).
+pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -> Result<Curve, PlaceError> {
+    let p = problem;
+    let mode = Mode::Placement;
+    let opts = FusionOptions { budget: None, ..opts.clone() };
+    let (cands, pruned) = candidates(p, &mode);
+    let reasons = prechecks(p, &mode, &cands, opts.shared_zone_capacity);
+    if !reasons.is_empty() {
+        return Err(PlaceError::Infeasible { reasons });
+    }
+    let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None)?;
+    let mut run = Run { stats: PlanStats::default() };
+    let Some((_, lo)) = two_steps(&mut lp, p, 0.0, &mut run, &opts.solver)? else {
+        return Err(diagnose(p, &mode, &opts, &mut run)?);
+    };
+    let lo_terms = evaluate(p, &mode, &served_from(p, &lp, &lo.values));
+    let min_cost = lo.values[lp.cost.0];
+    let Some((_, hi)) = two_steps(&mut lp, p, 1.0, &mut run, &opts.solver)? else {
+        return Err(PlaceError::Solver { detail: "the max-utility end became infeasible".into() });
+    };
+    let hi_terms = evaluate(p, &mode, &served_from(p, &lp, &hi.values));
+    let max_cost = hi.values[lp.cost.0].max(min_cost);
+    let mut points = Vec::new();
+    for k in 0..budgets {
+        let budget =
+            if budgets == 1 { max_cost } else { min_cost + (max_cost - min_cost) * k as f64 / (budgets - 1) as f64 };
+        lp.session.set_bounds(lp.cost, 0.0, budget_bound(budget))?;
+        let Some((_, s)) = two_steps(&mut lp, p, 1.0, &mut run, &opts.solver)? else {
+            return Err(PlaceError::Solver {
+                detail: format!("budget {budget} between the min and max cost became infeasible"),
+            });
+        };
+        points.push(point(budget, &evaluate(p, &mode, &served_from(p, &lp, &s.values))));
+    }
+    Ok(Curve {
+        min_cost: point(min_cost, &lo_terms),
+        max_utility: point(max_cost, &hi_terms),
+        points,
+        seconds: run.stats.seconds,
+        solves: run.stats.solves,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check;
+    use crate::problem::ProblemOptions;
+    use crate::testkit::*;
+    use zonal_model::{Bundle, Duration, UtilitySla};
+
+    fn problem(b: &Bundle) -> Problem {
+        Problem::from_bundle(b, &ProblemOptions::default()).unwrap()
+    }
+
+    fn checked(p: &Problem, plan: &Plan) {
+        let r = check(p, plan);
+        assert!(r.is_ok(), "checker found violations:\n{}\nplan: {plan:#?}", r.summary());
+    }
+
+    #[test]
+    fn everyone_served_at_home_when_capacity_allows() {
+        let b = line_bundle(3, 3);
+        let p = problem(&b);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert!((plan.term("min_utility").unwrap() - 1.0).abs() < 1e-9);
+        assert!((plan.term("utility_percent").unwrap() - 100.0).abs() < 1e-6);
+        assert_eq!(plan.assignments.len(), 3);
+        for a in &plan.assignments {
+            assert_eq!(a.region[1..], a.zone[1..], "region rN is served at zN");
+            assert_eq!(a.share, 1.0);
+        }
+        // 2 slots per region, 4 slots per instance → one instance per zone.
+        assert!(plan.placements.iter().all(|pl| pl.instances == 1));
+        assert!(plan.notes[0].starts_with("pruned 0 of 9"), "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn capacity_pushes_demand_to_neighbours_fairly() {
+        let mut b = line_bundle(3, 1);
+        // One region at z0 wants 30 slots; each zone offers 16.
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(30);
+        let p = problem(&b);
+        let plan = place(&p, &FusionOptions { alpha: 1.0, ..Default::default() }).unwrap();
+        checked(&p, &plan);
+        let at = |z: &str| plan.assignments.iter().find(|a| a.zone == z).map_or(0.0, |a| a.slots);
+        assert!((at("z0") - 16.0).abs() < 1e-6, "the home zone is filled: {:?}", plan.assignments);
+        assert!((at("z1") - 14.0).abs() < 1e-6, "the rest goes to the nearest neighbour");
+        let u1 = plan.term("step1_min_utility").unwrap();
+        assert!(plan.term("lp_min_utility").unwrap() >= u1 - 1e-6);
+    }
+
+    #[test]
+    fn shared_zone_capacity_makes_services_compete() {
+        let mut b = line_bundle(2, 1);
+        let mut other = service_mut(&mut b, "svc").clone();
+        other.name = "svc2".into();
+        b.documents.push(zonal_model::Document::Service(other));
+        let d = demand_mut(&mut b);
+        d.entries[0].slots = zonal_model::SlotProfile::Constant(16);
+        d.entries.push(entry("svc2", "r0", 16));
+        let p = problem(&b);
+        // Shared: z0's 4 cores hold 16 slots in all, so 16 of the 32 go to z1.
+        let shared = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &shared);
+        let at_z0: f64 = shared.assignments.iter().filter(|a| a.zone == "z0").map(|a| a.slots).sum();
+        assert!((at_z0 - 16.0).abs() < 1e-6, "{:?}", shared.assignments);
+        // The paper's LP: each service sees the whole zone; the checker flags the overbooking.
+        let paper = place(&p, &FusionOptions { shared_zone_capacity: false, ..Default::default() }).unwrap();
+        let at_z0: f64 = paper.assignments.iter().filter(|a| a.zone == "z0").map(|a| a.slots).sum();
+        assert!((at_z0 - 32.0).abs() < 1e-6);
+        let r = check(&p, &paper);
+        assert!(r.violations.iter().any(|v| v.kind == crate::check::ViolationKind::ZoneCapacity), "{}", r.summary());
+    }
+
+    #[test]
+    fn rounding_moves_sessions_and_reports_the_loss() {
+        // Two zones with room for 1 instance of 4 slots each... region r0 at z0 wants 6.
+        let mut b = line_bundle(2, 1);
+        for z in &mut infra_mut(&mut b).zones {
+            z.hosts[0].capacity = res(1, 8);
+        }
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(6);
+        let p = problem(&b);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert_eq!(plan.placements.iter().map(|pl| pl.instances).sum::<u32>(), 2);
+        assert!(plan.term("rounding_utility_loss").unwrap().abs() < 1e-9, "LP and rounding agree here");
+        // With a second service competing for z0's only core, rounding must repair.
+        let mut b2 = b.clone();
+        for z in &mut infra_mut(&mut b2).zones {
+            z.hosts[0].capacity = res(2, 8);
+        }
+        let mut other = service_mut(&mut b2, "svc").clone();
+        other.name = "svc2".into();
+        b2.documents.push(zonal_model::Document::Service(other));
+        let d = demand_mut(&mut b2);
+        d.entries[0].slots = zonal_model::SlotProfile::Constant(3);
+        d.entries.push(entry("svc2", "r0", 3));
+        d.regions.push(region("r1", Some((50.0, 1.0)), None));
+        d.entries.push(entry("svc", "r1", 3));
+        d.entries.push(entry("svc2", "r1", 3));
+        let p2 = problem(&b2);
+        let plan = place(&p2, &FusionOptions { alpha: 1.0, ..Default::default() }).unwrap();
+        checked(&p2, &plan);
+        assert!(plan.term("rounding_utility_loss").unwrap() >= -1e-9);
+    }
+
+    #[test]
+    fn step2_trades_utility_against_cost() {
+        let mut b = line_bundle(3, 1);
+        // z1 is far cheaper than z0; the region sits at z0 (z1 is ≈0.7 ms away).
+        infra_mut(&mut b).zones[0].price.cpu_hour = zonal_model::Money::new(10.0);
+        demand_mut(&mut b).entries[0].sla = Some(UtilitySla {
+            r_min: Duration::from_millis(0.0),
+            r_med: Duration::from_millis(10.0),
+            r_max: Duration::from_millis(100.0),
+            importance: 1.0,
+        });
+        let p = problem(&b);
+        let best = place(&p, &FusionOptions { alpha: 1.0, rounding: false, ..Default::default() }).unwrap();
+        let cheap = place(&p, &FusionOptions { alpha: 0.0, rounding: false, ..Default::default() }).unwrap();
+        checked(&p, &best);
+        checked(&p, &cheap);
+        // α = 0 still keeps Step 1's max-min utility: one region, so U* is the best utility.
+        assert!(cheap.term("min_utility").unwrap() >= best.term("step1_min_utility").unwrap() - 1e-6);
+        assert!(best.term("cost").unwrap() >= cheap.term("cost").unwrap() - 1e-9);
+    }
+
+    #[test]
+    fn curve_min_utility_is_monotone_in_budget() {
+        let mut b = line_bundle(4, 3);
+        let zones = &mut infra_mut(&mut b).zones;
+        zones[0].price.cpu_hour = zonal_model::Money::new(5.0);
+        zones[1].price.cpu_hour = zonal_model::Money::new(2.0);
+        let p = problem(&b);
+        let c = tradeoff_curve(&p, &FusionOptions::default(), 5).unwrap();
+        assert_eq!(c.points.len(), 5);
+        assert!(c.min_cost.cost <= c.max_utility.cost + 1e-9);
+        for w in c.points.windows(2) {
+            assert!(w[1].budget >= w[0].budget);
+            assert!(w[1].min_utility >= w[0].min_utility - 1e-6, "{:?}", c.points);
+            assert!(w[1].cost <= w[1].budget + 1e-6);
+        }
+        let last = c.points.last().unwrap();
+        assert!((last.total_utility - c.max_utility.total_utility).abs() < 1e-6);
+    }
+
+    #[test]
+    fn selection_uses_free_slots_and_nearest_zones() {
+        let b = line_bundle(3, 2);
+        let p = problem(&b);
+        let mut sel = Selection::default();
+        sel.free_slots.insert(("svc".into(), "z1".into()), 3.0);
+        sel.free_slots.insert(("svc".into(), "z2".into()), 10.0);
+        sel.transit_cost.insert(("r0".into(), "z2".into()), 1.0);
+        let plan = select(&p, &sel, &FusionOptions { alpha: 1.0, ..Default::default() }).unwrap();
+        checked(&p, &plan);
+        assert!(plan.placements.is_empty());
+        let z1: f64 = plan.assignments.iter().filter(|a| a.zone == "z1").map(|a| a.slots).sum();
+        assert!(z1 <= 3.0 + 1e-9);
+        assert!(plan.term("transit_cost").is_some());
+        // Only the nearest zone allowed: r0's nearest zone with a latency is z0, which has no
+        // running instance, so r0 cannot be served.
+        let near = Selection { nearest_k: Some(1), ..sel.clone() };
+        let e = select(&p, &near, &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Capacity, "r0") || e.names(ConstraintFamily::Demand, "svc"), "{e}");
+    }
+
+    #[test]
+    fn infeasible_region_beyond_rmax_is_named() {
+        let mut b = line_bundle(2, 1);
+        demand_mut(&mut b).regions.push(region("faraway", Some((-40.0, 170.0)), None));
+        demand_mut(&mut b).entries.push(entry("svc", "faraway", 1));
+        let p = problem(&b);
+        let e = place(&p, &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Latency, "faraway"), "{e}");
+        assert!(e.to_string().contains("R_max"), "{e}");
+    }
+
+    #[test]
+    fn infeasible_demand_above_capacity_is_named() {
+        let mut b = line_bundle(2, 1);
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(100);
+        let p = problem(&b);
+        let e = place(&p, &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Demand, "svc"), "{e}");
+    }
+
+    #[test]
+    fn infeasible_budget_is_named_with_the_minimum_cost() {
+        let b = line_bundle(2, 2);
+        let p = problem(&b);
+        let e = place(&p, &FusionOptions { budget: Some(0.001), ..Default::default() }).unwrap_err();
+        assert!(e.names(ConstraintFamily::Budget, "TOTAL_COST"), "{e}");
+        assert!(e.to_string().contains("at least"), "{e}");
+    }
+
+    #[test]
+    fn infeasible_local_capacity_found_by_elastic_resolve() {
+        // Total capacity suffices, but r0 can only reach z0 (tight R_max) whose 16 slots are short.
+        let mut b = line_bundle(3, 1);
+        let d = demand_mut(&mut b);
+        d.entries[0].slots = zonal_model::SlotProfile::Constant(20);
+        d.entries[0].sla = Some(UtilitySla {
+            r_min: Duration::from_millis(0.1),
+            r_med: Duration::from_millis(0.2),
+            r_max: Duration::from_millis(0.3),
+            importance: 1.0,
+        });
+        let p = problem(&b);
+        let e = place(&p, &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Capacity, "r0"), "{e}");
+        assert!(e.to_string().contains("4.000 of 20"), "{e}");
+    }
+
+    #[test]
+    fn composite_is_deployed_whole_in_each_zone() {
+        let mut b = line_bundle(2, 2);
+        let s = service_mut(&mut b, "svc");
+        let mut db = component("db", 1, 2);
+        db.public = false;
+        s.components.push(db);
+        s.channels.push(zonal_model::Channel {
+            from: "app".into(),
+            to: "db".into(),
+            bandwidth: None,
+            max_latency: None,
+        });
+        let p = problem(&b);
+        // One composite instance = 2 cores + 3 GiB → 2 per 4-core zone → 8 slots.
+        assert_eq!(p.slot_capacity[0], vec![8.0, 8.0]);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        for pl in plan.placements.iter().filter(|pl| pl.component == "app") {
+            let db = plan.placements.iter().find(|d| d.component == "db" && d.zone == pl.zone).expect("db next to app");
+            assert_eq!(db.instances, pl.instances);
+            assert_eq!(db.slots, 0.0, "slots are counted on the entry component");
+        }
+    }
+
+    #[test]
+    fn proximity_class_prunes_fusion_zones() {
+        let mut b = line_bundle(3, 1);
+        infra_mut(&mut b).proximity_classes.insert("near".into(), Duration::from_millis(1.0));
+        service_mut(&mut b, "svc").proximity = Some("near".into());
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(30);
+        let p = problem(&b);
+        let plan = place(&p, &FusionOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert!(plan.assignments.iter().all(|a| a.zone != "z2"), "z2 is 1.43 ms away, beyond the class");
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(40);
+        let e = place(&problem(&b), &FusionOptions::default()).unwrap_err();
+        assert!(e.names(ConstraintFamily::Capacity, "r0"), "{e}");
+    }
+
+    #[test]
+    fn column_generation_prices_in_the_zones_it_needs() {
+        let mut b = line_bundle(6, 2);
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(40);
+        let p = problem(&b);
+        let cg =
+            place(&p, &FusionOptions { column_generation: ColumnGeneration::Always, ..Default::default() }).unwrap();
+        let full =
+            place(&p, &FusionOptions { column_generation: ColumnGeneration::Never, ..Default::default() }).unwrap();
+        checked(&p, &cg);
+        let note = cg.notes.iter().find(|n| n.starts_with("column generation")).expect("a column generation note");
+        assert!(!note.starts_with("column generation: 1 round"), "{note}");
+        assert!((cg.term("step1_min_utility").unwrap() - full.term("step1_min_utility").unwrap()).abs() < 1e-6);
+        assert!((cg.bound.unwrap() - full.bound.unwrap()).abs() < 1e-6);
+        // r0's 40 slots need three zones of 16.
+        assert!(cg.assignments.iter().filter(|a| a.region == "r0").count() >= 3);
+    }
+
+    #[test]
+    fn plans_are_deterministic() {
+        let b = line_bundle(4, 4);
+        let p = problem(&b);
+        let a = place(&p, &FusionOptions::default()).unwrap();
+        let c = place(&p, &FusionOptions::default()).unwrap();
+        let strip = |mut x: Plan| {
+            x.stats = PlanStats::default();
+            serde_json::to_string(&x).unwrap()
+        };
+        assert_eq!(strip(a), strip(c));
+    }
+}

@@ -1,0 +1,38 @@
+//! Zonal's exact optimisation core.
+//!
+//! Pure library code: data in, decision out. No file or network I/O, no clock except to
+//! measure solve time, no randomness. Every algorithm returns the same [`plan::Plan`] type, and
+//! every plan can be verified by the independent [`check::check`].
+//!
+//! | module | what |
+//! |---|---|
+//! | [`solver`] | LP/MIP over good_lp + HiGHS: [`solver::SolverOptions`], [`solver::SolveStats`] (status, objective, bound, gap, time, size, iterations), direct sparse builder with warm re-solves ([`solver::LpBuilder`], [`solver::LpSession`]) and good_lp models ([`solver::GoodLpModel`]) |
+//! | [`problem`] | [`problem::Problem::from_bundle`]: latencies region→zone and zone→zone, slot capacity, deploy and bandwidth cost per slot-hour |
+//! | [`plan`] | [`plan::Plan`]: placements, assignments, channel paths, objective terms, bound, gap, stats |
+//! | [`check`] | [`check::check`]: capacity, paths, latency, proximity, pins, coverage, affinity, features; recomputed objective terms |
+//! | [`fusion`] | FUSION two-step max-min utility LP, cost/utility curve, service selection, rounding into instances |
+//! | [`chain`] | INPUT service-chain ILP: hosts and unsplittable loop-free paths, delay / used-servers objectives, sequences of subscriptions |
+//! | [`error`] | [`error::PlaceError`]; infeasibility is always explained by [`error::InfeasibilityReason`]s |
+//!
+//! Each module's documentation states its modelling choices where the seeds are vague.
+
+#![forbid(unsafe_code)]
+
+pub mod chain;
+pub mod check;
+pub mod error;
+pub mod fusion;
+pub mod plan;
+pub mod problem;
+pub mod solver;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub use check::{check, CheckReport, Violation, ViolationKind};
+pub use error::{ConstraintFamily, InfeasibilityReason, PlaceError};
+pub use plan::{Assignment, ChannelPath, Placement, Plan, PlanStatus};
+pub use problem::{Problem, ProblemOptions};
+pub use solver::{LpMethod, SolveStats, SolveStatus, SolverOptions};

@@ -1,0 +1,523 @@
+//! The solver layer: LP/MIP models solved by HiGHS, with what good_lp hides made visible.
+//!
+//! Two ways to build a model, one way to solve it:
+//!
+//! * [`GoodLpModel`] — variables and constraints written with `good_lp` expressions (used by
+//!   the INPUT chain ILP, whose constraints read best that way). good_lp's HiGHS backend
+//!   creates one HiGHS column per variable in variable order, so column *i* is variable
+//!   index *i*; [`GoodLpModel::solve`] takes the HiGHS model out of good_lp
+//!   (`HighsProblem::try_into_inner`) and solves it here.
+//! * [`LpBuilder`] — columns and sparse rows handed to `highs::RowProblem` directly (used by
+//!   the FUSION LP). At MOOC scale (≈1.2 M columns) good_lp's per-expression hash maps cost
+//!   more than the solve itself; the direct builder also keeps the HiGHS model alive in an
+//!   [`LpSession`] so that Step 2 and the budget sweep re-solve warm (objective, column
+//!   bounds changed in place; the simplex basis is kept by HiGHS).
+//!
+//! Every solve returns [`SolveStats`]: status, objective, best bound, gap, seconds, columns,
+//! rows, simplex/IPM iterations. HiGHS output is silenced unless
+//! [`SolverOptions::verbose`] is set. The MIP node count is an `int64` info value that the
+//! safe `highs` API cannot read (it only reads `HighsInt` infos), so `nodes` is `None`;
+//! reading it would need `unsafe` FFI, which this crate forbids.
+//!
+//! **LP method.** `Auto` uses HiGHS's interior-point method (`solver = "ipm"`, with
+//! crossover) for LPs above [`IPM_COLUMN_THRESHOLD`] columns and HiGHS's default (dual
+//! simplex) below; MIPs always use HiGHS's branch-and-cut with its own LP choice. Measured
+//! on this project's machine: a 100k-column max-min LP took 1.6 s with IPM against 22.5 s
+//! with simplex.
+
+use std::time::{Duration, Instant};
+
+use good_lp::{Constraint, Expression, ProblemVariables, SolverModel};
+use highs::{HighsModelStatus, HighsSolutionStatus, Sense};
+use serde::{Deserialize, Serialize};
+
+use crate::error::PlaceError;
+
+/// Columns above which `LpMethod::Auto` switches an LP to the interior-point method.
+pub const IPM_COLUMN_THRESHOLD: usize = 50_000;
+
+/// Which LP algorithm HiGHS uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LpMethod {
+    /// IPM above [`IPM_COLUMN_THRESHOLD`] columns, HiGHS's choice below.
+    #[default]
+    Auto,
+    Simplex,
+    Ipm,
+}
+
+/// Options of one solve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolverOptions {
+    /// Wall-clock limit; the best solution found so far is returned with a `Feasible` status.
+    /// HiGHS measures it over the life of its model, so in an [`LpSession`] it bounds all
+    /// solves of the session together.
+    pub time_limit: Option<Duration>,
+    /// Relative MIP gap at which HiGHS stops (default 1e-4).
+    pub mip_rel_gap: f64,
+    /// HiGHS threads; HiGHS's default when `None`.
+    pub threads: Option<u32>,
+    pub lp_method: LpMethod,
+    pub presolve: bool,
+    /// Let HiGHS print its log to standard output.
+    pub verbose: bool,
+}
+
+impl Default for SolverOptions {
+    fn default() -> Self {
+        SolverOptions {
+            time_limit: None,
+            mip_rel_gap: 1e-4,
+            threads: None,
+            lp_method: LpMethod::Auto,
+            presolve: true,
+            verbose: false,
+        }
+    }
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SolveStatus {
+    /// Proven optimal (within `mip_rel_gap` for a MIP).
+    Optimal,
+    /// A solution is available but a limit stopped the search before optimality was proven.
+    Feasible {
+        limit: String,
+    },
+    Infeasible,
+    Unbounded,
+    /// Nothing usable: a solver error, or a limit reached before any solution.
+    Error {
+        detail: String,
+    },
+}
+
+impl SolveStatus {
+    /// True when the solve produced a usable primal solution.
+    pub fn has_solution(&self) -> bool {
+        matches!(self, SolveStatus::Optimal | SolveStatus::Feasible { .. })
+    }
+}
+
+/// What one solve did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolveStats {
+    pub status: SolveStatus,
+    /// Objective of the returned solution, in the model's own sense.
+    pub objective: Option<f64>,
+    /// Best proven bound on the objective (the MIP dual bound; the objective for an optimal LP).
+    pub bound: Option<f64>,
+    /// Relative gap between objective and bound (0 for an optimal LP).
+    pub gap: Option<f64>,
+    pub seconds: f64,
+    pub columns: usize,
+    pub rows: usize,
+    pub simplex_iterations: u64,
+    pub ipm_iterations: u64,
+    /// Branch-and-bound nodes (not readable through the safe HiGHS API; see module docs).
+    pub nodes: Option<u64>,
+    /// True when the model had integer columns.
+    pub mip: bool,
+    /// The LP method actually requested from HiGHS.
+    pub method: String,
+}
+
+/// A solve's statistics and, when there is one, its primal solution (column values).
+#[derive(Debug, Clone)]
+pub struct Solved {
+    pub stats: SolveStats,
+    pub values: Vec<f64>,
+    /// Row duals `y` (empty without a solution). HiGHS's convention, whatever the sense:
+    /// a column's reduced cost is `c_j − Σ_r y_r a_rj`; at a maximum, a column at its lower
+    /// bound has a reduced cost ≤ 0.
+    pub row_duals: Vec<f64>,
+}
+
+impl Solved {
+    /// The solution's values, or a typed error when the solve produced none.
+    pub fn require_solution(&self, what: &str) -> Result<&[f64], PlaceError> {
+        match &self.stats.status {
+            SolveStatus::Optimal | SolveStatus::Feasible { .. } => Ok(&self.values),
+            SolveStatus::Infeasible => Err(PlaceError::Infeasible { reasons: Vec::new() }),
+            SolveStatus::Unbounded => Err(PlaceError::Solver { detail: format!("{what}: the model is unbounded") }),
+            SolveStatus::Error { detail } => Err(PlaceError::Solver { detail: format!("{what}: {detail}") }),
+        }
+    }
+}
+
+/// A column of an [`LpBuilder`] model; `Var(i)` is HiGHS column `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Var(pub usize);
+
+/// Builds an LP/MIP column by column and row by row, straight into HiGHS's row-wise problem.
+#[derive(Debug, Default)]
+pub struct LpBuilder {
+    problem: highs::RowProblem,
+    cols: Vec<highs::Col>,
+    integer: bool,
+    nonzeros: usize,
+}
+
+impl LpBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A continuous column with bounds `[lower, upper]` (infinities allowed) and objective `cost`.
+    pub fn add_var(&mut self, lower: f64, upper: f64, cost: f64) -> Var {
+        let col = self.problem.add_column(cost, lower..=upper);
+        self.cols.push(col);
+        Var(self.cols.len() - 1)
+    }
+    /// An integer column.
+    pub fn add_int_var(&mut self, lower: f64, upper: f64, cost: f64) -> Var {
+        self.integer = true;
+        let col = self.problem.add_integer_column(cost, lower..=upper);
+        self.cols.push(col);
+        Var(self.cols.len() - 1)
+    }
+    /// The row `lower ≤ Σ coef·var ≤ upper`; returns its index (for [`Solved::row_duals`]).
+    pub fn add_row(&mut self, lower: f64, upper: f64, terms: impl IntoIterator<Item = (Var, f64)>) -> usize {
+        let cols = &self.cols;
+        let mut n = 0;
+        let factors: Vec<(highs::Col, f64)> = terms
+            .into_iter()
+            .filter(|(_, c)| *c != 0.0)
+            .map(|(v, c)| {
+                n += 1;
+                (cols[v.0], c)
+            })
+            .collect();
+        self.nonzeros += n;
+        let index = self.problem.num_rows();
+        self.problem.add_row(lower..=upper, factors);
+        index
+    }
+    pub fn num_cols(&self) -> usize {
+        self.cols.len()
+    }
+    pub fn num_rows(&self) -> usize {
+        self.problem.num_rows()
+    }
+    pub fn nonzeros(&self) -> usize {
+        self.nonzeros
+    }
+    /// Hands the model to HiGHS; it can then be solved and re-solved.
+    pub fn into_session(self, sense: Sense) -> Result<LpSession, PlaceError> {
+        let columns = self.cols.len();
+        let model = self
+            .problem
+            .try_optimise(sense)
+            .map_err(|e| PlaceError::Solver { detail: format!("HiGHS rejected the model: {e:?}") })?;
+        Ok(LpSession { model: Some(model), cols: self.cols, integer: self.integer, columns })
+    }
+}
+
+/// A HiGHS model kept alive between solves, so that re-solves after small changes are warm.
+#[derive(Debug)]
+pub struct LpSession {
+    model: Option<highs::Model>,
+    cols: Vec<highs::Col>,
+    integer: bool,
+    columns: usize,
+}
+
+impl LpSession {
+    fn model(&mut self) -> Result<&mut highs::Model, PlaceError> {
+        self.model
+            .as_mut()
+            .ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost after a failed solve".into() })
+    }
+    fn col(&self, v: Var) -> Result<highs::Col, PlaceError> {
+        self.cols.get(v.0).copied().ok_or_else(|| PlaceError::Solver { detail: format!("no column {}", v.0) })
+    }
+    pub fn set_cost(&mut self, v: Var, cost: f64) -> Result<(), PlaceError> {
+        let c = self.col(v)?;
+        self.model()?.change_column_cost(c, cost);
+        Ok(())
+    }
+    pub fn set_bounds(&mut self, v: Var, lower: f64, upper: f64) -> Result<(), PlaceError> {
+        let c = self.col(v)?;
+        self.model()?.change_column_bounds(c, lower..=upper);
+        Ok(())
+    }
+    /// Sets every column's objective coefficient to zero, then applies `costs`.
+    pub fn set_objective(&mut self, sense: Sense, costs: &[(Var, f64)]) -> Result<(), PlaceError> {
+        let cols = self.cols.clone();
+        let model = self.model()?;
+        model.set_sense(sense);
+        for c in cols {
+            model.change_column_cost(c, 0.0);
+        }
+        for &(v, cost) in costs {
+            let c = self.col(v)?;
+            self.model()?.change_column_cost(c, cost);
+        }
+        Ok(())
+    }
+    pub fn num_cols(&self) -> usize {
+        self.columns
+    }
+    /// Solves the model as it stands.
+    pub fn solve(&mut self, options: &SolverOptions) -> Result<Solved, PlaceError> {
+        let model =
+            self.model.take().ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost".into() })?;
+        let (solved, model) = run(model, self.integer, options);
+        self.model = model;
+        Ok(solved)
+    }
+}
+
+/// A good_lp variable with the HiGHS column it becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GVar {
+    pub var: good_lp::Variable,
+    pub index: usize,
+}
+
+impl GVar {
+    /// The variable's value in `values` (a solve's column values).
+    pub fn value(&self, values: &[f64]) -> f64 {
+        values.get(self.index).copied().unwrap_or(0.0)
+    }
+}
+
+/// A model written with good_lp: variables, objective, constraints.
+pub struct GoodLpModel {
+    vars: ProblemVariables,
+    pub sense: Sense,
+    pub objective: Expression,
+    pub constraints: Vec<Constraint>,
+    integer: bool,
+}
+
+impl GoodLpModel {
+    pub fn new(sense: Sense) -> Self {
+        GoodLpModel {
+            vars: ProblemVariables::new(),
+            sense,
+            objective: Expression::from(0.0),
+            constraints: Vec::new(),
+            integer: false,
+        }
+    }
+    /// Adds a variable; good_lp's HiGHS backend makes it column `index`.
+    pub fn add(&mut self, def: good_lp::VariableDefinition) -> GVar {
+        self.integer |= def.is_integer();
+        let index = self.vars.len();
+        GVar { var: self.vars.add(def), index }
+    }
+    pub fn num_vars(&self) -> usize {
+        self.vars.len()
+    }
+    /// Builds the model through good_lp's HiGHS backend and solves the HiGHS model here.
+    pub fn solve(self, options: &SolverOptions) -> Result<Solved, PlaceError> {
+        let unsolved = match self.sense {
+            Sense::Maximise => self.vars.maximise(self.objective),
+            Sense::Minimise => self.vars.minimise(self.objective),
+        };
+        let mut problem = unsolved.using(good_lp::solvers::highs::highs);
+        for c in self.constraints {
+            problem.add_constraint(c);
+        }
+        let model = problem
+            .try_into_inner()
+            .map_err(|e| PlaceError::Solver { detail: format!("HiGHS rejected the model: {e}") })?;
+        Ok(run(model, self.integer, options).0)
+    }
+}
+
+fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOptions) -> (String, Vec<String>) {
+    let mut failed = Vec::new();
+    let mut check = |name: &str, ok: bool| {
+        if !ok {
+            failed.push(name.to_string());
+        }
+    };
+    if options.verbose {
+        check("output_flag", model.try_set_option("output_flag", true).is_ok());
+        check("log_to_console", model.try_set_option("log_to_console", true).is_ok());
+    }
+    if let Some(limit) = options.time_limit {
+        check("time_limit", model.try_set_option("time_limit", limit.as_secs_f64()).is_ok());
+    }
+    if let Some(threads) = options.threads {
+        check("threads", model.try_set_option("threads", threads.clamp(1, i32::MAX as u32) as i32).is_ok());
+    }
+    if !options.presolve {
+        check("presolve", model.try_set_option("presolve", "off").is_ok());
+    }
+    let method = if integer {
+        let gap =
+            if options.mip_rel_gap.is_finite() && options.mip_rel_gap >= 0.0 { options.mip_rel_gap } else { 1e-4 };
+        check("mip_rel_gap", model.try_set_option("mip_rel_gap", gap).is_ok());
+        "branch-and-cut".to_string()
+    } else {
+        let ipm = match options.lp_method {
+            LpMethod::Ipm => true,
+            LpMethod::Simplex => false,
+            LpMethod::Auto => model.num_cols() > IPM_COLUMN_THRESHOLD,
+        };
+        let method = if ipm { "ipm" } else { "simplex" };
+        check("solver", model.try_set_option("solver", method).is_ok());
+        method.to_string()
+    };
+    (method, failed)
+}
+
+/// Solves `model`, returning the statistics, the solution, and the model back for re-solves.
+fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solved, Option<highs::Model>) {
+    let columns = model.num_cols();
+    let rows = model.num_rows();
+    let (method, failed) = apply_options(&mut model, integer, options);
+    let started = Instant::now();
+    let mut stats = SolveStats {
+        status: SolveStatus::Error { detail: String::new() },
+        objective: None,
+        bound: None,
+        gap: None,
+        seconds: 0.0,
+        columns,
+        rows,
+        simplex_iterations: 0,
+        ipm_iterations: 0,
+        nodes: None,
+        mip: integer,
+        method,
+    };
+    if !failed.is_empty() {
+        stats.status = SolveStatus::Error { detail: format!("HiGHS refused options {}", failed.join(", ")) };
+        return (Solved { stats, values: Vec::new(), row_duals: Vec::new() }, Some(model));
+    }
+    let solved = match model.try_solve() {
+        Ok(s) => s,
+        Err(e) => {
+            stats.seconds = started.elapsed().as_secs_f64();
+            stats.status = SolveStatus::Error { detail: format!("HiGHS failed to run: {e:?}") };
+            return (Solved { stats, values: Vec::new(), row_duals: Vec::new() }, None);
+        }
+    };
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.simplex_iterations = solved.int_info_value(c"simplex_iteration_count").unwrap_or(0).max(0) as u64;
+    stats.ipm_iterations = solved.int_info_value(c"ipm_iteration_count").unwrap_or(0).max(0) as u64;
+    let has_primal =
+        solved.int_info_value(c"primal_solution_status").ok() == Some(HighsSolutionStatus::Feasible as i64);
+    let status = solved.status();
+    stats.status = match status {
+        HighsModelStatus::Optimal => SolveStatus::Optimal,
+        HighsModelStatus::ModelEmpty => SolveStatus::Optimal,
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => SolveStatus::Infeasible,
+        HighsModelStatus::Unbounded => SolveStatus::Unbounded,
+        HighsModelStatus::ReachedTimeLimit
+        | HighsModelStatus::ReachedIterationLimit
+        | HighsModelStatus::ReachedSolutionLimit
+        | HighsModelStatus::ReachedInterrupt
+        | HighsModelStatus::ReachedMemoryLimit
+        | HighsModelStatus::ObjectiveBound
+        | HighsModelStatus::ObjectiveTarget => {
+            let limit = format!("{status:?}");
+            if has_primal {
+                SolveStatus::Feasible { limit }
+            } else {
+                SolveStatus::Error { detail: format!("{limit} before any feasible solution was found") }
+            }
+        }
+        other => SolveStatus::Error { detail: format!("HiGHS model status {other:?}") },
+    };
+    let mut values = Vec::new();
+    let mut row_duals = Vec::new();
+    if stats.status.has_solution() {
+        if status == HighsModelStatus::ModelEmpty {
+            values = vec![0.0; columns];
+            row_duals = vec![0.0; rows];
+            stats.objective = Some(0.0);
+        } else {
+            let sol = solved.get_solution();
+            values = sol.columns().to_vec();
+            if !integer {
+                row_duals = sol.dual_rows().to_vec();
+            }
+            stats.objective = Some(solved.objective_value());
+        }
+        if integer {
+            stats.bound = solved.double_info_value(c"mip_dual_bound").ok().filter(|b| b.is_finite());
+            stats.gap = solved.double_info_value(c"mip_gap").ok().filter(|g| g.is_finite());
+        } else if stats.status == SolveStatus::Optimal {
+            stats.bound = stats.objective;
+            stats.gap = Some(0.0);
+        }
+    }
+    (Solved { stats, values, row_duals }, Some(highs::Model::from(solved)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use good_lp::{variable, Expression};
+
+    #[test]
+    fn direct_lp_solves_and_resolves_warm() {
+        // max x + y  s.t. x + 2y ≤ 4, 3x + y ≤ 6, x, y ≥ 0  → x = 1.6, y = 1.2, obj 2.8
+        let mut b = LpBuilder::new();
+        let x = b.add_var(0.0, f64::INFINITY, 1.0);
+        let y = b.add_var(0.0, f64::INFINITY, 1.0);
+        b.add_row(f64::NEG_INFINITY, 4.0, [(x, 1.0), (y, 2.0)]);
+        b.add_row(f64::NEG_INFINITY, 6.0, [(x, 3.0), (y, 1.0)]);
+        let mut s = b.into_session(Sense::Maximise).unwrap();
+        let r = s.solve(&SolverOptions::default()).unwrap();
+        assert_eq!(r.stats.status, SolveStatus::Optimal);
+        assert!((r.stats.objective.unwrap() - 2.8).abs() < 1e-7);
+        assert!((r.values[0] - 1.6).abs() < 1e-7 && (r.values[1] - 1.2).abs() < 1e-7);
+        assert_eq!((r.stats.columns, r.stats.rows), (2, 2));
+        assert_eq!(r.stats.gap, Some(0.0));
+        // Re-solve with y capped and only x in the objective.
+        s.set_bounds(y, 0.0, 0.5).unwrap();
+        s.set_objective(Sense::Maximise, &[(x, 1.0)]).unwrap();
+        let r = s.solve(&SolverOptions { lp_method: LpMethod::Ipm, ..Default::default() }).unwrap();
+        assert!((r.stats.objective.unwrap() - 2.0).abs() < 1e-6, "{:?}", r.stats);
+        assert_eq!(r.stats.method, "ipm");
+    }
+
+    #[test]
+    fn reduced_costs_follow_the_documented_sign() {
+        // max x + y + 0.1 w  s.t. x + 2y + w ≤ 4, 3x + y + w ≤ 6  → w stays at 0.
+        let mut b = LpBuilder::new();
+        let x = b.add_var(0.0, f64::INFINITY, 1.0);
+        let y = b.add_var(0.0, f64::INFINITY, 1.0);
+        let w = b.add_var(0.0, f64::INFINITY, 0.1);
+        let r0 = b.add_row(f64::NEG_INFINITY, 4.0, [(x, 1.0), (y, 2.0), (w, 1.0)]);
+        let r1 = b.add_row(f64::NEG_INFINITY, 6.0, [(x, 3.0), (y, 1.0), (w, 1.0)]);
+        let r = b.into_session(Sense::Maximise).unwrap().solve(&SolverOptions::default()).unwrap();
+        let d = &r.row_duals;
+        assert!(r.values[w.0].abs() < 1e-9);
+        let rc_w = 0.1 - (d[r0] + d[r1]);
+        assert!(rc_w < -1e-6, "a column not worth using prices ≤ 0: {rc_w}, duals {d:?}");
+        let rc_x = 1.0 - (d[r0] + 3.0 * d[r1]);
+        assert!(rc_x.abs() < 1e-9, "a basic column prices 0: {rc_x}");
+    }
+
+    #[test]
+    fn infeasible_and_mip_statuses() {
+        let mut b = LpBuilder::new();
+        let x = b.add_var(0.0, 1.0, 1.0);
+        b.add_row(2.0, f64::INFINITY, [(x, 1.0)]);
+        let r = b.into_session(Sense::Maximise).unwrap().solve(&SolverOptions::default()).unwrap();
+        assert_eq!(r.stats.status, SolveStatus::Infeasible);
+        assert!(r.values.is_empty());
+
+        // good_lp path with integers: max 3a + 2b, a + b ≤ 1.5, a, b ∈ {0,1}  → a = 1
+        let mut m = GoodLpModel::new(Sense::Maximise);
+        let a = m.add(variable().binary());
+        let bb = m.add(variable().binary());
+        m.objective = 3.0 * a.var + 2.0 * bb.var;
+        m.constraints.push((Expression::from(a.var) + bb.var).leq(1.5));
+        let r = m.solve(&SolverOptions::default()).unwrap();
+        assert_eq!(r.stats.status, SolveStatus::Optimal);
+        assert!(r.stats.mip);
+        assert!((r.stats.objective.unwrap() - 3.0).abs() < 1e-9);
+        assert!((r.stats.bound.unwrap() - 3.0).abs() < 1e-6, "{:?}", r.stats);
+        assert!((a.value(&r.values) - 1.0).abs() < 1e-9);
+    }
+}
