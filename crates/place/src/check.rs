@@ -551,8 +551,13 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             }
         }
         let (mut min_u, mut total_u, mut max_u, mut worst) = (f64::INFINITY, 0.0, 0.0, 0.0f64);
+        // Services served by chain subscriptions are covered per subscription, not by shares.
+        let by_subscription: BTreeSet<&str> = plan.subscriptions.iter().map(|s| s.service.as_str()).collect();
         for d in &p.demands {
             let (sname, rname) = (p.services[d.service].name.as_str(), p.regions[d.region].name.as_str());
+            if by_subscription.contains(sname) {
+                continue;
+            }
             let rows = by_pair.remove(&(d.service, d.region)).unwrap_or_default();
             let share: f64 = rows.iter().map(|a| a.share).sum();
             if (share - 1.0).abs() > TOL {

@@ -12,12 +12,14 @@
 //! | [`check`] | [`check::check`]: capacity, paths, latency, proximity, pins, coverage, affinity, features; recomputed objective terms |
 //! | [`fusion`] | FUSION two-step max-min utility LP, cost/utility curve, service selection, rounding into instances |
 //! | [`chain`] | INPUT service-chain ILP: hosts and unsplittable loop-free paths, delay / used-servers objectives, sequences of subscriptions |
+//! | [`auto`] | [`auto::plan_bundle`]: each service by the algorithm its description calls for, sharing capacity, checked as one plan |
 //! | [`error`] | [`error::PlaceError`]; infeasibility is always explained by [`error::InfeasibilityReason`]s |
 //!
 //! Each module's documentation states its modelling choices where the seeds are vague.
 
 #![forbid(unsafe_code)]
 
+pub mod auto;
 pub mod chain;
 pub mod check;
 pub mod error;

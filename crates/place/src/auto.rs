@@ -1,0 +1,399 @@
+//! Planning a whole bundle: every service gets the algorithm its description calls for, the
+//! parts share the infrastructure's capacity, and the result is one [`Plan`] checked against
+//! the whole problem. This is the single entry point the CLI (`zonal plan`), the domain and
+//! the simulator call.
+//!
+//! * A service is a **chain** (INPUT) when it has a user-side component, a proximity class
+//!   (on the service or a component), or a channel with a latency bound: those are about
+//!   hosts and paths. Each of its demand entries asks for one subscription per slot
+//!   (`<service>/<region>/<n>`, the user attached at the region's `attach` zone); a chain with
+//!   no demand entry is placed once, its user side where it is pinned.
+//! * Every other service with demand is placed by the **FUSION** utility LP at zone level;
+//!   its instances are then put on hosts ([`assign_hosts`]).
+//! * FUSION services are planned first; chains are placed one after the other against the
+//!   capacity left on hosts and links.
+
+use std::collections::BTreeSet;
+
+use zonal_model::{Bundle, Demand, Document, Resources, Service};
+
+use crate::chain::{consume, place_chain_with, ChainOptions, ChainRequest, Residual};
+use crate::check::{check, CheckReport};
+use crate::error::PlaceError;
+use crate::fusion::{self, FusionOptions};
+use crate::plan::{Placement, Plan, PlanStatus};
+use crate::problem::{host_satisfies, Problem, ProblemOptions};
+
+/// Which algorithm a service needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Fusion,
+    Chain,
+}
+
+/// The algorithm a service's description calls for (see the module docs).
+pub fn method_of(service: &Service) -> Method {
+    let chain = service.components.iter().any(|c| c.user_side || c.placement.proximity.is_some())
+        || service.proximity.is_some()
+        || service.channels.iter().any(|c| c.max_latency.is_some());
+    if chain {
+        Method::Chain
+    } else {
+        Method::Fusion
+    }
+}
+
+/// Options of [`plan_bundle`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AutoOptions {
+    pub problem: ProblemOptions,
+    pub fusion: FusionOptions,
+    pub chain: ChainOptions,
+    /// Plan only the services of this method (all when `None`).
+    pub only: Option<Method>,
+}
+
+/// A bundle's plan, the problem it was checked against, and the checker's verdict.
+#[derive(Debug, Clone)]
+pub struct BundlePlan {
+    pub plan: Plan,
+    pub problem: Problem,
+    pub check: CheckReport,
+    /// Services per method, as chosen.
+    pub methods: Vec<(String, Method)>,
+    /// Chain subscriptions that could not be placed, with why.
+    pub rejected: Vec<(String, PlaceError)>,
+}
+
+fn sub_bundle(bundle: &Bundle, keep: &BTreeSet<&str>) -> Bundle {
+    let mut docs = Vec::new();
+    for d in &bundle.documents {
+        match d {
+            Document::Service(s) if !keep.contains(s.name.as_str()) => {}
+            Document::Demand(dm) => docs.push(Document::Demand(Demand {
+                entries: dm.entries.iter().filter(|e| keep.contains(e.service.as_str())).cloned().collect(),
+                ..dm.clone()
+            })),
+            other => docs.push(other.clone()),
+        }
+    }
+    Bundle::new(docs)
+}
+
+/// Plans every service of `bundle` (see the module docs).
+pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan, PlaceError> {
+    let full = Problem::from_bundle(bundle, &options.problem)?;
+    let demand = bundle.demand();
+    let mut methods: Vec<(String, Method)> = bundle.services().map(|s| (s.name.clone(), method_of(s))).collect();
+    methods.sort();
+    let wanted = |m: Method| options.only.is_none_or(|o| o == m);
+    let with_demand: BTreeSet<&str> = demand.entries.iter().map(|e| e.service.as_str()).collect();
+    let fusion_services: BTreeSet<&str> = methods
+        .iter()
+        .filter(|(n, m)| *m == Method::Fusion && wanted(*m) && with_demand.contains(n.as_str()))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let chain_services: BTreeSet<&str> =
+        methods.iter().filter(|(_, m)| *m == Method::Chain && wanted(*m)).map(|(n, _)| n.as_str()).collect();
+
+    let mut plan = Plan::new("auto");
+    let mut notes = Vec::new();
+    for (name, m) in &methods {
+        if *m == Method::Fusion && wanted(*m) && !with_demand.contains(name.as_str()) {
+            notes.push(format!("service {name}: no demand entries, nothing to place"));
+        }
+    }
+    let mut parts = Vec::new();
+
+    // FUSION services: the utility LP at zone level, then instances onto hosts.
+    let mut host_used: Vec<Resources> = vec![Resources::new(); full.hosts.len()];
+    if !fusion_services.is_empty() {
+        let p = Problem::from_bundle(&sub_bundle(bundle, &fusion_services), &options.problem)?;
+        let mut fp = fusion::place(&p, &options.fusion)?;
+        notes.extend(assign_hosts(&full, &mut fp, &mut host_used));
+        parts.push("fusion");
+        plan.placements.extend(fp.placements.iter().cloned());
+        plan.assignments.extend(fp.assignments.iter().cloned());
+        for (k, v) in &fp.objective_terms {
+            plan.objective_terms.insert(k.clone(), *v);
+        }
+        plan.objective += fp.objective;
+        plan.bound = fp.bound;
+        plan.gap = fp.gap;
+        plan.status = fp.status.clone();
+        plan.stats = fp.stats.clone();
+        notes.extend(fp.notes.iter().map(|n| format!("fusion: {n}")));
+    }
+
+    // Chains: one subscription at a time against what is left.
+    let mut rejected = Vec::new();
+    if !chain_services.is_empty() {
+        let p = Problem::from_bundle(&sub_bundle(bundle, &chain_services), &options.problem)?;
+        let mut residual = Residual::full(&p);
+        for (hi, h) in p.hosts.iter().enumerate() {
+            let zone = &p.zones[h.zone].name;
+            if let Some(fi) = full.hosts.iter().position(|f| f.name == h.name && full.zones[f.zone].name == *zone) {
+                residual.host_free[hi].sub_scaled(&host_used[fi], 1);
+            }
+        }
+        let mut requests = Vec::new();
+        for name in &chain_services {
+            let entries: Vec<_> = demand.entries.iter().filter(|e| e.service == *name).collect();
+            if entries.is_empty() {
+                requests.push(ChainRequest { id: name.to_string(), service: name.to_string(), region: None });
+            }
+            for e in entries {
+                let n = match options.problem.at {
+                    Some(t) => e.slots.at(t),
+                    None => e.slots.peak(),
+                };
+                for k in 0..n {
+                    requests.push(ChainRequest {
+                        id: format!("{}/{}/{k}", e.service, e.region),
+                        service: e.service.clone(),
+                        region: Some(e.region.clone()),
+                    });
+                }
+            }
+        }
+        let mut chain_objective = 0.0;
+        let mut delay = 0.0;
+        let mut chain_bound = 0.0;
+        let mut worst_gap: Option<f64> = None;
+        for req in &requests {
+            match place_chain_with(&p, req, &residual, &options.chain) {
+                Ok(cp) => {
+                    consume(&p, &cp, &mut residual);
+                    plan.placements.extend(cp.placements.iter().cloned());
+                    plan.paths.extend(cp.paths.iter().cloned());
+                    plan.subscriptions.extend(cp.subscriptions.iter().cloned());
+                    chain_objective += cp.objective;
+                    chain_bound += cp.bound.unwrap_or(cp.objective);
+                    delay += cp.term("delay_ms").unwrap_or(0.0);
+                    worst_gap = match (worst_gap, cp.gap) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if let PlanStatus::Feasible { .. } = cp.status {
+                        plan.status = cp.status.clone();
+                    }
+                    plan.stats.seconds += cp.stats.seconds;
+                    plan.stats.build_seconds += cp.stats.build_seconds;
+                    plan.stats.columns = plan.stats.columns.max(cp.stats.columns);
+                    plan.stats.rows = plan.stats.rows.max(cp.stats.rows);
+                    plan.stats.iterations += cp.stats.iterations;
+                    plan.stats.solves += cp.stats.solves;
+                }
+                Err(e) => rejected.push((req.id.clone(), e)),
+            }
+        }
+        let used: BTreeSet<(&str, &str)> = plan
+            .placements
+            .iter()
+            .filter(|pl| chain_services.contains(pl.service.as_str()))
+            .filter(|pl| !p.service_index(&pl.service).and_then(|si| p.services[si].service.component(&pl.component)).is_some_and(|c| c.user_side))
+            .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
+            .collect();
+        plan.objective_terms.insert("chain_delay_ms".into(), delay);
+        plan.objective_terms.insert("chain_used_servers".into(), used.len() as f64);
+        plan.objective_terms.insert("chain_objective".into(), chain_objective);
+        if parts.is_empty() {
+            plan.objective = chain_objective;
+            plan.bound = Some(chain_bound);
+            plan.gap = worst_gap;
+        } else {
+            // Two different objectives: the combined value is not meaningful; keep the parts.
+            plan.bound = None;
+            plan.gap = None;
+        }
+        parts.push("chain");
+        notes.push(format!("{} of {} chain subscriptions placed", requests.len() - rejected.len(), requests.len()));
+        for (id, e) in &rejected {
+            notes.push(format!("chain {id} not placed: {e}"));
+        }
+    }
+    if parts.len() > 1 {
+        // The FUSION part priced only its own instances; the plan's cost covers all of them.
+        let cost: f64 = plan
+            .placements
+            .iter()
+            .filter_map(|pl| {
+                let zi = full.zone_index(&pl.zone)?;
+                let si = full.service_index(&pl.service)?;
+                let c = full.services[si].service.component(&pl.component)?;
+                (!c.user_side).then(|| f64::from(pl.instances) * full.zones[zi].price.hourly(&c.resources))
+            })
+            .sum();
+        plan.objective_terms.insert("instance_cost".into(), cost);
+    }
+    plan.algorithm = if parts.is_empty() { "none".into() } else { parts.join("+") };
+    plan.notes = notes;
+    plan.normalize();
+    let report = check(&full, &plan);
+    Ok(BundlePlan { plan, problem: full, check: report, methods, rejected })
+}
+
+/// Puts zone-level instances on hosts: each placement row without a host is split into rows
+/// per host, first fit over the zone's hosts (in name order) with what earlier rows left,
+/// honouring required features and anti-affinity. Instances that fit nowhere stay on a row
+/// without a host and are reported (the zone's total capacity sufficed but its hosts are too
+/// fragmented). `used` accumulates per host of `problem`.
+pub fn assign_hosts(problem: &Problem, plan: &mut Plan, used: &mut [Resources]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut out: Vec<Placement> = Vec::new();
+    let rows = std::mem::take(&mut plan.placements);
+    for row in rows {
+        if row.host.is_some() || row.instances == 0 {
+            out.push(row);
+            continue;
+        }
+        let component = problem
+            .service_index(&row.service)
+            .and_then(|si| problem.services[si].service.component(&row.component).cloned());
+        let (Some(zi), Some(comp)) = (problem.zone_index(&row.zone), component) else {
+            out.push(row);
+            continue;
+        };
+        if comp.user_side {
+            out.push(row);
+            continue;
+        }
+        let avoid: BTreeSet<&str> = comp.placement.anti_affinity.iter().map(String::as_str).collect();
+        let slots_per = if row.instances > 0 { row.slots / f64::from(row.instances) } else { 0.0 };
+        let mut left = row.instances;
+        for &hi in &problem.zones[zi].hosts {
+            if left == 0 {
+                break;
+            }
+            let h = &problem.hosts[hi];
+            if !h.available || !host_satisfies(h, &comp.placement.requires) {
+                continue;
+            }
+            let clash = out.iter().any(|o| {
+                o.service == row.service
+                    && o.zone == row.zone
+                    && o.host.as_deref() == Some(h.name.as_str())
+                    && avoid.contains(o.component.as_str())
+            });
+            if clash {
+                continue;
+            }
+            let mut free = h.capacity.clone();
+            free.sub_scaled(&used[hi], 1);
+            let fit = free.copies_of(&comp.resources).min(u64::from(left)) as u32;
+            if fit == 0 {
+                continue;
+            }
+            used[hi].add_scaled(&comp.resources, u64::from(fit));
+            left -= fit;
+            out.push(Placement { host: Some(h.name.clone()), instances: fit, slots: slots_per * f64::from(fit), ..row.clone() });
+        }
+        if left > 0 {
+            notes.push(format!(
+                "{left} instance(s) of {}/{} fit no single host of zone {}; left unassigned to a host",
+                row.service, row.component, row.zone
+            ));
+            out.push(Placement { host: None, instances: left, slots: slots_per * f64::from(left), ..row });
+        }
+    }
+    plan.placements = out;
+    plan.normalize();
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zonal_model::{Bundle, Document};
+
+    /// The repository's examples, built in code so the test needs no files: the shapes that
+    /// matter are a FUSION service with demand and an INPUT chain pinned at an edge zone.
+    fn examples() -> Bundle {
+        use crate::testkit::*;
+        let infra = zonal_model::Infrastructure {
+            name: "i".into(),
+            zones: vec![
+                zone("edge", 51.0, 4.0, vec![host("e0", 8, 32), host("e1", 8, 32)]),
+                zone("core", 50.0, 8.7, vec![host("c0", 32, 128)]),
+            ],
+            links: vec![link("edge", "core", None, Some(10_000.0))],
+            ..Default::default()
+        };
+        let mut web = Service { name: "web".into(), ..Default::default() };
+        web.components.push(zonal_model::Component {
+            name: "web".into(),
+            resources: res(1, 1),
+            slots: zonal_model::SlotSpec { per_instance: 10, min_free: 0 },
+            scaling: zonal_model::Scaling { min_instances: 1, max_instances: 20 },
+            public: true,
+            ..Default::default()
+        });
+        let mut chain = Service { name: "cam".into(), proximity: Some("national".into()), ..Default::default() };
+        chain.components.push(zonal_model::Component {
+            name: "ue".into(),
+            user_side: true,
+            placement: zonal_model::PlacementConstraints {
+                pin: Some(zonal_model::Pin { zone: "edge".into(), host: None }),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        chain.components.push(zonal_model::Component { name: "fw".into(), resources: res(1, 1), ..Default::default() });
+        chain.channels.push(zonal_model::Channel { from: "ue".into(), to: "fw".into(), bandwidth: None, max_latency: None });
+        let demand = Demand {
+            name: "d".into(),
+            regions: vec![zonal_model::Region {
+                name: "r".into(),
+                location: zonal_model::Location::new(51.0, 4.1),
+                weight: 1.0,
+                attach: Some("edge".into()),
+            }],
+            entries: vec![
+                zonal_model::DemandEntry {
+                    service: "web".into(),
+                    region: "r".into(),
+                    slots: zonal_model::SlotProfile::Constant(35),
+                    sla: None,
+                    session_bandwidth: None,
+                },
+                zonal_model::DemandEntry {
+                    service: "cam".into(),
+                    region: "r".into(),
+                    slots: zonal_model::SlotProfile::Constant(2),
+                    sla: None,
+                    session_bandwidth: None,
+                },
+            ],
+        };
+        Bundle::new(vec![
+            Document::Infrastructure(infra),
+            Document::Service(web),
+            Document::Service(chain),
+            Document::Demand(demand),
+        ])
+    }
+
+    #[test]
+    fn each_service_gets_its_method_and_the_whole_plan_checks() {
+        let b = examples();
+        let out = plan_bundle(&b, &AutoOptions::default()).unwrap();
+        assert_eq!(out.methods, vec![("cam".into(), Method::Chain), ("web".into(), Method::Fusion)]);
+        assert!(out.check.is_ok(), "{}", out.check.summary());
+        assert_eq!(out.plan.algorithm, "fusion+chain");
+        let web_instances: u32 = out.plan.placements.iter().filter(|p| p.service == "web").map(|p| p.instances).sum();
+        assert_eq!(web_instances, 4, "35 slots of 10 per instance");
+        assert!(out.plan.placements.iter().all(|p| p.host.is_some() || p.component == "ue"), "instances are on hosts");
+        assert_eq!(out.plan.subscriptions.len(), 2, "two subscriptions of the chain");
+        assert!(out.rejected.is_empty());
+    }
+
+    #[test]
+    fn only_one_method_when_asked() {
+        let b = examples();
+        let opts = AutoOptions { only: Some(Method::Chain), ..Default::default() };
+        let out = plan_bundle(&b, &opts).unwrap();
+        assert!(out.plan.placements.iter().all(|p| p.service == "cam"));
+        assert!(out.check.is_ok(), "{}", out.check.summary());
+    }
+}
