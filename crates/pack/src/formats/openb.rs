@@ -1,0 +1,1 @@
+//! openb (todo)
