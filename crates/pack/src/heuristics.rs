@@ -51,6 +51,8 @@ pub enum SizeKey {
 pub enum Weights {
     Unit,
     Scarcity,
+    /// Nearly lexicographic on the tightest dimension (see module docs).
+    Bottleneck,
 }
 
 /// How an item-centric heuristic chooses among the open bins where the item fits.
@@ -94,6 +96,7 @@ impl Heuristic {
         let w = |w: &Weights| match w {
             Weights::Unit => "",
             Weights::Scarcity => "-w",
+            Weights::Bottleneck => "-b",
         };
         match self {
             Heuristic::ItemCentric { key: k, weights, rule } => {
@@ -119,7 +122,7 @@ impl Heuristic {
     /// Every variant [`portfolio`] runs.
     pub fn all() -> Vec<Heuristic> {
         let mut v = Vec::new();
-        for weights in [Weights::Unit, Weights::Scarcity] {
+        for weights in [Weights::Unit, Weights::Scarcity, Weights::Bottleneck] {
             for key in [SizeKey::Max, SizeKey::Sum, SizeKey::L2, SizeKey::Product] {
                 for rule in [Rule::FirstFit, Rule::BestFit, Rule::DotProduct, Rule::NormFit] {
                     v.push(Heuristic::ItemCentric { key, weights, rule });
@@ -138,9 +141,11 @@ impl Heuristic {
     /// plus dot product and norm fit.
     pub fn fast() -> Vec<Heuristic> {
         let mut v = Vec::new();
-        for key in [SizeKey::Max, SizeKey::Sum, SizeKey::L2, SizeKey::Product] {
-            for rule in [Rule::FirstFit, Rule::BestFit] {
-                v.push(Heuristic::ItemCentric { key, weights: Weights::Scarcity, rule });
+        for weights in [Weights::Scarcity, Weights::Bottleneck] {
+            for key in [SizeKey::Max, SizeKey::Sum, SizeKey::L2, SizeKey::Product] {
+                for rule in [Rule::FirstFit, Rule::BestFit] {
+                    v.push(Heuristic::ItemCentric { key, weights, rule });
+                }
             }
         }
         v.push(Heuristic::ItemCentric { key: SizeKey::Sum, weights: Weights::Scarcity, rule: Rule::DotProduct });
@@ -155,6 +160,7 @@ fn weights_of(c: &Compiled, w: Weights) -> Vec<f64> {
     match w {
         Weights::Unit => vec![1.0; c.d],
         Weights::Scarcity => c.scarcity.clone(),
+        Weights::Bottleneck => c.bottleneck.clone(),
     }
 }
 

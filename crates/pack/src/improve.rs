@@ -93,6 +93,9 @@ impl BestMove {
     }
 }
 
+/// How many pool items one ejection move considers at most.
+const POOL_SCAN: usize = 8;
+
 struct Search<'a> {
     c: &'a Compiled,
     s: State,
@@ -103,6 +106,8 @@ struct Search<'a> {
     active: Vec<usize>,
     iter: u64,
     rng: SmallRng,
+    /// The bin and ejected items of the last move.
+    last: Option<(usize, Vec<usize>)>,
 }
 
 impl Search<'_> {
@@ -154,7 +159,22 @@ impl Search<'_> {
         let mut best = BestMove { score: f64::INFINITY, mv: None, ties: 0 };
         let mut deficit = vec![0i64; d];
         let mut sorted: Vec<usize> = Vec::new();
-        for (pi, &p) in self.pool.iter().enumerate() {
+        // With a large pool (repair of an incomplete packing), only the heaviest items and a
+        // few random ones are tried per move.
+        let cand: Vec<usize> = if self.pool.len() <= POOL_SCAN {
+            (0..self.pool.len()).collect()
+        } else {
+            let mut v: Vec<usize> = (0..POOL_SCAN / 2).collect();
+            while v.len() < POOL_SCAN {
+                let x = self.rng.random_range(POOL_SCAN / 2..self.pool.len());
+                if !v.contains(&x) {
+                    v.push(x);
+                }
+            }
+            v
+        };
+        for pi in cand {
+            let p = self.pool[pi];
             let it = c.item(p);
             let wp = self.weight[p];
             for &b in &self.active {
@@ -267,7 +287,57 @@ impl Search<'_> {
             self.set_tabu(j, b, tenure);
         }
         self.s.place(self.c, p, b);
+        self.last = Some((b, set[..len].to_vec()));
         true
+    }
+
+    /// Greedy reinsertion after an ejection move into bin `b`: only `b` changed, so the items
+    /// that were already in the pool can only fit into `b` now; the ejected items are tried
+    /// everywhere (best fit). Equivalent to [`Self::greedy_insert`], much cheaper.
+    fn insert_after_move(&mut self) {
+        let Some((b, ejected)) = self.last.take() else {
+            self.greedy_insert();
+            return;
+        };
+        let c = self.c;
+        self.pool.sort_by(|&x, &y| self.weight[y].total_cmp(&self.weight[x]).then(x.cmp(&y)));
+        let mut i = 0;
+        while i < self.pool.len() {
+            let p = self.pool[i];
+            if !ejected.contains(&p) && self.s.fits(c, p, b) {
+                self.s.place(c, p, b);
+                self.pool.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < self.pool.len() {
+            let p = self.pool[i];
+            if !ejected.contains(&p) {
+                i += 1;
+                continue;
+            }
+            let it = c.item(p);
+            let mut best: Option<(f64, usize)> = None;
+            for &bb in &self.active {
+                if self.s.fits(c, p, bb) {
+                    let r: f64 = (0..c.d)
+                        .map(|k| c.scarcity[k] * (self.s.residual(c, bb, k) - it[k]) as f64 / c.refcap[k])
+                        .sum();
+                    if best.is_none_or(|(bv, _)| r < bv) {
+                        best = Some((r, bb));
+                    }
+                }
+            }
+            match best {
+                Some((_, bb)) => {
+                    self.s.place(c, p, bb);
+                    self.pool.remove(i);
+                }
+                None => i += 1,
+            }
+        }
     }
 }
 
@@ -313,6 +383,7 @@ pub(crate) fn improve(
             active: used.iter().map(|&(_, b)| b).filter(|&b| b != r).collect(),
             iter: 0,
             rng: SmallRng::seed_from_u64(rng.random()),
+            last: None,
         };
         let items: Vec<usize> = search.s.bin_items[r].clone();
         for i in items {
@@ -331,7 +402,7 @@ pub(crate) fn improve(
             if !search.eject_move() {
                 break;
             }
-            search.greedy_insert();
+            search.insert_after_move();
             let pw = search.pool_weight();
             if pw < best_pool - 1e-12 {
                 best_pool = pw;
@@ -346,4 +417,40 @@ pub(crate) fn improve(
         }
     }
     (best, stats)
+}
+
+/// Completes a partial packing with listed bins: the unplaced items form the pool and the
+/// same tabu ejection search runs over *all* bins (opening unused ones when needed) until
+/// the pool is empty or the budget is spent. Returns the state, complete or not.
+pub(crate) fn repair(c: &Compiled, start: State, opts: &ImproveOptions, started: Instant) -> State {
+    let weight: Vec<f64> = (0..c.n).map(|i| c.weighted_size(i, &c.scarcity)).collect();
+    let pool: Vec<usize> = (0..c.n).filter(|&i| start.assign[i] == NONE).collect();
+    if pool.is_empty() {
+        return start;
+    }
+    let mut search = Search {
+        c,
+        s: start,
+        pool,
+        weight,
+        tabu: vec![Vec::new(); c.n],
+        active: c.open_order.clone(),
+        iter: 0,
+        rng: SmallRng::seed_from_u64(opts.seed ^ 0x5eed),
+        last: None,
+    };
+    search.greedy_insert();
+    let mut n = 0u64;
+    while !search.pool.is_empty() && n < opts.max_iterations {
+        if n & 15 == 0 && opts.time_limit.is_some_and(|t| started.elapsed() >= t) {
+            break;
+        }
+        n += 1;
+        search.iter += 1;
+        if !search.eject_move() {
+            break;
+        }
+        search.insert_after_move();
+    }
+    search.s
 }

@@ -305,6 +305,26 @@ pub fn validate(instance: &Instance, solution: &Solution) -> Result<(), Vec<Viol
     }
 }
 
+/// Like [`validate`], but items whose bin is [`crate::solve::UNPLACED`] are skipped (a
+/// partial packing from [`crate::solve::SolveOptions::allow_unplaced`]).
+pub fn validate_partial(instance: &Instance, solution: &Solution) -> Result<(), Vec<Violation>> {
+    let mut sub = instance.clone();
+    let mut assignment = Vec::new();
+    sub.items.clear();
+    for (i, &b) in solution.assignment.iter().enumerate() {
+        if b != crate::solve::UNPLACED {
+            if let Some(it) = instance.items.get(i) {
+                sub.items.push(it.clone());
+            }
+            assignment.push(b);
+        }
+    }
+    if solution.assignment.len() != instance.items.len() {
+        return Err(vec![Violation::ItemCount { expected: instance.items.len(), found: solution.assignment.len() }]);
+    }
+    validate(&sub, &Solution { assignment })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds::{compiled_bounds, LowerBounds};
 use crate::heuristics::{construct, portfolio, Heuristic};
-use crate::improve::{improve, ImproveOptions, ImproveStats};
+use crate::improve::{improve, repair, ImproveOptions, ImproveStats};
 use crate::instance::{Instance, InstanceError, Solution};
 use crate::state::{Compiled, NONE};
+
+/// The bin of an item that could not be placed (see [`SolveOptions::allow_unplaced`]).
+pub const UNPLACED: usize = NONE;
 
 /// Which constructive heuristics run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,24 +30,33 @@ pub struct SolveOptions {
     pub constructive: Constructive,
     /// `None` = constructive only.
     pub improve: Option<ImproveOptions>,
+    /// With listed bins, return the best partial packing instead of an error when some items
+    /// could not be placed (they are listed in [`PackResult::unplaced`] and have bin
+    /// [`UNPLACED`] in the solution).
+    pub allow_unplaced: bool,
 }
 
 impl Default for SolveOptions {
     fn default() -> Self {
-        SolveOptions { constructive: Constructive::All, improve: Some(ImproveOptions::default()) }
+        SolveOptions {
+            constructive: Constructive::All,
+            improve: Some(ImproveOptions::default()),
+            allow_unplaced: false,
+        }
     }
 }
 
 impl SolveOptions {
     /// One heuristic, no improvement (e.g. plain FFD).
     pub fn only(h: Heuristic) -> Self {
-        SolveOptions { constructive: Constructive::Only(vec![h]), improve: None }
+        SolveOptions { constructive: Constructive::Only(vec![h]), improve: None, allow_unplaced: false }
     }
     /// The full pipeline with a time budget and seed.
     pub fn with_budget(time_limit: Duration, seed: u64) -> Self {
         SolveOptions {
             constructive: Constructive::All,
             improve: Some(ImproveOptions { time_limit: Some(time_limit), seed, ..ImproveOptions::default() }),
+            allow_unplaced: false,
         }
     }
 }
@@ -53,6 +65,8 @@ impl SolveOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackResult {
     pub solution: Solution,
+    /// Items left out (only with [`SolveOptions::allow_unplaced`]).
+    pub unplaced: Vec<usize>,
     /// Total cost of the bins used (= bins used with unit costs).
     pub cost: f64,
     pub bins_used: usize,
@@ -92,8 +106,17 @@ pub fn solve(instance: &Instance, opts: &SolveOptions) -> Result<PackResult, Ins
         Constructive::Only(v) => v.clone(),
     };
     let (state, h) = if hs.len() == 1 { (construct(&c, hs[0]), hs[0]) } else { portfolio(&c, &hs) };
+    let mut state = state;
+    if !c.identical && state.assign.contains(&NONE) {
+        // Listed bins can run out under a greedy order: repair with the ejection search.
+        let ro = match &opts.improve {
+            Some(io) => *io,
+            None => ImproveOptions { time_limit: Some(Duration::from_secs(1)), ..ImproveOptions::default() },
+        };
+        state = repair(&c, state, &ro, started);
+    }
     let unplaced = state.assign.iter().filter(|&&b| b == NONE).count();
-    if unplaced > 0 {
+    if unplaced > 0 && !opts.allow_unplaced {
         return Err(InstanceError::OutOfBins { unplaced });
     }
     let constructive_cost = state.cost(&c);
@@ -106,7 +129,8 @@ pub fn solve(instance: &Instance, opts: &SolveOptions) -> Result<PackResult, Ins
     let gap = if lb > 0.0 { (cost - lb) / lb } else { 0.0 };
     Ok(PackResult {
         bins_used: state.bins_used(),
-        solution: state.to_solution(),
+        unplaced: (0..c.n).filter(|&i| state.assign[i] == NONE).collect(),
+        solution: Solution { assignment: state.assign.clone() },
         cost,
         bounds,
         lower_bound: lb,

@@ -20,6 +20,11 @@ pub(crate) struct Compiled {
     /// Per-dimension scarcity weights: the normalised total demand of the dimension, scaled
     /// to a mean of 1 (all 1 when there is no demand).
     pub scarcity: Vec<f64>,
+    /// Per-dimension bottleneck weights: `(t_k / max_k t_k)^8` where `t_k` is the dimension's
+    /// tightness (total demand over total capacity for listed bins, total normalised demand
+    /// for identical bins), so that the tightest dimension dominates every size and fit
+    /// measure.
+    pub bottleneck: Vec<f64>,
     pub identical: bool,
     /// True when some demand is negative (benchmark instances only).
     pub has_negative: bool,
@@ -78,6 +83,24 @@ impl Compiled {
         let s: f64 = tot.iter().sum();
         let scarcity: Vec<f64> = if s > 0.0 { tot.iter().map(|t| t / s * d as f64).collect() } else { vec![1.0; d] };
         let identical = matches!(inst.bins, BinSupply::Identical { .. });
+        let tight: Vec<f64> = if identical {
+            tot.clone()
+        } else {
+            (0..d)
+                .map(|k| {
+                    let capk: f64 = (0..m).map(|b| cap[b * d + k] as f64).sum();
+                    let demk: f64 = (0..n).map(|i| dem[i * d + k] as f64).sum();
+                    if capk > 0.0 {
+                        demk.max(0.0) / capk
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let tmax = tight.iter().copied().fold(0.0, f64::max);
+        let bottleneck: Vec<f64> =
+            if tmax > 0.0 { tight.iter().map(|t| (t / tmax).powi(8).max(1e-6)).collect() } else { vec![1.0; d] };
         let mut open_order: Vec<usize> = (0..m).collect();
         if !identical {
             let value = |b: usize| -> f64 {
@@ -92,7 +115,7 @@ impl Compiled {
             open_order.sort_by(|&a, &b| vals[a].total_cmp(&vals[b]).then(a.cmp(&b)));
         }
         let has_negative = dem.iter().any(|&x| x < 0);
-        let c = Compiled { d, n, m, dem, cap, cost, refcap, scarcity, identical, has_negative, open_order };
+        let c = Compiled { d, n, m, dem, cap, cost, refcap, scarcity, bottleneck, identical, has_negative, open_order };
         for i in 0..n {
             if !(0..m).any(|b| c.fits_empty(i, b)) {
                 return Err(InstanceError::ItemFitsNowhere { item: i });
@@ -134,14 +157,6 @@ pub(crate) const NONE: usize = usize::MAX;
 impl State {
     pub fn empty(c: &Compiled) -> State {
         State { d: c.d, load: vec![0; c.m * c.d], bin_items: vec![Vec::new(); c.m], assign: vec![NONE; c.n] }
-    }
-
-    pub fn from_solution(c: &Compiled, sol: &Solution) -> State {
-        let mut s = State::empty(c);
-        for (i, &b) in sol.assignment.iter().enumerate() {
-            s.place(c, i, b);
-        }
-        s
     }
 
     #[inline]
@@ -192,6 +207,7 @@ impl State {
         self.bin_items.iter().filter(|v| !v.is_empty()).count()
     }
 
+    #[allow(dead_code)]
     pub fn to_solution(&self) -> Solution {
         debug_assert!(self.assign.iter().all(|&b| b != NONE));
         Solution { assignment: self.assign.clone() }
