@@ -10,11 +10,11 @@
 //! to be freed). A move only frees room at its source, so when no pending move fits, the
 //! remaining moves form a cyclic dependency (A waits for B's host, B for A's). It is broken:
 //!
-//! 1. by a **temporary move** of the smallest blocked instance to a *spare* host with room
-//!    now (preferring hosts that are on in both the current and the target state, then hosts
+//! 1. by a **temporary move** of the smallest pending instance whose departure lets a
+//!    blocked move into its host go ahead, to a *spare* host with room now (preferring hosts that are on in both the current and the target state, then hosts
 //!    that are on now, then available empty hosts, which are powered on temporarily); the
-//!    instance later continues to its target. This costs one extra migration and is only
-//!    done while the move budget allows it;
+//!    instance later continues to its target. This costs one extra migration, is done at
+//!    most once per instance, and only while the move budget allows it;
 //! 2. otherwise by **leaving the instance in place**: its target becomes its current host,
 //!    and, if that overfills the host's final state, moves *into* that host are cancelled too
 //!    (the cancelled instances stay where they are, and so on). Cancelling everything gives
@@ -96,9 +96,17 @@ fn loads_of(inp: &OrderInput, assign: &[usize]) -> Vec<Vec<u128>> {
 /// Orders the moves from `current` to `target` (see the module docs).
 pub fn order_migrations(inp: &OrderInput) -> MigrationOrder {
     let n = inp.current.len();
+    let nh = inp.capacity.len();
     let mut target = inp.target.to_vec();
     let mut pos = inp.current.to_vec();
     let mut loads = loads_of(inp, &pos);
+    let mut final_loads = loads_of(inp, &target);
+    let mut count_now = vec![0usize; nh];
+    let mut count_final = vec![0usize; nh];
+    for i in 0..n {
+        count_now[pos[i]] += 1;
+        count_final[target[i]] += 1;
+    }
     let mut steps: Vec<Step> = Vec::new();
     let mut temporary = Vec::new();
     let mut left = Vec::new();
@@ -106,63 +114,84 @@ pub fn order_migrations(inp: &OrderInput) -> MigrationOrder {
     let mut pending: Vec<usize> = (0..n).filter(|&i| pos[i] != target[i]).collect();
     pending.sort_by_key(|&i| (size(i), i));
     let real_moves = pending.len();
+    let mut stopped = vec![false; n];
+    let mut step = |i: usize, to: usize, temp: bool, pos: &mut Vec<usize>, loads: &mut Vec<Vec<u128>>, count_now: &mut Vec<usize>| {
+        let from = pos[i];
+        sub(&mut loads[from], &inp.demand[i]);
+        add(&mut loads[to], &inp.demand[i]);
+        count_now[from] -= 1;
+        count_now[to] += 1;
+        pos[i] = to;
+        steps.push(Step { instance: i, from, to, temporary: temp });
+    };
     while !pending.is_empty() {
         let mut progress = false;
-        let mut k = 0;
-        while k < pending.len() {
-            let i = pending[k];
+        let mut kept = Vec::with_capacity(pending.len());
+        for &i in &pending {
             let to = target[i];
             if pos[i] == to {
-                pending.remove(k);
                 continue;
             }
             if fits(&loads[to], &inp.demand[i], &inp.capacity[to]) {
-                let from = pos[i];
-                sub(&mut loads[from], &inp.demand[i]);
-                add(&mut loads[to], &inp.demand[i]);
-                pos[i] = to;
-                steps.push(Step { instance: i, from, to, temporary: false });
-                pending.remove(k);
+                step(i, to, false, &mut pos, &mut loads, &mut count_now);
                 progress = true;
             } else {
-                k += 1;
+                kept.push(i);
             }
         }
+        pending = kept;
         if progress || pending.is_empty() {
             continue;
         }
-        // Deadlock: try a temporary stop for the smallest blocked instance.
+        // Deadlock: give a temporary stop to the smallest instance whose departure lets a
+        // blocked move into its host go ahead (each instance stops at most once).
         let budget_left = inp.max_steps.saturating_sub(real_moves + temporary.len());
         let mut broke = false;
         if budget_left > 0 {
-            let final_loads = loads_of(inp, &target);
-            let on_now: Vec<bool> = loads.iter().map(|l| l.iter().any(|&x| x > 0)).collect();
-            let on_final: Vec<bool> = final_loads.iter().map(|l| l.iter().any(|&x| x > 0)).collect();
+            let mut incoming: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
+            for &j in &pending {
+                incoming.entry(target[j]).or_default().push(j);
+            }
             'outer: for &i in &pending {
+                if stopped[i] {
+                    continue;
+                }
+                let x = pos[i];
+                let unblocks = incoming.get(&x).is_some_and(|js| {
+                    js.iter().any(|&j| {
+                        (0..inp.demand[j].len()).all(|k| {
+                            loads[x][k] - inp.demand[i][k] as u128 + inp.demand[j][k] as u128
+                                <= inp.capacity[x][k] as u128
+                        })
+                    })
+                });
+                if !unblocks {
+                    continue;
+                }
                 let mut best: Option<(u8, usize)> = None;
-                for h in 0..inp.capacity.len() {
+                for h in 0..nh {
                     if h == pos[i] || h == target[i] || !inp.spare_ok[h] {
                         continue;
                     }
                     if !fits(&loads[h], &inp.demand[i], &inp.capacity[h]) {
                         continue;
                     }
-                    let rank = match (on_now[h], on_final[h]) {
+                    let rank = match (count_now[h] > 0, count_final[h] > 0) {
                         (true, true) => 0,
                         (true, false) => 1,
                         _ => 2,
                     };
                     if best.is_none_or(|(r, _)| rank < r) {
                         best = Some((rank, h));
+                        if rank == 0 {
+                            break;
+                        }
                     }
                 }
                 if let Some((_, h)) = best {
-                    let from = pos[i];
-                    sub(&mut loads[from], &inp.demand[i]);
-                    add(&mut loads[h], &inp.demand[i]);
-                    pos[i] = h;
-                    steps.push(Step { instance: i, from, to: h, temporary: true });
+                    step(i, h, true, &mut pos, &mut loads, &mut count_now);
                     temporary.push((i, h));
+                    stopped[i] = true;
                     broke = true;
                     break 'outer;
                 }
@@ -173,20 +202,25 @@ pub fn order_migrations(inp: &OrderInput) -> MigrationOrder {
         }
         // Leave the smallest blocked instance in place, cancelling moves into its host
         // while that host's final state would be overfull.
-        let i = pending[0];
-        let mut work = vec![i];
+        let mut work = vec![pending[0]];
         while let Some(j) = work.pop() {
             if target[j] == pos[j] {
                 continue;
             }
+            let old = target[j];
+            sub(&mut final_loads[old], &inp.demand[j]);
+            count_final[old] -= 1;
             target[j] = pos[j];
-            left.push(j);
             let h = pos[j];
-            let mut fl = loads_of(inp, &target)[h].clone();
+            add(&mut final_loads[h], &inp.demand[j]);
+            count_final[h] += 1;
+            left.push(j);
             // Incoming instances not yet arrived, largest first.
-            let mut incoming: Vec<usize> = pending.iter().copied().filter(|&x| target[x] == h && pos[x] != h).collect();
+            let mut incoming: Vec<usize> =
+                pending.iter().copied().filter(|&x| target[x] == h && pos[x] != h).collect();
             incoming.sort_by_key(|&x| std::cmp::Reverse((size(x), x)));
             let cap = &inp.capacity[h];
+            let mut fl = final_loads[h].clone();
             for x in incoming {
                 if fl.iter().zip(cap).all(|(&l, &c)| l <= c as u128) {
                     break;
