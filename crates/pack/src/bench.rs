@@ -123,7 +123,7 @@ pub struct FamilySummary {
     pub total_time_s: f64,
 }
 
-fn select<'a>(names: &'a [String], limit: Option<usize>) -> Vec<&'a String> {
+fn select(names: &[String], limit: Option<usize>) -> Vec<&String> {
     match limit {
         Some(n) if n < names.len() => (0..n).map(|j| &names[j * names.len() / n]).collect(),
         _ => names.iter().collect(),
@@ -381,12 +381,17 @@ pub fn openb_power(node: &OpenbNode) -> (f64, f64) {
 /// Runs the openb benchmark on the trace folder `dir`.
 pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
     let bad = |e: crate::formats::vbp::ParseError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-    let nodes = openb::read_nodes(BufReader::new(File::open(dir.join("openb_node_list_all_node.csv"))?)).map_err(bad)?;
+    let nodes =
+        openb::read_nodes(BufReader::new(File::open(dir.join("openb_node_list_all_node.csv"))?)).map_err(bad)?;
     let pods = openb::read_pods(BufReader::new(File::open(dir.join(&opts.pods_file))?)).map_err(bad)?;
     let inst = openb::to_instance("openb", &nodes, &pods);
     let so = SolveOptions {
         constructive: Constructive::Fast,
-        improve: Some(ImproveOptions { time_limit: Some(opts.time_limit), seed: opts.seed, ..ImproveOptions::default() }),
+        improve: Some(ImproveOptions {
+            time_limit: Some(opts.time_limit),
+            seed: opts.seed,
+            ..ImproveOptions::default()
+        }),
         allow_unplaced: true,
     };
     let r = solve(&inst, &so).map_err(|e| io::Error::other(e.to_string()))?;
@@ -468,11 +473,9 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
         }
     }
     let problem = ConsolidationProblem::new(&openb::DIMENSIONS, hosts, instances);
-    let plan = consolidate(
-        &problem,
-        &ConsolidationOptions { time_limit: opts.time_limit, seed: opts.seed, repack: true },
-    )
-    .map_err(|e| io::Error::other(e.to_string()))?;
+    let plan =
+        consolidate(&problem, &ConsolidationOptions { time_limit: opts.time_limit, seed: opts.seed, repack: true })
+            .map_err(|e| io::Error::other(e.to_string()))?;
     out.spread_pods = problem.instances.len();
     out.spread_hosts_on = plan.hosts_on_before;
     out.consolidated_hosts_on = plan.hosts_on_after;

@@ -1,4 +1,5 @@
 //! Zonal's consolidation engine (placeholder docs, expanded below).
+#![allow(clippy::needless_range_loop)] // index loops over dimensions read best in numeric code
 
 pub mod bench;
 pub mod bounds;

@@ -115,7 +115,12 @@ pub fn order_migrations(inp: &OrderInput) -> MigrationOrder {
     pending.sort_by_key(|&i| (size(i), i));
     let real_moves = pending.len();
     let mut stopped = vec![false; n];
-    let mut step = |i: usize, to: usize, temp: bool, pos: &mut Vec<usize>, loads: &mut Vec<Vec<u128>>, count_now: &mut Vec<usize>| {
+    let mut step = |i: usize,
+                    to: usize,
+                    temp: bool,
+                    pos: &mut Vec<usize>,
+                    loads: &mut Vec<Vec<u128>>,
+                    count_now: &mut Vec<usize>| {
         let from = pos[i];
         sub(&mut loads[from], &inp.demand[i]);
         add(&mut loads[to], &inp.demand[i]);
@@ -216,8 +221,7 @@ pub fn order_migrations(inp: &OrderInput) -> MigrationOrder {
             count_final[h] += 1;
             left.push(j);
             // Incoming instances not yet arrived, largest first.
-            let mut incoming: Vec<usize> =
-                pending.iter().copied().filter(|&x| target[x] == h && pos[x] != h).collect();
+            let mut incoming: Vec<usize> = pending.iter().copied().filter(|&x| target[x] == h && pos[x] != h).collect();
             incoming.sort_by_key(|&x| std::cmp::Reverse((size(x), x)));
             let cap = &inp.capacity[h];
             let mut fl = final_loads[h].clone();

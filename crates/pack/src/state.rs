@@ -50,8 +50,8 @@ impl Compiled {
                 let c = inst.capacity(0);
                 for _ in 0..m {
                     cap.extend(c.iter().map(|&x| x.min(i64::MAX as u64) as i64));
-                    cost.push(1.0);
                 }
+                cost.resize(m, 1.0);
             }
             BinSupply::Listed(_) => {
                 for b in 0..m {

@@ -130,7 +130,7 @@ pub fn parse_summary<R: Read>(reader: R) -> Result<BTreeMap<String, KnownRow>, P
         let num = |c: usize| -> Result<i64, ParseError> {
             rec.get(c)
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .ok_or_else(|| err(format!("line {}: column {} is not an integer", line + 2, headers[c].to_string())))
+                .ok_or_else(|| err(format!("line {}: column {} is not an integer", line + 2, &headers[c])))
         };
         let name = rec.get(ci).unwrap_or_default().to_string();
         let opt = num(co)?;
