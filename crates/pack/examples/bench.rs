@@ -164,7 +164,22 @@ fn run() -> Result<(), String> {
                 r.consolidation_algorithm,
                 r.consolidation_time_s
             );
-            if !r.pack_valid || !r.plan_valid {
+            println!(
+                "openb consolidation with free migrations: hosts on {} -> {}, power {:.0} W -> {:.0} W, {} moves, \
+                 {} steps ({} temporary, {} left in place), checker {}, {} in {:.2} s",
+                r.spread_hosts_on,
+                r.free_hosts_on,
+                r.energy_before_w,
+                r.free_energy_after_w,
+                r.free_moves,
+                r.free_plan_steps,
+                r.free_temporary_moves,
+                r.free_left_in_place,
+                if r.free_plan_valid { "OK" } else { "FAILED" },
+                r.free_algorithm,
+                r.free_time_s
+            );
+            if !r.pack_valid || !r.plan_valid || !r.free_plan_valid {
                 return Err("validation failed".into());
             }
             Ok(())

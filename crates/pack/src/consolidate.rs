@@ -692,17 +692,20 @@ pub fn consolidate(
     let current = p.current();
     let j0 = objective(p, &current);
     let mut candidates: Vec<(Vec<usize>, &str)> = Vec::new();
-    let mut w = Work::new(p, current.clone());
-    w.drain_all(started + opts.time_limit / 2);
-    candidates.push((w.assign, "drain"));
+    // Budget: 60 % for the repack, then the drains share what is left.
+    let mut repacked = None;
     if opts.repack {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Some(a) = repack(p, opts, left / 2) {
-            let mut w = Work::new(p, a);
-            if w.within_budget() {
-                w.drain_all(deadline);
-                candidates.push((w.assign, "repack+drain"));
-            }
+        repacked = repack(p, opts, opts.time_limit.mul_f64(0.6));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut w = Work::new(p, current.clone());
+    w.drain_all(Instant::now() + if repacked.is_some() { left / 2 } else { left });
+    candidates.push((w.assign, "drain"));
+    if let Some(a) = repacked {
+        let mut w = Work::new(p, a);
+        if w.within_budget() {
+            w.drain_all(deadline);
+            candidates.push((w.assign, "repack+drain"));
         }
     }
     let mut best = build_plan(p, current.clone(), "current", started);

@@ -1,6 +1,10 @@
 //! The improvement phase: bin elimination by tabu search with ejections.
 //!
-//! Starting from a complete packing, the search repeatedly tries to **empty one bin**: the
+//! Phase 1 is cheap: bins are visited from the least filled, and a bin whose items all fit
+//! into the other used bins by best fit (no ejections) is emptied; this repeats while it
+//! works.
+//!
+//! Phase 2, starting from that packing, repeatedly tries to **empty one bin**: the
 //! bin's items go into a *pool* of unplaced items and the search works on a partial packing
 //! that uses one bin fewer, trying to bring the pool back into the remaining bins. It is a
 //! simplified form of the consistent neighbourhood search of Buljubašić & Vasquez (2016) for
@@ -12,10 +16,23 @@
 //!    set `S` of `b`'s items (one item, two items, or the lightest items that together free
 //!    enough room) such that `p` fits once `S` leaves; `p` goes in, `S` goes to the pool. The
 //!    move minimising `w(S) − w(p)` is taken, even when it makes the pool heavier, where `w`
-//!    is the item's scarcity-weighted normalised size `Σ_k w_k d_k / R_k` (heavy items are hard
+//!    is the item's weighted normalised size `Σ_k w_k d_k / R_k` with the scarcity weights
+//!    (identical bins) or the bottleneck weights (listed bins) (heavy items are hard
 //!    to place, so the pool is driven towards light items). Ties are broken at random (seeded).
 //! 3. **Tabu**: an item ejected from bin `b` may not re-enter `b` for a random tenure of a few
 //!    iterations, which stops the search from undoing its last moves.
+//!
+//! 4. **Chain move**, tried before each ejection: a pool item `p` takes the place of an
+//!    item `j` in bin `b`, and `j` goes to another bin `b2`, directly or in exchange for an
+//!    item `l` of `b2` that moves into `b` (64 + 64 bins sampled at random). The pool loses
+//!    `p` and gains nothing. It re-balances dimensions that the ejection score does not see
+//!    (e.g. moves CPU-heavy GPU pods to CPU-rich nodes in openb) and finds the exact
+//!    complements that tight instances (Triplet) need; on a 40-instance Triplet sample it
+//!    took the mean ratio to the optimum from 1.150 to 1.096.
+//!
+//! **Repair.** When listed bins cannot take every item after the constructive phase, the
+//! same search (chain moves first, then ejections) runs over *all* bins with the unplaced
+//! items as the pool, for half of the remaining budget.
 //!
 //! An attempt succeeds when the pool is empty: the packing uses one bin fewer and becomes the
 //! new best. An attempt fails after a stagnation limit (iterations without a lighter pool);
@@ -95,6 +112,8 @@ impl BestMove {
 
 /// How many pool items one ejection move considers at most.
 const POOL_SCAN: usize = 8;
+/// How many bins one ejection move considers at most (a random sample beyond that).
+const BIN_SCAN: usize = 256;
 
 struct Search<'a> {
     c: &'a Compiled,
@@ -104,6 +123,8 @@ struct Search<'a> {
     /// Per item: (bin, iteration until which the item may not enter that bin).
     tabu: Vec<Vec<(usize, u64)>>,
     active: Vec<usize>,
+    /// Per-dimension weights of item weights and residuals.
+    dimw: Vec<f64>,
     iter: u64,
     rng: SmallRng,
     /// The bin and ejected items of the last move.
@@ -138,7 +159,7 @@ impl Search<'_> {
                 if self.s.fits(c, p, b) {
                     let it = c.item(p);
                     let r: f64 =
-                        (0..c.d).map(|k| c.scarcity[k] * (self.s.residual(c, b, k) - it[k]) as f64 / c.refcap[k]).sum();
+                        (0..c.d).map(|k| self.dimw[k] * (self.s.residual(c, b, k) - it[k]) as f64 / c.refcap[k]).sum();
                     if best.is_none_or(|(bv, _)| r < bv) {
                         best = Some((r, b));
                     }
@@ -173,11 +194,17 @@ impl Search<'_> {
             }
             v
         };
+        // With many bins, each move looks at a random sample of them.
+        let bins: Vec<usize> = if self.active.len() <= BIN_SCAN {
+            self.active.clone()
+        } else {
+            (0..BIN_SCAN).map(|_| self.active[self.rng.random_range(0..self.active.len())]).collect()
+        };
         for pi in cand {
             let p = self.pool[pi];
             let it = c.item(p);
             let wp = self.weight[p];
-            for &b in &self.active {
+            for &b in &bins {
                 if self.is_tabu(p, b) {
                     continue;
                 }
@@ -291,6 +318,70 @@ impl Search<'_> {
         true
     }
 
+    /// A chain move for repairs: a pool item `p` enters bin `b` in place of an item `j`,
+    /// and `j` goes to another bin `b2`, either directly or in exchange for an item `l` of
+    /// `b2` that moves into `b`. The pool loses `p` and gains nothing. Bins are sampled.
+    /// Returns true when a move was made.
+    fn chain_insert(&mut self) -> bool {
+        let c = self.c;
+        let d = c.d;
+        let cand: Vec<usize> = self.pool.iter().copied().take(POOL_SCAN).collect();
+        let sample = |rng: &mut SmallRng, active: &[usize], k: usize| -> Vec<usize> {
+            if active.len() <= k {
+                active.to_vec()
+            } else {
+                (0..k).map(|_| active[rng.random_range(0..active.len())]).collect()
+            }
+        };
+        let mut after = vec![0i64; d];
+        for p in cand {
+            let bs = sample(&mut self.rng, &self.active, 64);
+            let b2s = sample(&mut self.rng, &self.active, 64);
+            let dp = c.item(p);
+            for &b in &bs {
+                let capb = c.capv(b);
+                for x in 0..self.s.bin_items[b].len() {
+                    let j = self.s.bin_items[b][x];
+                    let dj = c.item(j);
+                    for k in 0..d {
+                        after[k] = self.s.load[b * d + k] - dj[k] + dp[k];
+                    }
+                    if (0..d).any(|k| after[k] > capb[k]) {
+                        continue;
+                    }
+                    for &b2 in &b2s {
+                        if b2 == b {
+                            continue;
+                        }
+                        let cap2 = c.capv(b2);
+                        let l2 = &self.s.load[b2 * d..(b2 + 1) * d];
+                        if (0..d).all(|k| l2[k] + dj[k] <= cap2[k]) {
+                            self.s.remove(c, j);
+                            self.s.place(c, j, b2);
+                            self.s.place(c, p, b);
+                            self.pool.retain(|&q| q != p);
+                            return true;
+                        }
+                        for y in 0..self.s.bin_items[b2].len() {
+                            let l = self.s.bin_items[b2][y];
+                            let dl = c.item(l);
+                            if (0..d).all(|k| after[k] + dl[k] <= capb[k] && l2[k] - dl[k] + dj[k] <= cap2[k]) {
+                                self.s.remove(c, j);
+                                self.s.remove(c, l);
+                                self.s.place(c, p, b);
+                                self.s.place(c, l, b);
+                                self.s.place(c, j, b2);
+                                self.pool.retain(|&q| q != p);
+                                return true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
     /// Greedy reinsertion after an ejection move into bin `b`: only `b` changed, so the items
     /// that were already in the pool can only fit into `b` now; the ejected items are tried
     /// everywhere (best fit). Equivalent to [`Self::greedy_insert`], much cheaper.
@@ -322,9 +413,8 @@ impl Search<'_> {
             let mut best: Option<(f64, usize)> = None;
             for &bb in &self.active {
                 if self.s.fits(c, p, bb) {
-                    let r: f64 = (0..c.d)
-                        .map(|k| c.scarcity[k] * (self.s.residual(c, bb, k) - it[k]) as f64 / c.refcap[k])
-                        .sum();
+                    let r: f64 =
+                        (0..c.d).map(|k| self.dimw[k] * (self.s.residual(c, bb, k) - it[k]) as f64 / c.refcap[k]).sum();
                     if best.is_none_or(|(bv, _)| r < bv) {
                         best = Some((r, bb));
                     }
@@ -338,6 +428,17 @@ impl Search<'_> {
                 None => i += 1,
             }
         }
+    }
+}
+
+/// Item and residual weights: the scarcity weights for identical bins; for listed bins the
+/// bottleneck weights, so that the search defragments the tightest dimension (ejecting small
+/// pieces of it to make room for large ones).
+fn dimension_weights(c: &Compiled) -> Vec<f64> {
+    if c.identical {
+        c.scarcity.clone()
+    } else {
+        c.bottleneck.clone()
     }
 }
 
@@ -355,11 +456,66 @@ pub(crate) fn improve(
     if c.n == 0 {
         return (best, stats);
     }
-    let weight: Vec<f64> = (0..c.n).map(|i| c.weighted_size(i, &c.scarcity)).collect();
+    let dimw = dimension_weights(c);
+    let weight: Vec<f64> = (0..c.n).map(|i| c.weighted_size(i, &dimw)).collect();
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let out_of_time = |stats: &ImproveStats| -> bool {
         stats.iterations >= opts.max_iterations || opts.time_limit.is_some_and(|t| started.elapsed() >= t)
     };
+    // Phase 1: empty the least-filled bins by plain best-fit reinsertion of their items into
+    // the other used bins, as long as that works (cheap; no ejections).
+    loop {
+        let mut used: Vec<(f64, usize)> = (0..c.m)
+            .filter(|&b| best.used(b))
+            .map(|b| (best.bin_items[b].iter().map(|&i| weight[i]).sum::<f64>() / c.cost[b].max(1e-12), b))
+            .collect();
+        used.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut any = false;
+        for &(_, r) in &used {
+            if best.cost(c) <= lb + 1e-9 || out_of_time(&stats) {
+                break;
+            }
+            if !best.used(r) {
+                continue;
+            }
+            let mut trial = best.clone();
+            let mut items = trial.bin_items[r].clone();
+            items.sort_by(|&a, &b| weight[b].total_cmp(&weight[a]).then(a.cmp(&b)));
+            let mut ok = true;
+            for &i in &items {
+                trial.remove(c, i);
+            }
+            for &i in &items {
+                let it = c.item(i);
+                let mut bestb: Option<(f64, usize)> = None;
+                for b in 0..c.m {
+                    if b == r || !trial.used(b) || !trial.fits(c, i, b) {
+                        continue;
+                    }
+                    let res: f64 =
+                        (0..c.d).map(|k| dimw[k] * (trial.residual(c, b, k) - it[k]) as f64 / c.refcap[k]).sum();
+                    if bestb.is_none_or(|(v, _)| res < v) {
+                        bestb = Some((res, b));
+                    }
+                }
+                match bestb {
+                    Some((_, b)) => trial.place(c, i, b),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                best = trial;
+                stats.successes += 1;
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
     while best.cost(c) > lb + 1e-9 && !out_of_time(&stats) {
         stats.attempts += 1;
         // Candidate bins to empty, lightest load per unit cost first.
@@ -381,6 +537,7 @@ pub(crate) fn improve(
             weight: weight.clone(),
             tabu: vec![Vec::new(); c.n],
             active: used.iter().map(|&(_, b)| b).filter(|&b| b != r).collect(),
+            dimw: dimw.clone(),
             iter: 0,
             rng: SmallRng::seed_from_u64(rng.random()),
             last: None,
@@ -394,11 +551,15 @@ pub(crate) fn improve(
         let mut best_pool = search.pool_weight();
         let mut since = 0u64;
         while !search.pool.is_empty() && since < opts.stagnation {
-            if stats.iterations & 63 == 0 && out_of_time(&stats) {
+            if (stats.iterations & 63 == 0 || !c.identical) && out_of_time(&stats) {
                 break;
             }
             stats.iterations += 1;
             search.iter += 1;
+            if search.chain_insert() {
+                since = 0;
+                continue;
+            }
             if !search.eject_move() {
                 break;
             }
@@ -423,7 +584,8 @@ pub(crate) fn improve(
 /// same tabu ejection search runs over *all* bins (opening unused ones when needed) until
 /// the pool is empty or the budget is spent. Returns the state, complete or not.
 pub(crate) fn repair(c: &Compiled, start: State, opts: &ImproveOptions, started: Instant) -> State {
-    let weight: Vec<f64> = (0..c.n).map(|i| c.weighted_size(i, &c.scarcity)).collect();
+    let dimw = dimension_weights(c);
+    let weight: Vec<f64> = (0..c.n).map(|i| c.weighted_size(i, &dimw)).collect();
     let pool: Vec<usize> = (0..c.n).filter(|&i| start.assign[i] == NONE).collect();
     if pool.is_empty() {
         return start;
@@ -435,6 +597,7 @@ pub(crate) fn repair(c: &Compiled, start: State, opts: &ImproveOptions, started:
         weight,
         tabu: vec![Vec::new(); c.n],
         active: c.open_order.clone(),
+        dimw,
         iter: 0,
         rng: SmallRng::seed_from_u64(opts.seed ^ 0x5eed),
         last: None,
@@ -442,11 +605,14 @@ pub(crate) fn repair(c: &Compiled, start: State, opts: &ImproveOptions, started:
     search.greedy_insert();
     let mut n = 0u64;
     while !search.pool.is_empty() && n < opts.max_iterations {
-        if n & 15 == 0 && opts.time_limit.is_some_and(|t| started.elapsed() >= t) {
+        if opts.time_limit.is_some_and(|t| started.elapsed() >= t) {
             break;
         }
         n += 1;
         search.iter += 1;
+        if search.chain_insert() {
+            continue;
+        }
         if !search.eject_move() {
             break;
         }

@@ -109,8 +109,12 @@ pub fn solve(instance: &Instance, opts: &SolveOptions) -> Result<PackResult, Ins
     let mut state = state;
     if !c.identical && state.assign.contains(&NONE) {
         // Listed bins can run out under a greedy order: repair with the ejection search.
+        // The repair gets half of the remaining budget; the improvement the rest.
         let ro = match &opts.improve {
-            Some(io) => *io,
+            Some(io) => ImproveOptions {
+                time_limit: io.time_limit.map(|t| started.elapsed() + t.saturating_sub(started.elapsed()) / 2),
+                ..*io
+            },
             None => ImproveOptions { time_limit: Some(Duration::from_secs(1)), ..ImproveOptions::default() },
         };
         state = repair(&c, state, &ro, started);
