@@ -912,6 +912,25 @@ mod tests {
     }
 
     #[test]
+    fn hosts_from_the_model() {
+        use zonal_model::{Amount, Power, PowerModel};
+        let h = Host {
+            name: "m1".into(),
+            capacity: Resources::new().with("cpu", Amount::cpu(8000)).with("memory", Amount::bytes(16 << 30)),
+            features: Default::default(),
+            power: PowerModel { idle: Power::from_watts(80.0), max: Power::from_watts(240.0) },
+            available: true,
+        };
+        let ch = ConsHost::from_model(&h, &["cpu", "memory", "gpu"]);
+        assert_eq!(ch.capacity, vec![8000, 16 << 30, 0]);
+        assert_eq!((ch.idle_watts, ch.max_watts), (80.0, 240.0));
+        let p = ConsolidationProblem::new(&["memory", "cpu"], vec![], vec![]);
+        assert_eq!(p.utilisation, Utilisation::Dimension(1));
+        let p = ConsolidationProblem::new(&["memory"], vec![], vec![]);
+        assert_eq!(p.utilisation, Utilisation::MaxOverDimensions);
+    }
+
+    #[test]
     fn cpu_utilisation_power_model() {
         let p =
             ConsolidationProblem::new(&["cpu", "memory"], vec![host("a", 1000, 1000)], vec![inst("x", 500, 900, 0)]);
