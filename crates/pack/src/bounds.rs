@@ -4,7 +4,7 @@
 //!
 //! * **Volume bound** `L_vol = max_k ⌈Σ_i d_ik / C_k⌉`: each bin holds at most `C_k` of
 //!   dimension `k`.
-//! * **Martello–Toth `L2` per dimension** [EXT] (Martello & Toth 1990): projecting onto one
+//! * **Martello–Toth `L2` per dimension** \[EXT\] (Martello & Toth 1990): projecting onto one
 //!   dimension gives a 1-D bin packing relaxation; for each `α ∈ {0} ∪ {d_ik ≤ C_k/2}`, items
 //!   larger than `C_k − α` (J1) and those in `(C_k/2, C_k − α]` (J2) each need their own bin,
 //!   and items in `[α, C_k/2]` (J3) can only use what J2 leaves free:

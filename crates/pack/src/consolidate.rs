@@ -43,7 +43,7 @@
 //!    budget. Hosts are tried in decreasing order of the power they draw per instance to
 //!    move; passes repeat until no drain helps or the time budget is spent. This is the
 //!    incremental consolidation that trades energy against moves.
-//! 2. *Global repack*: the vector bin packing of [`crate::solve`] over the available hosts
+//! 2. *Global repack*: the vector bin packing of [`crate::solve()`] over the available hosts
 //!    (cost = idle watts, so efficient hosts open first; pinned load pre-reserved), then
 //!    hosts of identical type are relabelled to maximise the memory that stays in place,
 //!    then drained as above. It is kept only if it fits the budget.

@@ -1,28 +1,28 @@
 //! Constructive heuristics for vector bin packing.
 //!
 //! INPUT §IV.3 names FFD and BFD without defining them for vectors; the definitions here are
-//! the standard ones from the literature, marked [EXT]:
+//! the standard ones from the literature, marked \[EXT\]:
 //!
 //! * **Sizes are normalised** per dimension by a reference capacity `R_k` (the bin capacity
 //!   for identical bins, the largest bin capacity for listed bins) and optionally weighted by
 //!   the dimension's *scarcity* `w_k` (its normalised total demand, scaled to a mean of 1;
 //!   Panigrahy et al. 2011 "weighted" variants). With unit weights `w_k = 1`.
-//! * **Size keys** [EXT] for the decreasing order of item-centric heuristics, over
+//! * **Size keys** \[EXT\] for the decreasing order of item-centric heuristics, over
 //!   `x_k = w_k · d_k / R_k`:
 //!   [`SizeKey::Max`] `max_k x_k`; [`SizeKey::Sum`] `Σ_k x_k`; [`SizeKey::L2`]
 //!   `sqrt(Σ_k x_k²)`; [`SizeKey::Product`] `Π_k x_k` (zero as soon as one dimension is zero;
 //!   ties are broken by the sum, then by item index, so every order is deterministic).
-//! * **FFD** [EXT] (vector first fit decreasing): items in decreasing key order; each goes into
+//! * **FFD** \[EXT\] (vector first fit decreasing): items in decreasing key order; each goes into
 //!   the first open bin, in opening order, where it fits in every dimension; if none, a new
 //!   bin is opened.
-//! * **BFD** [EXT] (vector best fit decreasing): same order; each goes into the open bin that
+//! * **BFD** \[EXT\] (vector best fit decreasing): same order; each goes into the open bin that
 //!   fits and leaves the smallest weighted residual `Σ_k w_k (r_k − d_k) / R_k`.
-//! * **Dot product** [EXT] (Panigrahy et al., item-centric "DotProduct"): the open bin that
+//! * **Dot product** \[EXT\] (Panigrahy et al., item-centric "DotProduct"): the open bin that
 //!   fits and maximises `Σ_k w_k (d_k / R_k)(r_k / R_k)`, aligning the item with the bin's
 //!   free space.
-//! * **Norm fit** [EXT] (Panigrahy et al., "L2"): the open bin that fits and minimises
+//! * **Norm fit** \[EXT\] (Panigrahy et al., "L2"): the open bin that fits and minimises
 //!   `Σ_k w_k ((r_k − d_k) / R_k)²`.
-//! * **Bin-centric** [EXT] (Panigrahy et al.): open one bin, then repeatedly add the
+//! * **Bin-centric** \[EXT\] (Panigrahy et al.): open one bin, then repeatedly add the
 //!   unplaced item that fits with the best score (largest size key, largest dot product with
 //!   the residual, or smallest residual norm) until nothing fits; then open the next bin.
 //!
@@ -36,11 +36,11 @@
 //!   dimension.
 //!
 //! *Opening a bin:* identical bins are opened in index order; listed bins in
-//! [`crate::state::Compiled`] order (cheapest per unit of weighted capacity first), skipping
+//! the compiled order (cheapest per unit of weighted capacity first), skipping
 //! bins the item does not fit empty.
 //!
-//! [`portfolio`] runs every variant and keeps the cheapest packing; it is what
-//! [`crate::solve`] starts from.
+//! The portfolio runs every variant and keeps the cheapest packing; it is what
+//! [`crate::solve()`] starts from.
 
 use serde::{Deserialize, Serialize};
 
@@ -152,7 +152,7 @@ impl Heuristic {
         }
     }
 
-    /// Every variant [`portfolio`] runs.
+    /// Every variant the portfolio runs.
     pub fn all() -> Vec<Heuristic> {
         let mut v = Vec::new();
         for weights in [Weights::Unit, Weights::Scarcity, Weights::Bottleneck] {

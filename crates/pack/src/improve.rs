@@ -8,7 +8,7 @@
 //! bin's items go into a *pool* of unplaced items and the search works on a partial packing
 //! that uses one bin fewer, trying to bring the pool back into the remaining bins. It is a
 //! simplified form of the consistent neighbourhood search of Buljubašić & Vasquez (2016) for
-//! bin packing and vector packing [EXT]:
+//! bin packing and vector packing \[EXT\]:
 //!
 //! 1. **Greedy reinsertion**: pool items, heaviest first, go into the remaining bin where
 //!    they fit with the smallest weighted residual (best fit).

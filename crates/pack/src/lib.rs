@@ -8,18 +8,18 @@
 //! |---|---|
 //! | [`instance`] | the vector bin packing problem ([`Instance`], [`Solution`]), target utilisation, [`validate`] |
 //! | [`bounds`] | lower bounds: volume, Martello–Toth L2 per dimension, conflict clique; listed-bins bound |
-//! | [`heuristics`] | constructives [EXT]: FFD/BFD with four size keys, dot product, norm fit, bin-centric |
+//! | [`heuristics`] | constructives \[EXT\]: FFD/BFD with four size keys, dot product, norm fit, bin-centric |
 //! | [`improve`] | improvement: bin elimination by tabu search with ejections (seeded, time-budgeted) |
-//! | [`solve`] | the pipeline bounds → portfolio → improvement, reporting cost, bound, gap, time |
-//! | [`consolidate`] | consolidation of running instances: energy + migration objective, plan, [`check_plan`] |
+//! | [`mod@solve`] | the pipeline bounds → portfolio → improvement, reporting cost, bound, gap, time |
+//! | [`mod@consolidate`] | consolidation of running instances: energy + migration objective, plan, [`check_plan`] |
 //! | [`migration`] | ordering moves so every intermediate state fits; cycle breaking; [`check_steps`] |
 //! | [`trigger`] | periodic / event / threshold triggers with hysteresis, as a pure function |
 //! | [`formats`] | loaders: VPSolver `.vbp` (+ streamed `.tar.gz`), Vectorpack summaries, Alibaba openb CSV |
-//! | [`bench`] | the `vbp` and `openb` suites, CSV writers (used by `examples/bench.rs`) |
+//! | [`mod@bench`] | the `vbp` and `openb` suites, CSV writers (used by `examples/bench.rs`) |
 //!
 //! # Invariants
 //!
-//! * The algorithms do no I/O. Loaders take readers and text ([`formats`]); only [`bench`]
+//! * The algorithms do no I/O. Loaders take readers and text ([`formats`]); only [`mod@bench`]
 //!   opens files.
 //! * No clock except measuring elapsed time against a caller's time budget; every result
 //!   reports its time. No randomness except [`rand::rngs::SmallRng`] seeded from an explicit
