@@ -556,7 +556,12 @@ fn repack(p: &ConsolidationProblem, opts: &ConsolidationOptions, deadline: Durat
     let inst = Instance::listed("consolidation", d, bins, items);
     let so = SolveOptions {
         constructive: Constructive::Fast,
-        improve: Some(ImproveOptions { time_limit: Some(deadline), seed: opts.seed, ..ImproveOptions::default() }),
+        improve: Some(ImproveOptions {
+            time_limit: Some(deadline),
+            seed: opts.seed,
+            stagnation: 50,
+            ..ImproveOptions::default()
+        }),
         allow_unplaced: false,
     };
     let r = solve(&inst, &so).ok()?;
