@@ -15,6 +15,7 @@ mod domain;
 mod get;
 mod inspect;
 mod logs;
+mod plan;
 mod table;
 mod token;
 mod up;
@@ -41,6 +42,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Convert TOSCA, GraphML or a dataset into native YAML that `zonal validate` accepts.
     Convert(convert::Args),
+    /// Place services offline: FUSION utility LP, INPUT chain ILP; checked plans, cost/utility curves.
+    Plan(plan::Args),
     /// Run a whole domain on this machine: a domain orchestrator and one zone manager per zone.
     Up(up::Args),
     /// Register a service from its manifest and deploy it; prints what was placed where.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Up(a) => up::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Get(a) => get::run(a),

@@ -120,3 +120,73 @@ fn inspect_reads_topology_zoo_graphml() {
     let v: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
     assert_eq!(v["hosts"], 0);
 }
+
+const EXAMPLE_SET: [&str; 5] = [
+    "examples/infrastructure.yaml",
+    "examples/web.yaml",
+    "examples/epg.yaml",
+    "examples/input-chain.yaml",
+    "examples/demand.yaml",
+];
+
+fn plan_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["plan"];
+    for f in EXAMPLE_SET {
+        args.push("-f");
+        args.push(f);
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn plan_places_the_examples_and_the_checker_agrees() {
+    let out = zonal(&plan_args(&["--output", "json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["status", "objective", "bound", "gap", "solve_seconds", "placements", "paths"] {
+        assert!(v.get(key).is_some(), "JSON lacks {key}: {v}");
+    }
+    assert_eq!(v["status"], "optimal");
+    assert_eq!(v["check"]["ok"], true, "{}", v["check"]);
+    let placements = v["placements"].as_array().unwrap();
+    for p in placements {
+        for key in ["service", "component", "zone", "host", "instances", "slots"] {
+            assert!(p.get(key).is_some(), "placement lacks {key}: {p}");
+        }
+    }
+    let services: std::collections::BTreeSet<&str> = placements.iter().filter_map(|p| p["service"].as_str()).collect();
+    assert_eq!(services.into_iter().collect::<Vec<_>>(), vec!["epg", "smart-camera", "web"]);
+    assert!(!v["paths"].as_array().unwrap().is_empty(), "the chain's channels are routed");
+    let table = zonal(&plan_args(&[]));
+    assert!(text(&table.stdout).contains("checker: ok"), "{}", text(&table.stdout));
+}
+
+#[test]
+fn plan_tradeoff_writes_csv_and_svg() {
+    let dir = std::env::temp_dir().join(format!("zonal-tradeoff-{}", std::process::id()));
+    let out = zonal(&plan_args(&["--tradeoff", "5", "--out", dir.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(dir.join("tradeoff.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 1 + 5 + 1, "header, min-cost end, 5 budgets, max-utility end:\n{csv}");
+    let svg = std::fs::read_to_string(dir.join("tradeoff.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn plan_explains_infeasibility() {
+    let dir = std::env::temp_dir().join(format!("zonal-infeasible-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svc = dir.join("big.yaml");
+    std::fs::write(
+        &svc,
+        "kind: Service\nname: big\ncomponents:\n  - {name: b, resources: {cpu: 1}, slots: {per_instance: 1}, scaling: {max_instances: 2}}\n---\nkind: Demand\nname: d\nregions: [{name: r, location: {lat: 51.0, lon: 4.0}}]\ndemand: [{service: big, region: r, slots: 100}]\n",
+    )
+    .unwrap();
+    let out = zonal(&["plan", "-f", "examples/infrastructure.yaml", "-f", svc.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("demand [big]") && err.contains("wants 100 slots"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

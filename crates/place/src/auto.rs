@@ -3,9 +3,10 @@
 //! the whole problem. This is the single entry point the CLI (`zonal plan`), the domain and
 //! the simulator call.
 //!
-//! * A service is a **chain** (INPUT) when it has a user-side component, a proximity class
-//!   (on the service or a component), or a channel with a latency bound: those are about
-//!   hosts and paths. Each of its demand entries asks for one subscription per slot
+//! * A service is a **chain** (INPUT) when it has a user-side component or a proximity class
+//!   (on the service or a component): it is about one user's hosts and paths. (A channel's
+//!   latency bound alone does not make a chain: FUSION deploys a composite whole inside one
+//!   zone, where channels cross no WAN link.) Each of its demand entries asks for one subscription per slot
 //!   (`<service>/<region>/<n>`, the user attached at the region's `attach` zone); a chain with
 //!   no demand entry is placed once, its user side where it is pinned.
 //! * Every other service with demand is placed by the **FUSION** utility LP at zone level;
@@ -35,8 +36,7 @@ pub enum Method {
 /// The algorithm a service's description calls for (see the module docs).
 pub fn method_of(service: &Service) -> Method {
     let chain = service.components.iter().any(|c| c.user_side || c.placement.proximity.is_some())
-        || service.proximity.is_some()
-        || service.channels.iter().any(|c| c.max_latency.is_some());
+        || service.proximity.is_some();
     if chain {
         Method::Chain
     } else {
@@ -79,6 +79,14 @@ fn sub_bundle(bundle: &Bundle, keep: &BTreeSet<&str>) -> Bundle {
         }
     }
     Bundle::new(docs)
+}
+
+/// The problem of the services FUSION places (those that are not chains), for the
+/// trade-off curve and other FUSION-only analyses.
+pub fn fusion_problem(bundle: &Bundle, options: &ProblemOptions) -> Result<Problem, PlaceError> {
+    let keep: BTreeSet<&str> =
+        bundle.services().filter(|s| method_of(s) == Method::Fusion).map(|s| s.name.as_str()).collect();
+    Problem::from_bundle(&sub_bundle(bundle, &keep), options)
 }
 
 /// Plans every service of `bundle` (see the module docs).
@@ -192,7 +200,11 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
             .placements
             .iter()
             .filter(|pl| chain_services.contains(pl.service.as_str()))
-            .filter(|pl| !p.service_index(&pl.service).and_then(|si| p.services[si].service.component(&pl.component)).is_some_and(|c| c.user_side))
+            .filter(|pl| {
+                !p.service_index(&pl.service)
+                    .and_then(|si| p.services[si].service.component(&pl.component))
+                    .is_some_and(|c| c.user_side)
+            })
             .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
             .collect();
         plan.objective_terms.insert("chain_delay_ms".into(), delay);
@@ -209,8 +221,11 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
         }
         parts.push("chain");
         notes.push(format!("{} of {} chain subscriptions placed", requests.len() - rejected.len(), requests.len()));
-        for (id, e) in &rejected {
+        for (id, e) in rejected.iter().take(5) {
             notes.push(format!("chain {id} not placed: {e}"));
+        }
+        if rejected.len() > 5 {
+            notes.push(format!("… and {} more chain subscriptions not placed", rejected.len() - 5));
         }
     }
     if parts.len() > 1 {
@@ -287,7 +302,12 @@ pub fn assign_hosts(problem: &Problem, plan: &mut Plan, used: &mut [Resources]) 
             }
             used[hi].add_scaled(&comp.resources, u64::from(fit));
             left -= fit;
-            out.push(Placement { host: Some(h.name.clone()), instances: fit, slots: slots_per * f64::from(fit), ..row.clone() });
+            out.push(Placement {
+                host: Some(h.name.clone()),
+                instances: fit,
+                slots: slots_per * f64::from(fit),
+                ..row.clone()
+            });
         }
         if left > 0 {
             notes.push(format!(
@@ -340,7 +360,12 @@ mod tests {
             ..Default::default()
         });
         chain.components.push(zonal_model::Component { name: "fw".into(), resources: res(1, 1), ..Default::default() });
-        chain.channels.push(zonal_model::Channel { from: "ue".into(), to: "fw".into(), bandwidth: None, max_latency: None });
+        chain.channels.push(zonal_model::Channel {
+            from: "ue".into(),
+            to: "fw".into(),
+            bandwidth: None,
+            max_latency: None,
+        });
         let demand = Demand {
             name: "d".into(),
             regions: vec![zonal_model::Region {

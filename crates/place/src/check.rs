@@ -88,6 +88,12 @@ pub struct Violation {
     pub detail: String,
 }
 
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} [{}]: {}", self.kind, self.subject.join(" / "), self.detail)
+    }
+}
+
 /// The checker's verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
@@ -104,11 +110,7 @@ impl CheckReport {
     }
     /// A one-line-per-violation summary.
     pub fn summary(&self) -> String {
-        self.violations
-            .iter()
-            .map(|v| format!("{:?} [{}]: {}", v.kind, v.subject.join(" / "), v.detail))
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -551,11 +553,10 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
             }
         }
         let (mut min_u, mut total_u, mut max_u, mut worst) = (f64::INFINITY, 0.0, 0.0, 0.0f64);
-        // Services served by chain subscriptions are covered per subscription, not by shares.
-        let by_subscription: BTreeSet<&str> = plan.subscriptions.iter().map(|s| s.service.as_str()).collect();
+        // Chains are served per subscription (and may reject one), not by shares.
         for d in &p.demands {
             let (sname, rname) = (p.services[d.service].name.as_str(), p.regions[d.region].name.as_str());
-            if by_subscription.contains(sname) {
+            if crate::auto::method_of(&p.services[d.service].service) == crate::auto::Method::Chain {
                 continue;
             }
             let rows = by_pair.remove(&(d.service, d.region)).unwrap_or_default();

@@ -18,7 +18,8 @@
 //!   zone's *available* hosts that have every feature the service's components require —
 //!   divided (per resource, rounded down, minimum over resources) by one instance's resources,
 //!   where one instance of a composite is one instance of each non-user-side component (FUSION
-//!   year 2 deploys a composite whole inside one zone). That count is capped by the entry
+//!   year 2 deploys a composite whole inside one zone) other than the service's evaluator
+//!   component (evaluators run per candidate zone for the offer flow, not per instance). That count is capped by the entry
 //!   component's `scaling.max_instances` (a per-zone bound; for a composite, the smallest cap
 //!   of its placed components, since each composite instance has one of each) and multiplied by the entry
 //!   component's `slots.per_instance`. It is zero where a component's `zones`, `avoid_zones`,
@@ -493,7 +494,15 @@ impl Problem {
             PlaceError::input(format!("{at}.entry"), format!("unknown entry component {:?}", s.entry))
         })?;
         let entry = s.components.iter().position(|c| c.name == entry_comp.name).unwrap_or(0);
-        let placed: Vec<usize> = (0..s.components.len()).filter(|&i| !s.components[i].user_side).collect();
+        // The evaluator component is deployed per candidate zone by the evaluation flow, not
+        // once per composite instance; user-side components are never placed.
+        let evaluator = match &s.evaluator {
+            Some(zonal_model::EvaluatorRef::Component { component }) => Some(component.as_str()),
+            _ => None,
+        };
+        let placed: Vec<usize> = (0..s.components.len())
+            .filter(|&i| !s.components[i].user_side && Some(s.components[i].name.as_str()) != evaluator)
+            .collect();
         let mut instance_resources = Resources::new();
         for &ci in &placed {
             instance_resources.add_scaled(&s.components[ci].resources, 1);
