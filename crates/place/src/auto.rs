@@ -3,10 +3,10 @@
 //! the whole problem. This is the single entry point the CLI (`zonal plan`), the domain and
 //! the simulator call.
 //!
-//! * A service is a **chain** (INPUT) when it has a user-side component or a proximity class
-//!   (on the service or a component): it is about one user's hosts and paths. (A channel's
-//!   latency bound alone does not make a chain: FUSION deploys a composite whole inside one
-//!   zone, where channels cross no WAN link.) Each of its demand entries asks for one subscription per slot
+//! * A service is a **chain** (INPUT) when it has a user-side component: it is about one
+//!   user's hosts and paths. Proximity classes and channel latency bounds alone do not make a
+//!   chain: the FUSION LP prunes zones beyond a proximity class, and deploys a composite whole
+//!   inside one zone, where channels cross no WAN link. Each of its demand entries asks for one subscription per slot
 //!   (`<service>/<region>/<n>`, the user attached at the region's `attach` zone); a chain with
 //!   no demand entry is placed once, its user side where it is pinned.
 //! * Every other service with demand is placed by the **FUSION** utility LP at zone level;
@@ -349,7 +349,7 @@ mod tests {
             public: true,
             ..Default::default()
         });
-        let mut chain = Service { name: "cam".into(), proximity: Some("national".into()), ..Default::default() };
+        let mut chain = Service { name: "cam".into(), ..Default::default() };
         chain.components.push(zonal_model::Component {
             name: "ue".into(),
             user_side: true,
