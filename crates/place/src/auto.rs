@@ -35,9 +35,7 @@ pub enum Method {
 
 /// The algorithm a service's description calls for (see the module docs).
 pub fn method_of(service: &Service) -> Method {
-    let chain = service.components.iter().any(|c| c.user_side || c.placement.proximity.is_some())
-        || service.proximity.is_some();
-    if chain {
+    if service.components.iter().any(|c| c.user_side) {
         Method::Chain
     } else {
         Method::Fusion
