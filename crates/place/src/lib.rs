@@ -13,6 +13,9 @@
 //! | [`fusion`] | FUSION two-step max-min utility LP, cost/utility curve, service selection, rounding into instances |
 //! | [`chain`] | INPUT service-chain ILP: hosts and unsplittable loop-free paths, delay / used-servers objectives, sequences of subscriptions |
 //! | [`auto`] | [`auto::plan_bundle`]: each service by the algorithm its description calls for, sharing capacity, checked as one plan |
+//! | [`switching`] | Superfluidity's switching-cost-aware chain placement (OCM) with gather/distribute baselines |
+//! | [`evaluate`] | FUSION evaluators, zone offers, the domain's choice across offers, composite strategies |
+//! | [`profiles`] | OPERA workload tags → knowledge-base profiles ranked by an efficiency model |
 //! | [`error`] | [`error::PlaceError`]; infeasibility is always explained by [`error::InfeasibilityReason`]s |
 //!
 //! Each module's documentation states its modelling choices where the seeds are vague.
@@ -23,10 +26,13 @@ pub mod auto;
 pub mod chain;
 pub mod check;
 pub mod error;
+pub mod evaluate;
 pub mod fusion;
 pub mod plan;
 pub mod problem;
+pub mod profiles;
 pub mod solver;
+pub mod switching;
 
 #[cfg(test)]
 mod proptests;
