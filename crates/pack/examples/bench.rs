@@ -61,7 +61,7 @@ fn run() -> Result<(), String> {
                 families = Family::ALL.to_vec();
             }
             let opts = VbpOptions { limit, time_limit: Duration::from_secs_f64(time_limit.unwrap_or(1.0)), seed };
-            let rows = bench::run_vbp_suite_with(&data.join("vbp"), &families, &opts, |r| {
+            let rows = bench::run_vbp_suite_with(&data.join("vbp"), &families, &opts, |r, _| {
                 if !quiet {
                     eprintln!(
                         "{:<10} {:<22} n={:<4} d={:<3} bins={:<4} opt={:<5} pub={:<4} lb={:<4} {:.3}s{}",

@@ -58,7 +58,7 @@ use crate::consolidate::{
 use crate::formats::openb::{self, OpenbNode, OpenbPod};
 use crate::formats::vbp::{parse_summary, read_archive, KnownRow};
 use crate::improve::ImproveOptions;
-use crate::instance::{validate, validate_partial};
+use crate::instance::{validate, validate_partial, Instance};
 use crate::solve::{solve, Constructive, SolveOptions, UNPLACED};
 
 /// A family of the vbp benchmark.
@@ -149,12 +149,13 @@ fn select(names: &[String], limit: Option<usize>) -> Vec<&String> {
     }
 }
 
-/// Runs the vbp suite; `progress` sees every row as it is produced.
+/// Runs the vbp suite; `progress` sees every row as it is produced, with the instance it was
+/// solved on (so a caller can hand the same instance to a peer solver).
 pub fn run_vbp_suite_with(
     dir: &Path,
     families: &[Family],
     opts: &VbpOptions,
-    mut progress: impl FnMut(&VbpResult),
+    mut progress: impl FnMut(&VbpResult, &Instance),
 ) -> io::Result<Vec<VbpResult>> {
     let mut out = Vec::new();
     for &fam in families {
@@ -197,7 +198,7 @@ pub fn run_vbp_suite_with(
                         return true;
                     }
                 };
-                progress(&row);
+                progress(&row, &inst);
                 rows.push(row);
                 true
             },
@@ -217,7 +218,7 @@ pub fn run_vbp_suite(
     limit: Option<usize>,
     time_limit: Duration,
 ) -> io::Result<Vec<VbpResult>> {
-    run_vbp_suite_with(dir, families, &VbpOptions { limit, time_limit, seed: 1 }, |_| {})
+    run_vbp_suite_with(dir, families, &VbpOptions { limit, time_limit, seed: 1 }, |_, _| {})
 }
 
 /// Summarises vbp rows per family.
