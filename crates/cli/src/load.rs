@@ -175,7 +175,12 @@ async fn open_session(client: &Client, path: &str, t: &Shared) -> (Outcome, Opti
     let r = match resolved {
         Ok(r) => r,
         Err(ClientError::Api { status: 503, body, .. }) => return (Outcome::Rejected(body.error), None),
-        Err(e) => return (Outcome::Failed(format!("resolve: {}", e.status().map_or("unreachable".into(), |s| s.to_string()))), None),
+        Err(e) => {
+            return (
+                Outcome::Failed(format!("resolve: {}", e.status().map_or("unreachable".into(), |s| s.to_string()))),
+                None,
+            )
+        }
     };
     let t0 = Instant::now();
     let stream = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&r.endpoint)).await {
@@ -273,7 +278,10 @@ fn regions(args: &Args) -> Result<Vec<RegionArg>, Failure> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err(Failure::new(2, format!("--rate {}: expected a positive number of sessions per second", args.rate)));
+        return Err(Failure::new(
+            2,
+            format!("--rate {}: expected a positive number of sessions per second", args.rate),
+        ));
     }
     let regions = regions(&args)?;
     let total_weight: f64 = regions.iter().map(|r| r.weight).sum();

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use zonal_control::slots::BalancePolicy;
 use zonal_model::{Amount, Resources};
 use zonal_proto::wire::HostInfo;
-use zonal_control::slots::BalancePolicy;
 use zonal_zone::{SlotSettings, ZoneOptions};
 
 use crate::common::{self, parse_duration};

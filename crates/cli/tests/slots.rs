@@ -15,6 +15,7 @@ use support::*;
 const CORE: &str = "frankfurt-core";
 const EDGE: &str = "antwerp-edge";
 const ANTWERP: (f64, f64) = (51.2194, 4.4025);
+const FRANKFURT: (f64, f64) = (50.1109, 8.6821);
 
 /// Zone flags that make the scaler quick enough for a test.
 const QUICK: &[&str] = &["--scale-out-cooldown", "0ms", "--scale-in-cooldown", "500ms", "--scale-hysteresis", "1"];
@@ -89,7 +90,9 @@ fn gateway_scales_out_before_slots_run_out_never_exceeds_slots_and_drains_withou
     let mut h = Harness::new();
     let (mut domain, mut zones, admin, _) = system(&mut h, &[CORE], QUICK);
     let id = deploy_text(&h, &admin, &manifest("lane", "--slots 3", 3, 2, 1, 3));
-    wait_for("one reporting instance", Duration::from_secs(30), || (reporting(&h, &admin, &id).len() == 1).then_some(()));
+    wait_for("one reporting instance", Duration::from_secs(30), || {
+        (reporting(&h, &admin, &id).len() == 1).then_some(())
+    });
     let endpoint = wait_for("the gateway endpoint", Duration::from_secs(10), || {
         resolve(&h, &admin, &id, ANTWERP).ok().and_then(|r| r["endpoint"].as_str().map(str::to_string))
     });
@@ -98,7 +101,7 @@ fn gateway_scales_out_before_slots_run_out_never_exceeds_slots_and_drains_withou
     // the zone starts an instance, so every session up to max × slots is accepted.
     let mut sessions = Vec::new();
     let mut per_instance: BTreeMap<String, u32> = BTreeMap::new();
-    for k in 0..9 {
+    for k in 0..9usize {
         let (s, g) = open(&endpoint);
         assert!(g.starts_with("zonal-workload lane"), "session {k} refused: {g}");
         *per_instance.entry(instance_of(&g)).or_default() += 1;
@@ -147,7 +150,6 @@ fn gateway_scales_out_before_slots_run_out_never_exceeds_slots_and_drains_withou
     h.assert_no_leftovers();
 }
 
-
 /// Runs `zonal load … -o json` against the domain and returns its report.
 fn load(h: &mut Harness, domain: &str, token: &str, args: &[&str]) -> Value {
     let mut all = vec!["load", "--url", domain, "--token", token, "--quiet", "-o", "json"];
@@ -165,7 +167,9 @@ fn load_rises_and_falls_the_zone_follows_and_no_session_is_cut() {
     let mut h = Harness::new();
     let (mut domain, mut zones, admin, token) = system(&mut h, &[CORE], QUICK);
     let id = deploy_text(&h, &admin, &manifest("wave", "--slots 5", 5, 4, 1, 6));
-    wait_for("one reporting instance", Duration::from_secs(30), || (reporting(&h, &admin, &id).len() == 1).then_some(()));
+    wait_for("one reporting instance", Duration::from_secs(30), || {
+        (reporting(&h, &admin, &id).len() == 1).then_some(())
+    });
     let url = domain.url.clone();
     // About 3 sessions/s of ~2.5 s each: ~8 open at the peak, more than one instance holds.
     let report = load(
@@ -217,36 +221,41 @@ fn resolution_picks_the_nearest_zone_deploys_on_demand_and_spills_over() {
     let (mut domain, mut zones, admin, token) = system(&mut h, &[CORE, EDGE], QUICK);
     // One instance of two slots per zone: a zone is full after two sessions.
     let id = deploy_text(&h, &admin, &manifest("kiosk", "--slots 2", 2, 0, 1, 1));
-    let first = wait_for("resolution to a zone", Duration::from_secs(30), || resolve(&h, &admin, &id, ANTWERP).ok());
-    assert_eq!(first["zone"], CORE, "the placer put the service in the core zone: {first}");
-    let core_ep = first["endpoint"].as_str().expect("endpoint").to_string();
-    let (c1, _) = open(&core_ep);
-    let (c2, _) = open(&core_ep);
+    // The placer puts the service in one zone; the client sits at the other one.
+    let placed = wait_for("resolution to a zone", Duration::from_secs(30), || resolve(&h, &admin, &id, ANTWERP).ok());
+    let (far, near_zone, client) = if placed["zone"] == CORE { (CORE, EDGE, ANTWERP) } else { (EDGE, CORE, FRANKFURT) };
+    let first = resolve(&h, &admin, &id, client).expect("resolve");
+    assert_eq!(first["zone"], far, "{first}");
+    let far_ep = first["endpoint"].as_str().expect("endpoint").to_string();
+    let (c1, _) = open(&far_ep);
+    let (c2, _) = open(&far_ep);
 
     // The only zone running it is full: resolution deploys on demand in the nearest zone.
-    let (status, body) = wait_for("an on-demand deployment", Duration::from_secs(20), || resolve(&h, &admin, &id, ANTWERP).err());
+    let (status, body) =
+        wait_for("an on-demand deployment", Duration::from_secs(20), || resolve(&h, &admin, &id, client).err());
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "deploying_on_demand", "{body}");
-    assert!(body["detail"].as_str().unwrap_or("").contains(EDGE), "{body}");
+    assert!(body["detail"].as_str().unwrap_or("").contains(near_zone), "{body}");
     let near = wait_for("resolution to the new zone", Duration::from_secs(30), || {
-        resolve(&h, &admin, &id, ANTWERP).ok().filter(|r| r["zone"] == EDGE)
+        resolve(&h, &admin, &id, client).ok().filter(|r| r["zone"] == near_zone)
     });
     assert_eq!(near["rank"], 0, "the nearest zone ranks first: {near}");
     assert!(near["rtt_ms"].as_f64() < first["rtt_ms"].as_f64(), "{near} vs {first}");
 
-    // The nearest zone fills; the core zone has room again: the client spills over.
-    let edge_ep = near["endpoint"].as_str().expect("endpoint").to_string();
-    let (e1, _) = open(&edge_ep);
-    let (e2, _) = open(&edge_ep);
+    // The nearest zone fills; the other has room again: the client spills over.
+    let near_ep = near["endpoint"].as_str().expect("endpoint").to_string();
+    let (e1, _) = open(&near_ep);
+    let (e2, _) = open(&near_ep);
     drop((c1, c2));
-    let spilled = wait_for("spill-over to the core zone", Duration::from_secs(20), || {
-        resolve(&h, &admin, &id, ANTWERP).ok().filter(|r| r["zone"] == CORE)
+    let spilled = wait_for("spill-over to the farther zone", Duration::from_secs(20), || {
+        resolve(&h, &admin, &id, client).ok().filter(|r| r["zone"] == far)
     });
     assert_eq!(spilled["rank"], 1, "{spilled}");
 
     // The same through the CLI.
+    let from = format!("{},{}", client.0, client.1);
     let (mut child, log) = h.spawn(
-        &["resolve", &id, "--from", "51.2194,4.4025", "--url", &domain.url, "--token", &token, "-o", "json"],
+        &["resolve", &id, "--from", &from, "--url", &domain.url, "--token", &token, "-o", "json"],
         &[],
         "resolve.log",
     );
@@ -254,7 +263,7 @@ fn resolution_picks_the_nearest_zone_deploys_on_demand_and_spills_over() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(st.success(), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    assert_eq!(v["zone"], CORE, "{v}");
+    assert_eq!(v["zone"], far, "{v}");
     // Resolution is in the OpenAPI document.
     let doc = h.get(&h.client(&domain.url, None), "/openapi.json");
     assert!(doc["paths"]["/1.0/resolve/{id}"]["get"].is_object());

@@ -38,17 +38,15 @@ impl DomainCore {
         let zones = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
         let at = match from {
             Origin::At(l) => *l,
-            Origin::Region(r) => zones
-                .iter()
-                .find(|(n, _)| n == r)
-                .and_then(|(_, z)| z.registration.location)
-                .ok_or_else(|| {
+            Origin::Region(r) => {
+                zones.iter().find(|(n, _)| n == r).and_then(|(_, z)| z.registration.location).ok_or_else(|| {
                     let known: Vec<&str> = zones.iter().map(|(n, _)| n.as_str()).collect();
                     ApiError::bad_request(format!(
                         "region {r:?} is not a zone with a location; expected one of {} or ?lat=…&lon=…",
                         known.join(", ")
                     ))
-                })?,
+                })?
+            }
         };
         let model = LatencyModel::default();
         let sla = s.service.sla.unwrap_or_default();
@@ -78,7 +76,8 @@ impl DomainCore {
                     None if !placed.contains(name) => candidates.push(ZoneOffer {
                         zone: name.clone(),
                         endpoint: String::new(),
-                        advertised: 1,
+                        // Nothing runs there yet: the resolver can only offer it on demand.
+                        advertised: 0,
                         rtt_ms,
                     }),
                     None => {}
@@ -98,8 +97,11 @@ impl DomainCore {
             Resolution::DeployOnDemand { .. } | Resolution::Unreachable => {
                 let deploying: Vec<&String> =
                     placed.iter().filter(|z| !running.iter().any(|(o, _)| &o.zone == *z)).collect();
-                // The best zone by utility that does not run the service yet, and can hold it.
-                let mut pool = candidates;
+                // The best zone by utility that does not run the service yet, and can hold it;
+                // but not while a zone of the placement is still coming up: its slots are
+                // on the way.
+                let settled = s.placement.is_some() && deploying.is_empty();
+                let mut pool = if settled { candidates } else { Vec::new() };
                 while let Resolution::DeployOnDemand { zone, utility: u } = resolve(&pool, &utility) {
                     match self.deploy_on_demand(id, &zone)? {
                         Ok(()) => {
@@ -116,6 +118,13 @@ impl DomainCore {
                             pool.retain(|o| o.zone != zone);
                         }
                     }
+                }
+                if s.placement.is_none() {
+                    return Err(ApiError::new(
+                        503,
+                        "deploying",
+                        format!("service {id} is being placed; retry in a few seconds"),
+                    ));
                 }
                 if !deploying.is_empty() {
                     return Err(ApiError::new(
@@ -175,5 +184,9 @@ impl DomainCore {
 /// The zone endpoint of the service's entry component: its first port with a gateway.
 fn first_endpoint(service: &zonal_model::Service, view: &zonal_proto::wire::ZoneServiceView) -> Option<String> {
     let entry = service.entry_component()?;
-    entry.ports.iter().find_map(|p| view.endpoints.get(&p.name).cloned()).or_else(|| view.endpoints.values().next().cloned())
+    entry
+        .ports
+        .iter()
+        .find_map(|p| view.endpoints.get(&p.name).cloned())
+        .or_else(|| view.endpoints.values().next().cloned())
 }

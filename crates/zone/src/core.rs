@@ -974,11 +974,8 @@ impl ZoneCore {
             let v = self.service_view(&rt, s);
             let _ = writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"total\"}} {}", s.serviceid, v.slots.total);
             let _ = writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"free\"}} {}", s.serviceid, v.slots.free);
-            let _ = writeln!(
-                out,
-                "zonal_zone_slots{{service=\"{}\",kind=\"advertised\"}} {}",
-                s.serviceid, v.advertised
-            );
+            let _ =
+                writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"advertised\"}} {}", s.serviceid, v.advertised);
         }
         let _ = writeln!(out, "# HELP zonal_zone_gateway_sessions Sessions the gateway proxies now.");
         let _ = writeln!(out, "# TYPE zonal_zone_gateway_sessions gauge");
@@ -1063,7 +1060,11 @@ impl ZoneCore {
                 rec.state = InstanceState::Failed;
                 let open = rt.slots.get(&id).map_or(0, |s| s.used).max(rt.gw_sessions.get(&id).copied().unwrap_or(0));
                 if open > 0 {
-                    tracing::warn!(instance = id, sessions = open, "the instance died with open sessions: they are lost");
+                    tracing::warn!(
+                        instance = id,
+                        sessions = open,
+                        "the instance died with open sessions: they are lost"
+                    );
                     *rt.lost_sessions.entry(rec.service.clone()).or_default() += u64::from(open);
                 }
                 rt.supervised.remove(&id);

@@ -9,9 +9,9 @@
 //! sessions run to their end. A connection for which no instance has a free slot is told
 //! `busy: …` (the workload's own refusal line) and closed.
 //!
-//! Design choice: `tokio::io::copy_bidirectional` — one task per session and a buffer per
-//! direction; the kernel does the rest. Splicing (zero-copy) would save one copy per byte
-//! and is left for when the benchmark says it matters.
+//! Design choice: one task per session, `tokio::io::copy` in each direction (see [`relay`]
+//! for why not `copy_bidirectional`); the kernel does the rest. Splicing (zero-copy) would
+//! save one copy per byte and is left for when the benchmark says it matters.
 
 use std::net::SocketAddr;
 use std::sync::Weak;
@@ -65,6 +65,28 @@ impl Drop for Lease {
     }
 }
 
+/// Moves bytes both ways until the instance's side ends. A client that stops sending only
+/// half-closes towards the instance (it may still be waiting for the answer); an instance
+/// that closes (or dies) ends the session at once. `copy_bidirectional` would wait for the
+/// client's side too, keeping the slot of a dead instance counted until the client noticed.
+async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
+    let (mut cr, mut cw) = client.split();
+    let (mut br, mut bw) = backend.split();
+    let up = async {
+        let _ = tokio::io::copy(&mut cr, &mut bw).await;
+        let _ = bw.shutdown().await;
+        std::future::pending::<()>().await
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut br, &mut cw).await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::select! {
+        _ = down => {}
+        _ = up => {}
+    }
+}
+
 async fn proxy(zone: Weak<ZoneCore>, service: String, port: String, mut client: TcpStream) {
     let _ = client.set_nodelay(true);
     let mut excluded: Vec<String> = Vec::new();
@@ -82,7 +104,7 @@ async fn proxy(zone: Weak<ZoneCore>, service: String, port: String, mut client: 
                     z.gateway_latency(&picked.instance, started.elapsed());
                 }
                 let _ = backend.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                relay(&mut client, &mut backend).await;
                 drop(lease);
                 return;
             }
