@@ -325,3 +325,55 @@ fn a_killed_instance_loses_its_sessions_is_replaced_and_configuration_caps_hold(
     domain.stop();
     h.assert_no_leftovers();
 }
+
+#[test]
+fn the_scaler_adds_a_configuration_to_a_running_instance_before_starting_one() {
+    let mut h = Harness::new();
+    let (mut domain, mut zones, admin, _) = system(&mut h, &[CORE], QUICK);
+    // A pool whose instances take configurations of other services (FUSION overlaying).
+    let pool =
+        manifest("pool", "--slots 6", 6, 0, 1, 1).replace("    ports:", "    supports_overlay: true\n    ports:");
+    let pool_id = deploy_text(&h, &admin, &pool);
+    let host = wait_for("the pool instance", Duration::from_secs(30), || reporting(&h, &admin, &pool_id).pop());
+    let host_id = host["id"].as_str().expect("id").to_string();
+    // A guest service that may be served by configurations on other instances.
+    let id = deploy_text(&h, &admin, &manifest("guest", "--slots 2", 2, 1, 1, 2));
+    wait_for("the guest instance", Duration::from_secs(30), || (reporting(&h, &admin, &id).len() == 1).then_some(()));
+    let ep = wait_for("the guest gateway", Duration::from_secs(10), || {
+        resolve(&h, &admin, &id, ANTWERP).ok().and_then(|r| r["endpoint"].as_str().map(str::to_string))
+    });
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (s, g) = open(&ep);
+        assert!(g.starts_with("zonal-workload guest"), "{g}");
+        held.push(s);
+    }
+    // The guest's own instance is full: the scaler overlays a configuration on the pool's
+    // instance instead of starting a second guest instance.
+    let admin_port = port_of(std::slice::from_ref(&host), "pool", "admin");
+    let pool_admin = h.client(&format!("http://127.0.0.1:{admin_port}"), None);
+    wait_for("a guest configuration on the pool instance", Duration::from_secs(20), || {
+        h.get(&pool_admin, "/1.0/configs").get("guest").map(|_| ())
+    });
+    wait_for("the overlay to be offered", Duration::from_secs(10), || {
+        let v = h.get(&admin, &format!("/1.0/zones/{CORE}/services/{id}"));
+        (v["advertised"].as_u64() >= Some(1)).then_some(())
+    });
+    let (s, g) = open(&ep);
+    assert!(g.contains("config=guest") && g.contains(&format!("instance={host_id}")), "{g}");
+    held.push(s);
+    assert_eq!(instances(&h, &admin, &id).len(), 1, "no second guest instance was started");
+
+    // Load gone: the overlay drains and is removed; the pool instance keeps running.
+    drop(held);
+    wait_for("the guest configuration to be removed", Duration::from_secs(20), || {
+        h.get(&pool_admin, "/1.0/configs").get("guest").is_none().then_some(())
+    });
+    assert_eq!(reporting(&h, &admin, &pool_id).len(), 1);
+
+    for z in zones.iter_mut() {
+        z.stop();
+    }
+    domain.stop();
+    h.assert_no_leftovers();
+}

@@ -123,7 +123,11 @@ struct Runtime {
     /// Sessions the gateway proxies now, per instance and per (instance, port name). Counted
     /// here, synchronously with the choice, because slot reports lag behind new sessions.
     gw_sessions: HashMap<String, u32>,
-    gw_port_sessions: HashMap<(String, String), u32>,
+    gw_port_sessions: HashMap<(String, u16), u32>,
+    /// Configurations of a service overlaid on running instances of other services
+    /// (FUSION's virtual elastic scaling, §2.3.2.2): guest service → host instance → overlay.
+    /// Memory only: after a zone manager restart the scaler starts from instances again.
+    overlays: BTreeMap<String, BTreeMap<String, Overlay>>,
     /// Smoothed connect latency to each instance (µs), for power-of-two choices.
     ewma_us: HashMap<String, f64>,
     /// Connections the gateway turned away for lack of slots, per service.
@@ -176,6 +180,17 @@ impl Default for SlotSettings {
 pub(crate) struct Picked {
     pub instance: String,
     pub addr: SocketAddr,
+}
+
+/// A configuration of a guest service on a host instance (named after the guest service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Overlay {
+    /// Its port on the host instance; 0 while it is being added.
+    port: u16,
+    /// Most sessions of the guest on the host.
+    cap: u32,
+    /// Scaled in: no new sessions, removed once its last session ends.
+    draining: bool,
 }
 
 /// The zone manager.
@@ -538,7 +553,148 @@ impl ZoneCore {
                 started_ms: i.started_ms.unwrap_or(0),
             });
         }
+        out.extend(Self::overlay_view(rt, service));
         out
+    }
+
+    /// The guest's overlays as the scaler sees them. They count as the youngest instances:
+    /// an overlay is the cheapest capacity to give back, so scale-in drains it first.
+    fn overlay_view(rt: &Runtime, guest: &str) -> Vec<SlotInstance> {
+        let mut out = Vec::new();
+        for (host, ov) in rt.overlays.get(guest).into_iter().flatten() {
+            if ov.port == 0 {
+                out.push(SlotInstance {
+                    id: host.clone(),
+                    state: SlotState::Provisioning,
+                    max: ov.cap,
+                    free: ov.cap,
+                    active: 0,
+                    started_ms: u64::MAX,
+                });
+                continue;
+            }
+            let Some(rep) = rt.slots.get(host) else { continue };
+            let gw_host = rt.gw_sessions.get(host).copied().unwrap_or(0);
+            let gw = rt.gw_port_sessions.get(&(host.clone(), ov.port)).copied().unwrap_or(0);
+            let (used, cfg_free) = rep.configs.get(guest).map_or((gw, 0), |c| (c.used.max(gw), c.free));
+            let shared = rep.free.min(rep.max.saturating_sub(rep.used.max(gw_host)));
+            let free = cfg_free.min(ov.cap.saturating_sub(used)).min(shared);
+            out.push(SlotInstance {
+                id: host.clone(),
+                state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+                max: ov.cap,
+                free: if ov.draining { ov.cap.saturating_sub(used) } else { free },
+                active: used,
+                started_ms: u64::MAX,
+            });
+        }
+        out
+    }
+
+    /// Running instances of other services whose component supports overlays and that have
+    /// free resource slots and no configuration of `guest` yet: (id, admin port, free).
+    fn overlay_hosts(rt: &Runtime, guest: &str) -> Vec<(String, u16, u32)> {
+        let mut out: Vec<(String, u16, u32)> = rt
+            .instances
+            .values()
+            .filter(|i| i.service != guest && i.state == InstanceState::Running)
+            .filter(|i| {
+                rt.services
+                    .get(&i.service)
+                    .and_then(|s| s.service.component(&i.component))
+                    .is_some_and(|c| c.supports_overlay)
+            })
+            .filter(|i| !rt.overlays.get(guest).is_some_and(|o| o.contains_key(&i.id)))
+            .filter_map(|i| {
+                let rep = rt.slots.get(&i.id)?;
+                let admin = i.ports.iter().find(|p| p.name == "admin")?.public;
+                let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
+                let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw)));
+                (free > 0).then(|| (i.id.clone(), admin, free))
+            })
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Adds a configuration of `guest` capped at `cap` sessions to host instance `host`
+    /// (through its admin API, in the background); the gateway uses it once it is there.
+    fn add_overlay(&self, guest: &str, host: &str, admin: u16, cap: u32) {
+        self.lock()
+            .overlays
+            .entry(guest.to_string())
+            .or_default()
+            .insert(host.to_string(), Overlay { port: 0, cap, draining: false });
+        let Some(me) = self.me.upgrade() else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"name": guest, "port": 0, "max": cap});
+            let result = me.adaptor.add_config(admin, body).await;
+            let mut rt = me.lock();
+            match result {
+                Ok(v) => {
+                    let port = v.get("port").and_then(|p| p.as_u64()).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+                    if let Some(ov) = rt.overlays.get_mut(&guest).and_then(|o| o.get_mut(&host)) {
+                        ov.port = port;
+                        tracing::info!(
+                            service = guest,
+                            host,
+                            port,
+                            cap,
+                            "virtual scale-out: configuration added to a running instance"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = guest, host, "cannot add a configuration: {e}");
+                    if let Some(o) = rt.overlays.get_mut(&guest) {
+                        o.remove(&host);
+                    }
+                }
+            }
+            drop(rt);
+            me.bump();
+            me.kick();
+        });
+    }
+
+    /// Removes the overlay of `guest` on `host` (its sessions have ended, or it is unwanted).
+    fn remove_overlay(&self, guest: &str, host: &str) {
+        let admin = {
+            let mut rt = self.lock();
+            if let Some(o) = rt.overlays.get_mut(guest) {
+                o.remove(host);
+            }
+            rt.instances.get(host).and_then(|i| i.ports.iter().find(|p| p.name == "admin").map(|p| p.public))
+        };
+        tracing::info!(service = guest, host, "virtual scale-in: configuration removed from the instance");
+        self.bump();
+        let (Some(admin), Some(me)) = (admin, self.me.upgrade()) else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = me.adaptor.remove_config(admin, &guest).await {
+                tracing::warn!(service = guest, host, "cannot remove a configuration: {e}");
+            }
+        });
+    }
+
+    /// Drops overlays whose guest is no longer deployed or whose host is gone.
+    fn prune_overlays(&self) {
+        let stale: Vec<(String, String)> = {
+            let rt = self.lock();
+            rt.overlays
+                .iter()
+                .flat_map(|(g, hosts)| hosts.keys().map(move |h| (g.clone(), h.clone())))
+                .filter(|(g, h)| {
+                    let guest_up = rt.services.get(g).is_some_and(|s| s.state == "deployed");
+                    let host_up = rt.instances.get(h).is_some_and(|i| i.state == InstanceState::Running);
+                    !(guest_up && host_up)
+                })
+                .collect()
+        };
+        for (g, h) in stale {
+            self.remove_overlay(&g, &h);
+        }
     }
 
     pub fn services(&self) -> Vec<ZoneServiceView> {
@@ -1321,6 +1477,7 @@ impl ZoneCore {
         }
         let scaled = self.scale_services(now);
         self.sync_gateways();
+        self.prune_overlays();
         let r = {
             let rt = self.lock();
             reconcile(&Self::desired(&rt), &self.observed(&rt), now)
@@ -1397,10 +1554,14 @@ impl ZoneCore {
                     continue;
                 }
                 let view = Self::scaler_view(&rt, &rec.serviceid, &c.name, c.slots.per_instance);
-                if !view.iter().any(|i| i.state != SlotState::Provisioning) {
+                let own: Vec<&SlotInstance> = view
+                    .iter()
+                    .filter(|i| rt.instances.get(&i.id).is_some_and(|r| r.service == rec.serviceid))
+                    .collect();
+                if !own.iter().any(|i| i.state != SlotState::Provisioning) {
                     continue;
                 }
-                let live = view.iter().filter(|i| i.state != SlotState::Decommissioned).count() as u32;
+                let live = own.iter().filter(|i| i.state != SlotState::Decommissioned).count() as u32;
                 let desired = rec.desired.get(&c.name).copied().unwrap_or(0);
                 if live != desired {
                     continue;
@@ -1426,13 +1587,57 @@ impl ZoneCore {
             let mut delta: i64 = 0;
             let mut out = false;
             let mut inn = false;
+            let (overlaid, reuse, per, min_instances, desired_now) = {
+                let rt = self.lock();
+                let rec = rt.services.get(&service);
+                let comp = rec.and_then(|r| r.service.component(&component));
+                (
+                    rt.overlays
+                        .get(&service)
+                        .map(|o| o.keys().cloned().collect::<BTreeSet<String>>())
+                        .unwrap_or_default(),
+                    rec.is_some_and(|r| r.service.reuse_existing),
+                    comp.map_or(1, |c| c.slots.per_instance),
+                    comp.map_or(1, |c| c.scaling.min_instances),
+                    rec.and_then(|r| r.desired.get(&component).copied()).unwrap_or(0),
+                )
+            };
             for a in actions {
                 match a {
-                    ScaleAction::Start(n) => {
-                        tracing::info!(service, component, count = n, "scaling out: free slots below the minimum");
-                        delta += i64::from(n);
+                    ScaleAction::Start(mut n) => {
+                        // Virtual elastic scaling first: a configuration on a running instance
+                        // with free resource slots is cheaper than a new instance.
+                        if reuse {
+                            let hosts = Self::overlay_hosts(&self.lock(), &service);
+                            for (host, admin, free) in hosts.into_iter().take(n as usize) {
+                                self.add_overlay(&service, &host, admin, free.min(per.max(1)));
+                                n -= 1;
+                                out = true;
+                            }
+                        }
+                        if n > 0 {
+                            tracing::info!(service, component, count = n, "scaling out: free slots below the minimum");
+                            delta += i64::from(n);
+                            out = true;
+                        }
+                    }
+                    ScaleAction::Decommission(id) if overlaid.contains(&id) => {
+                        tracing::info!(service, host = id, "virtual scale-in: draining the configuration");
+                        if let Some(ov) = self.lock().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = true;
+                        }
+                        inn = true;
+                    }
+                    ScaleAction::Recommission(id) if overlaid.contains(&id) => {
+                        if let Some(ov) = self.lock().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = false;
+                        }
                         out = true;
                     }
+                    ScaleAction::Terminate(id) if overlaid.contains(&id) => self.remove_overlay(&service, &id),
+                    // Never below the minimum of the service's own instances: overlays come
+                    // and go with other services.
+                    ScaleAction::Decommission(_) if i64::from(desired_now) + delta <= i64::from(min_instances) => {}
                     ScaleAction::Recommission(id) => {
                         tracing::info!(service, instance = id, "scaling out: recommissioning a draining instance");
                         self.set_state(&id, InstanceState::Running);
@@ -1539,7 +1744,7 @@ impl ZoneCore {
             };
             let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
             let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw)));
-            let gw_port = rt.gw_port_sessions.get(&(i.id.clone(), port.to_string())).copied().unwrap_or(0);
+            let gw_port = rt.gw_port_sessions.get(&(i.id.clone(), pm.public)).copied().unwrap_or(0);
             let config_free = rep
                 .configs
                 .values()
@@ -1555,6 +1760,27 @@ impl ZoneCore {
             });
             addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
         }
+        // The service's configurations on other services' instances: the host's resource
+        // slots are shared, the configuration's cap holds.
+        for (host, ov) in rt.overlays.get(service).into_iter().flatten() {
+            let Some(rep) = rt.slots.get(host).filter(|_| ov.port != 0 && !excluded.contains(host)) else { continue };
+            if rt.instances.get(host).is_none_or(|i| i.state != InstanceState::Running) {
+                continue;
+            }
+            let gw = rt.gw_sessions.get(host).copied().unwrap_or(0);
+            let gw_port = rt.gw_port_sessions.get(&(host.clone(), ov.port)).copied().unwrap_or(0);
+            let cfg = rep.configs.get(service);
+            let used = cfg.map_or(gw_port, |c| c.used.max(gw_port));
+            cands.push(Candidate {
+                id: host.clone(),
+                state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+                max: rep.max,
+                free: rep.free.min(rep.max.saturating_sub(rep.used.max(gw))),
+                config_free: Some(cfg.map_or(0, |c| c.free).min(ov.cap.saturating_sub(used))),
+                ewma_us: rt.ewma_us.get(host).copied().unwrap_or(0.0),
+            });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], ov.port)));
+        }
         // xorshift64: the gateway's randomness only spreads load, it need not be strong.
         let mut x = rt.rng;
         x ^= x << 13;
@@ -1564,12 +1790,12 @@ impl ZoneCore {
         let k = pick(self.settings.slots.balance, &cands, x)?;
         let id = cands[k].id.clone();
         *rt.gw_sessions.entry(id.clone()).or_default() += 1;
-        *rt.gw_port_sessions.entry((id.clone(), port.to_string())).or_default() += 1;
+        *rt.gw_port_sessions.entry((id.clone(), addrs[k].port())).or_default() += 1;
         Some(Picked { instance: id, addr: addrs[k] })
     }
 
     /// A gateway session to `instance` ended (or its connection failed).
-    pub(crate) fn gateway_release(&self, instance: &str, port: &str) {
+    pub(crate) fn gateway_release(&self, instance: &str, port: u16) {
         let mut rt = self.lock();
         if let Some(n) = rt.gw_sessions.get_mut(instance) {
             *n = n.saturating_sub(1);
@@ -1577,14 +1803,15 @@ impl ZoneCore {
                 rt.gw_sessions.remove(instance);
             }
         }
-        let key = (instance.to_string(), port.to_string());
+        let key = (instance.to_string(), port);
         if let Some(n) = rt.gw_port_sessions.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 rt.gw_port_sessions.remove(&key);
             }
         }
-        let draining = rt.instances.get(instance).is_some_and(|i| i.state == InstanceState::Decommissioned);
+        let draining = rt.instances.get(instance).is_some_and(|i| i.state == InstanceState::Decommissioned)
+            || rt.overlays.values().any(|o| o.get(instance).is_some_and(|ov| ov.draining));
         drop(rt);
         if draining {
             // Its last session may just have ended: let the reconciler stop it now.

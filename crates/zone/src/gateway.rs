@@ -54,13 +54,14 @@ async fn accept_loop(zone: Weak<ZoneCore>, service: String, port: String, listen
 struct Lease {
     zone: Weak<ZoneCore>,
     instance: String,
-    port: String,
+    /// The instance's port the session went to (one per configuration).
+    port: u16,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(z) = self.zone.upgrade() {
-            z.gateway_release(&self.instance, &self.port);
+            z.gateway_release(&self.instance, self.port);
         }
     }
 }
@@ -96,7 +97,7 @@ async fn proxy(zone: Weak<ZoneCore>, service: String, port: String, mut client: 
             None => return,
         };
         let Some(picked) = picked else { break };
-        let lease = Lease { zone: zone.clone(), instance: picked.instance.clone(), port: port.clone() };
+        let lease = Lease { zone: zone.clone(), instance: picked.instance.clone(), port: picked.addr.port() };
         let started = Instant::now();
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(picked.addr)).await {
             Ok(Ok(mut backend)) => {
