@@ -53,6 +53,8 @@ impl DomainCore {
         let utility = |rtt: f64| UtilitySla::utility(&sla, rtt);
         let placed: Vec<String> = s.placement.as_ref().map(|p| p.zones.keys().cloned().collect()).unwrap_or_default();
         let mut running = Vec::new();
+        // Zones whose instances are still starting: no slots yet, but they are on the way.
+        let mut starting: Vec<String> = Vec::new();
         let mut candidates = Vec::new();
         // Availability first: it takes the heartbeat lock itself.
         let available: Vec<bool> = zones.iter().map(|(n, _)| self.zone_available(n)).collect();
@@ -69,10 +71,15 @@ impl DomainCore {
                     .and_then(|h| h.report.as_ref())
                     .and_then(|r| r.services.iter().find(|v| v.serviceid == id && v.state == "deployed"));
                 match view.and_then(|v| first_endpoint(&s.service, v).map(|e| (v, e))) {
-                    Some((v, endpoint)) => running.push((
-                        ZoneOffer { zone: name.clone(), endpoint, advertised: v.advertised, rtt_ms },
-                        v.endpoints.clone(),
-                    )),
+                    Some((v, endpoint)) => {
+                        if v.advertised == 0 && v.running < v.instances.values().sum::<u32>() {
+                            starting.push(name.clone());
+                        }
+                        running.push((
+                            ZoneOffer { zone: name.clone(), endpoint, advertised: v.advertised, rtt_ms },
+                            v.endpoints.clone(),
+                        ))
+                    }
                     None if !placed.contains(name) => candidates.push(ZoneOffer {
                         zone: name.clone(),
                         endpoint: String::new(),
@@ -95,13 +102,16 @@ impl DomainCore {
                 Ok(Resolved { serviceid: id.to_string(), zone, endpoint, endpoints, rtt_ms, utility, rank, advertised })
             }
             Resolution::DeployOnDemand { .. } | Resolution::Unreachable => {
-                let deploying: Vec<&String> =
-                    placed.iter().filter(|z| !running.iter().any(|(o, _)| &o.zone == *z)).collect();
+                let deploying: Vec<&String> = placed
+                    .iter()
+                    .filter(|z| !running.iter().any(|(o, _)| &o.zone == *z) || starting.contains(z))
+                    .collect();
                 // The best zone by utility that does not run the service yet, and can hold it;
                 // but not while a zone of the placement is still coming up: its slots are
                 // on the way.
                 let settled = s.placement.is_some() && deploying.is_empty();
                 let mut pool = if settled { candidates } else { Vec::new() };
+                let mut refused: Vec<String> = Vec::new();
                 while let Resolution::DeployOnDemand { zone, utility: u } = resolve(&pool, &utility) {
                     match self.deploy_on_demand(id, &zone)? {
                         Ok(()) => {
@@ -115,6 +125,7 @@ impl DomainCore {
                         }
                         Err(why) => {
                             tracing::info!(service = id, zone, "on-demand deployment not possible: {why}");
+                            refused.push(format!("{zone}: {why}"));
                             pool.retain(|o| o.zone != zone);
                         }
                     }
@@ -140,8 +151,11 @@ impl DomainCore {
                     503,
                     "no_slots",
                     format!(
-                        "no zone within the service's r_max ({}) of ({:.4}, {:.4}) has a free slot for {id}, and none can take another deployment",
-                        sla.r_max, at.lat, at.lon
+                        "no zone within the service's r_max ({}) of ({:.4}, {:.4}) has a free slot for {id}, and none can take another deployment{}",
+                        sla.r_max,
+                        at.lat,
+                        at.lon,
+                        if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) }
                     ),
                 ))
             }
