@@ -392,3 +392,31 @@ fn print_report(r: &Report) {
         println!("rejected/failed: {}", why.join(", "));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_parse_with_and_without_name_and_weight() {
+        let r = parse_region("antwerp=51.2,4.4:3").expect("full form");
+        assert_eq!((r.name.as_str(), r.lat, r.lon, r.weight), ("antwerp", 51.2, 4.4, 3.0));
+        let r = parse_region("50.1,8.7").expect("position only");
+        assert_eq!((r.name.as_str(), r.weight), ("50.1,8.7", 1.0));
+        assert!(parse_region("x=91,0").is_err());
+        assert!(parse_region("x=1,2:0").is_err());
+        assert!(parse_region("nowhere").is_err());
+    }
+
+    #[test]
+    fn percentiles_and_exponential_samples() {
+        let p = percentiles((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(percentiles(Vec::new()).max, 0.0);
+        // The mean of many inverse-CDF samples is close to the mean asked for.
+        let n = 10_000;
+        let mean: f64 =
+            (0..n).map(|i| exponential((f64::from(i) + 0.5) / f64::from(n), 2.0)).sum::<f64>() / f64::from(n);
+        assert!((mean - 2.0).abs() < 0.05, "{mean}");
+    }
+}
