@@ -14,8 +14,10 @@ mod describe;
 mod domain;
 mod get;
 mod inspect;
+mod load;
 mod logs;
 mod plan;
+mod resolve;
 mod table;
 mod token;
 mod up;
@@ -56,6 +58,10 @@ enum Command {
     Delete(delete::Args),
     /// Show the log of an instance.
     Logs(logs::Args),
+    /// Which zone endpoint a client at a position is sent to (latency utility, slots, spill-over).
+    Resolve(resolve::Args),
+    /// Open sessions from client regions (Poisson arrivals) and report what happened to them.
+    Load(load::Args),
     /// Manage bearer tokens.
     Token(token::Args),
     /// Run the domain orchestrator daemon.
@@ -116,6 +122,8 @@ fn main() -> ExitCode {
         Command::Describe(a) => describe::run(a),
         Command::Delete(a) => delete::run(a),
         Command::Logs(a) => logs::run(a),
+        Command::Resolve(a) => resolve::run(a),
+        Command::Load(a) => load::run(a),
         Command::Token(a) => token::run(a),
         Command::Domain(a) => domain::run(a),
         Command::Zone(a) => zone::run(a),

@@ -53,6 +53,8 @@ pub struct Args {
     /// Once the domain is up, `zonal apply -f FILE` each of these service manifests.
     #[arg(long = "apply", value_name = "FILE")]
     pub apply: Vec<PathBuf>,
+    #[command(flatten)]
+    pub slots: crate::zone::SlotArgs,
 }
 
 struct Daemon {
@@ -275,7 +277,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     format!("{}ms", args.stop_grace.as_millis()),
                     "--ready-file".into(),
                     zready.display().to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(args.slots.to_args())
+                .collect(),
                 env: vec![("ZONAL_ZONE_TOKEN".into(), token)],
                 log: logs.join(format!("zone-{z}.log")),
                 child: None,

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use zonal_control::slots::BalancePolicy;
 use zonal_model::{Amount, Resources};
 use zonal_proto::wire::HostInfo;
-use zonal_zone::ZoneOptions;
+use zonal_zone::{SlotSettings, ZoneOptions};
 
 use crate::common::{self, parse_duration};
 use crate::Failure;
@@ -41,10 +42,76 @@ pub struct Args {
     /// Write the API URL to this file once listening (for supervisors such as `zonal up`).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub slots: SlotArgs,
 }
 
-/// The hosts of zone `name` from an infrastructure file.
-pub fn zone_hosts(path: &std::path::Path, name: &str) -> Result<(Vec<HostInfo>, Option<String>), Failure> {
+/// How the zone scales on session slots and balances new sessions (also on `zonal up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SlotArgs {
+    /// The gateway's choice of instance for a new session.
+    #[arg(long, value_enum, default_value_t = Balance::LeastLoaded)]
+    pub balance: Balance,
+    /// Scale in only while min_free + this many slots stay free without the instance removed.
+    #[arg(long, default_value_t = 5)]
+    pub scale_hysteresis: u32,
+    /// Least time between two scale-outs.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub scale_out_cooldown: Duration,
+    /// Least time between two scale-ins.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub scale_in_cooldown: Duration,
+}
+
+impl SlotArgs {
+    pub fn settings(&self) -> SlotSettings {
+        SlotSettings {
+            balance: match self.balance {
+                Balance::MostFree => BalancePolicy::MostFree,
+                Balance::LeastLoaded => BalancePolicy::LeastLoaded,
+                Balance::PowerOfTwo => BalancePolicy::PowerOfTwo,
+            },
+            hysteresis: self.scale_hysteresis,
+            cooldown_out: self.scale_out_cooldown,
+            cooldown_in: self.scale_in_cooldown,
+        }
+    }
+
+    /// The same settings as `zonal zone` flags (for `zonal up`).
+    pub fn to_args(&self) -> Vec<String> {
+        let balance = match self.balance {
+            Balance::MostFree => "most-free",
+            Balance::LeastLoaded => "least-loaded",
+            Balance::PowerOfTwo => "power-of-two",
+        };
+        vec![
+            "--balance".into(),
+            balance.into(),
+            "--scale-hysteresis".into(),
+            self.scale_hysteresis.to_string(),
+            "--scale-out-cooldown".into(),
+            format!("{}ms", self.scale_out_cooldown.as_millis()),
+            "--scale-in-cooldown".into(),
+            format!("{}ms", self.scale_in_cooldown.as_millis()),
+        ]
+    }
+}
+
+/// Balancing policies of the zone gateway.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// The instance with the most free slots.
+    MostFree,
+    /// The instance with the smallest share of its slots in use.
+    LeastLoaded,
+    /// Two random instances; the one with the lower smoothed connect latency.
+    PowerOfTwo,
+}
+
+/// The hosts, tier and location of zone `name` from an infrastructure file.
+type ZoneFacts = (Vec<HostInfo>, Option<String>, Option<zonal_model::Location>);
+
+pub fn zone_hosts(path: &std::path::Path, name: &str) -> Result<ZoneFacts, Failure> {
     let loaded = crate::validate::load_valid(&[path.to_path_buf()], &crate::validate::DatasetArgs::default())?;
     let infra = loaded.bundle.infrastructure();
     let zone = infra.zone(name).ok_or_else(|| {
@@ -61,7 +128,7 @@ pub fn zone_hosts(path: &std::path::Path, name: &str) -> Result<(Vec<HostInfo>, 
             available: h.available,
         })
         .collect();
-    Ok((hosts, zone.tier.clone()))
+    Ok((hosts, zone.tier.clone(), zone.location))
 }
 
 fn local_host() -> HostInfo {
@@ -84,9 +151,9 @@ fn local_host() -> HostInfo {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     common::init_logging("info");
-    let (hosts, tier) = match &args.infrastructure {
+    let (hosts, tier, location) = match &args.infrastructure {
         Some(path) => zone_hosts(path, &args.name)?,
-        None => (vec![local_host()], None),
+        None => (vec![local_host()], None, None),
     };
     let state_dir = args.state.clone().unwrap_or_else(|| common::default_state_dir(&format!("zones/{}", args.name)));
     let zonal_exe =
@@ -102,6 +169,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         heartbeat: args.heartbeat,
         stop_grace: args.stop_grace,
         zonal_exe,
+        location,
+        slots: args.slots.settings(),
     };
     let ready_file = args.ready_file.clone();
     let name = args.name.clone();

@@ -121,8 +121,14 @@ pub fn scale(
         }
         return actions;
     }
+    // Scale in only on a settled picture: with an instance still starting, its slots are
+    // counted as free while the victim is chosen among active ones, which would drain a busy
+    // instance for an empty one. And not right after a scale-out either: the load that
+    // caused it is likely still there.
     if free >= policy.min_free
+        && provisioning == 0
         && cooled(memory.last_in_ms, policy.cooldown_in_ms)
+        && cooled(memory.last_out_ms, policy.cooldown_in_ms)
         && running > policy.min_instances.max(1)
     {
         // Victim: most free slots, then the youngest (it has had least time to gather sessions).
@@ -351,6 +357,12 @@ mod tests {
             .any(|a| matches!(a, ScaleAction::Terminate(_))));
         let drained = [inst("a", SlotState::Active, 10, 6, 4), inst("b", SlotState::Decommissioned, 10, 10, 0)];
         assert!(scale(&p, &drained, &ScalerMemory::default(), 0).contains(&ScaleAction::Terminate("b".into())));
+        // Not while an instance starts, nor within the scale-in cooldown after a scale-out.
+        let starting = [inst("a", SlotState::Active, 10, 1, 9), inst("b", SlotState::Provisioning, 10, 10, 0)];
+        assert!(scale(&p, &starting, &ScalerMemory::default(), 0).is_empty());
+        let just_out = ScalerMemory { last_out_ms: Some(1000), last_in_ms: None };
+        assert!(scale(&p, &insts, &just_out, 2000).is_empty());
+        assert_eq!(scale(&p, &insts, &just_out, 6000), vec![ScaleAction::Decommission("b".into())]);
         // Hysteresis: removing b would leave 6 − … < min_free + hysteresis → keep.
         let tight = [inst("a", SlotState::Active, 10, 3, 7), inst("b", SlotState::Active, 10, 5, 5)];
         assert!(scale(&p, &tight, &ScalerMemory::default(), 0).is_empty());

@@ -96,6 +96,58 @@ pub fn routes() -> Routes<Api> {
         .add(M::GET, "/1.0/users/{user}", "A user", ANY, get_user)
         .add(M::DELETE, "/1.0/users/{user}", "Delete a user (refused while it runs services)", ADMIN, delete_user)
         .add(M::POST, "/1.0/tokens", "Create a bearer token {role, name}", ADMIN, post_token)
+        .add(
+            M::GET,
+            "/1.0/resolve/{id}",
+            "The best zone endpoint for a client (?lat=…&lon=… or ?region=ZONE): latency utility, advertised slots, spill-over; 503 while deploying on demand",
+            ANY,
+            get_resolve,
+        )
+}
+
+#[derive(Deserialize)]
+struct ResolveQuery {
+    lat: Option<String>,
+    lon: Option<String>,
+    region: Option<String>,
+}
+
+async fn get_resolve(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    Query(q): Query<ResolveQuery>,
+) -> R<Response> {
+    use crate::resolve::Origin;
+    let coord = |name: &str, v: &str| {
+        v.trim().parse::<f64>().map_err(|_| ApiError::bad_request(format!("?{name}={v:?} is not a number of degrees")))
+    };
+    let from = match (q.lat.as_deref(), q.lon.as_deref(), q.region) {
+        (Some(lat), Some(lon), None) => {
+            let (lat, lon) = (coord("lat", lat)?, coord("lon", lon)?);
+            Origin::At(zonal_model::Location::new(lat, lon).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "({lat}, {lon}) is not a place on Earth; expected lat in [-90, 90] and lon in [-180, 180]"
+                ))
+            })?)
+        }
+        (None, None, Some(r)) => Origin::Region(r),
+        _ => {
+            return Err(ApiError::bad_request(
+                "GET /1.0/resolve/{service}: expected ?lat=…&lon=… or ?region=ZONE (one of the two)",
+            ))
+        }
+    };
+    match api.core.resolve(&who(p)?, &id, &from) {
+        Ok(r) => Ok(Json(r).into_response()),
+        // Tell clients when to come back while an on-demand deployment is under way.
+        Err(e) if e.status == 503 => {
+            let mut resp = e.into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            Ok(resp)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The OpenAPI document of the domain API.

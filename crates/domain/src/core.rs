@@ -902,6 +902,10 @@ impl DomainCore {
             "progress": s.progress.get(zone),
             "state": reported.as_ref().map_or("unknown".to_string(), |r| r.state.clone()),
             "running": reported.as_ref().map_or(0, |r| r.running),
+            "advertised": reported.as_ref().map_or(0, |r| r.advertised),
+            "endpoints": reported.as_ref().map(|r| r.endpoints.clone()).unwrap_or_default(),
+            "gateway_sessions": reported.as_ref().map_or(0, |r| r.gateway_sessions),
+            "lost_sessions": reported.as_ref().map_or(0, |r| r.lost_sessions),
             "slots": reported.map(|r| r.slots).unwrap_or_default(),
         }))
     }
@@ -977,6 +981,7 @@ mod tests {
                 features: Default::default(),
                 available: true,
             }],
+            location: None,
         };
         core.register_zone(&admin(), reg).expect("zone");
     }
@@ -1056,6 +1061,7 @@ mod tests {
             api_key: "k".into(),
             tier: None,
             hosts: vec![],
+            location: None,
         };
         assert_eq!(core.register_zone(&z, reg).expect_err("403").status, 403);
         assert_eq!(core.zone_status(&z, "z1", ZoneReport::default()).expect_err("404").status, 404);
@@ -1065,6 +1071,7 @@ mod tests {
             api_key: "k".into(),
             tier: None,
             hosts: vec![],
+            location: None,
         };
         assert_eq!(core.register_zone(&z, reg).expect_err("400").status, 400);
         assert!(core.zones(&admin()).expect("zones").is_empty());

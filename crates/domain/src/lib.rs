@@ -6,6 +6,8 @@
 //! * [`deploy`] — the deployment coordinator: placement (the pure placer of
 //!   `zonal-control`), per-zone deployment steps with persisted progress and retries, cascade
 //!   of terminations, re-placement away from dead zones.
+//! * [`resolve`] — service resolution: the best zone endpoint for a client by latency
+//!   utility and advertised slots, spill-over, on-demand deployment.
 //! * [`api`] — the `/1.0` REST API and `/openapi.json`.
 //!
 //! On first start the domain creates the user `admin` and writes its token to
@@ -14,6 +16,7 @@
 pub mod api;
 pub mod core;
 pub mod deploy;
+pub mod resolve;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zonal_control::place::HostSummary;
 use zonal_control::reconcile::InstanceState;
-use zonal_model::Resources;
+use zonal_model::{Location, Resources};
 
 use crate::env::PortMapping;
 
@@ -60,6 +60,10 @@ pub struct ZoneRegistration {
     pub tier: Option<String>,
     #[serde(default)]
     pub hosts: Vec<HostInfo>,
+    /// Where the zone is (from the infrastructure file); service resolution estimates a
+    /// client's latency to the zone from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// `PUT /1.0/zones/{zone}/status`: a zone's heartbeat with its summaries.
@@ -214,6 +218,19 @@ pub struct ZoneServiceView {
     pub running: u32,
     /// The late-binding namespace of the composite in this zone.
     pub namespace: String,
+    /// Slots the zone advertises to resolution (FUSION §2.8.3.2): free slots of instances
+    /// taking sessions plus those obtainable by starting instances up to the maximum.
+    #[serde(default)]
+    pub advertised: u32,
+    /// The zone's service endpoints (the gateway), per port name of the entry component.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+    /// Sessions that were open on instances that died (since the zone manager started).
+    #[serde(default)]
+    pub lost_sessions: u64,
+    /// Sessions the gateway is proxying now.
+    #[serde(default)]
+    pub gateway_sessions: u32,
 }
 
 /// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's
@@ -242,6 +259,9 @@ pub struct InstanceView {
     pub started_ms: Option<u64>,
     /// True when the current process was adopted after a zone manager restart.
     pub adopted: bool,
+    /// Sessions the zone's gateway is proxying to this instance now.
+    #[serde(default)]
+    pub gateway_sessions: u32,
     pub workdir: String,
     pub log: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,4 +349,23 @@ pub struct AddConfig {
     pub port: u16,
     #[serde(default)]
     pub max: Option<u32>,
+}
+
+/// Domain `GET /1.0/resolve/{service}`: where a client should open its session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub serviceid: String,
+    pub zone: String,
+    /// The zone's service endpoint (`host:port` of its gateway) for the entry component's
+    /// first port; `endpoints` has every port.
+    pub endpoint: String,
+    pub endpoints: BTreeMap<String, String>,
+    /// Estimated round-trip time from the client to the zone (ms).
+    pub rtt_ms: f64,
+    /// The service's utility of that latency.
+    pub utility: f64,
+    /// Position of the zone in the utility order (0 = best; more means spill-over).
+    pub rank: usize,
+    /// Slots the zone advertised.
+    pub advertised: u32,
 }

@@ -217,7 +217,9 @@ impl App {
             }
             Ok(n) => {
                 tracing::debug!(%peer, config, "session opened");
-                let greeting = format!("zonal-workload {name} config={config} session={n}\n");
+                // The instance id lets load generators count sessions per instance behind a gateway.
+                let instance = std::env::var(env::ZONAL_INSTANCE_ID).unwrap_or_else(|_| "-".into());
+                let greeting = format!("zonal-workload {name} config={config} session={n} instance={instance}\n");
                 if stream.write_all(greeting.as_bytes()).await.is_ok() {
                     let (r, mut w) = stream.split();
                     let mut lines = BufReader::new(r).lines();

@@ -443,6 +443,7 @@ mod tests {
             hosts: Vec::new(),
             state_dir: dir.path().to_path_buf(),
             stop_grace: std::time::Duration::from_secs(1),
+            slots: Default::default(),
         };
         let adaptor = Arc::new(ProcessAdaptor::new("z-test", std::path::PathBuf::from("/bin/false")));
         let core = ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open");

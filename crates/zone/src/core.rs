@@ -19,16 +19,22 @@
 //! * A clean stop (SIGTERM/SIGINT to the manager) stops every instance and drops its record;
 //!   desired counts stay, so the next start brings the service back.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::AbortHandle;
 use zonal_control::backoff::{after_crash, Backoff};
 use zonal_control::place::{pick_host, with_symmetric_anti_affinity, HostSummary};
 use zonal_control::reconcile::{reconcile, Action, InstanceState, Observed, SlotUsage};
+use zonal_control::slots::{
+    advertised_slots, pick, scale, BalancePolicy, Candidate, InstanceSlots as SlotInstance, ScaleAction, ScalerMemory,
+    ScalerPolicy, SlotState,
+};
 use zonal_model::{Resources, RunSpec, Service};
 use zonal_proto::env::{self as penv, PortMapping};
 use zonal_proto::wire::{
@@ -112,6 +118,26 @@ struct Runtime {
     problems: BTreeMap<String, String>,
     domain: Option<DomainBinding>,
     dca_attached: bool,
+    /// Gateway listeners per (service, port name of the entry component).
+    gateways: BTreeMap<(String, String), (SocketAddr, AbortHandle)>,
+    /// Sessions the gateway proxies now, per instance and per (instance, port name). Counted
+    /// here, synchronously with the choice, because slot reports lag behind new sessions.
+    gw_sessions: HashMap<String, u32>,
+    gw_port_sessions: HashMap<(String, u16), u32>,
+    /// Configurations of a service overlaid on running instances of other services
+    /// (FUSION's virtual elastic scaling, §2.3.2.2): guest service → host instance → overlay.
+    /// Memory only: after a zone manager restart the scaler starts from instances again.
+    overlays: BTreeMap<String, BTreeMap<String, Overlay>>,
+    /// Smoothed connect latency to each instance (µs), for power-of-two choices.
+    ewma_us: HashMap<String, f64>,
+    /// Connections the gateway turned away for lack of slots, per service.
+    gw_rejected: BTreeMap<String, u64>,
+    /// When the scaler last acted, per service.
+    scaler: HashMap<String, ScalerMemory>,
+    /// Sessions that were open on instances that died, per service.
+    lost_sessions: BTreeMap<String, u64>,
+    /// State of the gateway's random choices (power of two).
+    rng: u64,
 }
 
 /// Settings of a zone manager.
@@ -123,11 +149,55 @@ pub struct ZoneSettings {
     pub state_dir: PathBuf,
     /// How long a stopping instance gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// The scaler's and the gateway's settings.
+    pub slots: SlotSettings,
+}
+
+/// How the zone scales on session slots and balances new sessions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlotSettings {
+    /// The gateway's choice of instance for a new connection.
+    pub balance: BalancePolicy,
+    /// Scale in only while `min_free + hysteresis` slots stay free without the victim.
+    pub hysteresis: u32,
+    /// Least time between two scale-outs, and between two scale-ins.
+    pub cooldown_out: Duration,
+    pub cooldown_in: Duration,
+}
+
+impl Default for SlotSettings {
+    fn default() -> Self {
+        SlotSettings {
+            balance: BalancePolicy::LeastLoaded,
+            hysteresis: 5,
+            cooldown_out: Duration::from_secs(1),
+            cooldown_in: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the gateway chose for a new connection.
+pub(crate) struct Picked {
+    pub instance: String,
+    pub addr: SocketAddr,
+}
+
+/// A configuration of a guest service on a host instance (named after the guest service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Overlay {
+    /// Its port on the host instance; 0 while it is being added.
+    port: u16,
+    /// Most sessions of the guest on the host.
+    cap: u32,
+    /// Scaled in: no new sessions, removed once its last session ends.
+    draining: bool,
 }
 
 /// The zone manager.
 pub struct ZoneCore {
     pub settings: ZoneSettings,
+    /// Itself, for the gateway tasks (which must not keep the zone alive).
+    me: Weak<ZoneCore>,
     api_key: String,
     url: Mutex<String>,
     store: Arc<dyn Store>,
@@ -213,8 +283,11 @@ impl ZoneCore {
         }
         store.commit(batch).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded_channel();
-        Ok(Arc::new(ZoneCore {
+        let seed = now_ms() | 1;
+        rt.rng = seed;
+        Ok(Arc::new_cyclic(|me| ZoneCore {
             settings,
+            me: me.clone(),
             api_key: identity.api_key,
             url: Mutex::new(String::new()),
             store,
@@ -415,6 +488,24 @@ impl ZoneCore {
                 }
             }
         }
+        let mut advertised = 0;
+        let mut gateway_sessions = 0;
+        if let (Some(c), true) = (s.service.entry_component(), s.state == "deployed") {
+            let view = Self::scaler_view(rt, &s.serviceid, &c.name, c.slots.per_instance);
+            advertised = advertised_slots(&view, c.slots.per_instance, c.scaling.max_instances);
+            gateway_sessions = rt
+                .instances
+                .values()
+                .filter(|i| i.service == s.serviceid)
+                .map(|i| rt.gw_sessions.get(&i.id).copied().unwrap_or(0))
+                .sum();
+        }
+        let endpoints = rt
+            .gateways
+            .iter()
+            .filter(|((svc, _), _)| *svc == s.serviceid)
+            .map(|((_, port), (addr, _))| (port.clone(), addr.to_string()))
+            .collect();
         ZoneServiceView {
             serviceid: s.serviceid.clone(),
             state: s.state.clone(),
@@ -422,6 +513,187 @@ impl ZoneCore {
             instances: if s.state == "deployed" { s.desired.clone() } else { BTreeMap::new() },
             running,
             namespace: s.serviceid.clone(),
+            advertised,
+            endpoints,
+            lost_sessions: rt.lost_sessions.get(&s.serviceid).copied().unwrap_or(0),
+            gateway_sessions,
+        }
+    }
+
+    /// The instances of `(service, component)` as the scaler sees them. Sessions in use are
+    /// the larger of what the instance reported and what the gateway has open to it: a
+    /// report may not yet count a session the gateway just forwarded.
+    fn scaler_view(rt: &Runtime, service: &str, component: &str, per_instance: u32) -> Vec<SlotInstance> {
+        let mut out = Vec::new();
+        for i in rt.instances.values().filter(|i| i.service == service && i.component == component) {
+            let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
+            let report = rt.slots.get(&i.id);
+            let (state, max, free, active) = match (i.state, report) {
+                (InstanceState::Running, Some(r)) => {
+                    let active = r.used.max(gw);
+                    (SlotState::Active, r.max, r.free.min(r.max.saturating_sub(active)), active)
+                }
+                // Starting, restarting or not yet reporting: its slots are on the way.
+                (InstanceState::Running | InstanceState::Provisioning | InstanceState::Failed, _) => {
+                    (SlotState::Provisioning, per_instance, per_instance, 0)
+                }
+                (InstanceState::Decommissioned, r) => {
+                    let max = r.map_or(per_instance, |r| r.max);
+                    let active = r.map_or(0, |r| r.used).max(gw);
+                    (SlotState::Decommissioned, max, max.saturating_sub(active), active)
+                }
+                (InstanceState::Terminating | InstanceState::Lost, _) => continue,
+            };
+            out.push(SlotInstance {
+                id: i.id.clone(),
+                state,
+                max,
+                free,
+                active,
+                started_ms: i.started_ms.unwrap_or(0),
+            });
+        }
+        out.extend(Self::overlay_view(rt, service));
+        out
+    }
+
+    /// The guest's overlays as the scaler sees them. They count as the youngest instances:
+    /// an overlay is the cheapest capacity to give back, so scale-in drains it first.
+    fn overlay_view(rt: &Runtime, guest: &str) -> Vec<SlotInstance> {
+        let mut out = Vec::new();
+        for (host, ov) in rt.overlays.get(guest).into_iter().flatten() {
+            if ov.port == 0 {
+                out.push(SlotInstance {
+                    id: host.clone(),
+                    state: SlotState::Provisioning,
+                    max: ov.cap,
+                    free: ov.cap,
+                    active: 0,
+                    started_ms: u64::MAX,
+                });
+                continue;
+            }
+            let Some(rep) = rt.slots.get(host) else { continue };
+            let gw_host = rt.gw_sessions.get(host).copied().unwrap_or(0);
+            let gw = rt.gw_port_sessions.get(&(host.clone(), ov.port)).copied().unwrap_or(0);
+            let (used, cfg_free) = rep.configs.get(guest).map_or((gw, 0), |c| (c.used.max(gw), c.free));
+            let shared = rep.free.min(rep.max.saturating_sub(rep.used.max(gw_host)));
+            let free = cfg_free.min(ov.cap.saturating_sub(used)).min(shared);
+            out.push(SlotInstance {
+                id: host.clone(),
+                state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+                max: ov.cap,
+                free: if ov.draining { ov.cap.saturating_sub(used) } else { free },
+                active: used,
+                started_ms: u64::MAX,
+            });
+        }
+        out
+    }
+
+    /// Running instances of other services whose component supports overlays and that have
+    /// free resource slots and no configuration of `guest` yet: (id, admin port, free).
+    fn overlay_hosts(rt: &Runtime, guest: &str) -> Vec<(String, u16, u32)> {
+        let mut out: Vec<(String, u16, u32)> = rt
+            .instances
+            .values()
+            .filter(|i| i.service != guest && i.state == InstanceState::Running)
+            .filter(|i| {
+                rt.services
+                    .get(&i.service)
+                    .and_then(|s| s.service.component(&i.component))
+                    .is_some_and(|c| c.supports_overlay)
+            })
+            .filter(|i| !rt.overlays.get(guest).is_some_and(|o| o.contains_key(&i.id)))
+            .filter_map(|i| {
+                let rep = rt.slots.get(&i.id)?;
+                let admin = i.ports.iter().find(|p| p.name == "admin")?.public;
+                let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
+                let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw)));
+                (free > 0).then(|| (i.id.clone(), admin, free))
+            })
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Adds a configuration of `guest` capped at `cap` sessions to host instance `host`
+    /// (through its admin API, in the background); the gateway uses it once it is there.
+    fn add_overlay(&self, guest: &str, host: &str, admin: u16, cap: u32) {
+        self.lock()
+            .overlays
+            .entry(guest.to_string())
+            .or_default()
+            .insert(host.to_string(), Overlay { port: 0, cap, draining: false });
+        let Some(me) = self.me.upgrade() else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"name": guest, "port": 0, "max": cap});
+            let result = me.adaptor.add_config(admin, body).await;
+            let mut rt = me.lock();
+            match result {
+                Ok(v) => {
+                    let port = v.get("port").and_then(|p| p.as_u64()).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+                    if let Some(ov) = rt.overlays.get_mut(&guest).and_then(|o| o.get_mut(&host)) {
+                        ov.port = port;
+                        tracing::info!(
+                            service = guest,
+                            host,
+                            port,
+                            cap,
+                            "virtual scale-out: configuration added to a running instance"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = guest, host, "cannot add a configuration: {e}");
+                    if let Some(o) = rt.overlays.get_mut(&guest) {
+                        o.remove(&host);
+                    }
+                }
+            }
+            drop(rt);
+            me.bump();
+            me.kick();
+        });
+    }
+
+    /// Removes the overlay of `guest` on `host` (its sessions have ended, or it is unwanted).
+    fn remove_overlay(&self, guest: &str, host: &str) {
+        let admin = {
+            let mut rt = self.lock();
+            if let Some(o) = rt.overlays.get_mut(guest) {
+                o.remove(host);
+            }
+            rt.instances.get(host).and_then(|i| i.ports.iter().find(|p| p.name == "admin").map(|p| p.public))
+        };
+        tracing::info!(service = guest, host, "virtual scale-in: configuration removed from the instance");
+        self.bump();
+        let (Some(admin), Some(me)) = (admin, self.me.upgrade()) else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = me.adaptor.remove_config(admin, &guest).await {
+                tracing::warn!(service = guest, host, "cannot remove a configuration: {e}");
+            }
+        });
+    }
+
+    /// Drops overlays whose guest is no longer deployed or whose host is gone.
+    fn prune_overlays(&self) {
+        let stale: Vec<(String, String)> = {
+            let rt = self.lock();
+            rt.overlays
+                .iter()
+                .flat_map(|(g, hosts)| hosts.keys().map(move |h| (g.clone(), h.clone())))
+                .filter(|(g, h)| {
+                    let guest_up = rt.services.get(g).is_some_and(|s| s.state == "deployed");
+                    let host_up = rt.instances.get(h).is_some_and(|i| i.state == InstanceState::Running);
+                    !(guest_up && host_up)
+                })
+                .collect()
+        };
+        for (g, h) in stale {
+            self.remove_overlay(&g, &h);
         }
     }
 
@@ -598,6 +870,7 @@ impl ZoneCore {
             restarts: r.restarts,
             started_ms: r.started_ms,
             adopted: rt.adopted.contains(&r.id),
+            gateway_sessions: rt.gw_sessions.get(&r.id).copied().unwrap_or(0),
             workdir: r.workdir.display().to_string(),
             log: r.log.display().to_string(),
             last_exit: r.last_exit.clone(),
@@ -670,6 +943,8 @@ impl ZoneCore {
         rt.slots.insert(id.to_string(), slots.clone());
         drop(rt);
         self.bump();
+        // The scaler decides on slots: let it look now rather than at the next tick.
+        self.kick();
         Ok(slots)
     }
 
@@ -855,6 +1130,24 @@ impl ZoneCore {
             let v = self.service_view(&rt, s);
             let _ = writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"total\"}} {}", s.serviceid, v.slots.total);
             let _ = writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"free\"}} {}", s.serviceid, v.slots.free);
+            let _ =
+                writeln!(out, "zonal_zone_slots{{service=\"{}\",kind=\"advertised\"}} {}", s.serviceid, v.advertised);
+        }
+        let _ = writeln!(out, "# HELP zonal_zone_gateway_sessions Sessions the gateway proxies now.");
+        let _ = writeln!(out, "# TYPE zonal_zone_gateway_sessions gauge");
+        for s in rt.services.values() {
+            let v = self.service_view(&rt, s);
+            let _ = writeln!(out, "zonal_zone_gateway_sessions{{service=\"{}\"}} {}", s.serviceid, v.gateway_sessions);
+        }
+        let _ = writeln!(out, "# HELP zonal_zone_gateway_rejected_total Connections turned away: no free slot.");
+        let _ = writeln!(out, "# TYPE zonal_zone_gateway_rejected_total counter");
+        for (s, n) in &rt.gw_rejected {
+            let _ = writeln!(out, "zonal_zone_gateway_rejected_total{{service=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP zonal_zone_lost_sessions_total Sessions open on instances that died.");
+        let _ = writeln!(out, "# TYPE zonal_zone_lost_sessions_total counter");
+        for (s, n) in &rt.lost_sessions {
+            let _ = writeln!(out, "zonal_zone_lost_sessions_total{{service=\"{s}\"}} {n}");
         }
     }
 
@@ -870,9 +1163,21 @@ impl ZoneCore {
                 state: r.state,
                 supervised: rt.supervised.contains(&r.id),
                 restart_at: r.restart_at_ms,
-                slots: rt.slots.get(&r.id).map(|s| SlotUsage { max: s.max, free: s.free }),
+                slots: Self::usage(rt, &r.id),
             })
             .collect()
+    }
+
+    /// Slot usage for the reconciler, counting the gateway's open sessions too, so that a
+    /// draining instance is stopped only when neither its report nor the gateway shows a
+    /// session.
+    fn usage(rt: &Runtime, id: &str) -> Option<SlotUsage> {
+        let gw = rt.gw_sessions.get(id).copied().unwrap_or(0);
+        match rt.slots.get(id) {
+            Some(s) => Some(SlotUsage { max: s.max, free: s.free.min(s.max.saturating_sub(gw)) }),
+            None if gw > 0 => Some(SlotUsage { max: gw, free: 0 }),
+            None => None,
+        }
     }
 
     fn desired(rt: &Runtime) -> BTreeMap<(String, String), u32> {
@@ -909,6 +1214,15 @@ impl ZoneCore {
                 rec.last_exit = Some(status);
                 rec.pid = None;
                 rec.state = InstanceState::Failed;
+                let open = rt.slots.get(&id).map_or(0, |s| s.used).max(rt.gw_sessions.get(&id).copied().unwrap_or(0));
+                if open > 0 {
+                    tracing::warn!(
+                        instance = id,
+                        sessions = open,
+                        "the instance died with open sessions: they are lost"
+                    );
+                    *rt.lost_sessions.entry(rec.service.clone()).or_default() += u64::from(open);
+                }
                 rt.supervised.remove(&id);
                 rt.adopted.remove(&id);
                 rt.slots.remove(&id);
@@ -1161,11 +1475,14 @@ impl ZoneCore {
         for id in slow {
             self.set_state(&id, InstanceState::Running);
         }
+        let scaled = self.scale_services(now);
+        self.sync_gateways();
+        self.prune_overlays();
         let r = {
             let rt = self.lock();
             reconcile(&Self::desired(&rt), &self.observed(&rt), now)
         };
-        let mut changed = false;
+        let mut changed = scaled;
         for action in r.actions {
             changed = true;
             match action {
@@ -1217,6 +1534,302 @@ impl ZoneCore {
         }
         self.finish_deletions();
         r.wake_at
+    }
+
+    /// The slot scaler (FUSION §2.8.2) for the entry component of every deployed service:
+    /// asks `zonal_control::slots::scale` and turns its answer into desired counts and
+    /// instance states, which the reconciler then carries out. Returns true if it acted.
+    ///
+    /// It acts only on a converged group (as many live instances as desired) whose instances
+    /// report slots: while instances start or stop, or for programs that report nothing,
+    /// the counts the domain asked for stand.
+    fn scale_services(&self, now: u64) -> bool {
+        let cfg = self.settings.slots;
+        let mut plans: Vec<(String, String, u32, Vec<ScaleAction>)> = Vec::new();
+        {
+            let rt = self.lock();
+            for rec in rt.services.values().filter(|s| s.state == "deployed") {
+                let Some(c) = rec.service.entry_component() else { continue };
+                if matches!(c.run, RunSpec::None) {
+                    continue;
+                }
+                let view = Self::scaler_view(&rt, &rec.serviceid, &c.name, c.slots.per_instance);
+                let own: Vec<&SlotInstance> = view
+                    .iter()
+                    .filter(|i| rt.instances.get(&i.id).is_some_and(|r| r.service == rec.serviceid))
+                    .collect();
+                if !own.iter().any(|i| i.state != SlotState::Provisioning) {
+                    continue;
+                }
+                let live = own.iter().filter(|i| i.state != SlotState::Decommissioned).count() as u32;
+                let desired = rec.desired.get(&c.name).copied().unwrap_or(0);
+                if live != desired {
+                    continue;
+                }
+                let policy = ScalerPolicy {
+                    min_free: c.slots.min_free,
+                    per_instance: c.slots.per_instance,
+                    min_instances: c.scaling.min_instances,
+                    max_instances: c.scaling.max_instances,
+                    hysteresis: cfg.hysteresis,
+                    cooldown_out_ms: cfg.cooldown_out.as_millis() as u64,
+                    cooldown_in_ms: cfg.cooldown_in.as_millis() as u64,
+                };
+                let memory = rt.scaler.get(&rec.serviceid).copied().unwrap_or_default();
+                let actions = scale(&policy, &view, &memory, now);
+                if !actions.is_empty() {
+                    plans.push((rec.serviceid.clone(), c.name.clone(), c.scaling.max_instances, actions));
+                }
+            }
+        }
+        let mut acted = false;
+        for (service, component, max, actions) in plans {
+            let mut delta: i64 = 0;
+            let mut out = false;
+            let mut inn = false;
+            let (overlaid, reuse, per, min_instances, desired_now) = {
+                let rt = self.lock();
+                let rec = rt.services.get(&service);
+                let comp = rec.and_then(|r| r.service.component(&component));
+                (
+                    rt.overlays
+                        .get(&service)
+                        .map(|o| o.keys().cloned().collect::<BTreeSet<String>>())
+                        .unwrap_or_default(),
+                    rec.is_some_and(|r| r.service.reuse_existing),
+                    comp.map_or(1, |c| c.slots.per_instance),
+                    comp.map_or(1, |c| c.scaling.min_instances),
+                    rec.and_then(|r| r.desired.get(&component).copied()).unwrap_or(0),
+                )
+            };
+            for a in actions {
+                match a {
+                    ScaleAction::Start(mut n) => {
+                        // Virtual elastic scaling first: a configuration on a running instance
+                        // with free resource slots is cheaper than a new instance.
+                        if reuse {
+                            let hosts = Self::overlay_hosts(&self.lock(), &service);
+                            for (host, admin, free) in hosts.into_iter().take(n as usize) {
+                                self.add_overlay(&service, &host, admin, free.min(per.max(1)));
+                                n -= 1;
+                                out = true;
+                            }
+                        }
+                        if n > 0 {
+                            tracing::info!(service, component, count = n, "scaling out: free slots below the minimum");
+                            delta += i64::from(n);
+                            out = true;
+                        }
+                    }
+                    ScaleAction::Decommission(id) if overlaid.contains(&id) => {
+                        tracing::info!(service, host = id, "virtual scale-in: draining the configuration");
+                        if let Some(ov) = self.lock().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = true;
+                        }
+                        inn = true;
+                    }
+                    ScaleAction::Recommission(id) if overlaid.contains(&id) => {
+                        if let Some(ov) = self.lock().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = false;
+                        }
+                        out = true;
+                    }
+                    ScaleAction::Terminate(id) if overlaid.contains(&id) => self.remove_overlay(&service, &id),
+                    // Never below the minimum of the service's own instances: overlays come
+                    // and go with other services.
+                    ScaleAction::Decommission(_) if i64::from(desired_now) + delta <= i64::from(min_instances) => {}
+                    ScaleAction::Recommission(id) => {
+                        tracing::info!(service, instance = id, "scaling out: recommissioning a draining instance");
+                        self.set_state(&id, InstanceState::Running);
+                        delta += 1;
+                        out = true;
+                    }
+                    ScaleAction::Decommission(id) => {
+                        tracing::info!(service, instance = id, "scaling in: decommissioned, draining its sessions");
+                        self.set_state(&id, InstanceState::Decommissioned);
+                        delta -= 1;
+                        inn = true;
+                    }
+                    // The reconciler stops a drained instance once neither its report nor
+                    // the gateway shows a session (see `usage`).
+                    ScaleAction::Terminate(_) => {}
+                }
+            }
+            if delta != 0 {
+                let r = self.update_service(&service, |rec| {
+                    let n = rec.desired.entry(component.clone()).or_insert(0);
+                    *n = (i64::from(*n) + delta).clamp(0, i64::from(max)) as u32;
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    tracing::warn!(service, "cannot record the scaler's instance count: {}", e.body.detail);
+                }
+            }
+            let mut rt = self.lock();
+            let m = rt.scaler.entry(service).or_default();
+            if out {
+                m.last_out_ms = Some(now);
+            }
+            if inn {
+                m.last_in_ms = Some(now);
+            }
+            acted |= out || inn;
+        }
+        acted
+    }
+
+    /// One gateway listener per port of the entry component of each deployed service
+    /// (the admin port excepted); listeners of services no longer deployed are closed
+    /// (sessions already open run to their end).
+    fn sync_gateways(&self) {
+        let wanted: BTreeSet<(String, String)> = {
+            let rt = self.lock();
+            rt.services
+                .values()
+                .filter(|s| s.state == "deployed")
+                .filter_map(|s| s.service.entry_component().map(|c| (s, c)))
+                .filter(|(_, c)| !matches!(c.run, RunSpec::None))
+                .flat_map(|(s, c)| {
+                    c.ports.iter().filter(|p| p.name != "admin").map(|p| (s.serviceid.clone(), p.name.clone()))
+                })
+                .collect()
+        };
+        let mut rt = self.lock();
+        let stale: Vec<(String, String)> = rt.gateways.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let mut changed = !stale.is_empty();
+        for k in stale {
+            if let Some((addr, task)) = rt.gateways.remove(&k) {
+                tracing::info!(service = k.0, port = k.1, %addr, "gateway closed");
+                task.abort();
+            }
+        }
+        for (service, port) in wanted {
+            if rt.gateways.contains_key(&(service.clone(), port.clone())) {
+                continue;
+            }
+            match crate::gateway::listen(self.me.clone(), service.clone(), port.clone()) {
+                Ok((addr, task)) => {
+                    tracing::info!(service, port, %addr, "gateway listening");
+                    rt.gateways.insert((service, port), (addr, task));
+                    changed = true;
+                }
+                Err(e) => tracing::warn!(service, port, "cannot open the gateway: {e}"),
+            }
+        }
+        drop(rt);
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// The gateway's choice for a new connection to `service` on `port` (FUSION §2.9): an
+    /// active instance with a free slot (and a free slot under the configuration's cap),
+    /// by the zone's balancing policy, skipping `excluded`. The session is counted at once.
+    pub(crate) fn gateway_pick(&self, service: &str, port: &str, excluded: &[String]) -> Option<Picked> {
+        let mut rt = self.lock();
+        let entry = rt.services.get(service)?.service.entry_component()?.name.clone();
+        let mut cands = Vec::new();
+        let mut addrs = Vec::new();
+        for i in rt.instances.values() {
+            if i.service != service || i.component != entry || excluded.contains(&i.id) {
+                continue;
+            }
+            let state = match i.state {
+                InstanceState::Running => SlotState::Active,
+                InstanceState::Decommissioned => SlotState::Decommissioned,
+                _ => continue,
+            };
+            let (Some(rep), Some(pm)) = (rt.slots.get(&i.id), i.ports.iter().find(|p| p.name == port)) else {
+                continue;
+            };
+            let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
+            let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw)));
+            let gw_port = rt.gw_port_sessions.get(&(i.id.clone(), pm.public)).copied().unwrap_or(0);
+            let config_free = rep
+                .configs
+                .values()
+                .find(|c| c.port == pm.public)
+                .and_then(|c| c.max.map(|cap| c.free.min(cap.saturating_sub(c.used.max(gw_port)))));
+            cands.push(Candidate {
+                id: i.id.clone(),
+                state,
+                max: rep.max,
+                free,
+                config_free,
+                ewma_us: rt.ewma_us.get(&i.id).copied().unwrap_or(0.0),
+            });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
+        }
+        // The service's configurations on other services' instances: the host's resource
+        // slots are shared, the configuration's cap holds.
+        for (host, ov) in rt.overlays.get(service).into_iter().flatten() {
+            let Some(rep) = rt.slots.get(host).filter(|_| ov.port != 0 && !excluded.contains(host)) else { continue };
+            if rt.instances.get(host).is_none_or(|i| i.state != InstanceState::Running) {
+                continue;
+            }
+            let gw = rt.gw_sessions.get(host).copied().unwrap_or(0);
+            let gw_port = rt.gw_port_sessions.get(&(host.clone(), ov.port)).copied().unwrap_or(0);
+            let cfg = rep.configs.get(service);
+            let used = cfg.map_or(gw_port, |c| c.used.max(gw_port));
+            cands.push(Candidate {
+                id: host.clone(),
+                state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+                max: rep.max,
+                free: rep.free.min(rep.max.saturating_sub(rep.used.max(gw))),
+                config_free: Some(cfg.map_or(0, |c| c.free).min(ov.cap.saturating_sub(used))),
+                ewma_us: rt.ewma_us.get(host).copied().unwrap_or(0.0),
+            });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], ov.port)));
+        }
+        // xorshift64: the gateway's randomness only spreads load, it need not be strong.
+        let mut x = rt.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rt.rng = x;
+        let k = pick(self.settings.slots.balance, &cands, x)?;
+        let id = cands[k].id.clone();
+        *rt.gw_sessions.entry(id.clone()).or_default() += 1;
+        *rt.gw_port_sessions.entry((id.clone(), addrs[k].port())).or_default() += 1;
+        Some(Picked { instance: id, addr: addrs[k] })
+    }
+
+    /// A gateway session to `instance` ended (or its connection failed).
+    pub(crate) fn gateway_release(&self, instance: &str, port: u16) {
+        let mut rt = self.lock();
+        if let Some(n) = rt.gw_sessions.get_mut(instance) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                rt.gw_sessions.remove(instance);
+            }
+        }
+        let key = (instance.to_string(), port);
+        if let Some(n) = rt.gw_port_sessions.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                rt.gw_port_sessions.remove(&key);
+            }
+        }
+        let draining = rt.instances.get(instance).is_some_and(|i| i.state == InstanceState::Decommissioned)
+            || rt.overlays.values().any(|o| o.get(instance).is_some_and(|ov| ov.draining));
+        drop(rt);
+        if draining {
+            // Its last session may just have ended: let the reconciler stop it now.
+            self.kick();
+        }
+    }
+
+    /// Records how long connecting to `instance` took (failures count as slow).
+    pub(crate) fn gateway_latency(&self, instance: &str, took: Duration) {
+        let mut rt = self.lock();
+        let prev = rt.ewma_us.get(instance).copied().unwrap_or(0.0);
+        let v = zonal_control::slots::ewma(prev, took.as_secs_f64() * 1e6, 0.2);
+        rt.ewma_us.insert(instance.to_string(), v);
+    }
+
+    /// The gateway turned a connection to `service` away: no instance had a free slot.
+    pub(crate) fn gateway_rejected(&self, service: &str) {
+        *self.lock().gw_rejected.entry(service.to_string()).or_default() += 1;
     }
 
     /// The control loop. Runs until `shutdown` turns true.
@@ -1295,6 +1908,7 @@ mod tests {
             hosts: Vec::new(),
             state_dir: dir.to_path_buf(),
             stop_grace: Duration::from_secs(1),
+            slots: SlotSettings::default(),
         };
         let adaptor = Arc::new(crate::process::ProcessAdaptor::new("z-test", PathBuf::from("/bin/false")));
         ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open")

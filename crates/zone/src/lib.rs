@@ -18,6 +18,7 @@
 pub mod adaptor;
 pub mod api;
 pub mod core;
+mod gateway;
 pub mod process;
 
 use std::future::Future;
@@ -33,7 +34,7 @@ use zonal_proto::wire::{DomainBinding, HostInfo, ZoneRegistered, ZoneRegistratio
 use zonal_proto::Client;
 use zonal_store::RedbStore;
 
-pub use crate::core::{ZoneCore, ZoneSettings};
+pub use crate::core::{SlotSettings, ZoneCore, ZoneSettings};
 
 /// How to run a zone manager.
 #[derive(Debug, Clone)]
@@ -50,6 +51,10 @@ pub struct ZoneOptions {
     pub stop_grace: Duration,
     /// What `zonal` in a run spec means (normally `std::env::current_exe()`).
     pub zonal_exe: PathBuf,
+    /// Where the zone is (sent to the domain for service resolution).
+    pub location: Option<zonal_model::Location>,
+    /// Scaler and gateway settings.
+    pub slots: SlotSettings,
 }
 
 async fn bind(core: &ZoneCore, listen: SocketAddr) -> Result<TcpListener, String> {
@@ -82,6 +87,7 @@ pub async fn serve(
         hosts: opts.hosts.clone(),
         state_dir: opts.state_dir.clone(),
         stop_grace: opts.stop_grace,
+        slots: opts.slots,
     };
     let core = ZoneCore::open(settings, store, adaptor)?;
     let listener = bind(&core, opts.listen).await?;
@@ -123,6 +129,7 @@ async fn domain_link(core: Arc<ZoneCore>, opts: ZoneOptions, url: String, mut st
                 api_key: core.api_key().to_string(),
                 tier: opts.tier.clone(),
                 hosts: opts.hosts.clone(),
+                location: opts.location,
             };
             match client.post::<_, ZoneRegistered>("/1.0/zones", &reg).await {
                 Ok(r) => {

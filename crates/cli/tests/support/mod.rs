@@ -190,6 +190,11 @@ impl Harness {
 
     /// Starts zone `name` (hosts from the example infrastructure) for the domain at `domain`.
     pub fn zone(&mut self, name: &str, domain: &str, token: &str) -> Daemon {
+        self.zone_with(name, domain, token, &[])
+    }
+
+    /// Starts zone `name` with extra flags (e.g. the scaler's cooldowns).
+    pub fn zone_with(&mut self, name: &str, domain: &str, token: &str, extra: &[&str]) -> Daemon {
         let state = self.path().join("zones").join(name);
         let ready = self.path().join(format!("zone-{name}.url"));
         let _ = std::fs::remove_file(&ready);
@@ -213,7 +218,10 @@ impl Harness {
                 "3s",
                 "--ready-file",
                 ready.to_str().expect("utf-8 path"),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
             &[("ZONAL_ZONE_TOKEN", token)],
             &format!("zone-{name}.log"),
         );
