@@ -99,8 +99,16 @@ fn main() {
                     }
                     ratios.push(if e.objective.abs() > 1e-12 { h.objective / e.objective } else if h.objective.abs() > 1e-12 { f64::INFINITY } else { 1.0 });
                     eprintln!(
-                        "{} {}: exact {:.4} ({:.3} s, {:?}) heuristic {:.4} ({:.4} s, bound {:.4})",
-                        shape.name, req.id, e.objective, es, e.status, h.objective, hs, h.bound.unwrap_or(0.0)
+                        "{} {}: exact {:.4} ({:.3} s, {:?}) heuristic {:.4} ({:.4} s, bound {:.4}) [{}]",
+                        shape.name,
+                        req.id,
+                        e.objective,
+                        es,
+                        e.status,
+                        h.objective,
+                        hs,
+                        h.bound.unwrap_or(0.0),
+                        h.notes.join(" | ")
                     );
                 }
                 (e, h) => eprintln!(

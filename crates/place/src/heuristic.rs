@@ -221,10 +221,15 @@ impl Router {
     }
 
     /// Yen's k shortest loop-free paths from `a` to `b` (`a ≠ b`), fastest first.
-    fn k_shortest(&mut self, a: usize, b: usize) -> Vec<Rc<ZPath>> {
-        if let Some(v) = self.cache.get(&(a, b)) {
-            return v.clone();
+    fn k_shortest(&mut self, a: usize, b: usize) -> &[Rc<ZPath>] {
+        if !self.cache.contains_key(&(a, b)) {
+            let paths = self.yen(a, b);
+            self.cache.insert((a, b), paths);
         }
+        self.cache.get(&(a, b)).map_or(&[], Vec::as_slice)
+    }
+
+    fn yen(&self, a: usize, b: usize) -> Vec<Rc<ZPath>> {
         let n = self.adj.len();
         let no_zone = vec![false; n];
         let mut found: Vec<ZPath> = Vec::new();
@@ -266,9 +271,7 @@ impl Router {
                 .unwrap_or(0);
             found.push(pool.swap_remove(best));
         }
-        let out: Vec<Rc<ZPath>> = found.into_iter().map(Rc::new).collect();
-        self.cache.insert((a, b), out.clone());
-        out
+        found.into_iter().map(Rc::new).collect()
     }
 
     /// The fastest path from `a` to `b` with `bw` free on its arcs and `rev_bw` on their
@@ -293,7 +296,7 @@ impl Router {
                 return None; // the rest are slower still
             }
             if pth.arcs.iter().all(|&arc| usable(arc)) {
-                return Some(pth);
+                return Some(Rc::clone(pth));
             }
         }
         let pth = self.dijkstra(a, b, &vec![false; self.adj.len()], &BTreeSet::new(), &usable)?;
@@ -584,13 +587,6 @@ impl<'a> Model<'a> {
         }
     }
 
-    fn togo_at(&self, t: usize, zone: usize) -> f64 {
-        match self.zones[t].binary_search(&zone) {
-            Ok(i) => self.togo[t][i],
-            Err(_) => f64::INFINITY,
-        }
-    }
-
     /// Delay bound: the tree programme's optimum (0 contribution from non-tree channels).
     fn delay_bound(&self) -> f64 {
         self.roots.iter().map(|&r| self.togo[r].iter().copied().fold(f64::INFINITY, f64::min)).sum()
@@ -847,10 +843,64 @@ impl Search<'_, '_> {
         false
     }
 
+    /// Look-ahead of `t` in `zone`: the tree programme's least delay of each child subtree
+    /// not placed yet (placed children count through their routed channels instead).
+    fn ahead(&self, t: usize, zone: usize) -> f64 {
+        let m = self.m;
+        let mut sum = 0.0;
+        for &(c, r) in &m.children[t] {
+            if self.st.zone[c].is_some() {
+                continue;
+            }
+            let rt = &m.routes[r];
+            let best = m.zones[c]
+                .iter()
+                .zip(&m.togo[c])
+                .map(|(&zc, &g)| {
+                    let (a, b) = if rt.from == t { (zone, zc) } else { (zc, zone) };
+                    let d = m.p.zone_delay[a][b];
+                    if d > rt.max + 1e-9 {
+                        f64::INFINITY
+                    } else {
+                        rt.mult() * d + g
+                    }
+                })
+                .fold(f64::INFINITY, f64::min);
+            sum += best;
+        }
+        sum
+    }
+
+    /// The greedy in two orders: pinned (single-zone) components right after the fixed ones,
+    /// then breadth-first — so a pinned component's host is not filled by its neighbours
+    /// first; if that gets stuck, most constrained (fewest candidate hosts) first.
     fn greedy(&mut self) -> Result<(), PlaceError> {
         let m = self.m;
+        let single = |t: usize| m.fixed[t].is_none() && m.zones[t].len() == 1;
+        let first: Vec<usize> = m
+            .order
+            .iter()
+            .copied()
+            .filter(|&t| m.fixed[t].is_some())
+            .chain(m.order.iter().copied().filter(|&t| single(t)))
+            .chain(m.order.iter().copied().filter(|&t| m.fixed[t].is_none() && !single(t)))
+            .collect();
+        let start = self.st.clone();
+        let err = match self.greedy_in(&first) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.st = start;
+        let mut second = first.clone();
+        // Stable: ties keep the first order.
+        second.sort_by_key(|&t| if m.fixed[t].is_some() { 0 } else { m.cands[t].len() });
+        self.greedy_in(&second).map_err(|_| err)
+    }
+
+    fn greedy_in(&mut self, order: &[usize]) -> Result<(), PlaceError> {
+        let m = self.m;
         let p = m.p;
-        for &t in &m.order {
+        for &t in order {
             if let Some((z, h)) = m.fixed[t] {
                 self.st.zone[t] = Some(z);
                 self.st.host[t] = h;
@@ -862,7 +912,8 @@ impl Search<'_, '_> {
                 continue;
             }
             // Score every candidate host, then commit the best one whose routes fit together.
-            let mut scored: Vec<(f64, usize)> = Vec::new();
+            let mut scored: Vec<(i64, i64, i64, bool, usize)> = Vec::new();
+            let mut ahead_of: BTreeMap<usize, f64> = BTreeMap::new();
             for &h in &m.cands[t] {
                 if !self.fits(t, h) {
                     continue;
@@ -888,21 +939,33 @@ impl Search<'_, '_> {
                         }
                     }
                 }
-                let ahead = m.togo_at(t, z);
+                let ahead = match ahead_of.get(&z) {
+                    Some(&a) => a,
+                    None => {
+                        let a = self.ahead(t, z);
+                        ahead_of.insert(z, a);
+                        a
+                    }
+                };
                 if !feasible || !ahead.is_finite() {
                     continue;
                 }
                 let fresh = if self.st.count[h] == 0 { m.weight[h] } else { 0.0 };
-                // Tie-breaks: shorter routes, then hosts already used (keeps chains compact).
-                let score = m.wd * (delay + ahead)
-                    + m.ws * fresh
-                    + 1e-9 * (delay + ahead)
-                    + 1e-7 * f64::from(u8::from(self.st.count[h] == 0));
-                scored.push((score, h));
+                // Objective estimate first (rounded to 1e-6, so float noise does not decide),
+                // then the shorter routes to what is placed (defer commitments the look-ahead
+                // cannot see capacity for), then total delay, then hosts already used.
+                let key = |x: f64| (x * 1e6).round() as i64;
+                scored.push((
+                    key(m.wd * (delay + ahead) + m.ws * fresh),
+                    key(delay),
+                    key(delay + ahead),
+                    self.st.count[h] == 0,
+                    h,
+                ));
             }
-            scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            scored.sort();
             let mut placed = false;
-            for &(_, h) in &scored {
+            for &(.., h) in &scored {
                 self.put(t, h);
                 let mut routed = Vec::new();
                 let mut ok = true;
@@ -1101,11 +1164,16 @@ impl<'p> ChainHeuristic<'p> {
         let bound_started = Instant::now();
         let mut bound = m.combinatorial_bound(residual);
         let mut bound_kind = "combinatorial (tree programme of shortest-path delays ignoring capacity; fractional host cover)".to_string();
+        let proven = objective - bound <= 1e-9 * objective.abs().max(1.0);
         let want_lp = match options.bound {
             BoundMethod::Combinatorial => false,
             BoundMethod::Lp => true,
-            BoundMethod::Auto => estimate_binaries(p, request, residual, options.objective)
-                .is_ok_and(|n| n <= options.lp_bound_max_binaries),
+            // No solver call when the combinatorial bound already proves the plan optimal.
+            BoundMethod::Auto => {
+                !proven
+                    && estimate_binaries(p, request, residual, options.objective)
+                        .is_ok_and(|n| n <= options.lp_bound_max_binaries)
+            }
         };
         let mut stats = PlanStats::default();
         if want_lp {
@@ -1322,7 +1390,7 @@ mod tests {
         assert_eq!(paths[0].zones, vec![0, 1, 2, 3, 4]);
         assert!((paths[0].delay - 4.0).abs() < 1e-9);
         assert_eq!(paths[1].zones, vec![0, 4]);
-        for pth in &paths {
+        for pth in paths {
             let distinct: BTreeSet<_> = pth.zones.iter().collect();
             assert_eq!(distinct.len(), pth.zones.len());
         }
@@ -1336,7 +1404,7 @@ mod tests {
         let plan = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
         checked(&p, &plan);
         let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
-        assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}", plan.objective, exact.objective);
+        assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}\n{:#?}", plan.objective, exact.objective, plan.placements);
         assert!((plan.objective - 4.0).abs() < 1e-9);
         assert_eq!(plan.gap, Some(0.0), "the look-ahead bound proves it: {:?}", plan.notes);
         assert_eq!(plan.status, PlanStatus::Optimal);
