@@ -139,6 +139,27 @@ pub(crate) struct Router {
     adj: Vec<Vec<(usize, usize, f64)>>,
     k: usize,
     cache: BTreeMap<(usize, usize), Vec<Rc<ZPath>>>,
+    /// Plain shortest path per zone pair, from one shortest-path tree per source zone.
+    shortest: BTreeMap<(usize, usize), Option<Rc<ZPath>>>,
+    trees: BTreeMap<usize, Vec<Option<(usize, usize)>>>,
+}
+
+/// A Dijkstra heap entry: smallest distance first, ties to the smaller zone index.
+#[derive(Clone, Copy, PartialEq)]
+struct Item {
+    dist: f64,
+    zone: usize,
+}
+impl Eq for Item {}
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.dist.total_cmp(&self.dist).then_with(|| other.zone.cmp(&self.zone))
+    }
+}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 const BW_TOL: f64 = 1e-9;
@@ -157,48 +178,50 @@ impl Router {
         for a in &mut adj {
             a.sort_by(|x, y| x.0.cmp(&y.0));
         }
-        Router { adj, k: k.max(1), cache: BTreeMap::new() }
+        Router { adj, k: k.max(1), cache: BTreeMap::new(), shortest: BTreeMap::new(), trees: BTreeMap::new() }
     }
 
-    /// Dijkstra from `a` to `b` avoiding banned zones and arcs and arcs `usable` rejects;
-    /// ties broken by zone index, so the result is deterministic.
-    fn dijkstra(
+    /// Dijkstra from `a` (to `b`, or to every zone when `b` is `None`) avoiding banned zones
+    /// and arcs and arcs `usable` rejects; ties broken by zone index, so it is deterministic.
+    /// Returns each zone's predecessor (zone, arc) and distance.
+    fn search(
         &self,
         a: usize,
-        b: usize,
+        b: Option<usize>,
         banned_zone: &[bool],
         banned_arc: &BTreeSet<usize>,
         usable: &dyn Fn(usize) -> bool,
-    ) -> Option<ZPath> {
+    ) -> (Vec<f64>, Vec<Option<(usize, usize)>>) {
         let n = self.adj.len();
         let mut dist = vec![f64::INFINITY; n];
         let mut pred: Vec<Option<(usize, usize)>> = vec![None; n];
-        let mut done = vec![false; n];
+        let mut heap = std::collections::BinaryHeap::new();
         dist[a] = 0.0;
-        // Dense Dijkstra: zone graphs have hundreds of nodes, and it avoids float keys in a heap.
-        loop {
-            let mut u = None;
-            for v in 0..n {
-                if !done[v] && dist[v].is_finite() && u.is_none_or(|x: usize| dist[v] < dist[x]) {
-                    u = Some(v);
-                }
+        heap.push(Item { dist: 0.0, zone: a });
+        while let Some(Item { dist: d, zone: u }) = heap.pop() {
+            if d > dist[u] {
+                continue;
             }
-            let u = u?;
-            if u == b {
+            if Some(u) == b {
                 break;
             }
-            done[u] = true;
-            for &(v, arc, d) in &self.adj[u] {
-                if done[v] || banned_zone[v] || banned_arc.contains(&arc) || !usable(arc) {
+            for &(v, arc, w) in &self.adj[u] {
+                if banned_zone[v] || banned_arc.contains(&arc) || !usable(arc) {
                     continue;
                 }
-                let nd = dist[u] + d;
+                let nd = d + w;
                 if nd < dist[v] {
                     dist[v] = nd;
                     pred[v] = Some((u, arc));
+                    heap.push(Item { dist: nd, zone: v });
                 }
             }
         }
+        (dist, pred)
+    }
+
+    /// Walks `pred` back from `b` to `a`.
+    fn walk(&self, a: usize, b: usize, pred: &[Option<(usize, usize)>]) -> Option<ZPath> {
         let mut zones = vec![b];
         let mut arcs = Vec::new();
         let mut cur = b;
@@ -207,10 +230,40 @@ impl Router {
             zones.push(u);
             arcs.push(arc);
             cur = u;
+            if zones.len() > self.adj.len() {
+                return None;
+            }
         }
         zones.reverse();
         arcs.reverse();
-        Some(ZPath { zones, arcs, delay: dist[b] })
+        let delay = self.path_delay(&arcs, &zones);
+        Some(ZPath { zones, arcs, delay })
+    }
+
+    fn dijkstra(
+        &self,
+        a: usize,
+        b: usize,
+        banned_zone: &[bool],
+        banned_arc: &BTreeSet<usize>,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<ZPath> {
+        let (_, pred) = self.search(a, Some(b), banned_zone, banned_arc, usable);
+        self.walk(a, b, &pred)
+    }
+
+    /// The shortest path from `a` to `b` ignoring bandwidth (one tree per source, cached).
+    fn shortest(&mut self, a: usize, b: usize) -> Option<Rc<ZPath>> {
+        if let Some(p) = self.shortest.get(&(a, b)) {
+            return p.clone();
+        }
+        if !self.trees.contains_key(&a) {
+            let (_, pred) = self.search(a, None, &vec![false; self.adj.len()], &BTreeSet::new(), &|_| true);
+            self.trees.insert(a, pred);
+        }
+        let pth = self.trees.get(&a).and_then(|pred| self.walk(a, b, pred)).map(Rc::new);
+        self.shortest.insert((a, b), pth.clone());
+        pth
     }
 
     fn path_delay(&self, arcs: &[usize], zones: &[usize]) -> f64 {
@@ -291,6 +344,15 @@ impl Router {
         let usable = |arc: usize| {
             (bw <= 0.0 || arc_free[arc] + BW_TOL >= bw) && (rev_bw <= 0.0 || arc_free[arc ^ 1] + BW_TOL >= rev_bw)
         };
+        // The shortest path first: in an uncongested network it is the answer, and Yen's
+        // alternatives are only computed for the zone pairs that need them.
+        let first = self.shortest(a, b)?;
+        if first.delay > max + 1e-9 {
+            return None;
+        }
+        if first.arcs.iter().all(|&arc| usable(arc)) {
+            return Some(first);
+        }
         for pth in self.k_shortest(a, b) {
             if pth.delay > max + 1e-9 {
                 return None; // the rest are slower still
