@@ -26,8 +26,9 @@ fn main() {
     let path = args.first().cloned().unwrap_or_else(|| "../shared/data/topology-zoo/Interoute.graphml".into());
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let limit: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60.0);
-    let shapes: Vec<String> =
-        args.get(3).map_or_else(|| vec!["SC1".into(), "SC2".into(), "SC3".into()], |s| s.split(',').map(String::from).collect());
+    let shapes: Vec<String> = args
+        .get(3)
+        .map_or_else(|| vec!["SC1".into(), "SC2".into(), "SC3".into()], |s| s.split(',').map(String::from).collect());
     let objective = match args.get(4).map(String::as_str) {
         Some("servers") => ChainObjective::UsedServers,
         Some("weighted") => ChainObjective::Weighted { delay: 1.0, servers: 0.1 },
@@ -67,11 +68,17 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        let reqs: Vec<ChainRequest> =
-            services.iter().map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None }).collect();
+        let reqs: Vec<ChainRequest> = services
+            .iter()
+            .map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None })
+            .collect();
         let exact_opts = ChainOptions {
             objective,
-            solver: SolverOptions { time_limit: Some(std::time::Duration::from_secs_f64(limit)), threads: Some(1), ..Default::default() },
+            solver: SolverOptions {
+                time_limit: Some(std::time::Duration::from_secs_f64(limit)),
+                threads: Some(1),
+                ..Default::default()
+            },
         };
         let heur_opts = HeuristicOptions { objective, bound: BoundMethod::Auto, ..Default::default() };
         let mut heur = ChainHeuristic::new(&p, heur_opts.clone());
@@ -97,7 +104,13 @@ fn main() {
                     if e.status != zonal_place::PlanStatus::Optimal {
                         timeouts += 1;
                     }
-                    ratios.push(if e.objective.abs() > 1e-12 { h.objective / e.objective } else if h.objective.abs() > 1e-12 { f64::INFINITY } else { 1.0 });
+                    ratios.push(if e.objective.abs() > 1e-12 {
+                        h.objective / e.objective
+                    } else if h.objective.abs() > 1e-12 {
+                        f64::INFINITY
+                    } else {
+                        1.0
+                    });
                     eprintln!(
                         "{} {}: exact {:.4} ({:.3} s, {:?}) heuristic {:.4} ({:.4} s, bound {:.4}) [{}]",
                         shape.name,

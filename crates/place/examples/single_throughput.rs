@@ -63,7 +63,10 @@ fn bundle(hosts: usize, seed: u64) -> Bundle {
                 .map(|h| {
                     let mut host = Host {
                         name: format!("z{z:02}-h{h:04}"),
-                        capacity: res(if h % 4 == 0 { 64_000 } else { 32_000 }, if h % 4 == 0 { 262_144 } else { 131_072 }),
+                        capacity: res(
+                            if h % 4 == 0 { 64_000 } else { 32_000 },
+                            if h % 4 == 0 { 262_144 } else { 131_072 },
+                        ),
                         available: h % 97 != 0,
                         ..Default::default()
                     };

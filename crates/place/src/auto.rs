@@ -26,10 +26,10 @@ use std::collections::BTreeSet;
 use zonal_model::{Bundle, Demand, Document, Resources, Service};
 
 use crate::chain::{consume, estimate_binaries, place_chain_with, ChainOptions, ChainRequest, Residual};
-use crate::heuristic::{ChainHeuristic, HeuristicOptions};
 use crate::check::{check, CheckReport};
 use crate::error::PlaceError;
 use crate::fusion::{self, FusionOptions};
+use crate::heuristic::{ChainHeuristic, HeuristicOptions};
 use crate::plan::{Placement, Plan, PlanStatus};
 use crate::problem::{host_satisfies, Problem, ProblemOptions};
 
@@ -540,7 +540,8 @@ mod tests {
         assert_eq!(out.solvers[0].solver, "heuristic");
         assert!(out.solvers[0].reason.contains("binaries >"), "{:?}", out.solvers);
         assert_eq!(out.plan.subscriptions.len(), 2);
-        let forced = plan_bundle(&b, &AutoOptions { chain_solver: ChainSolver::Heuristic, ..Default::default() }).unwrap();
+        let forced =
+            plan_bundle(&b, &AutoOptions { chain_solver: ChainSolver::Heuristic, ..Default::default() }).unwrap();
         assert!(forced.check.is_ok(), "{}", forced.check.summary());
         assert_eq!(forced.solvers[0].reason, "--algorithm heuristic");
     }

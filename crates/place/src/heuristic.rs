@@ -25,6 +25,12 @@
 //!    reverse arcs) and meets the channel's max latency; when none of the `k` does, a
 //!    bandwidth-filtered shortest path. Bandwidth is reserved as routes are chosen.
 //!
+//! 5. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
+//!    start that cuts the path into contiguous segments, one zone each, each fitting the free
+//!    capacity of its zone's candidate hosts, minimising the shortest-path delay between
+//!    consecutive segments (a dynamic programme over (component, zone), `O(n² Z²)`). It sees the
+//!    capacity the tree look-ahead ignores; the better of the two starts goes to local search.
+//!
 //! # Local search
 //!
 //! First-improvement over five neighbourhoods, chosen by a seeded SplitMix64 generator:
@@ -267,10 +273,7 @@ impl Router {
     }
 
     fn path_delay(&self, arcs: &[usize], zones: &[usize]) -> f64 {
-        arcs.iter()
-            .zip(zones)
-            .map(|(&arc, &z)| self.adj[z].iter().find(|e| e.1 == arc).map_or(0.0, |e| e.2))
-            .sum()
+        arcs.iter().zip(zones).map(|(&arc, &z)| self.adj[z].iter().find(|e| e.1 == arc).map_or(0.0, |e| e.2)).sum()
     }
 
     /// Yen's k shortest loop-free paths from `a` to `b` (`a ≠ b`), fastest first.
@@ -320,7 +323,9 @@ impl Router {
                 break;
             }
             let best = (0..pool.len())
-                .min_by(|&x, &y| pool[x].delay.total_cmp(&pool[y].delay).then_with(|| pool[x].zones.cmp(&pool[y].zones)))
+                .min_by(|&x, &y| {
+                    pool[x].delay.total_cmp(&pool[y].delay).then_with(|| pool[x].zones.cmp(&pool[y].zones))
+                })
                 .unwrap_or(0);
             found.push(pool.swap_remove(best));
         }
@@ -545,8 +550,11 @@ impl<'a> Model<'a> {
         let mut weight = vec![0.0; p.hosts.len()];
         for &h in &host_list {
             let cap = p.hosts[h].capacity.get(zonal_model::resources::CPU) as f64;
-            weight[h] =
-                if cap > 0.0 { 100.0 * residual.host_free[h].get(zonal_model::resources::CPU) as f64 / cap } else { 0.0 };
+            weight[h] = if cap > 0.0 {
+                100.0 * residual.host_free[h].get(zonal_model::resources::CPU) as f64 / cap
+            } else {
+                0.0
+            };
         }
         let (wd, ws) = objective.weights();
         let mut m = Model {
@@ -618,9 +626,7 @@ impl<'a> Model<'a> {
         self.zones = (0..n)
             .map(|t| match self.fixed[t] {
                 Some((z, _)) => vec![z],
-                None => {
-                    self.cands[t].iter().map(|&h| p.hosts[h].zone).collect::<BTreeSet<_>>().into_iter().collect()
-                }
+                None => self.cands[t].iter().map(|&h| p.hosts[h].zone).collect::<BTreeSet<_>>().into_iter().collect(),
             })
             .collect();
         self.togo = self.zones.iter().map(|zs| vec![0.0; zs.len()]).collect();
@@ -758,12 +764,8 @@ impl Search<'_, '_> {
 
     fn objective(&self) -> f64 {
         let m = self.m;
-        let delay: f64 = m
-            .routes
-            .iter()
-            .zip(&self.st.path)
-            .map(|(r, pth)| pth.as_ref().map_or(0.0, |x| r.mult() * x.delay))
-            .sum();
+        let delay: f64 =
+            m.routes.iter().zip(&self.st.path).map(|(r, pth)| pth.as_ref().map_or(0.0, |x| r.mult() * x.delay)).sum();
         let servers: f64 = m.host_list.iter().filter(|&&h| self.st.count[h] > 0).map(|&h| m.weight[h]).sum();
         m.wd * delay + m.ws * servers
     }
@@ -1057,6 +1059,145 @@ impl Search<'_, '_> {
         Ok(())
     }
 
+    /// The components in channel order when the channel graph is one simple path (INPUT
+    /// chains are), else `None`. Starts from a fixed end when there is one.
+    fn path_order(&self) -> Option<Vec<usize>> {
+        let m = self.m;
+        let n = m.n();
+        if n < 2 || m.routes.len() != n - 1 || (0..n).any(|t| m.incident[t].len() > 2) {
+            return None;
+        }
+        let ends: Vec<usize> = (0..n).filter(|&t| m.incident[t].len() == 1).collect();
+        let start = ends.iter().copied().find(|&t| m.fixed[t].is_some()).or_else(|| ends.first().copied())?;
+        let mut order = vec![start];
+        let mut prev_route = usize::MAX;
+        let mut cur = start;
+        while let Some(&r) = m.incident[cur].iter().find(|&&r| r != prev_route) {
+            cur = m.other(r, cur);
+            prev_route = r;
+            order.push(cur);
+            if order.len() > n {
+                return None;
+            }
+        }
+        (order.len() == n).then_some(order)
+    }
+
+    /// Segment programme for path-shaped chains: cut the path into contiguous segments, one
+    /// zone each, a segment fitting the free capacity of its zone's candidate hosts; minimise
+    /// the delay between consecutive segments over shortest paths. A zone used by two
+    /// segments is not charged twice, so the result is checked host by host when built.
+    /// Returns false (state untouched) when the chain is not a path or the result does not fit.
+    fn segments(&mut self) -> bool {
+        let m = self.m;
+        let p = m.p;
+        let Some(order) = self.path_order() else { return false };
+        let n = order.len();
+        let r_n = m.res_names.len();
+        let mut cap: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for &h in &m.host_list {
+            let c = cap.entry(p.hosts[h].zone).or_insert_with(|| vec![0; r_n]);
+            for (x, f) in c.iter_mut().zip(&self.st.free[h]) {
+                *x += f;
+            }
+        }
+        let route_between = |i: usize| -> Option<usize> {
+            m.incident[order[i]].iter().copied().find(|&r| m.other(r, order[i]) == order[i - 1])
+        };
+        let edge = |i: usize, zp: usize, z: usize| -> f64 {
+            let Some(r) = route_between(i) else { return f64::INFINITY };
+            let rt = &m.routes[r];
+            let d = if rt.from == order[i - 1] { p.zone_delay[zp][z] } else { p.zone_delay[z][zp] };
+            if d > rt.max + 1e-9 {
+                f64::INFINITY
+            } else {
+                rt.mult() * d
+            }
+        };
+        // dp[i][k]: least delay with component order[i] ending a segment in zone m.zones[order[i]][k].
+        let zs: Vec<&Vec<usize>> = order.iter().map(|&t| &m.zones[t]).collect();
+        let mut dp: Vec<Vec<f64>> = zs.iter().map(|z| vec![f64::INFINITY; z.len()]).collect();
+        let mut back: Vec<Vec<(usize, usize)>> = zs.iter().map(|z| vec![(0, 0); z.len()]).collect();
+        for i in 0..n {
+            for (k, &z) in zs[i].iter().enumerate() {
+                let zero = vec![0; r_n];
+                let room = if m.fixed[order[i]].is_some() { &zero } else { cap.get(&z).unwrap_or(&zero) };
+                let mut used = vec![0u64; r_n];
+                for j in (0..=i).rev() {
+                    let t = order[j];
+                    if zs[j].binary_search(&z).is_err() {
+                        break;
+                    }
+                    for (u, d) in used.iter_mut().zip(&m.demand[t]) {
+                        *u += d;
+                    }
+                    if used.iter().zip(room).any(|(u, r)| u > r) {
+                        break;
+                    }
+                    let (enter, from) = if j == 0 {
+                        (0.0, 0)
+                    } else {
+                        let mut best = (f64::INFINITY, 0);
+                        for (kp, &zp) in zs[j - 1].iter().enumerate() {
+                            if zp == z || !dp[j - 1][kp].is_finite() {
+                                continue;
+                            }
+                            let c = dp[j - 1][kp] + edge(j, zp, z);
+                            if c < best.0 {
+                                best = (c, kp);
+                            }
+                        }
+                        best
+                    };
+                    if enter < dp[i][k] {
+                        dp[i][k] = enter;
+                        back[i][k] = (j, from);
+                    }
+                }
+            }
+        }
+        let Some((mut k, _)) =
+            dp[n - 1].iter().enumerate().filter(|(_, v)| v.is_finite()).min_by(|a, b| a.1.total_cmp(b.1))
+        else {
+            return false;
+        };
+        let mut zone_of = vec![0usize; n];
+        let mut i = n - 1;
+        loop {
+            let (j, kp) = back[i][k];
+            for z in zone_of.iter_mut().take(i + 1).skip(j) {
+                *z = zs[i][k];
+            }
+            if j == 0 {
+                break;
+            }
+            i = j - 1;
+            k = kp;
+        }
+        // Build it host by host.
+        let saved = self.st.clone();
+        let mut ok = true;
+        for (i, &t) in order.iter().enumerate() {
+            if let Some((z, h)) = m.fixed[t] {
+                self.st.zone[t] = Some(z);
+                self.st.host[t] = h;
+                continue;
+            }
+            match self.pick_in_zone(t, zone_of[i]) {
+                Some(h) => self.put(t, h),
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        ok = ok && (0..n).all(|t| self.relations_ok(t)) && (0..m.routes.len()).all(|r| self.route(r));
+        if !ok {
+            self.st = saved;
+        }
+        ok
+    }
+
     fn stuck(&self, t: usize) -> PlaceError {
         let s = &self.m.p.services[self.m.si].service;
         PlaceError::Infeasible {
@@ -1098,8 +1239,11 @@ impl Search<'_, '_> {
                         cands[rng.below(cands.len())]
                     } else {
                         // A host a neighbour or another component already uses.
-                        let used: Vec<usize> =
-                            cands.iter().copied().filter(|&h| self.st.count[h] > 0 && Some(h) != self.st.host[t]).collect();
+                        let used: Vec<usize> = cands
+                            .iter()
+                            .copied()
+                            .filter(|&h| self.st.count[h] > 0 && Some(h) != self.st.host[t])
+                            .collect();
                         if used.is_empty() {
                             cands[rng.below(cands.len())]
                         } else {
@@ -1126,7 +1270,8 @@ impl Search<'_, '_> {
                     match self.st.zone[t] {
                         Some(z) if z != target => {
                             let run = self.run_in_zone(t, z);
-                            let changes: Vec<(usize, Target)> = run.iter().map(|&c| (c, Target::Zone(target))).collect();
+                            let changes: Vec<(usize, Target)> =
+                                run.iter().map(|&c| (c, Target::Zone(target))).collect();
                             self.try_change(&changes, &[])
                         }
                         _ => false,
@@ -1139,7 +1284,8 @@ impl Search<'_, '_> {
                         false
                     } else {
                         let (a, b) = (used[rng.below(used.len())], used[rng.below(used.len())]);
-                        let on_a: Vec<usize> = movable.iter().copied().filter(|&t| self.st.host[t] == Some(a)).collect();
+                        let on_a: Vec<usize> =
+                            movable.iter().copied().filter(|&t| self.st.host[t] == Some(a)).collect();
                         a != b && {
                             let changes: Vec<(usize, Target)> = on_a.iter().map(|&t| (t, Target::Host(b))).collect();
                             self.try_change(&changes, &[])
@@ -1202,7 +1348,13 @@ impl<'p> ChainHeuristic<'p> {
         let options = self.options.clone();
         let m = Model::new(p, request, residual, options.objective)?;
         let free: Vec<Vec<u64>> = (0..p.hosts.len())
-            .map(|h| if m.host_list.binary_search(&h).is_ok() { dense(&residual.host_free[h], &m.res_names) } else { Vec::new() })
+            .map(|h| {
+                if m.host_list.binary_search(&h).is_ok() {
+                    dense(&residual.host_free[h], &m.res_names)
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let st = State {
             host: vec![None; m.n()],
@@ -1212,8 +1364,27 @@ impl<'p> ChainHeuristic<'p> {
             count: vec![0; p.hosts.len()],
             arc_free: residual.arc_free.clone(),
         };
+        let empty = st.clone();
         let mut search = Search { m: &m, router: &mut self.router, st };
-        search.greedy()?;
+        let greedy = search.greedy();
+        // Path-shaped chains also get the segment programme; the better start is kept.
+        let mut start_note = "tree greedy";
+        if m.wd > 0.0 {
+            let tree = greedy.is_ok().then(|| (search.objective(), search.st.clone()));
+            search.st = empty;
+            if search.segments() {
+                match tree {
+                    Some((obj, st)) if obj <= search.objective() => search.st = st,
+                    _ => start_note = "segment programme",
+                }
+            } else if let Some((_, st)) = tree {
+                search.st = st;
+            } else {
+                greedy?;
+            }
+        } else {
+            greedy?;
+        }
         let greedy_objective = search.objective();
         let greedy_seconds = started.elapsed().as_secs_f64();
         let (iterations, improving) = search.improve(&options);
@@ -1225,7 +1396,9 @@ impl<'p> ChainHeuristic<'p> {
         // Bound.
         let bound_started = Instant::now();
         let mut bound = m.combinatorial_bound(residual);
-        let mut bound_kind = "combinatorial (tree programme of shortest-path delays ignoring capacity; fractional host cover)".to_string();
+        let mut bound_kind =
+            "combinatorial (tree programme of shortest-path delays ignoring capacity; fractional host cover)"
+                .to_string();
         let proven = objective - bound <= 1e-9 * objective.abs().max(1.0);
         let want_lp = match options.bound {
             BoundMethod::Combinatorial => false,
@@ -1282,7 +1455,10 @@ impl<'p> ChainHeuristic<'p> {
         }
         for (r, rt) in m.routes.iter().enumerate() {
             let (zones, lat) = match &st.path[r] {
-                Some(pth) => (pth.zones.clone(), pth.zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum()),
+                Some(pth) => (
+                    pth.zones.clone(),
+                    pth.zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum(),
+                ),
                 None => (Vec::new(), 0.0),
             };
             for (i, &chi) in rt.channels.iter().enumerate() {
@@ -1310,15 +1486,20 @@ impl<'p> ChainHeuristic<'p> {
         plan.objective_terms.insert("greedy_objective".into(), greedy_objective);
         plan.bound = Some(bound);
         plan.gap = Some(gap);
-        plan.status = if gap <= 1e-9 { PlanStatus::Optimal } else { PlanStatus::Feasible { limit: "heuristic".into() } };
+        plan.status =
+            if gap <= 1e-9 { PlanStatus::Optimal } else { PlanStatus::Feasible { limit: "heuristic".into() } };
         stats.seconds = started.elapsed().as_secs_f64();
         plan.stats = stats;
         plan.notes.push(format!(
-            "heuristic: greedy objective {greedy_objective:.6} in {:.2} ms; local search {iterations} iterations ({improving} improving) → {objective:.6} in {:.2} ms",
+            "heuristic: {start_note} objective {greedy_objective:.6} in {:.2} ms; local search {iterations} iterations ({improving} improving) → {objective:.6} in {:.2} ms",
             greedy_seconds * 1e3,
             (search_seconds - greedy_seconds) * 1e3
         ));
-        plan.notes.push(format!("bound {bound:.6}: {bound_kind}; gap {:.4} % ({:.2} ms)", gap * 100.0, bound_seconds * 1e3));
+        plan.notes.push(format!(
+            "bound {bound:.6}: {bound_kind}; gap {:.4} % ({:.2} ms)",
+            gap * 100.0,
+            bound_seconds * 1e3
+        ));
         plan.subscriptions.push(Subscription {
             id: request.id.clone(),
             service: s.name.clone(),
@@ -1342,7 +1523,11 @@ pub fn place_chain_heuristic(
 
 /// Places chains one at a time, each against the capacity the previous ones left — the
 /// heuristic counterpart of [`crate::chain::place_chains`], with the same outcome type.
-pub fn place_chains_heuristic(problem: &Problem, requests: &[ChainRequest], options: &HeuristicOptions) -> ChainSequence {
+pub fn place_chains_heuristic(
+    problem: &Problem,
+    requests: &[ChainRequest],
+    options: &HeuristicOptions,
+) -> ChainSequence {
     let p = problem;
     let mut heur = ChainHeuristic::new(p, options.clone());
     let mut residual = Residual::full(p);
@@ -1405,9 +1590,12 @@ mod tests {
     /// host per zone except z0 (transit); chain ue (pinned z0) → a → b → be (pinned z(n-1)).
     fn line(n: usize, mbps: Option<f64>) -> Bundle {
         let zones = (0..n)
-            .map(|i| zone(&format!("z{i}"), 50.0, i as f64, if i == 0 { vec![] } else { vec![host(&format!("h{i}"), 4, 8)] }))
+            .map(|i| {
+                zone(&format!("z{i}"), 50.0, i as f64, if i == 0 { vec![] } else { vec![host(&format!("h{i}"), 4, 8)] })
+            })
             .collect();
-        let mut links: Vec<_> = (1..n).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), mbps)).collect();
+        let mut links: Vec<_> =
+            (1..n).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), mbps)).collect();
         links.push(link("z0", &format!("z{}", n - 1), Some(10.0), mbps));
         let infra = Infrastructure { name: "line".into(), zones, links, ..Default::default() };
         let mut ue = component("ue", 0, 0);
@@ -1466,7 +1654,13 @@ mod tests {
         let plan = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
         checked(&p, &plan);
         let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
-        assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}\n{:#?}", plan.objective, exact.objective, plan.placements);
+        assert!(
+            (plan.objective - exact.objective).abs() < 1e-9,
+            "{} vs {}\n{:#?}",
+            plan.objective,
+            exact.objective,
+            plan.placements
+        );
         assert!((plan.objective - 4.0).abs() < 1e-9);
         assert_eq!(plan.gap, Some(0.0), "the look-ahead bound proves it: {:?}", plan.notes);
         assert_eq!(plan.status, PlanStatus::Optimal);
@@ -1482,14 +1676,22 @@ mod tests {
             }
         }
         let p = problem(&b);
-        let reqs: Vec<ChainRequest> =
-            (0..2).map(|i| ChainRequest { id: format!("s{i}"), ..req() }).collect();
+        let reqs: Vec<ChainRequest> = (0..2).map(|i| ChainRequest { id: format!("s{i}"), ..req() }).collect();
         let seq = place_chains_heuristic(&p, &reqs, &HeuristicOptions::default());
-        assert!(seq.outcomes.iter().all(|o| o.result.is_ok()), "{:?}", seq.outcomes.iter().map(|o| o.result.as_ref().err()).collect::<Vec<_>>());
+        assert!(
+            seq.outcomes.iter().all(|o| o.result.is_ok()),
+            "{:?}",
+            seq.outcomes.iter().map(|o| o.result.as_ref().err()).collect::<Vec<_>>()
+        );
         checked(&p, &seq.combined);
         assert!(seq.residual.arc_free.iter().all(|&f| f >= -1e-9));
         let direct: Vec<_> = seq.combined.paths.iter().filter(|pa| pa.zones == ["z0", "z2"]).collect();
-        assert_eq!(direct.len(), 1, "the second user reaches its chain over the slow direct link: {:#?}", seq.combined.paths);
+        assert_eq!(
+            direct.len(),
+            1,
+            "the second user reaches its chain over the slow direct link: {:#?}",
+            seq.combined.paths
+        );
     }
 
     #[test]
@@ -1497,13 +1699,19 @@ mod tests {
         let p = problem(&line(5, None));
         let residual = Residual::full(&p);
         let base = HeuristicOptions { objective: ChainObjective::UsedServers, ..Default::default() };
-        let greedy = place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions { max_iterations: 0, ..base.clone() }).unwrap();
+        let greedy =
+            place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions { max_iterations: 0, ..base.clone() })
+                .unwrap();
         let plan = place_chain_heuristic(&p, &req(), &residual, &base).unwrap();
         checked(&p, &plan);
         assert!(plan.objective <= greedy.objective + 1e-9);
-        let exact =
-            place_chain_with(&p, &req(), &residual, &ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() })
-                .unwrap();
+        let exact = place_chain_with(
+            &p,
+            &req(),
+            &residual,
+            &ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() },
+        )
+        .unwrap();
         assert!(plan.objective >= exact.objective - 1e-9);
         assert!(plan.bound.unwrap() <= exact.objective + 1e-9);
         // a, b (2 cores each) and be (1 core, pinned to z4): two 4-core hosts at least.
@@ -1514,7 +1722,8 @@ mod tests {
     fn same_input_and_seed_give_the_same_plan() {
         let p = problem(&line(6, Some(25.0)));
         let reqs: Vec<ChainRequest> = (0..4).map(|i| ChainRequest { id: format!("s{i}"), ..req() }).collect();
-        let opts = HeuristicOptions { objective: ChainObjective::Weighted { delay: 1.0, servers: 0.1 }, ..Default::default() };
+        let opts =
+            HeuristicOptions { objective: ChainObjective::Weighted { delay: 1.0, servers: 0.1 }, ..Default::default() };
         let a = place_chains_heuristic(&p, &reqs, &opts).combined;
         let b = place_chains_heuristic(&p, &reqs, &opts).combined;
         assert_eq!((&a.placements, &a.paths, a.objective), (&b.placements, &b.paths, b.objective));
@@ -1537,13 +1746,16 @@ mod tests {
             &zonal_descriptor::import::GraphmlOptions::default(),
         )
         .unwrap();
-        for (shape, n) in [(&zonal_bench::scenarios::INPUT_CHAINS[0], 6), (&zonal_bench::scenarios::INPUT_CHAINS[1], 2)] {
+        for (shape, n) in [(&zonal_bench::scenarios::INPUT_CHAINS[0], 6), (&zonal_bench::scenarios::INPUT_CHAINS[1], 2)]
+        {
             let services = zonal_bench::scenarios::input_subscriptions(&infra, shape, n, 42).unwrap();
             let mut docs = vec![Document::Infrastructure(infra.clone())];
             docs.extend(services.iter().cloned().map(Document::Service));
             let p = problem(&Bundle::new(docs));
-            let reqs: Vec<ChainRequest> =
-                services.iter().map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None }).collect();
+            let reqs: Vec<ChainRequest> = services
+                .iter()
+                .map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None })
+                .collect();
             let heur = place_chains_heuristic(&p, &reqs, &HeuristicOptions::default());
             checked(&p, &heur.combined);
             let exact = place_chains(&p, &reqs, &ChainOptions::default());
@@ -1551,7 +1763,13 @@ mod tests {
                 if let (Ok(h), Ok(e)) = (&h.result, &e.result) {
                     // The first chain of both sequences sees the same (full) capacity.
                     if h.subscriptions[0].id == reqs[0].id {
-                        assert!(h.objective >= e.objective - 1e-6, "{}: {} < exact {}", shape.name, h.objective, e.objective);
+                        assert!(
+                            h.objective >= e.objective - 1e-6,
+                            "{}: {} < exact {}",
+                            shape.name,
+                            h.objective,
+                            e.objective
+                        );
                         assert!(h.bound.unwrap() <= e.objective + 1e-6);
                     }
                     assert!(h.gap.is_some() && h.notes.iter().any(|n| n.starts_with("bound")));

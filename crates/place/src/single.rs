@@ -124,7 +124,10 @@ impl<'p> SinglePlacer<'p> {
     pub fn compile(&mut self, service: &str, region: Option<&str>) -> Result<Compiled, PlaceError> {
         let p = self.problem;
         let si = p.service_index(service).ok_or_else(|| {
-            PlaceError::input("single.service", format!("unknown service {service:?}; expected a service of the bundle"))
+            PlaceError::input(
+                "single.service",
+                format!("unknown service {service:?}; expected a service of the bundle"),
+            )
         })?;
         let sd = &p.services[si];
         if sd.placed.len() != 1 || !sd.service.channels.is_empty() {
@@ -141,7 +144,10 @@ impl<'p> SinglePlacer<'p> {
         let comp = &sd.service.components[ci];
         let ri = match region {
             Some(r) => Some(p.region_index(r).ok_or_else(|| {
-                PlaceError::input(format!("service {service:?}"), format!("unknown region {r:?}; expected a region of the demand"))
+                PlaceError::input(
+                    format!("service {service:?}"),
+                    format!("unknown region {r:?}; expected a region of the demand"),
+                )
             })?),
             None => None,
         };
@@ -154,7 +160,10 @@ impl<'p> SinglePlacer<'p> {
             let zn = &p.zones[host.zone].name;
             let ok = (pc.zones.is_empty() || pc.zones.contains(zn))
                 && !pc.avoid_zones.contains(zn)
-                && pc.pin.as_ref().is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
+                && pc
+                    .pin
+                    .as_ref()
+                    .is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
                 && host_satisfies(host, &pc.requires);
             if !ok {
                 continue;
