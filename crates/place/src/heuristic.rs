@@ -182,7 +182,7 @@ impl Router {
             adj[l.b].push((l.a, 2 * li + 1, l.delay_ms));
         }
         for a in &mut adj {
-            a.sort_by(|x, y| x.0.cmp(&y.0));
+            a.sort_by_key(|x| x.0);
         }
         Router { adj, k: k.max(1), cache: BTreeMap::new(), shortest: BTreeMap::new(), trees: BTreeMap::new() }
     }
