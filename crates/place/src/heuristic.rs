@@ -1758,6 +1758,8 @@ mod tests {
                 .collect();
             let heur = place_chains_heuristic(&p, &reqs, &HeuristicOptions::default());
             checked(&p, &heur.combined);
+            let size = estimate_binaries(&p, &reqs[0], &Residual::full(&p), ChainObjective::Delay).unwrap();
+            eprintln!("{}: the chain ILP of the first subscription has {size} binaries", shape.name);
             let exact = place_chains(&p, &reqs, &ChainOptions::default());
             for (h, e) in heur.outcomes.iter().zip(&exact.outcomes) {
                 if let (Ok(h), Ok(e)) = (&h.result, &e.result) {
