@@ -1,7 +1,7 @@
-//! Zonal's exact optimisation core.
+//! Zonal's optimisation core: exact formulations and the heuristics that scale past them.
 //!
 //! Pure library code: data in, decision out. No file or network I/O, no clock except to
-//! measure solve time, no randomness. Every algorithm returns the same [`plan::Plan`] type, and
+//! measure solve time (and the heuristic's optional time budget), no unseeded randomness. Every algorithm returns the same [`plan::Plan`] type, and
 //! every plan can be verified by the independent [`check::check`].
 //!
 //! | module | what |
