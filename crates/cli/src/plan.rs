@@ -1,5 +1,6 @@
-//! `zonal plan -f FILE... [--algorithm …] [--objective …] [--time-limit 10s] [--tradeoff N]`:
-//! offline placement of descriptors and datasets, checked by the independent plan checker.
+//! `zonal plan -f FILE... [--algorithm auto|exact|heuristic] [--only fusion|chain] [--objective …]
+//! [--time-limit 10s] [--tradeoff N]`: offline placement of descriptors and datasets, checked by
+//! the independent plan checker.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use serde_json::json;
 use zonal_model::TimeOfDay;
-use zonal_place::auto::{fusion_problem, plan_bundle, AutoOptions, BundlePlan, Method};
+use zonal_place::auto::{fusion_problem, plan_bundle, AutoOptions, BundlePlan, ChainSolver, Method};
 use zonal_place::chain::ChainObjective;
 use zonal_place::fusion::{tradeoff_curve, Curve};
 use zonal_place::{LpMethod, PlaceError, PlanStatus};
@@ -18,13 +19,26 @@ use crate::{Failure, Output};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Algorithm {
-    /// Each service by the algorithm its description calls for: INPUT chain ILP for chains
-    /// (user-side components, proximity classes, latency-bounded channels), FUSION utility
-    /// LP for the others.
+    /// Per chain service: the exact ILP when it is small enough to prove within --time-limit
+    /// (at most 500 binaries per second of the limit), the heuristic otherwise.
     Auto,
+    /// The exact chain ILP for every chain.
+    Exact,
+    /// Greedy + local search for every chain, with a lower bound and gap.
+    Heuristic,
+    /// Former spelling of `--only fusion`.
+    #[value(hide = true)]
+    Fusion,
+    /// Former spelling of `--only chain`.
+    #[value(hide = true)]
+    Chain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Only {
     /// Only the services the FUSION utility LP places.
     Fusion,
-    /// Only the service chains (INPUT ILP).
+    /// Only the service chains.
     Chain,
 }
 
@@ -50,8 +64,18 @@ pub struct Args {
     /// Infrastructure, service and demand files (any supported format), read together.
     #[arg(short = 'f', long = "file", required = true)]
     pub files: Vec<PathBuf>,
+    /// How chains are solved: exact ILP, heuristic, or chosen by size (auto).
     #[arg(long, value_enum, default_value_t = Algorithm::Auto)]
     pub algorithm: Algorithm,
+    /// Plan only the services of one method (FUSION LP or chains).
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Local-search iterations per chain for the heuristic (0 = greedy only).
+    #[arg(long, default_value_t = 2000)]
+    pub iterations: usize,
+    /// Seed of the heuristic's local search.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// What the chain ILP minimises.
     #[arg(long, value_enum, default_value_t = ChainGoal::Delay)]
     pub objective: ChainGoal,
@@ -126,11 +150,19 @@ impl Args {
             ChainGoal::Servers => ChainObjective::UsedServers,
             ChainGoal::Weighted => ChainObjective::Weighted { delay: self.delay_weight, servers: self.servers_weight },
         };
-        o.only = match self.algorithm {
-            Algorithm::Auto => None,
-            Algorithm::Fusion => Some(Method::Fusion),
-            Algorithm::Chain => Some(Method::Chain),
+        o.only = match (self.only, self.algorithm) {
+            (Some(Only::Fusion), _) | (None, Algorithm::Fusion) => Some(Method::Fusion),
+            (Some(Only::Chain), _) | (None, Algorithm::Chain) => Some(Method::Chain),
+            (None, _) => None,
         };
+        o.chain_solver = match self.algorithm {
+            Algorithm::Exact => ChainSolver::Exact,
+            Algorithm::Heuristic => ChainSolver::Heuristic,
+            Algorithm::Auto | Algorithm::Fusion | Algorithm::Chain => ChainSolver::Auto,
+        };
+        o.heuristic.max_iterations = self.iterations;
+        o.heuristic.seed = self.seed;
+        o.heuristic.solver = o.chain.solver.clone();
         Ok(o)
     }
 }
@@ -178,6 +210,7 @@ fn explain(e: &PlaceError) -> Failure {
 fn status_text(s: &PlanStatus) -> String {
     match s {
         PlanStatus::Optimal => "optimal".into(),
+        PlanStatus::Feasible { limit } if limit == "heuristic" => "feasible (heuristic, not proven optimal)".into(),
         PlanStatus::Feasible { limit } => format!("feasible ({limit} reached)"),
     }
 }
@@ -215,6 +248,7 @@ fn print_json(r: &BundlePlan) {
         "assignments": p.assignments,
         "subscriptions": p.subscriptions,
         "methods": r.methods.iter().map(|(s, m)| json!({"service": s, "method": m})).collect::<Vec<_>>(),
+        "chain_solvers": r.solvers,
         "rejected": r.rejected.iter().map(|(id, e)| json!({"subscription": id, "reason": e.to_string()})).collect::<Vec<_>>(),
         "stats": p.stats,
         "notes": p.notes,
@@ -252,7 +286,9 @@ fn print_table(r: &BundlePlan) {
         println!("terms: {}", terms.join(", "));
     }
     let methods: Vec<String> = r.methods.iter().map(|(s, m)| format!("{s}: {m:?}").to_lowercase()).collect();
-    println!("methods: {}\n", methods.join(", "));
+    println!("methods: {}", methods.join(", "));
+    print_solvers(r);
+    println!();
     let mut t = Table::new(["SERVICE", "COMPONENT", "ZONE", "HOST", "INSTANCES", "SLOTS", "SUBSCRIPTION"]);
     const ROWS: usize = 60;
     for pl in p.placements.iter().take(ROWS) {
@@ -311,6 +347,17 @@ fn print_table(r: &BundlePlan) {
     }
     for n in &p.notes {
         println!("note: {n}");
+    }
+}
+
+/// One line per solver: how many chain services got it and the reason (of the first one).
+fn print_solvers(r: &BundlePlan) {
+    for solver in ["exact", "heuristic"] {
+        let chosen: Vec<_> = r.solvers.iter().filter(|c| c.solver == solver).collect();
+        let Some(first) = chosen.first() else { continue };
+        let who = if chosen.len() == 1 { first.service.clone() } else { format!("{} services", chosen.len()) };
+        let more = if chosen.len() > 1 { format!(" (first: {})", first.service) } else { String::new() };
+        println!("chain solver: {solver} for {who}: {}{more}", first.reason);
     }
 }
 

@@ -163,6 +163,21 @@ fn plan_places_the_examples_and_the_checker_agrees() {
 }
 
 #[test]
+fn plan_algorithm_heuristic_and_auto_say_which_solver_and_why() {
+    let out = zonal(&plan_args(&["--algorithm", "heuristic", "--only", "chain", "--output", "json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["check"]["ok"], true, "{}", v["check"]);
+    assert_eq!(v["algorithm"], "chain(heuristic)");
+    assert_eq!(v["chain_solvers"][0]["solver"], "heuristic", "{}", v["chain_solvers"]);
+    assert!(v["bound"].is_number() && v["gap"].is_number(), "a heuristic plan states its bound and gap: {v}");
+    let auto = zonal(&plan_args(&["--only", "chain"]));
+    assert!(auto.status.success(), "{}", text(&auto.stderr));
+    let table = text(&auto.stdout);
+    assert!(table.contains("chain solver: exact") && table.contains("binaries ≤"), "{table}");
+}
+
+#[test]
 fn plan_tradeoff_writes_csv_and_svg() {
     let dir = std::env::temp_dir().join(format!("zonal-tradeoff-{}", std::process::id()));
     let out = zonal(&plan_args(&["--tradeoff", "5", "--out", dir.to_str().unwrap()]));

@@ -13,15 +13,23 @@
 //!   its instances are then put on hosts ([`assign_hosts`]).
 //! * FUSION services are planned first; chains are placed one after the other against the
 //!   capacity left on hosts and links.
+//! * A chain is placed by the exact chain ILP ([`crate::chain`]) or by the heuristic
+//!   ([`crate::heuristic`]), as [`AutoOptions::chain_solver`] says. [`ChainSolver::Auto`]
+//!   decides per service with a size rule: **exact when the ILP of its first subscription has
+//!   at most [`EXACT_BINARIES_PER_SECOND`] × the time limit in seconds binary variables**
+//!   (host choices + arc choices of every routed channel + used-server indicators, counted
+//!   by [`crate::chain::estimate_binaries`]; the default 10 s when no limit is set), heuristic
+//!   otherwise. Each choice and its reason is reported in [`BundlePlan::solvers`].
 
 use std::collections::BTreeSet;
 
 use zonal_model::{Bundle, Demand, Document, Resources, Service};
 
-use crate::chain::{consume, place_chain_with, ChainOptions, ChainRequest, Residual};
+use crate::chain::{consume, estimate_binaries, place_chain_with, ChainOptions, ChainRequest, Residual};
 use crate::check::{check, CheckReport};
 use crate::error::PlaceError;
 use crate::fusion::{self, FusionOptions};
+use crate::heuristic::{ChainHeuristic, HeuristicOptions};
 use crate::plan::{Placement, Plan, PlanStatus};
 use crate::problem::{host_satisfies, Problem, ProblemOptions};
 
@@ -42,12 +50,43 @@ pub fn method_of(service: &Service) -> Method {
     }
 }
 
+/// How chains are solved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainSolver {
+    /// Exact when the ILP is small enough to prove within the time limit, else heuristic.
+    #[default]
+    Auto,
+    Exact,
+    Heuristic,
+}
+
+/// The auto rule's budget: binary variables of the chain ILP per second of time limit.
+/// Calibrated on Interoute SC1–SC3 chains (docs/benchmarks.md, "Heuristic placement"): HiGHS
+/// proves chains of a few thousand binaries in well under a second, while SC3-sized ILPs
+/// (~19,000 binaries) take tens of seconds.
+pub const EXACT_BINARIES_PER_SECOND: f64 = 500.0;
+
+/// Which solver a chain service got, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SolverChoice {
+    pub service: String,
+    /// `exact` or `heuristic`.
+    pub solver: String,
+    /// Estimated binaries of the chain ILP (first subscription), when computed.
+    pub binaries: Option<usize>,
+    pub reason: String,
+}
+
 /// Options of [`plan_bundle`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AutoOptions {
     pub problem: ProblemOptions,
     pub fusion: FusionOptions,
     pub chain: ChainOptions,
+    pub chain_solver: ChainSolver,
+    /// Options of the heuristic (its objective is taken from `chain.objective`).
+    pub heuristic: HeuristicOptions,
     /// Plan only the services of this method (all when `None`).
     pub only: Option<Method>,
 }
@@ -62,6 +101,50 @@ pub struct BundlePlan {
     pub methods: Vec<(String, Method)>,
     /// Chain subscriptions that could not be placed, with why.
     pub rejected: Vec<(String, PlaceError)>,
+    /// Exact or heuristic, per chain service, with the reason.
+    pub solvers: Vec<SolverChoice>,
+}
+
+/// Decides exact or heuristic for one chain service (see the module docs).
+fn choose(p: &Problem, req: &ChainRequest, residual: &Residual, options: &AutoOptions) -> SolverChoice {
+    let service = req.service.clone();
+    match options.chain_solver {
+        ChainSolver::Exact => {
+            SolverChoice { service, solver: "exact".into(), binaries: None, reason: "--algorithm exact".into() }
+        }
+        ChainSolver::Heuristic => {
+            SolverChoice { service, solver: "heuristic".into(), binaries: None, reason: "--algorithm heuristic".into() }
+        }
+        ChainSolver::Auto => {
+            let limit = options.chain.solver.time_limit.map_or(10.0, |d| d.as_secs_f64());
+            let budget = (EXACT_BINARIES_PER_SECOND * limit).floor() as usize;
+            match estimate_binaries(p, req, residual, options.chain.objective) {
+                Ok(n) if n <= budget => SolverChoice {
+                    service,
+                    solver: "exact".into(),
+                    binaries: Some(n),
+                    reason: format!(
+                        "ILP of {n} binaries ≤ {budget} ({EXACT_BINARIES_PER_SECOND} per second of the {limit} s time limit)"
+                    ),
+                },
+                Ok(n) => SolverChoice {
+                    service,
+                    solver: "heuristic".into(),
+                    binaries: Some(n),
+                    reason: format!(
+                        "ILP of {n} binaries > {budget} ({EXACT_BINARIES_PER_SECOND} per second of the {limit} s time limit)"
+                    ),
+                },
+                // Infeasible already in the pre-checks: the exact path explains why.
+                Err(_) => SolverChoice {
+                    service,
+                    solver: "exact".into(),
+                    binaries: None,
+                    reason: "the pre-checks reject it; the exact path explains why".into(),
+                },
+            }
+        }
+    }
 }
 
 fn sub_bundle(bundle: &Bundle, keep: &BTreeSet<&str>) -> Bundle {
@@ -118,7 +201,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
         let p = Problem::from_bundle(&sub_bundle(bundle, &fusion_services), &options.problem)?;
         let mut fp = fusion::place(&p, &options.fusion)?;
         notes.extend(assign_hosts(&full, &mut fp, &mut host_used));
-        parts.push("fusion");
+        parts.push("fusion".to_string());
         plan.placements.extend(fp.placements.iter().cloned());
         plan.assignments.extend(fp.assignments.iter().cloned());
         for (k, v) in &fp.objective_terms {
@@ -134,6 +217,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
 
     // Chains: one subscription at a time against what is left.
     let mut rejected = Vec::new();
+    let mut solvers: Vec<SolverChoice> = Vec::new();
     if !chain_services.is_empty() {
         let p = Problem::from_bundle(&sub_bundle(bundle, &chain_services), &options.problem)?;
         let mut residual = Residual::full(&p);
@@ -167,8 +251,25 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
         let mut delay = 0.0;
         let mut chain_bound = 0.0;
         let mut worst_gap: Option<f64> = None;
+        let heuristic_options = HeuristicOptions { objective: options.chain.objective, ..options.heuristic.clone() };
+        let mut heuristic = ChainHeuristic::new(&p, heuristic_options);
+        let mut used_solvers: BTreeSet<String> = BTreeSet::new();
         for req in &requests {
-            match place_chain_with(&p, req, &residual, &options.chain) {
+            let choice = match solvers.iter().find(|c| c.service == req.service) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = choose(&p, req, &residual, options);
+                    solvers.push(c.clone());
+                    c
+                }
+            };
+            used_solvers.insert(choice.solver.clone());
+            let result = if choice.solver == "heuristic" {
+                heuristic.place(req, &residual)
+            } else {
+                place_chain_with(&p, req, &residual, &options.chain)
+            };
+            match result {
                 Ok(cp) => {
                     consume(&p, &cp, &mut residual);
                     plan.placements.extend(cp.placements.iter().cloned());
@@ -217,7 +318,11 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
             plan.bound = None;
             plan.gap = None;
         }
-        parts.push("chain");
+        parts.push(if used_solvers.is_empty() {
+            "chain".to_string()
+        } else {
+            format!("chain({})", used_solvers.into_iter().collect::<Vec<_>>().join("+"))
+        });
         notes.push(format!("{} of {} chain subscriptions placed", requests.len() - rejected.len(), requests.len()));
         for (id, e) in rejected.iter().take(5) {
             notes.push(format!("chain {id} not placed: {e}"));
@@ -244,7 +349,8 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
     plan.notes = notes;
     plan.normalize();
     let report = check(&full, &plan);
-    Ok(BundlePlan { plan, problem: full, check: report, methods, rejected })
+    solvers.sort_by(|a, b| a.service.cmp(&b.service));
+    Ok(BundlePlan { plan, problem: full, check: report, methods, rejected, solvers })
 }
 
 /// Puts zone-level instances on hosts: each placement row without a host is split into rows
@@ -403,7 +509,9 @@ mod tests {
         let out = plan_bundle(&b, &AutoOptions::default()).unwrap();
         assert_eq!(out.methods, vec![("cam".into(), Method::Chain), ("web".into(), Method::Fusion)]);
         assert!(out.check.is_ok(), "{}", out.check.summary());
-        assert_eq!(out.plan.algorithm, "fusion+chain");
+        assert_eq!(out.plan.algorithm, "fusion+chain(exact)");
+        assert_eq!(out.solvers.len(), 1);
+        assert!(out.solvers[0].reason.contains("binaries ≤"), "{:?}", out.solvers);
         let web_instances: u32 = out.plan.placements.iter().filter(|p| p.service == "web").map(|p| p.instances).sum();
         assert_eq!(web_instances, 4, "35 slots of 10 per instance");
         assert!(out.plan.placements.iter().all(|p| p.host.is_some() || p.component == "ue"), "instances are on hosts");
@@ -418,5 +526,23 @@ mod tests {
         let out = plan_bundle(&b, &opts).unwrap();
         assert!(out.plan.placements.iter().all(|p| p.service == "cam"));
         assert!(out.check.is_ok(), "{}", out.check.summary());
+    }
+
+    #[test]
+    fn auto_takes_the_heuristic_when_the_ilp_is_too_big_for_the_time_limit() {
+        let b = examples();
+        let mut opts = AutoOptions::default();
+        // 1 ms affords no binaries at all.
+        opts.chain.solver.time_limit = Some(std::time::Duration::from_millis(1));
+        let out = plan_bundle(&b, &opts).unwrap();
+        assert!(out.check.is_ok(), "{}", out.check.summary());
+        assert_eq!(out.plan.algorithm, "fusion+chain(heuristic)");
+        assert_eq!(out.solvers[0].solver, "heuristic");
+        assert!(out.solvers[0].reason.contains("binaries >"), "{:?}", out.solvers);
+        assert_eq!(out.plan.subscriptions.len(), 2);
+        let forced =
+            plan_bundle(&b, &AutoOptions { chain_solver: ChainSolver::Heuristic, ..Default::default() }).unwrap();
+        assert!(forced.check.is_ok(), "{}", forced.check.summary());
+        assert_eq!(forced.solvers[0].reason, "--algorithm heuristic");
     }
 }

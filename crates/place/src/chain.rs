@@ -92,7 +92,8 @@ pub enum ChainObjective {
 }
 
 impl ChainObjective {
-    fn weights(self) -> (f64, f64) {
+    /// (delay weight, used-servers weight).
+    pub fn weights(self) -> (f64, f64) {
         match self {
             ChainObjective::Delay => (1.0, 0.0),
             ChainObjective::UsedServers => (0.0, 1.0),
@@ -137,7 +138,7 @@ impl Residual {
 }
 
 /// Arc `a` as (from zone, to zone, delay).
-fn arc(p: &Problem, a: usize) -> (usize, usize, f64) {
+pub(crate) fn arc(p: &Problem, a: usize) -> (usize, usize, f64) {
     let l = &p.links[a / 2];
     if a.is_multiple_of(2) {
         (l.a, l.b, l.delay_ms)
@@ -152,7 +153,7 @@ fn reverse_arc(a: usize) -> usize {
 
 /// Where a component may go.
 #[derive(Debug, Clone)]
-enum Slot {
+pub(crate) enum Slot {
     /// User-side: fixed zone (and host, if pinned to one), no variables.
     Fixed { zone: usize, host: Option<usize> },
     /// Candidate hosts.
@@ -180,12 +181,12 @@ struct Built {
     slacks: Vec<(GVar, InfeasibilityReason)>,
 }
 
-struct Context<'a> {
-    p: &'a Problem,
-    si: usize,
-    request: &'a ChainRequest,
-    region: Option<usize>,
-    user_zone: Option<usize>,
+pub(crate) struct Context<'a> {
+    pub(crate) p: &'a Problem,
+    pub(crate) si: usize,
+    pub(crate) request: &'a ChainRequest,
+    pub(crate) region: Option<usize>,
+    pub(crate) user_zone: Option<usize>,
 }
 
 impl Context<'_> {
@@ -198,7 +199,7 @@ impl Context<'_> {
     }
 }
 
-fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     p: &'a Problem,
     request: &'a ChainRequest,
 ) -> Result<(Context<'a>, Vec<Slot>, Vec<InfeasibilityReason>), PlaceError> {
@@ -319,7 +320,7 @@ fn resolve<'a>(
     Ok((ctx, slots, reasons))
 }
 
-fn zones_of(p: &Problem, slot: &Slot) -> BTreeSet<usize> {
+pub(crate) fn zones_of(p: &Problem, slot: &Slot) -> BTreeSet<usize> {
     match slot {
         Slot::Fixed { zone, .. } => [*zone].into(),
         Slot::Hosts(hs) => hs.iter().map(|&h| p.hosts[h].zone).collect(),
@@ -327,7 +328,7 @@ fn zones_of(p: &Problem, slot: &Slot) -> BTreeSet<usize> {
 }
 
 /// Channel latency and connectivity pre-checks over the candidate zones.
-fn channel_prechecks(ctx: &Context, slots: &[Slot]) -> Vec<InfeasibilityReason> {
+pub(crate) fn channel_prechecks(ctx: &Context, slots: &[Slot]) -> Vec<InfeasibilityReason> {
     let p = ctx.p;
     let s = &p.services[ctx.si].service;
     let mut reasons = Vec::new();
@@ -367,7 +368,17 @@ fn channel_prechecks(ctx: &Context, slots: &[Slot]) -> Vec<InfeasibilityReason> 
     reasons
 }
 
-fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObjective, elastic: bool) -> Built {
+/// Builds the chain ILP; `relax` makes every binary continuous in [0, 1] and drops the path
+/// tie-break, so that the optimum is a lower bound on the ILP's reported objective.
+fn build(
+    ctx: &Context,
+    slots: &[Slot],
+    residual: &Residual,
+    objective: ChainObjective,
+    elastic: bool,
+    relax: bool,
+) -> Built {
+    let binary = || if relax { variable().min(0.0).max(1.0) } else { variable().binary() };
     let p = ctx.p;
     let s = &p.services[ctx.si].service;
     let (w_delay, w_servers) = objective.weights();
@@ -379,7 +390,7 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
     for slot in slots {
         x.push(match slot {
             Slot::Fixed { .. } => Vec::new(),
-            Slot::Hosts(hs) => hs.iter().map(|_| m.add(variable().binary())).collect(),
+            Slot::Hosts(hs) => hs.iter().map(|_| m.add(binary())).collect(),
         });
     }
     // Zone indicator X[t][v] as (constant, terms).
@@ -456,7 +467,7 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
         let weight = if cap_cpu > 0.0 { 100.0 * free.get(zonal_model::resources::CPU) as f64 / cap_cpu } else { 0.0 };
         host_weight.insert(h, weight);
         if w_servers > 0.0 && !elastic {
-            let y = m.add(variable().binary());
+            let y = m.add(binary());
             for &(t, k) in members {
                 m.constraints.push((Expression::from(y.var) - x[t][k].var).geq(0.0));
             }
@@ -516,7 +527,7 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
             continue; // always collocated
         }
         r.arcs = (0..n_arcs).filter(|&a| arc(p, a).2 <= r.max_latency).collect();
-        r.pi = r.arcs.iter().map(|_| m.add(variable().binary())).collect();
+        r.pi = r.arcs.iter().map(|_| m.add(binary())).collect();
         // (9) conservation per zone.
         for v in 0..p.zones.len() {
             let mut e = Expression::from(0.0);
@@ -580,7 +591,9 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
         let tie = 1e-6;
         for (&a, g) in r.arcs.iter().zip(&r.pi) {
             let d = arc(p, a).2;
-            if !elastic {
+            if relax {
+                obj += (w_delay * mult * d) * g.var;
+            } else if !elastic {
                 obj += (w_delay * mult * d + tie * (d + 1e-3)) * g.var;
             }
         }
@@ -634,19 +647,13 @@ fn build(ctx: &Context, slots: &[Slot], residual: &Residual, objective: ChainObj
     Built { model: m, x, slots: slots.to_vec(), routes, host_weight, slacks }
 }
 
-/// Places one chain against the full capacity of the problem.
-pub fn place_chain(problem: &Problem, request: &ChainRequest, options: &ChainOptions) -> Result<Plan, PlaceError> {
-    place_chain_with(problem, request, &Residual::full(problem), options)
-}
-
-/// Places one chain against `residual` capacity.
-pub fn place_chain_with(
-    problem: &Problem,
-    request: &ChainRequest,
+/// Candidate hosts of every component of one chain against `residual`, after the cheap
+/// infeasibility pre-checks (shared by the ILP and the heuristic, so both search the same set).
+pub(crate) fn candidates<'a>(
+    p: &'a Problem,
+    request: &'a ChainRequest,
     residual: &Residual,
-    options: &ChainOptions,
-) -> Result<Plan, PlaceError> {
-    let p = problem;
+) -> Result<(Context<'a>, Vec<Slot>), PlaceError> {
     let (ctx, slots, mut reasons) = resolve(p, request)?;
     // Candidates that no longer fit the residual capacity.
     let s = &p.services[ctx.si].service;
@@ -673,7 +680,74 @@ pub fn place_chain_with(
     if !reasons.is_empty() {
         return Err(PlaceError::Infeasible { reasons });
     }
-    let built = build(&ctx, &slots, residual, options.objective, false);
+    Ok((ctx, slots))
+}
+
+/// The number of binary variables the chain ILP would have for `request` against `residual`
+/// (host choices, arc choices per routed channel, used-server indicators): the size
+/// `zonal plan --algorithm auto` uses to decide whether an exact solve is affordable.
+pub fn estimate_binaries(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    objective: ChainObjective,
+) -> Result<usize, PlaceError> {
+    let p = problem;
+    let (ctx, slots) = candidates(p, request, residual)?;
+    let s = &p.services[ctx.si].service;
+    let x: usize = slots.iter().map(|sl| if let Slot::Hosts(hs) = sl { hs.len() } else { 0 }).sum();
+    let hosts: BTreeSet<usize> =
+        slots.iter().flat_map(|sl| if let Slot::Hosts(hs) = sl { hs.clone() } else { Vec::new() }).collect();
+    let comp = |name: &str| s.components.iter().position(|c| c.name == name);
+    let mut seen: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut pi = 0usize;
+    for ch in &s.channels {
+        let (Some(f), Some(t)) = (comp(&ch.from), comp(&ch.to)) else { continue };
+        if !seen.insert((f.min(t), f.max(t))) {
+            continue; // the reverse of a routed channel reuses its variables
+        }
+        let (fz, tz) = (zones_of(p, &slots[f]), zones_of(p, &slots[t]));
+        if fz.len() == 1 && fz == tz {
+            continue;
+        }
+        let max = ch.max_latency.map_or(f64::INFINITY, |d| d.as_millis());
+        pi += (0..p.links.len() * 2).filter(|&a| arc(p, a).2 <= max).count();
+    }
+    let y = if objective.weights().1 > 0.0 { hosts.len() } else { 0 };
+    Ok(x + pi + y)
+}
+
+/// The LP relaxation of the chain ILP for `request` against `residual`: a lower bound on
+/// the objective of every feasible placement of the chain over the same candidates.
+pub(crate) fn lp_relaxation(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    objective: ChainObjective,
+    solver: &SolverOptions,
+) -> Result<crate::solver::SolveStats, PlaceError> {
+    let (ctx, slots) = candidates(problem, request, residual)?;
+    let built = build(&ctx, &slots, residual, objective, false, true);
+    let solved = built.model.solve(solver)?;
+    Ok(solved.stats)
+}
+
+/// Places one chain against the full capacity of the problem.
+pub fn place_chain(problem: &Problem, request: &ChainRequest, options: &ChainOptions) -> Result<Plan, PlaceError> {
+    place_chain_with(problem, request, &Residual::full(problem), options)
+}
+
+/// Places one chain against `residual` capacity.
+pub fn place_chain_with(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    options: &ChainOptions,
+) -> Result<Plan, PlaceError> {
+    let p = problem;
+    let (ctx, slots) = candidates(p, request, residual)?;
+    let s = &p.services[ctx.si].service;
+    let built = build(&ctx, &slots, residual, options.objective, false, false);
     let Built { model, x, slots, routes, host_weight, .. } = built;
     let solved = model.solve(&options.solver)?;
     if solved.stats.status == SolveStatus::Infeasible {
@@ -796,7 +870,7 @@ fn walk(p: &Problem, r: &Route, values: &[f64], from: usize, to: usize) -> Optio
 }
 
 fn diagnose(ctx: &Context, slots: &[Slot], residual: &Residual, options: &ChainOptions) -> PlaceError {
-    let built = build(ctx, slots, residual, options.objective, true);
+    let built = build(ctx, slots, residual, options.objective, true, false);
     let slacks = built.slacks;
     let result = built.model.solve(&options.solver);
     let mut reasons = Vec::new();

@@ -1,7 +1,7 @@
-//! Zonal's exact optimisation core.
+//! Zonal's optimisation core: exact formulations and the heuristics that scale past them.
 //!
 //! Pure library code: data in, decision out. No file or network I/O, no clock except to
-//! measure solve time, no randomness. Every algorithm returns the same [`plan::Plan`] type, and
+//! measure solve time (and the heuristic's optional time budget), no unseeded randomness. Every algorithm returns the same [`plan::Plan`] type, and
 //! every plan can be verified by the independent [`check::check`].
 //!
 //! | module | what |
@@ -12,6 +12,8 @@
 //! | [`check`] | [`check::check`]: capacity, paths, latency, proximity, pins, coverage, affinity, features; recomputed objective terms |
 //! | [`fusion`] | FUSION two-step max-min utility LP, cost/utility curve, service selection, rounding into instances |
 //! | [`chain`] | INPUT service-chain ILP: hosts and unsplittable loop-free paths, delay / used-servers objectives, sequences of subscriptions |
+//! | [`heuristic`] | greedy + local search for chains and composites (k-shortest-path routing with bandwidth reservation), LP-relaxation or combinatorial bound and gap |
+//! | [`single`] | the single-component fast path: precomputed filters, then fit + latency score over every host |
 //! | [`auto`] | [`auto::plan_bundle`]: each service by the algorithm its description calls for, sharing capacity, checked as one plan |
 //! | [`switching`] | Superfluidity's switching-cost-aware chain placement (OCM) with gather/distribute baselines |
 //! | [`evaluate`] | FUSION evaluators, zone offers, the domain's choice across offers, composite strategies |
@@ -28,9 +30,11 @@ pub mod check;
 pub mod error;
 pub mod evaluate;
 pub mod fusion;
+pub mod heuristic;
 pub mod plan;
 pub mod problem;
 pub mod profiles;
+pub mod single;
 pub mod solver;
 pub mod switching;
 

@@ -449,3 +449,52 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Chain heuristic against brute force.
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// Greedy and local-search plans pass the checker; local search is never worse than the
+    /// greedy start; both are never better than the optimum; every bound is at most the optimum.
+    #[test]
+    fn heuristic_is_checked_and_bounded_by_the_optimum(c in chain_case(), seed in 0u64..4) {
+        use crate::chain::Residual;
+        use crate::heuristic::{place_chain_heuristic, BoundMethod, HeuristicOptions};
+        let b = chain_bundle_of(&c);
+        let p = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
+        let objective = match c.objective {
+            0 => ChainObjective::Delay,
+            1 => ChainObjective::UsedServers,
+            _ => ChainObjective::Weighted { delay: 1.0, servers: 0.05 },
+        };
+        let weights = objective.weights();
+        let req = ChainRequest { id: "s".into(), service: "chain".into(), region: Some("r0".into()) };
+        let residual = Residual::full(&p);
+        let best = brute_force(&p, weights);
+        let base = HeuristicOptions { objective, seed, ..Default::default() };
+        let greedy = place_chain_heuristic(&p, &req, &residual, &HeuristicOptions { max_iterations: 0, ..base.clone() });
+        let local = place_chain_heuristic(&p, &req, &residual, &base);
+        let comb = place_chain_heuristic(&p, &req, &residual, &HeuristicOptions { bound: BoundMethod::Combinatorial, ..base.clone() });
+        for plan in [&greedy, &local, &comb].into_iter().flatten() {
+            let r = check(&p, plan);
+            prop_assert!(r.is_ok(), "{}\n{plan:#?}", r.summary());
+            let Some(best) = best else {
+                prop_assert!(false, "heuristic found a plan where brute force found none: {plan:#?}");
+                continue;
+            };
+            let tol = 1e-6 * best.abs().max(1.0);
+            prop_assert!(plan.objective >= best - tol, "heuristic {} below the optimum {best}", plan.objective);
+            let bound = plan.bound.unwrap();
+            prop_assert!(bound <= best + tol, "bound {bound} above the optimum {best}: {:?}", plan.notes);
+            prop_assert!(plan.gap.unwrap() >= 0.0);
+        }
+        if let (Ok(g), Ok(l)) = (&greedy, &local) {
+            prop_assert!(l.objective <= g.objective + 1e-9, "local search {} worse than greedy {}", l.objective, g.objective);
+        }
+        for e in [&greedy, &local].into_iter().filter_map(|r| r.as_ref().err()) {
+            assert_explained(e);
+        }
+    }
+}
