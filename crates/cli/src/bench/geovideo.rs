@@ -39,7 +39,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
 fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
     let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
-    let scenario = MoocScenario { capacity_factor: args.capacity_factor, ..Default::default() };
+    let scenario =
+        MoocScenario { regions: args.regions, zones: args.zones, seed: 1, capacity_factor: args.capacity_factor };
     let b = mooc_bundle(data, &scenario).map_err(fail)?;
     for n in &b.notes {
         eprintln!("note: {n}");

@@ -53,6 +53,12 @@ pub struct Args {
     /// geo-video --reproduce: budget points between the two ends of the curve.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub budgets: usize,
+    /// geo-video --reproduce: a seeded sample of this many user cities (all by default).
+    #[arg(long, value_name = "N")]
+    pub regions: Option<usize>,
+    /// geo-video --reproduce: a seeded sample of this many zones (all by default).
+    #[arg(long, value_name = "N")]
+    pub zones: Option<usize>,
     /// geo-video: total slot capacity over total demand (≥ 1).
     #[arg(long, value_name = "F", default_value_t = zonal_bench::geovideo::DEFAULT_CAPACITY_FACTOR)]
     pub capacity_factor: f64,
@@ -118,6 +124,10 @@ impl Bar {
         Bar(bar)
     }
     fn report(&self, done: usize, total: usize, what: &str) {
+        // indicatif draws nothing without a terminal; a log still wants to see long runs move.
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!("[{done}/{total}] {what}");
+        }
         self.0.set_length(total as u64);
         self.0.set_position(done as u64);
         self.0.set_message(what.to_string());
