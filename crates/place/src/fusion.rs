@@ -32,6 +32,8 @@
 //! parameter corresponding to the size of the group"); the min-utility `U` is unweighted,
 //! since max-min fairness is about every group, whatever its size. Step 2 re-solves the same
 //! HiGHS model warm (objective and `U`'s bound changed in place).
+//! [`FusionOptions::max_min_fairness`]` = false` skips Step 1 and leaves `U` free: the
+//! "without max-min fairness" baseline of FUSION's Figure 56.
 //!
 //! **True utilities.** After solving, utilities are recomputed from each request's
 //! share-weighted average latency with [`zonal_model::UtilitySla::utility`] (ambiguity 3: the
