@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod bench;
 mod common;
 mod convert;
 mod delete;
@@ -46,6 +47,8 @@ enum Command {
     Convert(convert::Args),
     /// Place services offline: FUSION utility LP, INPUT chain ILP; checked plans, cost/utility curves.
     Plan(plan::Args),
+    /// Run a benchmark suite (geo-video: FUSION LP; zoo: INPUT chain ILP), writing CSV and a summary.
+    Bench(bench::Args),
     /// Run a whole domain on this machine: a domain orchestrator and one zone manager per zone.
     Up(up::Args),
     /// Register a service from its manifest and deploy it; prints what was placed where.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Up(a) => up::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Get(a) => get::run(a),

@@ -32,6 +32,8 @@
 //! parameter corresponding to the size of the group"); the min-utility `U` is unweighted,
 //! since max-min fairness is about every group, whatever its size. Step 2 re-solves the same
 //! HiGHS model warm (objective and `U`'s bound changed in place).
+//! [`FusionOptions::max_min_fairness`]` = false` skips Step 1 and leaves `U` free: the
+//! "without max-min fairness" baseline of FUSION's Figure 56.
 //!
 //! **True utilities.** After solving, utilities are recomputed from each request's
 //! share-weighted average latency with [`zonal_model::UtilitySla::utility`] (ambiguity 3: the
@@ -110,7 +112,15 @@ pub struct FusionOptions {
     pub rounding: bool,
     /// Solve by column generation (exact; for large instances).
     pub column_generation: ColumnGeneration,
+    /// Run Step 1 (max-min fairness) and keep Step 2 above its U*. `false` runs Step 2 alone,
+    /// the baseline of FUSION's Figure 56 ("ignore step 1").
+    #[serde(default = "default_true")]
+    pub max_min_fairness: bool,
     pub solver: SolverOptions,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for FusionOptions {
@@ -121,6 +131,7 @@ impl Default for FusionOptions {
             shared_zone_capacity: true,
             rounding: true,
             column_generation: ColumnGeneration::Auto,
+            max_min_fairness: true,
             solver: SolverOptions::default(),
         }
     }
@@ -572,14 +583,25 @@ fn set_step2(lp: &mut FusionLp, p: &Problem, alpha: f64, u_star: f64) -> Result<
     lp.session.set_objective(Sense::Maximise, &obj)
 }
 
-/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve).
+/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve);
+/// without fairness only Step 2 runs, with U* = −∞.
 fn two_steps(
     lp: &mut FusionLp,
     p: &Problem,
     alpha: f64,
+    fairness: bool,
     run: &mut Run,
     opts: &SolverOptions,
 ) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
+    if !fairness {
+        set_step2(lp, p, alpha, f64::NEG_INFINITY)?;
+        let s2 = run.solve(lp, opts)?;
+        if s2.stats.status == crate::solver::SolveStatus::Infeasible {
+            return Ok(None);
+        }
+        s2.require_solution("FUSION step 2")?;
+        return Ok(Some((f64::NEG_INFINITY, s2)));
+    }
     set_step1(lp, p)?;
     let s1 = run.solve(lp, opts)?;
     if s1.stats.status == crate::solver::SolveStatus::Infeasible {
@@ -721,7 +743,8 @@ fn solve_cg(
             pick
         })
         .collect();
-    let mut u_star: Option<f64> = None;
+    // Without fairness Step 2 starts at once, with no floor on U.
+    let mut u_star: Option<f64> = if opts.max_min_fairness { None } else { Some(f64::NEG_INFINITY) };
     for round in 0..CG_MAX_ROUNDS {
         let started = std::time::Instant::now();
         let mut lp = build(p, mode, active.clone(), pruned, opts, Slacks::Penalty(m))?;
@@ -740,6 +763,8 @@ fn solve_cg(
             match u_star {
                 None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
                 None => u_star = Some(s.values[lp.u.0]),
+                // Without Step 1 nothing proved feasibility before Step 2.
+                Some(_) if !opts.max_min_fairness && slack > 1e-7 => return Ok(CgOutcome::Infeasible),
                 Some(u) => {
                     let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
                     return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
@@ -867,7 +892,8 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
             let started = std::time::Instant::now();
             let mut lp = build(p, mode, cands, pruned, opts, Slacks::None)?;
             run.stats.build_seconds += started.elapsed().as_secs_f64();
-            let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, &mut run, &opts.solver)? else {
+            let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, opts.max_min_fairness, &mut run, &opts.solver)?
+            else {
                 return Err(diagnose(p, mode, opts, &mut run)?);
             };
             (lp, u_star, s2)
@@ -892,7 +918,11 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
         0.0
     };
     plan.bound = s2.stats.objective.map(|o| o + alpha_const);
-    plan.objective_terms.insert("step1_min_utility".into(), u_star);
+    if opts.max_min_fairness {
+        plan.objective_terms.insert("step1_min_utility".into(), u_star);
+    } else {
+        plan.notes.push("max-min fairness off: Step 2 alone, no floor on the minimum utility".into());
+    }
     plan.objective_terms.insert("lp_min_utility".into(), lp_terms.min_utility);
     plan.objective_terms.insert("lp_total_utility".into(), lp_terms.total_utility);
 
@@ -1140,12 +1170,12 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
     }
     let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None)?;
     let mut run = Run { stats: PlanStats::default() };
-    let Some((_, lo)) = two_steps(&mut lp, p, 0.0, &mut run, &opts.solver)? else {
+    let Some((_, lo)) = two_steps(&mut lp, p, 0.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
         return Err(diagnose(p, &mode, &opts, &mut run)?);
     };
     let lo_terms = evaluate(p, &mode, &served_from(p, &lp, &lo.values));
     let min_cost = lo.values[lp.cost.0];
-    let Some((_, hi)) = two_steps(&mut lp, p, 1.0, &mut run, &opts.solver)? else {
+    let Some((_, hi)) = two_steps(&mut lp, p, 1.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
         return Err(PlaceError::Solver { detail: "the max-utility end became infeasible".into() });
     };
     let hi_terms = evaluate(p, &mode, &served_from(p, &lp, &hi.values));
@@ -1155,7 +1185,7 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
         let budget =
             if budgets == 1 { max_cost } else { min_cost + (max_cost - min_cost) * k as f64 / (budgets - 1) as f64 };
         lp.session.set_bounds(lp.cost, 0.0, budget_bound(budget))?;
-        let Some((_, s)) = two_steps(&mut lp, p, 1.0, &mut run, &opts.solver)? else {
+        let Some((_, s)) = two_steps(&mut lp, p, 1.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
             return Err(PlaceError::Solver {
                 detail: format!("budget {budget} between the min and max cost became infeasible"),
             });
@@ -1441,6 +1471,24 @@ mod tests {
         assert!((cg.bound.unwrap() - full.bound.unwrap()).abs() < 1e-6);
         // r0's 40 slots need three zones of 16.
         assert!(cg.assignments.iter().filter(|a| a.region == "r0").count() >= 3);
+    }
+
+    #[test]
+    fn without_step1_the_worst_user_can_be_worse_off() {
+        // z0 is expensive, z1 cheap and far; α = 0 without Step 1 sends everyone to z1.
+        let mut b = line_bundle(3, 2);
+        infra_mut(&mut b).zones[0].price.cpu_hour = zonal_model::Money::new(10.0);
+        let p = problem(&b);
+        for cg in [ColumnGeneration::Never, ColumnGeneration::Always] {
+            let base = FusionOptions { alpha: 0.0, rounding: false, column_generation: cg, ..Default::default() };
+            let fair = place(&p, &base).unwrap();
+            let unfair = place(&p, &FusionOptions { max_min_fairness: false, ..base.clone() }).unwrap();
+            checked(&p, &fair);
+            checked(&p, &unfair);
+            assert!(unfair.term("step1_min_utility").is_none());
+            assert!(unfair.term("min_utility").unwrap() <= fair.term("min_utility").unwrap() + 1e-9);
+            assert!(unfair.term("cost").unwrap() <= fair.term("cost").unwrap() + 1e-9);
+        }
     }
 
     #[test]

@@ -1,0 +1,319 @@
+//! INPUT's service-chain evaluation (seed 004 §V.C) on Topology Zoo WANs: time to place and
+//! route each subscription with the chain ILP, and its optimality gap.
+//!
+//! # Scenario
+//!
+//! * **Topology**: a GraphML file through the importer (links with great-circle delay,
+//!   5 µs/km + 0.1 ms per hop; missing positions imputed). The [`DATACENTERS`] nodes of
+//!   highest degree are data centres (ties: smaller GraphML id; the importer's `TopDegree`
+//!   rule), the rest are transit/access nodes. INPUT picked its 20 at random; a
+//!   degree rule is deterministic and puts data centres where the topology has hubs.
+//! * **Data centres**: one aggregate host each of [`DC_CORES`] cores and [`DC_MEMORY_GIB`] GiB,
+//!   so that 100 SC3 subscriptions (≈ 68 cores and ≈ 93 GiB each on average) fit in 20 data
+//!   centres (INPUT gives no capacities).
+//! * **Chains**: [`crate::scenarios::INPUT_CHAINS`] (SC1 4, SC2 20, SC3 60 service apps), each
+//!   subscription a user pinned at a random transit node, the apps in a line, a back-end pinned
+//!   at a random data centre, random CPU/RAM and channel bandwidth (seeded).
+//! * **Placement**: subscriptions one after the other against the capacity the earlier ones
+//!   left ([`zonal_place::chain::place_chains`]), delay objective, HiGHS defaults (relative gap
+//!   1e-4). Every sequence's combined plan goes through the independent checker.
+//!
+//! INPUT reports placement (Vent, ≤ 18 ms) and routing (Crater, ≤ 210 ms for SC3) separately;
+//! Zonal's ILP decides hosts and paths together, so a subscription's time is one figure,
+//! split here into model building + path extraction and the HiGHS solve.
+
+use std::collections::BTreeMap;
+
+use zonal_descriptor::import::graphml::{import_graphml, DatacenterRule, GraphmlOptions};
+use zonal_model::{Amount, Bundle, Document, Host, Infrastructure, Resources};
+use zonal_place::chain::{place_chains, ChainOptions, ChainRequest};
+use zonal_place::check::check;
+use zonal_place::problem::{Problem, ProblemOptions};
+use zonal_place::solver::SolverOptions;
+use zonal_place::{PlaceError, PlanStatus};
+
+use crate::report::{max, median, num, seconds, CsvRow, Summary};
+use crate::scenarios::{input_subscriptions, ChainShape};
+use crate::{BenchError, Progress};
+
+/// Data-centre nodes per topology (INPUT: 20 of Interoute's 110).
+pub const DATACENTERS: usize = 20;
+/// Cores of a data centre's aggregate host.
+pub const DC_CORES: u64 = 512;
+/// Memory of a data centre's aggregate host, GiB.
+pub const DC_MEMORY_GIB: u64 = 2048;
+
+/// A topology's name (the file stem) and GraphML text.
+#[derive(Debug, Clone, Copy)]
+pub struct Topology<'a> {
+    pub name: &'a str,
+    pub graphml: &'a str,
+}
+
+/// The topologies of the benchmark, by file stem.
+pub const TOPOLOGIES: [&str; 3] = ["Interoute", "Cogentco", "Kdl"];
+
+/// The infrastructure of a topology: zones and links, the top-degree nodes as data centres.
+pub fn zoo_infrastructure(t: Topology, datacenters: usize) -> Result<(Infrastructure, Vec<String>), BenchError> {
+    let host = Host {
+        name: "dc".into(),
+        capacity: Resources::new()
+            .with("cpu", Amount::cpu(DC_CORES * 1000))
+            .with("memory", Amount::bytes(DC_MEMORY_GIB << 30)),
+        available: true,
+        ..Default::default()
+    };
+    let options = GraphmlOptions { datacenters: DatacenterRule::TopDegree(datacenters), host };
+    let file = format!("{}.graphml", t.name);
+    let (infra, report) = import_graphml(t.graphml, &file, &options).map_err(|e| BenchError::new(e.to_string()))?;
+    Ok((infra, report.notes))
+}
+
+/// One subscription of a sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainRecord {
+    pub topology: String,
+    pub zones: usize,
+    pub links: usize,
+    pub chain: String,
+    pub service_apps: usize,
+    pub seed: u64,
+    /// Position in the sequence (0 first).
+    pub index: usize,
+    /// `optimal`, `feasible (limit)`, `infeasible`, `error: …`.
+    pub status: String,
+    /// Wall clock: build the ILP, solve, extract hosts and paths.
+    pub total_seconds: f64,
+    /// HiGHS alone.
+    pub solve_seconds: f64,
+    /// Summed link delay of all channel paths (the objective), ms.
+    pub delay_ms: Option<f64>,
+    pub bound: Option<f64>,
+    pub gap: Option<f64>,
+    pub columns: usize,
+    pub rows: usize,
+    /// Zones hosting the chain's service apps.
+    pub zones_used: usize,
+    /// Links crossed by all the chain's paths.
+    pub hops: usize,
+    /// The whole sequence's combined plan passed the independent checker.
+    pub check_ok: bool,
+}
+
+impl ChainRecord {
+    /// Solved to proven optimality (within HiGHS's relative gap).
+    pub fn optimal(&self) -> bool {
+        self.status == "optimal"
+    }
+    /// Building the model and extracting the solution (wall clock minus HiGHS).
+    pub fn model_seconds(&self) -> f64 {
+        (self.total_seconds - self.solve_seconds).max(0.0)
+    }
+}
+
+impl CsvRow for ChainRecord {
+    fn header() -> &'static [&'static str] {
+        &[
+            "topology",
+            "zones",
+            "links",
+            "chain",
+            "service_apps",
+            "seed",
+            "index",
+            "status",
+            "total_seconds",
+            "solve_seconds",
+            "model_seconds",
+            "delay_ms",
+            "bound",
+            "gap",
+            "columns",
+            "rows",
+            "zones_used",
+            "hops",
+            "check_ok",
+        ]
+    }
+    fn fields(&self) -> Vec<String> {
+        vec![
+            self.topology.clone(),
+            self.zones.to_string(),
+            self.links.to_string(),
+            self.chain.clone(),
+            self.service_apps.to_string(),
+            self.seed.to_string(),
+            self.index.to_string(),
+            self.status.clone(),
+            num(Some(self.total_seconds)),
+            num(Some(self.solve_seconds)),
+            num(Some(self.model_seconds())),
+            num(self.delay_ms),
+            num(self.bound),
+            num(self.gap),
+            self.columns.to_string(),
+            self.rows.to_string(),
+            self.zones_used.to_string(),
+            self.hops.to_string(),
+            self.check_ok.to_string(),
+        ]
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooRun {
+    pub chains: Vec<ChainShape>,
+    /// Subscriptions per (topology, chain, seed).
+    pub subscriptions: usize,
+    pub seeds: Vec<u64>,
+    pub datacenters: usize,
+    pub solver: SolverOptions,
+}
+
+fn status_text(r: &Result<zonal_place::Plan, PlaceError>) -> String {
+    match r {
+        Ok(p) => match &p.status {
+            PlanStatus::Optimal => "optimal".into(),
+            PlanStatus::Feasible { limit } => format!("feasible ({limit})"),
+        },
+        Err(PlaceError::Infeasible { .. }) => "infeasible".into(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Places `run.subscriptions` chains of every shape and seed on every topology, one after the
+/// other; returns one record per subscription.
+pub fn run_zoo(topologies: &[Topology], run: &ZooRun, progress: Progress) -> Result<Vec<ChainRecord>, BenchError> {
+    let total = topologies.len() * run.chains.len() * run.seeds.len();
+    let mut done = 0;
+    let mut out = Vec::new();
+    let options = ChainOptions { solver: run.solver.clone(), ..Default::default() };
+    for t in topologies {
+        let (infra, _) = zoo_infrastructure(*t, run.datacenters)?;
+        let (zones, links) = (infra.zones.len(), infra.links.len());
+        for shape in &run.chains {
+            for &seed in &run.seeds {
+                progress(done, total, &format!("{}: {} × {}, seed {seed}", t.name, run.subscriptions, shape.name));
+                done += 1;
+                let services = input_subscriptions(&infra, shape, run.subscriptions, seed).ok_or_else(|| {
+                    BenchError::new(format!("{}: expected data-centre and transit nodes, found only one kind", t.name))
+                })?;
+                let requests: Vec<ChainRequest> = services
+                    .iter()
+                    .map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None })
+                    .collect();
+                let mut docs = vec![Document::Infrastructure(infra.clone())];
+                docs.extend(services.into_iter().map(Document::Service));
+                let bundle = Bundle::new(docs);
+                let p = Problem::from_bundle(&bundle, &ProblemOptions::default())
+                    .map_err(|e| BenchError::new(format!("{}: {e}", t.name)))?;
+                let seq = place_chains(&p, &requests, &options);
+                let check_ok = check(&p, &seq.combined).is_ok();
+                for (index, o) in seq.outcomes.iter().enumerate() {
+                    let mut rec = ChainRecord {
+                        topology: t.name.to_string(),
+                        zones,
+                        links,
+                        chain: shape.name.to_string(),
+                        service_apps: shape.service_apps,
+                        seed,
+                        index,
+                        status: status_text(&o.result),
+                        total_seconds: o.seconds,
+                        solve_seconds: 0.0,
+                        delay_ms: None,
+                        bound: None,
+                        gap: None,
+                        columns: 0,
+                        rows: 0,
+                        zones_used: 0,
+                        hops: 0,
+                        check_ok,
+                    };
+                    if let Ok(plan) = &o.result {
+                        rec.solve_seconds = plan.stats.seconds;
+                        rec.delay_ms = plan.term("delay_ms");
+                        rec.bound = plan.bound;
+                        rec.gap = plan.gap;
+                        rec.columns = plan.stats.columns;
+                        rec.rows = plan.stats.rows;
+                        let used: std::collections::BTreeSet<&str> = plan
+                            .placements
+                            .iter()
+                            .filter(|pl| pl.component.starts_with("app"))
+                            .map(|pl| pl.zone.as_str())
+                            .collect();
+                        rec.zones_used = used.len();
+                        rec.hops = plan.paths.iter().map(|pa| pa.zones.len().saturating_sub(1)).sum();
+                    }
+                    out.push(rec);
+                }
+            }
+        }
+    }
+    progress(total, total, "done");
+    Ok(out)
+}
+
+/// INPUT's reported time for SC3 (60 service apps): 18 ms to place + 210 ms to route.
+pub const INPUT_SC3_SECONDS: f64 = 0.228;
+/// The target for a 60-app chain on Interoute, placed and routed to proven optimality.
+pub const TARGET_SECONDS: f64 = 1.0;
+
+/// One row per (topology, chain): medians over every subscription of every seed.
+pub fn summary(records: &[ChainRecord]) -> Summary {
+    let mut groups: BTreeMap<(usize, String, usize), Vec<&ChainRecord>> = BTreeMap::new();
+    for r in records {
+        // Topologies in size order, chains in length order.
+        groups.entry((r.zones, r.topology.clone(), r.service_apps)).or_default().push(r);
+    }
+    let mut s = Summary {
+        title: "INPUT chain ILP: time to place and route one subscription (median over subscriptions and seeds)".into(),
+        headers: [
+            "TOPOLOGY", "CHAIN", "APPS", "PLACED", "OPTIMAL", "MEDIAN", "MAX", "SOLVE", "MODEL", "MAX GAP", "COLUMNS",
+            "CHECK",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    };
+    for ((_, topology, apps), rs) in &groups {
+        let placed: Vec<&&ChainRecord> = rs.iter().filter(|r| r.delay_ms.is_some()).collect();
+        let total: Vec<f64> = placed.iter().map(|r| r.total_seconds).collect();
+        let solve: Vec<f64> = placed.iter().map(|r| r.solve_seconds).collect();
+        let model: Vec<f64> = placed.iter().map(|r| r.model_seconds()).collect();
+        let gaps: Vec<f64> = placed.iter().filter_map(|r| r.gap).collect();
+        let cols: Vec<f64> = placed.iter().map(|r| r.columns as f64).collect();
+        s.rows.push(vec![
+            topology.clone(),
+            rs[0].chain.clone(),
+            apps.to_string(),
+            format!("{}/{}", placed.len(), rs.len()),
+            format!("{}/{}", rs.iter().filter(|r| r.optimal()).count(), rs.len()),
+            seconds(median(&total)),
+            seconds(max(&total)),
+            seconds(median(&solve)),
+            seconds(median(&model)),
+            max(&gaps).map_or("-".into(), |g| format!("{:.4}%", g * 100.0)),
+            median(&cols).map_or("-".into(), |c| format!("{c:.0}")),
+            if rs.iter().all(|r| r.check_ok) { "ok".into() } else { "FAILED".into() },
+        ]);
+    }
+    for ((_, topology, apps), rs) in &groups {
+        if *apps != 60 {
+            continue;
+        }
+        let total: Vec<f64> = rs.iter().filter(|r| r.delay_ms.is_some()).map(|r| r.total_seconds).collect();
+        if let Some(m) = median(&total) {
+            s.notes.push(format!(
+                "{topology} SC3: median {} = {:.2}× the 1 s target ({}), {:.2}× INPUT's 18 + 210 ms",
+                seconds(Some(m)),
+                TARGET_SECONDS / m,
+                if m < TARGET_SECONDS { "met" } else { "missed" },
+                INPUT_SC3_SECONDS / m
+            ));
+        }
+    }
+    s
+}

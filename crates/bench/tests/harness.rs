@@ -1,0 +1,109 @@
+//! The benchmark harness end to end on the reference data, kept small: a few SC1 chains on
+//! Interoute and a small MOOC sample. Every plan must pass the independent checker. Skips
+//! with a message when `../shared/data` is absent.
+
+use std::path::PathBuf;
+
+use zonal_bench::geovideo::{curve, lp_sweep, mooc_bundle, mooc_problem, paper_options, GeoVideoData, LpSize};
+use zonal_bench::geovideo::{LpSweep, LpVariant, MoocScenario, PointKind};
+use zonal_bench::no_progress;
+use zonal_bench::report::to_csv;
+use zonal_bench::scenarios::INPUT_CHAINS;
+use zonal_bench::zoo::{run_zoo, summary, Topology, ZooRun};
+use zonal_place::SolverOptions;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+fn read(relative: &str) -> Option<String> {
+    let path = data_dir().join(relative);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            eprintln!("skipped: {} is absent", path.display());
+            None
+        }
+    }
+}
+
+fn solver() -> SolverOptions {
+    SolverOptions { time_limit: Some(std::time::Duration::from_secs(20)), ..Default::default() }
+}
+
+#[test]
+fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
+    let Some(graphml) = read("topology-zoo/Interoute.graphml") else { return };
+    let run = ZooRun {
+        chains: vec![INPUT_CHAINS[0].clone()],
+        subscriptions: 2,
+        seeds: vec![1],
+        datacenters: 20,
+        solver: solver(),
+    };
+    let t = [Topology { name: "Interoute", graphml: &graphml }];
+    let records = run_zoo(&t, &run, &mut no_progress).unwrap();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert_eq!(r.status, "optimal", "{r:?}");
+        assert!(r.check_ok, "the combined plan failed the checker: {r:?}");
+        assert_eq!((r.zones, r.service_apps), (110, 4));
+        assert!(r.gap.is_some_and(|g| g <= 1e-4), "{r:?}");
+        assert!(r.total_seconds >= r.solve_seconds);
+    }
+    let again = run_zoo(&t, &run, &mut no_progress).unwrap();
+    let objective = |rs: &[zonal_bench::zoo::ChainRecord]| rs.iter().map(|r| r.delay_ms).collect::<Vec<_>>();
+    assert_eq!(objective(&records), objective(&again), "same seed, same plans");
+    let csv = to_csv(&records);
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.starts_with("topology,zones,links,chain,"));
+    let s = summary(&records);
+    assert_eq!(s.rows.len(), 1);
+    assert_eq!(s.rows[0][3], "2/2");
+}
+
+#[test]
+fn geo_video_suite_solves_a_sample_and_the_curves_are_checked() {
+    let (Some(dc_nodes), Some(mooc), Some(ec2_prices)) =
+        (read("geo-video/dcNodes.csv"), read("geo-video/mooc.out"), read("geo-video/ec2_price.out"))
+    else {
+        return;
+    };
+    let data = GeoVideoData { dc_nodes: &dc_nodes, mooc: &mooc, ec2_prices: &ec2_prices };
+    let sweep = LpSweep {
+        sizes: vec![LpSize { regions: Some(40), zones: Some(20) }],
+        seeds: vec![1],
+        variants: vec![LpVariant::Zonal, LpVariant::FullSimplex, LpVariant::FullIpm],
+        capacity_factor: 1.2,
+        solver: solver(),
+    };
+    let lp = lp_sweep(data, &sweep, &mut no_progress).unwrap();
+    assert_eq!(lp.len(), 3);
+    let u: Vec<f64> = lp.iter().map(|r| r.step1_min_utility.unwrap()).collect();
+    for r in &lp {
+        assert_eq!(r.status, "optimal", "{r:?}");
+        assert_eq!(r.check_ok, Some(true), "{r:?}");
+        assert_eq!((r.regions, r.zones), (40, 20));
+    }
+    assert!(u.iter().all(|x| (x - u[0]).abs() < 1e-6), "every method finds the same U*: {u:?}");
+
+    let b = mooc_bundle(data, &MoocScenario { regions: Some(40), zones: Some(20), ..Default::default() }).unwrap();
+    let p = mooc_problem(&b).unwrap();
+    let base = paper_options(solver());
+    let fair = curve(&p, &base, 3, true, None, &mut no_progress).unwrap();
+    assert_eq!(fair.len(), 5, "two ends and three budgets");
+    let budgets: Vec<f64> = fair.iter().filter(|r| r.kind == PointKind::Budget).map(|r| r.budget).collect();
+    let unfair = curve(&p, &base, 3, false, Some(&budgets), &mut no_progress).unwrap();
+    for (f, u) in fair.iter().zip(&unfair) {
+        assert!(f.check_ok && u.check_ok, "{f:?}\n{u:?}");
+        assert_eq!(f.kind, u.kind);
+        if f.kind == PointKind::Budget {
+            assert!(f.cost <= f.budget + 1e-6 && u.cost <= u.budget + 1e-6);
+            // Step 1 can only raise the worst utility at the same budget.
+            assert!(f.min_utility >= u.min_utility - 1e-6, "{f:?}\n{u:?}");
+        }
+    }
+    for w in fair.windows(2).filter(|w| w[0].kind == PointKind::Budget && w[1].kind == PointKind::Budget) {
+        assert!(w[1].min_utility >= w[0].min_utility - 1e-6, "U* grows with the budget");
+    }
+}

@@ -1,0 +1,165 @@
+//! `zonal bench --suite geo-video|zoo [--limit N] [--seeds K] [--time-limit S] [--out DIR]`:
+//! runs a benchmark suite of `zonal-bench`, writes its CSV into `--out` and prints a summary.
+//! Each suite lives in its own module; this one parses the shared arguments, reads the data
+//! files, shows progress and prints tables.
+
+mod geovideo;
+mod zoo;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use zonal_bench::report::Summary;
+use zonal_place::SolverOptions;
+
+use crate::table::Table;
+use crate::Failure;
+
+/// The benchmark suites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// FUSION utility LP on the geo-video MOOC data: LP time against size; with --reproduce
+    /// the cost/utility curve with and without Step 1 (seed 000 §4.4).
+    GeoVideo,
+    /// INPUT chain ILP on Topology Zoo WANs: time and gap against chain length and topology;
+    /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C).
+    Zoo,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum)]
+    pub suite: Suite,
+    /// Cap on the work: geo-video, the first N sizes of the LP sweep; zoo, N subscriptions
+    /// per (topology, chain, seed) (default 10, with --reproduce 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Seeds 1..=K; figures are medians over them.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub seeds: u64,
+    /// Time limit of each solve.
+    #[arg(long, value_name = "S", default_value = "60s", value_parser = crate::common::parse_duration)]
+    pub time_limit: Duration,
+    /// Directory for the CSV (and SVG) files; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    pub out: PathBuf,
+    /// The reference data directory (`geo-video/`, `topology-zoo/`).
+    #[arg(long, value_name = "DIR", default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Reproduce the paper's evaluation instead of the benchmark sweep.
+    #[arg(long)]
+    pub reproduce: bool,
+    /// geo-video --reproduce: budget points between the two ends of the curve.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub budgets: usize,
+    /// geo-video --reproduce: a seeded sample of this many user cities (all by default).
+    #[arg(long, value_name = "N")]
+    pub regions: Option<usize>,
+    /// geo-video --reproduce: a seeded sample of this many zones (all by default).
+    #[arg(long, value_name = "N")]
+    pub zones: Option<usize>,
+    /// geo-video: total slot capacity over total demand (≥ 1).
+    #[arg(long, value_name = "F", default_value_t = zonal_bench::geovideo::DEFAULT_CAPACITY_FACTOR)]
+    pub capacity_factor: f64,
+    /// zoo: a topology by file stem under topology-zoo/ (repeatable); default Interoute,
+    /// Cogentco, Kdl (Interoute alone with --reproduce).
+    #[arg(long = "topology", value_name = "NAME")]
+    pub topologies: Vec<String>,
+    /// zoo: a chain, SC1 (4 apps), SC2 (20) or SC3 (60) (repeatable); default all three.
+    #[arg(long = "chain", value_name = "SC")]
+    pub chains: Vec<String>,
+    /// Solver threads (HiGHS default when absent).
+    #[arg(long)]
+    pub threads: Option<u32>,
+}
+
+impl Args {
+    fn solver(&self) -> SolverOptions {
+        SolverOptions { time_limit: Some(self.time_limit), threads: self.threads, ..Default::default() }
+    }
+    fn seed_list(&self) -> Result<Vec<u64>, Failure> {
+        if self.seeds == 0 {
+            return Err(Failure::new(2, "--seeds: expected at least 1"));
+        }
+        Ok((1..=self.seeds).collect())
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Failure::new(1, format!("cannot create --out {}: {e}", args.out.display())))?;
+    match args.suite {
+        Suite::GeoVideo => geovideo::run(&args),
+        Suite::Zoo => zoo::run(&args),
+    }
+}
+
+/// Reads a data file, naming it and the flag to fix when it is missing.
+fn read_data(data: &Path, relative: &str) -> Result<String, Failure> {
+    let path = data.join(relative);
+    std::fs::read_to_string(&path).map_err(|e| {
+        Failure::new(1, format!("cannot read {}: {e} (point --data at the reference data directory)", path.display()))
+    })
+}
+
+fn write(out: &Path, name: &str, text: &str) -> Result<PathBuf, Failure> {
+    let path = out.join(name);
+    std::fs::write(&path, text).map_err(|e| Failure::new(1, format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal) and the callback
+/// the suites report to.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar(bar)
+    }
+    fn report(&self, done: usize, total: usize, what: &str) {
+        // indicatif draws nothing without a terminal; a log still wants to see long runs move.
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!("[{done}/{total}] {what}");
+        }
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+        self.0.set_message(what.to_string());
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Renders a summary as text: title, aligned table, notes.
+fn render(s: &Summary) -> String {
+    let mut t = Table::new(s.headers.iter().cloned());
+    for r in &s.rows {
+        t.row(r.iter().cloned());
+    }
+    let mut out = format!("{}\n\n{}", s.title, t.render());
+    for n in &s.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// Prints summaries and writes them to `summary.txt` beside the CSV.
+fn finish(args: &Args, summaries: &[Summary], files: &[PathBuf]) -> Result<(), Failure> {
+    let text: Vec<String> = summaries.iter().map(render).collect();
+    let text = text.join("\n");
+    print!("{text}");
+    let path = write(&args.out, "summary.txt", &text)?;
+    let names: Vec<String> = files.iter().chain(std::iter::once(&path)).map(|p| p.display().to_string()).collect();
+    println!("\nwrote {}", names.join(", "));
+    Ok(())
+}
