@@ -1,9 +1,10 @@
-//! `zonal bench --suite geo-video|zoo [--limit N] [--seeds K] [--time-limit S] [--out DIR]`:
+//! `zonal bench --suite geo-video|zoo|vbp|openb [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
 //! runs a benchmark suite of `zonal-bench`, writes its CSV into `--out` and prints a summary.
 //! Each suite lives in its own module; this one parses the shared arguments, reads the data
 //! files, shows progress and prints tables.
 
 mod geovideo;
+mod pack;
 mod zoo;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,30 @@ pub enum Suite {
     /// INPUT chain ILP on Topology Zoo WANs: time and gap against chain length and topology;
     /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C).
     Zoo,
+    /// Vector bin packing on the Panigrahy / New / Triplet instances with known optima and
+    /// the best published heuristics; with --peer, CP-SAT or HiGHS on the same instances.
+    Vbp,
+    /// Packing and consolidation (with a checked migration plan) of the Alibaba openb GPU
+    /// trace: 8,152 pods, 1,523 nodes.
+    Openb,
+}
+
+/// A peer solver for `--peer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PeerArg {
+    /// Google OR-Tools CP-SAT (PyPI ortools).
+    Ortools,
+    /// HiGHS through highspy (PyPI highspy).
+    Highspy,
+}
+
+impl From<PeerArg> for zonal_bench::peer::Peer {
+    fn from(p: PeerArg) -> Self {
+        match p {
+            PeerArg::Ortools => zonal_bench::peer::Peer::Ortools,
+            PeerArg::Highspy => zonal_bench::peer::Peer::Highspy,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -32,15 +57,23 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub suite: Suite,
     /// Cap on the work: geo-video, the first N sizes of the LP sweep; zoo, N subscriptions
-    /// per (topology, chain, seed) (default 10, with --reproduce 100).
+    /// per (topology, chain, seed) (default 10, with --reproduce 100); vbp, N instances per
+    /// family, evenly spaced (default 20; 0 = all 2,940).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Seeds 1..=K; figures are medians over them.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub seeds: u64,
-    /// Time limit of each solve.
-    #[arg(long, value_name = "S", default_value = "60s", value_parser = crate::common::parse_duration)]
-    pub time_limit: Duration,
+    /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s).
+    #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// vbp: also solve every instance with this peer (its own virtualenv and process, created
+    /// on first use under ~/.cache/zonal/peers), same model and time limit.
+    #[arg(long, value_enum)]
+    pub peer: Option<PeerArg>,
+    /// vbp: a family, Panigrahy, New or Triplet (repeatable); default all three.
+    #[arg(long = "family", value_name = "NAME")]
+    pub families: Vec<String>,
     /// Directory for the CSV (and SVG) files; created if missing.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     pub out: PathBuf,
@@ -76,7 +109,8 @@ pub struct Args {
 
 impl Args {
     fn solver(&self) -> SolverOptions {
-        SolverOptions { time_limit: Some(self.time_limit), threads: self.threads, ..Default::default() }
+        let time_limit = self.time_limit.unwrap_or(Duration::from_secs(60));
+        SolverOptions { time_limit: Some(time_limit), threads: self.threads, ..Default::default() }
     }
     fn seed_list(&self) -> Result<Vec<u64>, Failure> {
         if self.seeds == 0 {
@@ -92,6 +126,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     match args.suite {
         Suite::GeoVideo => geovideo::run(&args),
         Suite::Zoo => zoo::run(&args),
+        Suite::Vbp => pack::run_vbp(&args),
+        Suite::Openb => pack::run_openb(&args),
     }
 }
 
