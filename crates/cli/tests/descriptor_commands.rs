@@ -81,7 +81,7 @@ fn inspect_json_counts_the_examples() {
     assert_eq!(v["zones"], 4);
     assert_eq!(v["hosts"], 13);
     assert_eq!(v["links"], 5);
-    assert_eq!(v["services"], 3);
+    assert_eq!(v["services"], 4); // epg, web, smart-camera (input-chain), echo (echo-bench)
     assert_eq!(v["regions"], 5);
     let table = zonal(&["inspect", "examples/infrastructure.yaml"]);
     assert!(text(&table.stdout).contains("frankfurt-core  core  8"), "{}", text(&table.stdout));
