@@ -857,16 +857,37 @@ fn walk(p: &Problem, r: &Route, values: &[f64], from: usize, to: usize) -> Optio
         .filter(|(_, g)| g.value(values) > 0.5)
         .map(|(&a, _)| (arc(p, a).0, arc(p, a).1))
         .collect();
-    let mut path = vec![from];
+    path_through(&chosen, from, to)
+}
+
+/// A simple path from `from` to `to` over `arcs`, breadth-first (fewest hops, ties by arc
+/// order). Breadth-first rather than following the first arc out of each zone: an unproven
+/// incumbent (time limit) may carry a cycle besides the path, which flow conservation
+/// allows, and a greedy walk can step into it and dead-end. The path uses a subset of the
+/// chosen arcs, so it needs no more bandwidth and no more delay than the solver's flow.
+fn path_through(arcs: &[(usize, usize)], from: usize, to: usize) -> Option<Vec<usize>> {
+    let mut previous: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([from]);
     let mut seen: BTreeSet<usize> = [from].into();
-    let mut cur = from;
-    while cur != to {
-        let next = chosen.iter().find(|(u, w)| *u == cur && !seen.contains(w)).map(|&(_, w)| w)?;
-        path.push(next);
-        seen.insert(next);
-        cur = next;
+    while let Some(cur) = queue.pop_front() {
+        if cur == to {
+            let mut path = vec![to];
+            let mut at = to;
+            while at != from {
+                at = *previous.get(&at)?;
+                path.push(at);
+            }
+            path.reverse();
+            return Some(path);
+        }
+        for &(_, w) in arcs.iter().filter(|(u, _)| *u == cur) {
+            if seen.insert(w) {
+                previous.insert(w, cur);
+                queue.push_back(w);
+            }
+        }
     }
-    Some(path)
+    None
 }
 
 fn diagnose(ctx: &Context, slots: &[Slot], residual: &Residual, options: &ChainOptions) -> PlaceError {
@@ -998,6 +1019,16 @@ mod tests {
     use crate::problem::ProblemOptions;
     use crate::testkit::*;
     use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Duration, Infrastructure, Pin, Service};
+
+    #[test]
+    fn paths_are_found_past_cycles_that_an_incumbent_may_carry() {
+        // 0 → 1 → 3 is the path; 1 → 2 → 1 is a cycle attached at 1 and 4 → 5 → 4 a detached
+        // one, as a time-limited incumbent may hold. The cycle arc out of 1 comes first.
+        let arcs = [(0, 1), (1, 2), (2, 1), (1, 3), (4, 5), (5, 4)];
+        assert_eq!(path_through(&arcs, 0, 3), Some(vec![0, 1, 3]));
+        assert_eq!(path_through(&arcs, 0, 4), None, "no path in the support");
+        assert_eq!(path_through(&arcs, 2, 3), Some(vec![2, 1, 3]));
+    }
 
     /// Triangle z0–z1 (1 ms), z1–z2 (1 ms), z0–z2 (5 ms), 100 Mbit/s each way; z0 has two
     /// 2-core hosts, z1 and z2 one 4-core host each. Service `chain`: `ue` (user side, pinned
