@@ -50,6 +50,23 @@ fn system(h: &mut Harness, zones: &[&str], extra: &[&str]) -> (Daemon, Vec<Daemo
     (domain, daemons, admin, admin_token)
 }
 
+/// Waits until the service has scaled in to a single running instance.
+fn wait_for_one_running(h: &Harness, c: &zonal_proto::Client, id: &str, within: Duration) {
+    wait_for("scale-in to one instance", within, || {
+        let all = instances(h, c, id);
+        (all.len() == 1 && all[0]["state"] == "running").then_some(())
+    });
+}
+
+/// Stops the zones, then the domain, and asserts that no process is left behind.
+fn shut_down(h: &Harness, domain: &mut Daemon, zones: &mut [Daemon]) {
+    for z in zones.iter_mut() {
+        z.stop();
+    }
+    domain.stop();
+    h.assert_no_leftovers();
+}
+
 fn instances(h: &Harness, c: &zonal_proto::Client, id: &str) -> Vec<Value> {
     h.get(c, &format!("/1.0/services/{id}/instances")).as_array().cloned().unwrap_or_default()
 }
@@ -138,16 +155,9 @@ fn gateway_scales_out_before_slots_run_out_never_exceeds_slots_and_drains_withou
         assert!(echoes(s), "a session on a draining instance is still served");
     }
     drop(kept);
-    wait_for("scale-in to one instance", Duration::from_secs(30), || {
-        let all = instances(&h, &admin, &id);
-        (all.len() == 1 && all[0]["state"] == "running").then_some(())
-    });
+    wait_for_one_running(&h, &admin, &id, Duration::from_secs(30));
 
-    for z in zones.iter_mut() {
-        z.stop();
-    }
-    domain.stop();
-    h.assert_no_leftovers();
+    shut_down(&h, &mut domain, &mut zones);
 }
 
 /// Runs `zonal load … -o json` against the domain and returns its report.
@@ -203,16 +213,9 @@ fn load_rises_and_falls_the_zone_follows_and_no_session_is_cut() {
     assert_eq!(report["zones"][CORE].as_u64(), Some(n("accepted")), "{report}");
     assert!(report["connect_ms"]["p99"].as_f64().unwrap_or(f64::MAX) < 1000.0, "{report}");
     // Load gone: the zone drains back to its minimum.
-    wait_for("scale-in to one instance", Duration::from_secs(40), || {
-        let all = instances(&h, &admin, &id);
-        (all.len() == 1 && all[0]["state"] == "running").then_some(())
-    });
+    wait_for_one_running(&h, &admin, &id, Duration::from_secs(40));
 
-    for z in zones.iter_mut() {
-        z.stop();
-    }
-    domain.stop();
-    h.assert_no_leftovers();
+    shut_down(&h, &mut domain, &mut zones);
 }
 
 #[test]
@@ -269,11 +272,7 @@ fn resolution_picks_the_nearest_zone_deploys_on_demand_and_spills_over() {
     assert!(doc["paths"]["/1.0/resolve/{id}"]["get"].is_object());
     drop((e1, e2));
 
-    for z in zones.iter_mut() {
-        z.stop();
-    }
-    domain.stop();
-    h.assert_no_leftovers();
+    shut_down(&h, &mut domain, &mut zones);
 }
 
 #[test]
@@ -319,11 +318,7 @@ fn a_killed_instance_loses_its_sessions_is_replaced_and_configuration_caps_hold(
     let (_s, g) = open(&ep);
     assert!(g.starts_with("zonal-workload cam"), "sessions are served again: {g}");
 
-    for z in zones.iter_mut() {
-        z.stop();
-    }
-    domain.stop();
-    h.assert_no_leftovers();
+    shut_down(&h, &mut domain, &mut zones);
 }
 
 #[test]
@@ -371,9 +366,5 @@ fn the_scaler_adds_a_configuration_to_a_running_instance_before_starting_one() {
     });
     assert_eq!(reporting(&h, &admin, &pool_id).len(), 1);
 
-    for z in zones.iter_mut() {
-        z.stop();
-    }
-    domain.stop();
-    h.assert_no_leftovers();
+    shut_down(&h, &mut domain, &mut zones);
 }

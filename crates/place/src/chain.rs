@@ -67,7 +67,7 @@ use std::time::Instant;
 use good_lp::{variable, Expression};
 use highs::Sense;
 use serde::{Deserialize, Serialize};
-use zonal_model::Resources;
+use zonal_model::{Resources, Service};
 
 use crate::error::{reason, ConstraintFamily, InfeasibilityReason, PlaceError};
 use crate::plan::{ChannelPath, Placement, Plan, PlanStats, PlanStatus, Subscription};
@@ -803,23 +803,9 @@ pub fn place_chain_with(
                 ),
             })?
         };
-        let lat: f64 = zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum();
-        for (i, &chi) in r.channels.iter().enumerate() {
-            let ch = &s.channels[chi];
-            let mut names: Vec<String> = zones.iter().map(|&z| p.zones[z].name.clone()).collect();
-            if i == 1 {
-                names.reverse();
-            }
-            delay += lat;
-            plan.paths.push(ChannelPath {
-                service: s.name.clone(),
-                subscription: sub.clone(),
-                from: ch.from.clone(),
-                to: ch.to.clone(),
-                zones: names,
-                latency_ms: lat,
-            });
-        }
+        let lat = path_delay(p, &zones);
+        delay += lat * r.channels.len() as f64;
+        push_route_paths(&mut plan, p, s, &sub, &r.channels, &zones, lat);
     }
     // Channels never routed (unknown component names are impossible after validation).
     let used: BTreeSet<usize> = slots
@@ -849,6 +835,40 @@ pub fn place_chain_with(
 }
 
 /// Follows the chosen arcs from `from` to `to`; stray cycles elsewhere are ignored.
+/// Total link delay along a zone path (0 for a collocated pair).
+pub(crate) fn path_delay(p: &Problem, zones: &[usize]) -> f64 {
+    zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum()
+}
+
+/// One `ChannelPath` per channel of a route: the primary channel along `zones`, the reverse
+/// channel (second, when the route is symmetric) along it backwards. Shared by the exact ILP
+/// and the heuristic so both write their plans the same way.
+pub(crate) fn push_route_paths(
+    plan: &mut Plan,
+    p: &Problem,
+    s: &Service,
+    subscription: &Option<String>,
+    channels: &[usize],
+    zones: &[usize],
+    latency_ms: f64,
+) {
+    for (i, &chi) in channels.iter().enumerate() {
+        let ch = &s.channels[chi];
+        let mut names: Vec<String> = zones.iter().map(|&z| p.zones[z].name.clone()).collect();
+        if i == 1 {
+            names.reverse();
+        }
+        plan.paths.push(ChannelPath {
+            service: s.name.clone(),
+            subscription: subscription.clone(),
+            from: ch.from.clone(),
+            to: ch.to.clone(),
+            zones: names,
+            latency_ms,
+        });
+    }
+}
+
 fn walk(p: &Problem, r: &Route, values: &[f64], from: usize, to: usize) -> Option<Vec<usize>> {
     let chosen: Vec<(usize, usize)> = r
         .arcs
@@ -1016,7 +1036,6 @@ pub fn consume(p: &Problem, plan: &Plan, residual: &mut Residual) {
 mod tests {
     use super::*;
     use crate::check::{check, ViolationKind};
-    use crate::problem::ProblemOptions;
     use crate::testkit::*;
     use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Duration, Infrastructure, Pin, Service};
 
@@ -1067,17 +1086,8 @@ mod tests {
         Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(demand)])
     }
 
-    fn problem(b: &Bundle) -> Problem {
-        Problem::from_bundle(b, &ProblemOptions::default()).unwrap()
-    }
-
     fn req(id: &str) -> ChainRequest {
         ChainRequest { id: id.into(), service: "chain".into(), region: Some("r0".into()) }
-    }
-
-    fn checked(p: &Problem, plan: &Plan) {
-        let r = check(p, plan);
-        assert!(r.is_ok(), "checker found violations:\n{}\nplan: {plan:#?}", r.summary());
     }
 
     fn zone_of<'a>(plan: &'a Plan, comp: &str) -> &'a str {

@@ -1205,18 +1205,8 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
 mod tests {
     use super::*;
     use crate::check::check;
-    use crate::problem::ProblemOptions;
     use crate::testkit::*;
-    use zonal_model::{Bundle, Duration, UtilitySla};
-
-    fn problem(b: &Bundle) -> Problem {
-        Problem::from_bundle(b, &ProblemOptions::default()).unwrap()
-    }
-
-    fn checked(p: &Problem, plan: &Plan) {
-        let r = check(p, plan);
-        assert!(r.is_ok(), "checker found violations:\n{}\nplan: {plan:#?}", r.summary());
-    }
+    use zonal_model::{Duration, UtilitySla};
 
     #[test]
     fn everyone_served_at_home_when_capacity_allows() {

@@ -68,9 +68,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{candidates, consume, lp_relaxation, ChainObjective, ChainRequest, ChainSequence, Residual, Slot};
-use crate::chain::{estimate_binaries, ChainOutcome};
+use crate::chain::{estimate_binaries, path_delay, push_route_paths, ChainOutcome};
 use crate::error::{reason, ConstraintFamily, PlaceError};
-use crate::plan::{ChannelPath, Placement, Plan, PlanStats, PlanStatus, Subscription};
+use crate::plan::{Placement, Plan, PlanStats, PlanStatus, Subscription};
 use crate::problem::Problem;
 use crate::solver::{SolveStatus, SolverOptions};
 
@@ -597,6 +597,25 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// The tree programme's least delay of child `c`'s subtree, reached over route `r`, when
+    /// its parent `t` sits in `zone` (∞ when no zone of `c` meets the route's latency bound).
+    fn subtree_delay(&self, t: usize, zone: usize, c: usize, r: usize) -> f64 {
+        let rt = &self.routes[r];
+        self.zones[c]
+            .iter()
+            .zip(&self.togo[c])
+            .map(|(&zc, &g)| {
+                let (a, b) = if rt.from == t { (zone, zc) } else { (zc, zone) };
+                let d = self.p.zone_delay[a][b];
+                if d > rt.max + 1e-9 {
+                    f64::INFINITY
+                } else {
+                    rt.mult() * d + g
+                }
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
     /// Breadth-first order from the fixed components and the tree dynamic programme.
     fn tree(&mut self) {
         let n = self.n();
@@ -634,21 +653,7 @@ impl<'a> Model<'a> {
             for (i, &z) in self.zones[t].iter().enumerate() {
                 let mut sum = 0.0;
                 for &(c, r) in &self.children[t] {
-                    let rt = &self.routes[r];
-                    let best = self.zones[c]
-                        .iter()
-                        .zip(&self.togo[c])
-                        .map(|(&zc, &g)| {
-                            let (a, b) = if rt.from == t { (z, zc) } else { (zc, z) };
-                            let d = p.zone_delay[a][b];
-                            if d > rt.max + 1e-9 {
-                                f64::INFINITY
-                            } else {
-                                rt.mult() * d + g
-                            }
-                        })
-                        .fold(f64::INFINITY, f64::min);
-                    sum += best;
+                    sum += self.subtree_delay(t, z, c, r);
                 }
                 self.togo[t][i] = sum;
             }
@@ -916,21 +921,7 @@ impl Search<'_, '_> {
             if self.st.zone[c].is_some() {
                 continue;
             }
-            let rt = &m.routes[r];
-            let best = m.zones[c]
-                .iter()
-                .zip(&m.togo[c])
-                .map(|(&zc, &g)| {
-                    let (a, b) = if rt.from == t { (zone, zc) } else { (zc, zone) };
-                    let d = m.p.zone_delay[a][b];
-                    if d > rt.max + 1e-9 {
-                        f64::INFINITY
-                    } else {
-                        rt.mult() * d + g
-                    }
-                })
-                .fold(f64::INFINITY, f64::min);
-            sum += best;
+            sum += m.subtree_delay(t, zone, c, r);
         }
         sum
     }
@@ -1454,28 +1445,9 @@ impl<'p> ChainHeuristic<'p> {
             });
         }
         for (r, rt) in m.routes.iter().enumerate() {
-            let (zones, lat) = match &st.path[r] {
-                Some(pth) => (
-                    pth.zones.clone(),
-                    pth.zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum(),
-                ),
-                None => (Vec::new(), 0.0),
-            };
-            for (i, &chi) in rt.channels.iter().enumerate() {
-                let ch = &s.channels[chi];
-                let mut names: Vec<String> = zones.iter().map(|&z| p.zones[z].name.clone()).collect();
-                if i == 1 {
-                    names.reverse();
-                }
-                plan.paths.push(ChannelPath {
-                    service: s.name.clone(),
-                    subscription: sub.clone(),
-                    from: ch.from.clone(),
-                    to: ch.to.clone(),
-                    zones: names,
-                    latency_ms: lat,
-                });
-            }
+            let zones = st.path[r].as_ref().map(|pth| pth.zones.clone()).unwrap_or_default();
+            let lat = path_delay(p, &zones);
+            push_route_paths(&mut plan, p, s, &sub, &rt.channels, &zones, lat);
         }
         let used: Vec<usize> = m.host_list.iter().copied().filter(|&h| st.count[h] > 0).collect();
         let weighted: f64 = used.iter().map(|&h| m.weight[h]).sum();
@@ -1581,8 +1553,6 @@ pub fn place_chains_heuristic(
 mod tests {
     use super::*;
     use crate::chain::{place_chain_with, place_chains, ChainOptions};
-    use crate::check::check;
-    use crate::problem::ProblemOptions;
     use crate::testkit::*;
     use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Infrastructure, Pin, Service};
 
@@ -1620,15 +1590,6 @@ mod tests {
 
     fn req() -> ChainRequest {
         ChainRequest { id: "s".into(), service: "chain".into(), region: None }
-    }
-
-    fn problem(b: &Bundle) -> Problem {
-        Problem::from_bundle(b, &ProblemOptions::default()).unwrap()
-    }
-
-    fn checked(p: &Problem, plan: &Plan) {
-        let r = check(p, plan);
-        assert!(r.is_ok(), "checker found violations:\n{}\nplan: {plan:#?}", r.summary());
     }
 
     #[test]

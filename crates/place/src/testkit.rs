@@ -131,3 +131,14 @@ pub fn demand_mut(b: &mut Bundle) -> &mut Demand {
         })
         .expect("bundle has a demand")
 }
+
+/// The problem of a bundle with default options.
+pub fn problem(b: &Bundle) -> crate::problem::Problem {
+    crate::problem::Problem::from_bundle(b, &crate::problem::ProblemOptions::default()).unwrap()
+}
+
+/// Asserts that the independent checker accepts `plan`.
+pub fn checked(p: &crate::problem::Problem, plan: &crate::plan::Plan) {
+    let r = crate::check::check(p, plan);
+    assert!(r.is_ok(), "checker found violations:\n{}\nplan: {plan:#?}", r.summary());
+}
