@@ -1,9 +1,14 @@
-//! `zonal apply -f FILE`: register a service and deploy it; prints what was placed where.
+//! `zonal apply -f FILE`: register a service and deploy it; prints what was placed where. A
+//! file with no service but a demand or infrastructure document sets the domain's geography
+//! instead: the demand's user regions, the infrastructure's measured latencies and latency
+//! model (what resolution and `zonal get regions` estimate client latencies from).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use zonal_proto::wire::{RegisterService, ServiceView, SlotsChange, StateChange};
+use zonal_control::geography::Geography;
+use zonal_model::Bundle;
+use zonal_proto::wire::{GeographyChange, RegisterService, ServiceView, SlotsChange, StateChange};
 
 use crate::common::{self, parse_duration, Conn};
 use crate::describe::instance_table;
@@ -11,7 +16,8 @@ use crate::{Failure, Output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The service manifest (native YAML or TOSCA), one service per file.
+    /// The service manifest (native YAML or TOSCA), one service per file; or a demand or
+    /// infrastructure document, whose regions and latencies the domain resolves clients by.
     #[arg(short = 'f', long = "file", required = true)]
     pub file: PathBuf,
     /// Session slots wanted domain-wide (default: the components' minimum instances).
@@ -51,15 +57,61 @@ pub async fn wait_running(client: &zonal_proto::Client, id: &str, timeout: Durat
     }
 }
 
+/// The geography a bundle's demand and infrastructure documents carry (`None`: neither).
+pub fn geography_of(bundle: &Bundle) -> Option<GeographyChange> {
+    let mut change = GeographyChange::default();
+    let demands: Vec<_> = bundle.demands().collect();
+    if !demands.is_empty() {
+        change.regions = Some(demands.iter().flat_map(|d| d.regions.iter().cloned()).collect());
+    }
+    let infras: Vec<_> = bundle.infrastructures().collect();
+    if let Some(first) = infras.first() {
+        change.latencies = Some(infras.iter().flat_map(|i| i.latencies.iter().cloned()).collect());
+        change.latency_model = Some(first.latency_model);
+    }
+    (change != GeographyChange::default()).then_some(change)
+}
+
+/// Sends `change` to the domain; returns the geography now in force.
+pub async fn push_geography(client: &zonal_proto::Client, change: &GeographyChange) -> Result<Geography, Failure> {
+    Ok(client.put("/1.0/geography", change).await?)
+}
+
+fn apply_geography(args: &Args, change: GeographyChange) -> Result<(), Failure> {
+    let client = args.conn.client()?;
+    let geo = common::client_runtime()?.block_on(push_geography(&client, &change))?;
+    match args.output {
+        Output::Json => common::print_json(&geo),
+        Output::Table => {
+            if change.regions.is_some() {
+                println!("domain geography: {} user regions", geo.regions.len());
+            }
+            if change.latencies.is_some() {
+                println!("domain geography: {} measured latencies", geo.latencies.len());
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<(), Failure> {
     common::init_logging("warn");
     let loaded =
         crate::validate::load_valid(std::slice::from_ref(&args.file), &crate::validate::DatasetArgs::default())?;
     let services: Vec<_> = loaded.bundle.services().collect();
+    if services.is_empty() {
+        if let Some(change) = geography_of(&loaded.bundle) {
+            return apply_geography(&args, change);
+        }
+    }
     if services.len() != 1 {
         return Err(Failure::new(
             2,
-            format!("{}: expected exactly one service, found {}", args.file.display(), services.len()),
+            format!(
+                "{}: expected exactly one service (or a demand or infrastructure document), found {} services",
+                args.file.display(),
+                services.len()
+            ),
         ));
     }
     let id = services[0].name.clone();

@@ -1,6 +1,6 @@
-//! `zonal get zones|services|instances`.
+//! `zonal get zones|services|instances|users|regions`.
 
-use zonal_proto::wire::{InstanceView, ServiceView, ZoneView};
+use zonal_proto::wire::{InstanceView, RegionView, ServiceView, ZoneView};
 
 use crate::common::{self, Conn};
 use crate::describe::instance_table;
@@ -13,6 +13,8 @@ pub enum Kind {
     Services,
     Instances,
     Users,
+    /// User regions (from `zonal apply -f DEMAND`) and the slots of each service within reach.
+    Regions,
 }
 
 #[derive(clap::Args)]
@@ -27,7 +29,10 @@ pub struct Args {
 }
 
 fn amount(r: &zonal_model::Resources, name: &str) -> String {
-    r.0.get(name).map_or("-".into(), |a| a.to_string())
+    r.0.get(name).map_or("-".into(), |a| match a.unit {
+        zonal_model::ResourceUnit::Bytes => zonal_model::Size(a.value).human(),
+        _ => a.to_string(),
+    })
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -106,6 +111,34 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 let mut t = Table::new(["USER", "ROLE", "SERVICES", "TOKENS"]);
                 for u in &users {
                     t.row([u.name.clone(), u.role.clone(), u.services.to_string(), u.tokens.to_string()]);
+                }
+                print!("{}", t.render());
+            }
+            Kind::Regions => {
+                let regions: Vec<RegionView> = client.get("/1.0/regions").await?;
+                if args.output == Output::Json {
+                    common::print_json(&regions);
+                    return Ok(());
+                }
+                if regions.is_empty() {
+                    println!("no user regions known; give the domain some with zonal apply -f DEMAND.yaml");
+                    return Ok(());
+                }
+                let mut t = Table::new(["REGION", "SERVICE", "SLOTS IN REACH", "ZONES IN REACH", "SENT TO", "RTT"]);
+                for r in &regions {
+                    if r.services.is_empty() {
+                        t.row([r.name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+                    }
+                    for s in &r.services {
+                        t.row([
+                            r.name.clone(),
+                            s.serviceid.clone(),
+                            s.advertised.to_string(),
+                            if s.zones.is_empty() { "-".into() } else { s.zones.join(",") },
+                            s.zone.clone().unwrap_or_else(|| "- (full)".into()),
+                            s.rtt_ms.map_or("-".into(), |ms| format!("{ms:.1} ms")),
+                        ]);
+                    }
                 }
                 print!("{}", t.render());
             }

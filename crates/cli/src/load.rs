@@ -1,8 +1,9 @@
 //! `zonal load SERVICE`: a load generator for session services.
 //!
 //! Sessions arrive as a Poisson process (`--rate` per second, exponential gaps) from client
-//! regions chosen by weight (`--from [NAME=]LAT,LON[:WEIGHT]`, or the regions of a Demand
-//! document with `--demand`). Each session is resolved at the domain
+//! regions chosen by weight (`--from [NAME=]LAT,LON[:WEIGHT]`, the regions of a Demand
+//! document with `--demand`, or `--region NAME[:WEIGHT]` for a user region the domain knows,
+//! resolved by name so that its measured latencies count). Each session is resolved at the domain
 //! (`GET /1.0/resolve/{service}`), opened over TCP at the zone endpoint returned, and held
 //! for a duration drawn from an exponential distribution (`--session-mean`, capped at
 //! `--session-max`). One seed (`--seed`) drives arrivals, regions and durations, so a run is
@@ -38,6 +39,10 @@ pub struct Args {
     /// Take the client regions (positions and weights) from a Demand document.
     #[arg(long)]
     pub demand: Option<std::path::PathBuf>,
+    /// A user region of the domain (`zonal get regions`), resolved by name: NAME[:WEIGHT]
+    /// (repeatable).
+    #[arg(long = "region", value_name = "NAME[:WEIGHT]", value_parser = parse_named_region)]
+    pub region: Vec<RegionArg>,
     /// New sessions per second (Poisson arrivals).
     #[arg(long, default_value_t = 5.0)]
     pub rate: f64,
@@ -71,6 +76,29 @@ pub struct RegionArg {
     pub lat: f64,
     pub lon: f64,
     pub weight: f64,
+    /// Resolved by name (`?region=`) instead of by position.
+    pub by_name: bool,
+}
+
+/// Parses a positive weight after `:` in `text`.
+fn parse_weight(text: &str, w: &str) -> Result<f64, String> {
+    let w: f64 = w.trim().parse().map_err(|_| format!("{text:?}: weight {w:?} is not a number"))?;
+    if !(w.is_finite() && w > 0.0) {
+        return Err(format!("{text:?}: expected a positive weight"));
+    }
+    Ok(w)
+}
+
+/// Parses `NAME[:WEIGHT]`.
+pub fn parse_named_region(text: &str) -> Result<RegionArg, String> {
+    let (name, weight) = match text.rsplit_once(':') {
+        Some((n, w)) => (n, parse_weight(text, w)?),
+        None => (text, 1.0),
+    };
+    if let Some(problem) = zonal_model::names::name_problem(name) {
+        return Err(format!("{text:?}: {problem}"));
+    }
+    Ok(RegionArg { name: name.to_string(), lat: 0.0, lon: 0.0, weight, by_name: true })
 }
 
 /// Parses `[NAME=]LAT,LON[:WEIGHT]`.
@@ -80,17 +108,11 @@ pub fn parse_region(text: &str) -> Result<RegionArg, String> {
         None => (None, text),
     };
     let (pos, weight) = match rest.split_once(':') {
-        Some((p, w)) => {
-            let w: f64 = w.trim().parse().map_err(|_| format!("{text:?}: weight {w:?} is not a number"))?;
-            if !(w.is_finite() && w > 0.0) {
-                return Err(format!("{text:?}: expected a positive weight"));
-            }
-            (p, w)
-        }
+        Some((p, w)) => (p, parse_weight(text, w)?),
         None => (rest, 1.0),
     };
     let (lat, lon) = crate::resolve::parse_position(pos)?;
-    Ok(RegionArg { name: name.unwrap_or_else(|| pos.to_string()), lat, lon, weight })
+    Ok(RegionArg { name: name.unwrap_or_else(|| pos.to_string()), lat, lon, weight, by_name: false })
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -260,6 +282,7 @@ async fn session(client: Client, path: String, region: String, hold: Duration, t
 
 fn regions(args: &Args) -> Result<Vec<RegionArg>, Failure> {
     let mut out = args.from.clone();
+    out.extend(args.region.iter().cloned());
     if let Some(path) = &args.demand {
         let loaded = crate::validate::load_valid(std::slice::from_ref(path), &crate::validate::DatasetArgs::default())?;
         for r in loaded.bundle.demand().regions {
@@ -267,11 +290,14 @@ fn regions(args: &Args) -> Result<Vec<RegionArg>, Failure> {
                 eprintln!("note: region {} has no location; skipped", r.name);
                 continue;
             };
-            out.push(RegionArg { name: r.name, lat: l.lat, lon: l.lon, weight: r.weight });
+            out.push(RegionArg { name: r.name, lat: l.lat, lon: l.lon, weight: r.weight, by_name: false });
         }
     }
     if out.is_empty() {
-        return Err(Failure::new(2, "no client regions: pass --from LAT,LON (repeatable) or --demand FILE"));
+        return Err(Failure::new(
+            2,
+            "no client regions: pass --from LAT,LON or --region NAME (repeatable), or --demand FILE",
+        ));
     }
     Ok(out)
 }
@@ -332,7 +358,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             arrived += 1;
             tally(&t).report.arrived = arrived;
-            let path = crate::resolve::path(&args.service, Some((region.lat, region.lon)), None);
+            let path = if region.by_name {
+                crate::resolve::path(&args.service, None, Some(&region.name))
+            } else {
+                crate::resolve::path(&args.service, Some((region.lat, region.lon)), None)
+            };
             tasks.spawn(session(client.clone(), path, region.name.clone(), hold, t.clone()));
             progress(&bar, &t, started);
         }

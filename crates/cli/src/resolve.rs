@@ -13,7 +13,7 @@ pub struct Args {
     /// Where the client is, in decimal degrees: LAT,LON (e.g. 51.22,4.40).
     #[arg(long, value_name = "LAT,LON", value_parser = parse_position, conflicts_with = "region")]
     pub from: Option<(f64, f64)>,
-    /// Or: the client is next to this zone.
+    /// Or: the client is in this user region (see `zonal get regions`), or next to this zone.
     #[arg(long)]
     pub region: Option<String>,
     #[command(flatten)]
@@ -38,7 +38,10 @@ pub fn parse_position(text: &str) -> Result<(f64, f64), String> {
 pub fn path(service: &str, from: Option<(f64, f64)>, region: Option<&str>) -> String {
     match (from, region) {
         (Some((lat, lon)), _) => format!("/1.0/resolve/{service}?lat={lat}&lon={lon}"),
-        (None, Some(r)) => format!("/1.0/resolve/{service}?region={r}"),
+        (None, Some(r)) => {
+            let r: String = form_urlencoded::byte_serialize(r.as_bytes()).collect();
+            format!("/1.0/resolve/{service}?region={r}")
+        }
         (None, None) => format!("/1.0/resolve/{service}"),
     }
 }
@@ -50,7 +53,7 @@ pub async fn resolve(client: &Client, path: &str) -> Result<Resolved, ClientErro
 
 pub fn run(args: Args) -> Result<(), Failure> {
     if args.from.is_none() && args.region.is_none() {
-        return Err(Failure::new(2, "say where the client is: --from LAT,LON or --region ZONE"));
+        return Err(Failure::new(2, "say where the client is: --from LAT,LON or --region REGION"));
     }
     let client = args.conn.client()?;
     let rt = common::client_runtime()?;
@@ -60,11 +63,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             match args.output {
                 Output::Json => common::print_json(&r),
                 Output::Table => println!(
-                    "{} → zone {} at {} (estimated rtt {:.2} ms, utility {:.2}, rank {}{}, {} slots advertised)",
+                    "{} → zone {} at {} (rtt {:.2} ms {}, utility {:.2}, rank {}{}, {} slots advertised)",
                     r.serviceid,
                     r.zone,
                     r.endpoint,
                     r.rtt_ms,
+                    match r.rtt_source.as_str() {
+                        "measured" => "measured",
+                        "attach" => "estimated via the region's attach zone",
+                        _ => "estimated from distance",
+                    },
                     r.utility,
                     r.rank,
                     if r.rank > 0 { ": spilled over" } else { "" },

@@ -312,6 +312,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
+        // The infrastructure's measured latencies and latency model: resolution uses them.
+        if let Some(change) = crate::apply::geography_of(&loaded.bundle) {
+            rt.block_on(crate::apply::push_geography(&admin, &change))?;
+        }
         common::write_atomic(
             &context_path,
             &serde_json::to_string_pretty(&Context { url: url.clone(), token: admin_token.clone() })

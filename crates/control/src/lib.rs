@@ -15,9 +15,13 @@
 //!   holds the zone-side host choice ([`place::pick_host`]).
 //! * [`slots`] — FUSION session slots: what a zone advertises (free + headroom), the zone
 //!   scaler (drain-safe scale-in, hysteresis, cooldowns), the gateway's balancing policies,
-//!   the domain's resolution with spill-over, and Erlang-C sizing.
+//!   the domain's resolution with spill-over and its on-demand hold-back rule, and Erlang-C
+//!   sizing.
+//! * [`geography`] — where clients are: user regions, measured round-trip times and the
+//!   latency model turned into a client's RTT to each zone, and per-region slot availability.
 
 pub mod backoff;
+pub mod geography;
 pub mod place;
 pub mod reconcile;
 pub mod slots;

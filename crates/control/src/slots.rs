@@ -249,6 +249,33 @@ pub fn resolve(zones: &[ZoneOffer], utility: &dyn Fn(f64) -> Option<f64>) -> Res
     }
 }
 
+/// What the domain does when no zone that runs a service has a free slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhenFull {
+    /// The service has no placement yet: wait for it.
+    Placing,
+    /// Zones of the placement are still coming up (not reporting, or starting instances):
+    /// their slots are on the way, so no on-demand deployment yet.
+    Deploying(Vec<String>),
+    /// Everything placed is up and full: deploy on demand in the best zone that can take it.
+    DeployOnDemand,
+}
+
+/// The on-demand hold-back rule (FUSION §2.6: slots available in a region "or new instances
+/// can quickly be deployed on-the-fly"): `placed` is the service's placement (`None` before
+/// one exists), `reporting` the zones whose heartbeat shows it deployed, `starting` those
+/// of them whose instances are still starting.
+pub fn when_full(placed: Option<&[String]>, reporting: &[String], starting: &[String]) -> WhenFull {
+    let Some(placed) = placed else { return WhenFull::Placing };
+    let deploying: Vec<String> =
+        placed.iter().filter(|z| !reporting.contains(z) || starting.contains(z)).cloned().collect();
+    if deploying.is_empty() {
+        WhenFull::DeployOnDemand
+    } else {
+        WhenFull::Deploying(deploying)
+    }
+}
+
 /// Erlang-C: probability that an arriving session must wait, with `servers` slots and offered
 /// load `erlangs` (λ/μ). 1 when the load is at or above capacity.
 pub fn erlang_c(servers: u32, erlangs: f64) -> f64 {
@@ -298,6 +325,16 @@ pub fn pooling_gain(n: u32, lambda: f64, mu: f64, max_wait: f64) -> BTreeMap<&'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_demand_waits_for_placement_and_for_zones_still_coming_up() {
+        let z = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(when_full(None, &[], &[]), WhenFull::Placing);
+        let placed = z(&["a", "b"]);
+        assert_eq!(when_full(Some(&placed), &z(&["a"]), &[]), WhenFull::Deploying(z(&["b"])));
+        assert_eq!(when_full(Some(&placed), &z(&["a", "b"]), &z(&["a"])), WhenFull::Deploying(z(&["a"])));
+        assert_eq!(when_full(Some(&placed), &z(&["a", "b"]), &[]), WhenFull::DeployOnDemand);
+    }
 
     fn inst(id: &str, state: SlotState, max: u32, free: u32, active: u32) -> InstanceSlots {
         InstanceSlots { id: id.into(), state, max, free, active, started_ms: 0 }

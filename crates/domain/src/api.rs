@@ -99,10 +99,37 @@ pub fn routes() -> Routes<Api> {
         .add(
             M::GET,
             "/1.0/resolve/{id}",
-            "The best zone endpoint for a client (?lat=…&lon=… or ?region=ZONE): latency utility, advertised slots, spill-over; 503 while deploying on demand",
+            "The best zone endpoint for a client (?lat=…&lon=… or ?region=REGION|ZONE): latency utility, advertised slots, spill-over; 503 while deploying on demand",
             ANY,
             get_resolve,
         )
+        .add(M::GET, "/1.0/geography", "User regions, measured latencies and the latency model", ANY, get_geography)
+        .add(
+            M::PUT,
+            "/1.0/geography",
+            "Set the parts given {regions?, latencies?, latency_model?} (from demand and infrastructure documents)",
+            ADMIN,
+            put_geography,
+        )
+        .add(M::GET, "/1.0/regions", "Per user region: slots of each deployed service within reach", ANY, list_regions)
+}
+
+async fn get_geography(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    who(p)?;
+    Ok(Json(json!(api.core.geography()?)))
+}
+
+async fn put_geography(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    JsonBody(b): JsonBody<zonal_proto::wire::GeographyChange>,
+) -> R<Json<Value>> {
+    who(p)?;
+    Ok(Json(json!(api.core.set_geography(b)?)))
+}
+
+async fn list_regions(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.regions(&who(p)?)?)))
 }
 
 #[derive(Deserialize)]
@@ -134,7 +161,7 @@ async fn get_resolve(
         (None, None, Some(r)) => Origin::Region(r),
         _ => {
             return Err(ApiError::bad_request(
-                "GET /1.0/resolve/{service}: expected ?lat=…&lon=… or ?region=ZONE (one of the two)",
+                "GET /1.0/resolve/{service}: expected ?lat=…&lon=… or ?region=REGION (one of the two)",
             ))
         }
     };

@@ -904,6 +904,7 @@ impl DomainCore {
             "running": reported.as_ref().map_or(0, |r| r.running),
             "advertised": reported.as_ref().map_or(0, |r| r.advertised),
             "endpoints": reported.as_ref().map(|r| r.endpoints.clone()).unwrap_or_default(),
+            "peers": reported.as_ref().map(|r| r.peers.clone()).unwrap_or_default(),
             "gateway_sessions": reported.as_ref().map_or(0, |r| r.gateway_sessions),
             "lost_sessions": reported.as_ref().map_or(0, |r| r.lost_sessions),
             "slots": reported.map(|r| r.slots).unwrap_or_default(),

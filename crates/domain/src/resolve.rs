@@ -1,31 +1,162 @@
-//! Service resolution (FUSION §2.3.1, §2.9): which zone a client should open its session in.
+//! Service resolution (FUSION §2.3.1, §2.9): which zone a client should open its session in,
+//! and the session slots each user region can reach (§2.5.3.1).
 //!
 //! The offers are the zones' latest heartbeats: per service, the gateway endpoint and the
-//! advertised slots (free + headroom, FUSION §2.8.3.2). A client's round-trip time to a zone
-//! is estimated from distance by the model's latency model (`2 × 5 µs/km × great-circle
-//! distance + access`), the zone's location coming from its registration. The pure
-//! `zonal_control::slots::resolve` ranks zones by the service's utility of that latency
-//! (then lower latency, then more slots) and takes the first with slots, so a full zone
-//! spills over to the next. When no zone that runs the service has a slot, the best zone by
-//! utility that does not run it yet gets an on-demand deployment, and the answer says so.
+//! advertised slots (free + headroom, FUSION §2.8.3.2). A client's round-trip time to each
+//! zone comes from the domain's geography (`PUT /1.0/geography`: user regions, measured
+//! latencies, the latency model) by the rules of [`zonal_control::geography`]: measured
+//! first, then distance, then via the region's attach zone. The pure
+//! `zonal_control::slots::resolve` ranks zones by the service's utility of that latency (then
+//! lower latency, then more slots) and takes the first with slots, so a full zone spills over
+//! to the next. When no zone that runs the service has a slot, `slots::when_full` decides
+//! between waiting (placement or deployment under way) and an on-demand deployment in the
+//! best zone by utility that does not run it yet; the answer says which.
 
+use zonal_control::geography::{region_availability, Client, Estimator, Geography, RttSource, ZonePlace};
 use zonal_control::place::{place_service, PlacementDemand};
-use zonal_control::slots::{resolve, Resolution, ZoneOffer};
-use zonal_model::{LatencyModel, Location, UtilitySla};
-use zonal_proto::wire::Resolved;
+use zonal_control::slots::{resolve, when_full, Resolution, WhenFull, ZoneOffer};
+use zonal_model::{Location, Service, UtilitySla};
+use zonal_proto::wire::{GeographyChange, RegionServiceView, RegionView, Resolved, ZoneServiceView};
 use zonal_proto::{ApiError, Principal};
 use zonal_store::StoreExt;
 
-use crate::core::{store_err, DomainCore, Target, ZoneRecord, T_SERVICES, T_ZONES};
+pub use zonal_control::geography::Origin;
 
-/// Where a client is: coordinates, or the name of a zone it is next to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Origin {
-    At(Location),
-    Region(String),
+use crate::core::{store_err, DomainCore, ServiceRecord, Target, ZoneRecord, T_META, T_SERVICES, T_ZONES};
+
+/// The key of the geography in the meta table.
+const GEOGRAPHY: &str = "geography";
+
+/// One available zone with a location, and what its heartbeat says of one service.
+struct ZoneSeen {
+    name: String,
+    location: Option<Location>,
+    /// The service deployed there: (advertised slots, entry endpoint, every endpoint, starting).
+    running: Option<(u32, String, std::collections::BTreeMap<String, String>, bool)>,
+    placed: bool,
+}
+
+/// Every available zone as the resolver sees one service.
+struct Snapshot {
+    zones: Vec<ZoneSeen>,
+}
+
+impl Snapshot {
+    fn places(&self) -> Vec<ZonePlace<'_>> {
+        self.zones.iter().map(|z| ZonePlace { name: &z.name, location: z.location }).collect()
+    }
+
+    /// Offers from the zones running the service, and candidate zones for an on-demand
+    /// deployment (not placed there yet), with the client's RTT to each; zones whose RTT is
+    /// unknown are out of reach.
+    fn offers(&self, est: &Estimator, client: &Client) -> (Vec<(ZoneOffer, RttSource)>, Vec<ZoneOffer>) {
+        let places = self.places();
+        let mut running = Vec::new();
+        let mut candidates = Vec::new();
+        for (z, place) in self.zones.iter().zip(&places) {
+            let Some((rtt_ms, source)) = est.rtt(client, *place, &places) else { continue };
+            match &z.running {
+                Some((advertised, endpoint, _, _)) => running.push((
+                    ZoneOffer { zone: z.name.clone(), endpoint: endpoint.clone(), advertised: *advertised, rtt_ms },
+                    source,
+                )),
+                // Nothing runs there yet: the resolver can only offer it on demand.
+                None if !z.placed => {
+                    candidates.push(ZoneOffer { zone: z.name.clone(), endpoint: String::new(), advertised: 0, rtt_ms })
+                }
+                None => {}
+            }
+        }
+        (running, candidates)
+    }
 }
 
 impl DomainCore {
+    /// What the domain knows about where users are (empty until set).
+    pub fn geography(&self) -> Result<Geography, ApiError> {
+        Ok(self.store.get::<Geography>(T_META, GEOGRAPHY).map_err(store_err)?.unwrap_or_default())
+    }
+
+    /// `PUT /1.0/geography`: replaces the parts given, after checking all of them; an
+    /// invalid change changes nothing.
+    pub fn set_geography(&self, change: GeographyChange) -> Result<Geography, ApiError> {
+        let mut problems = Vec::new();
+        if let Some(regions) = &change.regions {
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, r) in regions.iter().enumerate() {
+                if let Some(e) = zonal_model::names::name_problem(&r.name) {
+                    problems.push(format!("regions[{i}].name: {e}"));
+                }
+                if !seen.insert(r.name.as_str()) {
+                    problems.push(format!("regions[{i}].name: region {:?} is listed twice", r.name));
+                }
+                if !(r.weight.is_finite() && r.weight > 0.0) {
+                    problems.push(format!("regions[{i}].weight: expected a positive number, got {}", r.weight));
+                }
+                if r.location.is_none() && r.attach.is_none() {
+                    problems.push(format!(
+                        "regions[{i}] ({}): expected a location or an attach zone; without either nothing is in reach",
+                        r.name
+                    ));
+                }
+            }
+        }
+        for (i, m) in change.latencies.iter().flatten().enumerate() {
+            if m.from == m.to {
+                problems.push(format!("latencies[{i}]: from and to are both {:?}", m.from));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::bad_request(format!("invalid geography: {}", problems.join("; "))));
+        }
+        let _g = self.lock_services();
+        let mut geo = self.geography()?;
+        if let Some(r) = change.regions {
+            geo.regions = r;
+        }
+        if let Some(l) = change.latencies {
+            geo.latencies = l;
+        }
+        if let Some(m) = change.latency_model {
+            geo.latency_model = m;
+        }
+        self.store.put(T_META, GEOGRAPHY, &geo).map_err(store_err)?;
+        Ok(geo)
+    }
+
+    /// The available zones and what their heartbeats say of service `s`.
+    fn snapshot(&self, s: &ServiceRecord) -> Result<Snapshot, ApiError> {
+        let id = s.service.name.as_str();
+        let zones = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
+        let placed: Vec<&String> = s.placement.as_ref().map(|p| p.zones.keys().collect()).unwrap_or_default();
+        // Availability first: it takes the heartbeat lock itself.
+        let available: Vec<bool> = zones.iter().map(|(n, _)| self.zone_available(n)).collect();
+        let hb = self.hb();
+        let mut out = Vec::new();
+        for ((name, z), up) in zones.iter().zip(available) {
+            if !up {
+                continue;
+            }
+            let view = hb
+                .get(name)
+                .and_then(|h| h.report.as_ref())
+                .and_then(|r| r.services.iter().find(|v| v.serviceid == id && v.state == "deployed"));
+            let running = view.and_then(|v| {
+                let endpoint = first_endpoint(&s.service, v)?;
+                // Instances still starting: no slots yet, but they are on the way.
+                let starting = v.advertised == 0 && v.running < v.instances.values().sum::<u32>();
+                Some((v.advertised, endpoint, v.endpoints.clone(), starting))
+            });
+            out.push(ZoneSeen {
+                name: name.clone(),
+                location: z.registration.location,
+                running,
+                placed: placed.contains(&name),
+            });
+        }
+        Ok(Snapshot { zones: out })
+    }
+
     /// `GET /1.0/resolve/{service}`.
     pub fn resolve(&self, caller: &Principal, id: &str, from: &Origin) -> Result<Resolved, ApiError> {
         let s = self.visible_service(caller, id)?;
@@ -35,83 +166,65 @@ impl DomainCore {
                 s.state
             )));
         }
-        let zones = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
-        let at = match from {
-            Origin::At(l) => *l,
-            Origin::Region(r) => {
-                zones.iter().find(|(n, _)| n == r).and_then(|(_, z)| z.registration.location).ok_or_else(|| {
-                    let known: Vec<&str> = zones.iter().map(|(n, _)| n.as_str()).collect();
-                    ApiError::bad_request(format!(
-                        "region {r:?} is not a zone with a location; expected one of {} or ?lat=…&lon=…",
-                        known.join(", ")
-                    ))
-                })?
-            }
-        };
-        let model = LatencyModel::default();
+        let geo = self.geography()?;
+        let est = Estimator::new(&geo);
+        let snap = self.snapshot(&s)?;
+        let client = est.client(from, &snap.places()).map_err(ApiError::bad_request)?;
         let sla = s.service.sla.unwrap_or_default();
         let utility = |rtt: f64| UtilitySla::utility(&sla, rtt);
-        let placed: Vec<String> = s.placement.as_ref().map(|p| p.zones.keys().cloned().collect()).unwrap_or_default();
-        let mut running = Vec::new();
-        // Zones whose instances are still starting: no slots yet, but they are on the way.
-        let mut starting: Vec<String> = Vec::new();
-        let mut candidates = Vec::new();
-        // Availability first: it takes the heartbeat lock itself.
-        let available: Vec<bool> = zones.iter().map(|(n, _)| self.zone_available(n)).collect();
-        {
-            let hb = self.hb();
-            for ((name, z), up) in zones.iter().zip(available) {
-                let Some(loc) = z.registration.location else { continue };
-                if !up {
-                    continue;
-                }
-                let rtt_ms = model.user_rtt(at.distance_km(&loc)).as_millis();
-                let view = hb
-                    .get(name)
-                    .and_then(|h| h.report.as_ref())
-                    .and_then(|r| r.services.iter().find(|v| v.serviceid == id && v.state == "deployed"));
-                match view.and_then(|v| first_endpoint(&s.service, v).map(|e| (v, e))) {
-                    Some((v, endpoint)) => {
-                        if v.advertised == 0 && v.running < v.instances.values().sum::<u32>() {
-                            starting.push(name.clone());
-                        }
-                        running.push((
-                            ZoneOffer { zone: name.clone(), endpoint, advertised: v.advertised, rtt_ms },
-                            v.endpoints.clone(),
-                        ))
-                    }
-                    None if !placed.contains(name) => candidates.push(ZoneOffer {
-                        zone: name.clone(),
-                        endpoint: String::new(),
-                        // Nothing runs there yet: the resolver can only offer it on demand.
-                        advertised: 0,
-                        rtt_ms,
-                    }),
-                    None => {}
-                }
-            }
-        }
+        let (running, candidates) = snap.offers(&est, &client);
         let offers: Vec<ZoneOffer> = running.iter().map(|(o, _)| o.clone()).collect();
-        match resolve(&offers, &utility) {
-            Resolution::Zone { zone, endpoint, utility, rank } => {
-                let (rtt_ms, advertised, endpoints) = running
-                    .iter()
-                    .find(|(o, _)| o.zone == zone)
-                    .map(|(o, e)| (o.rtt_ms, o.advertised, e.clone()))
-                    .unwrap_or_default();
-                Ok(Resolved { serviceid: id.to_string(), zone, endpoint, endpoints, rtt_ms, utility, rank, advertised })
+        if let Resolution::Zone { zone, endpoint, utility, rank } = resolve(&offers, &utility) {
+            let (o, source) = running.iter().find(|(o, _)| o.zone == zone).cloned().unwrap_or_else(|| {
+                (
+                    ZoneOffer { zone: zone.clone(), endpoint: endpoint.clone(), advertised: 0, rtt_ms: 0.0 },
+                    RttSource::Distance,
+                )
+            });
+            let endpoints = snap
+                .zones
+                .iter()
+                .find(|z| z.name == zone)
+                .and_then(|z| z.running.as_ref().map(|r| r.2.clone()))
+                .unwrap_or_default();
+            return Ok(Resolved {
+                serviceid: id.to_string(),
+                zone,
+                endpoint,
+                endpoints,
+                rtt_ms: o.rtt_ms,
+                utility,
+                rank,
+                advertised: o.advertised,
+                rtt_source: source.as_str().to_string(),
+            });
+        }
+        let placed: Vec<String> = s.placement.as_ref().map(|p| p.zones.keys().cloned().collect()).unwrap_or_default();
+        let reporting: Vec<String> =
+            snap.zones.iter().filter(|z| z.running.is_some()).map(|z| z.name.clone()).collect();
+        let starting: Vec<String> =
+            snap.zones.iter().filter(|z| z.running.as_ref().is_some_and(|r| r.3)).map(|z| z.name.clone()).collect();
+        let mut refused: Vec<String> = Vec::new();
+        match when_full(s.placement.as_ref().map(|_| placed.as_slice()), &reporting, &starting) {
+            WhenFull::Placing => {
+                return Err(ApiError::new(
+                    503,
+                    "deploying",
+                    format!("service {id} is being placed; retry in a few seconds"),
+                ))
             }
-            Resolution::DeployOnDemand { .. } | Resolution::Unreachable => {
-                let deploying: Vec<&String> = placed
-                    .iter()
-                    .filter(|z| !running.iter().any(|(o, _)| &o.zone == *z) || starting.contains(z))
-                    .collect();
-                // The best zone by utility that does not run the service yet, and can hold it;
-                // but not while a zone of the placement is still coming up: its slots are
-                // on the way.
-                let settled = s.placement.is_some() && deploying.is_empty();
-                let mut pool = if settled { candidates } else { Vec::new() };
-                let mut refused: Vec<String> = Vec::new();
+            WhenFull::Deploying(zones) => {
+                return Err(ApiError::new(
+                    503,
+                    "deploying_on_demand",
+                    format!(
+                        "no zone has a free slot for {id}; it is being deployed in {}; retry in a few seconds",
+                        zones.join(", ")
+                    ),
+                ))
+            }
+            WhenFull::DeployOnDemand => {
+                let mut pool = candidates;
                 while let Resolution::DeployOnDemand { zone, utility: u } = resolve(&pool, &utility) {
                     match self.deploy_on_demand(id, &zone)? {
                         Ok(()) => {
@@ -130,36 +243,66 @@ impl DomainCore {
                         }
                     }
                 }
-                if s.placement.is_none() {
-                    return Err(ApiError::new(
-                        503,
-                        "deploying",
-                        format!("service {id} is being placed; retry in a few seconds"),
-                    ));
-                }
-                if !deploying.is_empty() {
-                    return Err(ApiError::new(
-                        503,
-                        "deploying_on_demand",
-                        format!(
-                            "no zone has a free slot for {id}; it is being deployed in {}; retry in a few seconds",
-                            deploying.iter().map(|z| z.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-                Err(ApiError::new(
-                    503,
-                    "no_slots",
-                    format!(
-                        "no zone within the service's r_max ({}) of ({:.4}, {:.4}) has a free slot for {id}, and none can take another deployment{}",
-                        sla.r_max,
-                        at.lat,
-                        at.lon,
-                        if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) }
-                    ),
-                ))
             }
         }
+        let whence = match &client {
+            Client::At(l) => format!("({:.4}, {:.4})", l.lat, l.lon),
+            Client::Region(r) => format!("region {}", r.name),
+        };
+        Err(ApiError::new(
+            503,
+            "no_slots",
+            format!(
+                "no zone within the service's r_max ({}) of {whence} has a free slot for {id}, and none can take another deployment{}",
+                sla.r_max,
+                if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) }
+            ),
+        ))
+    }
+
+    /// `GET /1.0/regions`: per user region, the slots of each deployed service the caller may
+    /// see within its R_max, and where a client of the region would be sent now.
+    pub fn regions(&self, caller: &Principal) -> Result<Vec<RegionView>, ApiError> {
+        let geo = self.geography()?;
+        let est = Estimator::new(&geo);
+        let services: Vec<(ServiceRecord, Snapshot)> = self
+            .visible_services(caller)?
+            .into_iter()
+            .filter(|s| s.target == Target::Deployed)
+            .map(|s| self.snapshot(&s).map(|snap| (s, snap)))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for r in &geo.regions {
+            let client = Client::Region(r.clone());
+            let mut views = Vec::new();
+            for (s, snap) in &services {
+                let sla = s.service.sla.unwrap_or_default();
+                let utility = |rtt: f64| UtilitySla::utility(&sla, rtt);
+                let offers: Vec<ZoneOffer> = snap.offers(&est, &client).0.into_iter().map(|(o, _)| o).collect();
+                let a = region_availability(&offers, &utility);
+                let (zone, rtt_ms) = match &a.resolution {
+                    Resolution::Zone { zone, .. } => {
+                        (Some(zone.clone()), offers.iter().find(|o| o.zone == *zone).map(|o| o.rtt_ms))
+                    }
+                    _ => (None, None),
+                };
+                views.push(RegionServiceView {
+                    serviceid: s.service.name.clone(),
+                    advertised: a.advertised,
+                    zones: a.zones,
+                    zone,
+                    rtt_ms,
+                });
+            }
+            out.push(RegionView {
+                name: r.name.clone(),
+                location: r.location,
+                weight: r.weight,
+                attach: r.attach.clone(),
+                services: views,
+            });
+        }
+        Ok(out)
     }
 
     /// Adds `zone` to the service's placement with the components' minimum counts; the
@@ -196,7 +339,7 @@ impl DomainCore {
 }
 
 /// The zone endpoint of the service's entry component: its first port with a gateway.
-fn first_endpoint(service: &zonal_model::Service, view: &zonal_proto::wire::ZoneServiceView) -> Option<String> {
+fn first_endpoint(service: &Service, view: &ZoneServiceView) -> Option<String> {
     let entry = service.entry_component()?;
     entry
         .ports

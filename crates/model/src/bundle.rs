@@ -139,6 +139,9 @@ impl Bundle {
 /// Names gathered from all documents, for reference checks.
 struct Context {
     has_infrastructure: bool,
+    /// Without a demand document, user region names cannot be checked (they come later, e.g.
+    /// `zonal apply -f demand.yaml` after `zonal up -f infrastructure.yaml`).
+    has_demand: bool,
     has_services: bool,
     zones: BTreeMap<String, BTreeSet<String>>,
     regions: BTreeSet<String>,
@@ -171,6 +174,7 @@ impl Context {
         }
         Context {
             has_infrastructure: bundle.infrastructures().next().is_some(),
+            has_demand: bundle.demands().next().is_some(),
             has_services: bundle.services().next().is_some(),
             zones,
             regions: bundle.demands().flat_map(|d| d.regions.iter().map(|r| r.name.clone())).collect(),
@@ -291,8 +295,20 @@ impl Validator<'_> {
         }
         for (i, m) in infra.latencies.iter().enumerate() {
             let mp = root.key("latencies").index(i);
+            let zone_end = self.context.zones.contains_key(&m.from) || self.context.zones.contains_key(&m.to);
+            if !self.context.has_demand && !zone_end {
+                self.error(
+                    doc,
+                    mp.clone(),
+                    format!(
+                        "neither {:?} nor {:?} is a zone; a measured latency needs a zone at one end",
+                        m.from, m.to
+                    ),
+                );
+            }
             for (field, name) in [("from", &m.from), ("to", &m.to)] {
-                if !self.context.zones.contains_key(name) && !self.context.regions.contains(name) {
+                let known = self.context.zones.contains_key(name) || self.context.regions.contains(name);
+                if !known && self.context.has_demand {
                     self.error(doc, mp.key(field), format!("unknown place {name:?}; expected a zone or a user region"));
                 }
             }

@@ -161,3 +161,31 @@ pub struct MeasuredLatency {
     pub to: String,
     pub rtt: Duration,
 }
+
+/// Measured round-trip times indexed by place names. A measurement counts in both
+/// directions unless the other direction was measured too (then each keeps its own).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyTable {
+    /// from → to → RTT (ms); nested so that a lookup by `&str` allocates nothing.
+    rtt_ms: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl LatencyTable {
+    pub fn new(measured: &[MeasuredLatency]) -> Self {
+        let mut rtt_ms: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for m in measured {
+            rtt_ms.entry(m.from.clone()).or_default().insert(m.to.clone(), m.rtt.as_millis());
+        }
+        for m in measured {
+            rtt_ms.entry(m.to.clone()).or_default().entry(m.from.clone()).or_insert(m.rtt.as_millis());
+        }
+        LatencyTable { rtt_ms }
+    }
+    /// The measured round-trip time from `from` to `to` (ms).
+    pub fn get(&self, from: &str, to: &str) -> Option<f64> {
+        self.rtt_ms.get(from)?.get(to).copied()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rtt_ms.is_empty()
+    }
+}

@@ -20,7 +20,7 @@ pub mod units;
 pub use bundle::{Bundle, Document};
 pub use demand::{Demand, DemandEntry, Region, SlotProfile};
 pub use geo::{LatencyModel, Location};
-pub use infra::{Host, Infrastructure, Link, MeasuredLatency, PowerModel, Price, Zone};
+pub use infra::{Host, Infrastructure, LatencyTable, Link, MeasuredLatency, PowerModel, Price, Zone};
 pub use kb::{HardwareProfile, KnowledgeBase, TagCandidate, TagMode, WorkloadTag};
 pub use path::{FieldPath, ModelError, Segment};
 pub use resources::{Amount, ResourceUnit, Resources};

@@ -249,6 +249,28 @@ impl fmt::Display for Size {
 }
 string_serde!(Size);
 
+impl Size {
+    /// For people: the largest binary unit that leaves at least 1, with up to one decimal
+    /// (`1.2Ti`, `512Mi`). Display is exact instead, for files that must round-trip.
+    pub fn human(&self) -> String {
+        const UNITS: [(&str, f64); 4] = [
+            ("Ti", 1024f64 * 1024.0 * 1024.0 * 1024.0),
+            ("Gi", 1024f64 * 1024.0 * 1024.0),
+            ("Mi", 1024f64 * 1024.0),
+            ("Ki", 1024f64),
+        ];
+        let b = self.0 as f64;
+        for (name, m) in UNITS {
+            if b >= m {
+                let v = b / m;
+                let text = if (v - v.round()).abs() < 0.05 { format!("{:.0}", v.round()) } else { format!("{v:.1}") };
+                return format!("{text}{name}");
+            }
+        }
+        format!("{}", self.0)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Bandwidth
 // ---------------------------------------------------------------------------------------
@@ -532,6 +554,10 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
+        assert_eq!(Size(1309184 * 1024 * 1024).human(), "1.2Ti");
+        assert_eq!(Size(512 * 1024 * 1024).human(), "512Mi");
+        assert_eq!(Size(1536).human(), "1.5Ki");
+        assert_eq!(Size(100).human(), "100");
         assert_eq!("20ms".parse::<Duration>().unwrap().as_millis(), 20.0);
         assert_eq!("1.5s".parse::<Duration>().unwrap().as_millis(), 1500.0);
         assert_eq!("250us".parse::<Duration>().unwrap().as_millis(), 0.25);

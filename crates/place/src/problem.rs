@@ -330,18 +330,14 @@ impl Problem {
             regions.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
 
         // Region → zone RTT.
-        let mut measured: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-        for m in &infra.latencies {
-            measured.insert((m.from.as_str(), m.to.as_str()), m.rtt.as_millis());
-            measured.entry((m.to.as_str(), m.from.as_str())).or_insert(m.rtt.as_millis());
-        }
+        let measured = zonal_model::LatencyTable::new(&infra.latencies);
         let mut region_rtt = Vec::with_capacity(regions.len());
         let mut unknown = 0usize;
         for r in &regions {
             let mut row = Vec::with_capacity(zones.len());
             for (zi, z) in zones.iter().enumerate() {
-                let rtt = if let Some(m) = measured.get(&(r.name.as_str(), z.name.as_str())) {
-                    *m
+                let rtt = if let Some(m) = measured.get(&r.name, &z.name) {
+                    m
                 } else if let (Some(lr), Some(lz)) = (r.location, z.location) {
                     model.user_rtt(lr.distance_km(&lz)).as_millis()
                 } else if let Some(a) = r.attach {

@@ -225,6 +225,10 @@ pub struct ZoneServiceView {
     /// The zone's service endpoints (the gateway), per port name of the entry component.
     #[serde(default)]
     pub endpoints: BTreeMap<String, String>,
+    /// The zone's gateways for connections between components, per `component/port` (the
+    /// entry's included): what instances get as `ZONAL_PEER_*`.
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
     /// Sessions that were open on instances that died (since the zone manager started).
     #[serde(default)]
     pub lost_sessions: u64,
@@ -351,6 +355,46 @@ pub struct AddConfig {
     pub max: Option<u32>,
 }
 
+/// Domain `PUT /1.0/geography`: replaces the parts given (user regions from a demand
+/// document; measured latencies and the latency model from an infrastructure document).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeographyChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<zonal_model::Region>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latencies: Option<Vec<zonal_model::MeasuredLatency>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_model: Option<zonal_model::LatencyModel>,
+}
+
+/// Domain `GET /1.0/regions`: one user region and the session slots within its reach.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    pub weight: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<String>,
+    pub services: Vec<RegionServiceView>,
+}
+
+/// One deployed service as seen from a region.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionServiceView {
+    pub serviceid: String,
+    /// Slots advertised by the zones within the service's R_max of the region.
+    pub advertised: u32,
+    /// Those zones, best utility first.
+    pub zones: Vec<String>,
+    /// Where a client of the region would be sent now (none: every zone in reach is full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Estimated round-trip time to that zone (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+}
+
 /// Domain `GET /1.0/resolve/{service}`: where a client should open its session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resolved {
@@ -368,4 +412,7 @@ pub struct Resolved {
     pub rank: usize,
     /// Slots the zone advertised.
     pub advertised: u32,
+    /// Where `rtt_ms` comes from: `measured`, `distance` or `attach`.
+    #[serde(default)]
+    pub rtt_source: String,
 }

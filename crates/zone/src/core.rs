@@ -118,8 +118,9 @@ struct Runtime {
     problems: BTreeMap<String, String>,
     domain: Option<DomainBinding>,
     dca_attached: bool,
-    /// Gateway listeners per (service, port name of the entry component).
-    gateways: BTreeMap<(String, String), (SocketAddr, AbortHandle)>,
+    /// Gateway listeners per (service, component, port name): the entry component's are the
+    /// zone's public endpoints; the others serve connections between components (channels).
+    gateways: BTreeMap<GatewayKey, (SocketAddr, AbortHandle)>,
     /// Sessions the gateway proxies now, per instance and per (instance, port name). Counted
     /// here, synchronously with the choice, because slot reports lag behind new sessions.
     gw_sessions: HashMap<String, u32>,
@@ -175,6 +176,13 @@ impl Default for SlotSettings {
         }
     }
 }
+
+/// A gateway listener: (service, component, port name).
+pub(crate) type GatewayKey = (String, String, String);
+
+/// Capacity assumed for an instance behind an internal gateway that reports no slots (a
+/// plain process): it is then balanced by open connections alone.
+const UNREPORTED_CAPACITY: u32 = 1 << 20;
 
 /// What the gateway chose for a new connection.
 pub(crate) struct Picked {
@@ -500,12 +508,18 @@ impl ZoneCore {
                 .map(|i| rt.gw_sessions.get(&i.id).copied().unwrap_or(0))
                 .sum();
         }
-        let endpoints = rt
-            .gateways
-            .iter()
-            .filter(|((svc, _), _)| *svc == s.serviceid)
-            .map(|((_, port), (addr, _))| (port.clone(), addr.to_string()))
-            .collect();
+        let entry = s.service.entry_component().map(|c| c.name.as_str());
+        let mut endpoints = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        for ((svc, comp, port), (addr, _)) in &rt.gateways {
+            if *svc != s.serviceid {
+                continue;
+            }
+            if Some(comp.as_str()) == entry {
+                endpoints.insert(port.clone(), addr.to_string());
+            }
+            peers.insert(format!("{comp}/{port}"), addr.to_string());
+        }
         ZoneServiceView {
             serviceid: s.serviceid.clone(),
             state: s.state.clone(),
@@ -515,6 +529,7 @@ impl ZoneCore {
             namespace: s.serviceid.clone(),
             advertised,
             endpoints,
+            peers,
             lost_sessions: rt.lost_sessions.get(&s.serviceid).copied().unwrap_or(0),
             gateway_sessions,
         }
@@ -1300,9 +1315,16 @@ impl ZoneCore {
                 .to_string(),
         );
         for p in &rec.ports {
-            let key: String =
-                p.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-            env.insert(format!("ZONAL_PORT_{key}"), p.public.to_string());
+            env.insert(format!("ZONAL_PORT_{}", env_key(&p.name)), p.public.to_string());
+        }
+        // Connections to the components this one has channels to go through the zone's
+        // gateway, which balances them over those instances by slots (FUSION §2.9).
+        let mut first_port = BTreeSet::new();
+        for (to, port, addr) in self.peer_gateways(service, &comp.name) {
+            env.insert(format!("ZONAL_PEER_{}_{}", env_key(&to), env_key(&port)), addr.to_string());
+            if first_port.insert(to.clone()) {
+                env.insert(format!("ZONAL_PEER_{}", env_key(&to)), addr.to_string());
+            }
         }
         Ok(LaunchSpec {
             id: rec.id.clone(),
@@ -1678,43 +1700,25 @@ impl ZoneCore {
         acted
     }
 
-    /// One gateway listener per port of the entry component of each deployed service
-    /// (the admin port excepted); listeners of services no longer deployed are closed
-    /// (sessions already open run to their end).
+    /// One gateway listener per port of each deployed service's entry component (its public
+    /// endpoints) and of each component another one has a channel to (admin ports excepted);
+    /// listeners of services no longer deployed are closed (open sessions run to their end).
     fn sync_gateways(&self) {
-        let wanted: BTreeSet<(String, String)> = {
+        let wanted: BTreeSet<GatewayKey> = {
             let rt = self.lock();
-            rt.services
-                .values()
-                .filter(|s| s.state == "deployed")
-                .filter_map(|s| s.service.entry_component().map(|c| (s, c)))
-                .filter(|(_, c)| !matches!(c.run, RunSpec::None))
-                .flat_map(|(s, c)| {
-                    c.ports.iter().filter(|p| p.name != "admin").map(|p| (s.serviceid.clone(), p.name.clone()))
-                })
-                .collect()
+            rt.services.values().filter(|s| s.state == "deployed").flat_map(|s| gateway_keys(&s.service)).collect()
         };
         let mut rt = self.lock();
-        let stale: Vec<(String, String)> = rt.gateways.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let stale: Vec<GatewayKey> = rt.gateways.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
         let mut changed = !stale.is_empty();
         for k in stale {
             if let Some((addr, task)) = rt.gateways.remove(&k) {
-                tracing::info!(service = k.0, port = k.1, %addr, "gateway closed");
+                tracing::info!(service = k.0, component = k.1, port = k.2, %addr, "gateway closed");
                 task.abort();
             }
         }
-        for (service, port) in wanted {
-            if rt.gateways.contains_key(&(service.clone(), port.clone())) {
-                continue;
-            }
-            match crate::gateway::listen(self.me.clone(), service.clone(), port.clone()) {
-                Ok((addr, task)) => {
-                    tracing::info!(service, port, %addr, "gateway listening");
-                    rt.gateways.insert((service, port), (addr, task));
-                    changed = true;
-                }
-                Err(e) => tracing::warn!(service, port, "cannot open the gateway: {e}"),
-            }
+        for key in wanted {
+            changed |= self.open_gateway(&mut rt, key).is_some();
         }
         drop(rt);
         if changed {
@@ -1722,16 +1726,56 @@ impl ZoneCore {
         }
     }
 
-    /// The gateway's choice for a new connection to `service` on `port` (FUSION §2.9): an
-    /// active instance with a free slot (and a free slot under the configuration's cap),
-    /// by the zone's balancing policy, skipping `excluded`. The session is counted at once.
-    pub(crate) fn gateway_pick(&self, service: &str, port: &str, excluded: &[String]) -> Option<Picked> {
+    /// Opens the gateway `key` unless it is open; returns its address when it was opened now.
+    fn open_gateway(&self, rt: &mut Runtime, key: GatewayKey) -> Option<SocketAddr> {
+        if rt.gateways.contains_key(&key) {
+            return None;
+        }
+        match crate::gateway::listen(self.me.clone(), key.clone()) {
+            Ok((addr, task)) => {
+                tracing::info!(service = key.0, component = key.1, port = key.2, %addr, "gateway listening");
+                rt.gateways.insert(key, (addr, task));
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::warn!(service = key.0, component = key.1, port = key.2, "cannot open the gateway: {e}");
+                None
+            }
+        }
+    }
+
+    /// The gateway address of each port of the components `component` has channels to,
+    /// opened now if need be (an instance learns them at start, before the next sync).
+    fn peer_gateways(&self, service: &Service, component: &str) -> Vec<(String, String, SocketAddr)> {
+        let keys: Vec<GatewayKey> = gateway_keys(service)
+            .into_iter()
+            .filter(|(_, to, _)| service.channels.iter().any(|c| c.from == component && c.to == *to))
+            .collect();
         let mut rt = self.lock();
-        let entry = rt.services.get(service)?.service.entry_component()?.name.clone();
+        let mut out = Vec::new();
+        for key in keys {
+            self.open_gateway(&mut rt, key.clone());
+            if let Some((addr, _)) = rt.gateways.get(&key) {
+                out.push((key.1, key.2, *addr));
+            }
+        }
+        out
+    }
+
+    /// The gateway's choice for a new connection to `key`'s component and port (FUSION
+    /// §2.9): an active instance with a free slot (and a free slot under the
+    /// configuration's cap), by the zone's balancing policy, skipping `excluded`. The session
+    /// is counted at once. Behind an internal gateway, an instance that reports no slots is
+    /// balanced by open connections alone; at a public endpoint it is not ready until it
+    /// reports.
+    pub(crate) fn gateway_pick(&self, key: &GatewayKey, excluded: &[String]) -> Option<Picked> {
+        let (service, component, port) = key;
+        let mut rt = self.lock();
+        let public = rt.services.get(service)?.service.entry_component()?.name == *component;
         let mut cands = Vec::new();
         let mut addrs = Vec::new();
         for i in rt.instances.values() {
-            if i.service != service || i.component != entry || excluded.contains(&i.id) {
+            if i.service != *service || i.component != *component || excluded.contains(&i.id) {
                 continue;
             }
             let state = match i.state {
@@ -1739,10 +1783,22 @@ impl ZoneCore {
                 InstanceState::Decommissioned => SlotState::Decommissioned,
                 _ => continue,
             };
-            let (Some(rep), Some(pm)) = (rt.slots.get(&i.id), i.ports.iter().find(|p| p.name == port)) else {
+            let Some(pm) = i.ports.iter().find(|p| p.name == *port) else { continue };
+            let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
+            let Some(rep) = rt.slots.get(&i.id) else {
+                if !public {
+                    cands.push(Candidate {
+                        id: i.id.clone(),
+                        state,
+                        max: UNREPORTED_CAPACITY,
+                        free: UNREPORTED_CAPACITY.saturating_sub(gw),
+                        config_free: None,
+                        ewma_us: rt.ewma_us.get(&i.id).copied().unwrap_or(0.0),
+                    });
+                    addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
+                }
                 continue;
             };
-            let gw = rt.gw_sessions.get(&i.id).copied().unwrap_or(0);
             let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw)));
             let gw_port = rt.gw_port_sessions.get(&(i.id.clone(), pm.public)).copied().unwrap_or(0);
             let config_free = rep
@@ -1761,8 +1817,8 @@ impl ZoneCore {
             addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
         }
         // The service's configurations on other services' instances: the host's resource
-        // slots are shared, the configuration's cap holds.
-        for (host, ov) in rt.overlays.get(service).into_iter().flatten() {
+        // slots are shared, the configuration's cap holds. Overlays carry the entry only.
+        for (host, ov) in rt.overlays.get(service).into_iter().flatten().filter(|_| public) {
             let Some(rep) = rt.slots.get(host).filter(|_| ov.port != 0 && !excluded.contains(host)) else { continue };
             if rt.instances.get(host).is_none_or(|i| i.state != InstanceState::Running) {
                 continue;
@@ -1883,6 +1939,26 @@ impl ZoneCore {
             }
         }
     }
+}
+
+/// The gateways a deployed service needs in a zone: every port (but `admin`) of its entry
+/// component and of each component that is the target of a channel, when it runs something.
+fn gateway_keys(service: &Service) -> BTreeSet<GatewayKey> {
+    let entry = service.entry_component().map(|c| c.name.clone());
+    service
+        .components
+        .iter()
+        .filter(|c| !matches!(c.run, RunSpec::None))
+        .filter(|c| Some(&c.name) == entry.as_ref() || service.channels.iter().any(|ch| ch.to == c.name))
+        .flat_map(|c| {
+            c.ports.iter().filter(|p| p.name != "admin").map(|p| (service.name.clone(), c.name.clone(), p.name.clone()))
+        })
+        .collect()
+}
+
+/// `name` as an environment variable suffix: ASCII letters and digits upper-cased, the rest `_`.
+fn env_key(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 fn describe_exit(s: std::process::ExitStatus) -> String {

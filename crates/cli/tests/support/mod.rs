@@ -278,6 +278,88 @@ impl Harness {
     }
 }
 
+/// A whole domain started by `zonal up` (domain and zone managers as its children).
+pub struct Up {
+    pub child: Child,
+    pub log: PathBuf,
+    /// The client context `zonal up` wrote; `zonal` commands run with `ZONAL_CONTEXT` set to it.
+    pub context: PathBuf,
+    pub url: String,
+    pub token: String,
+}
+
+impl Up {
+    /// Ctrl-C, as a user would; waits until `zonal up` has exited.
+    pub fn stop(&mut self) {
+        // SAFETY: interrupts the process this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        wait_for("zonal up to exit", Duration::from_secs(40), || self.child.try_wait().ok().flatten());
+    }
+
+    /// Runs `zonal ARGS` against this domain (through its context) and returns its
+    /// stdout; panics with the output when it fails.
+    pub fn zonal(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.try_zonal(args);
+        assert!(ok, "zonal {args:?} failed:\n{out}{err}");
+        out
+    }
+
+    /// Runs `zonal ARGS` against this domain: (success, stdout, stderr).
+    pub fn try_zonal(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(ZONAL)
+            .args(args)
+            .env("ZONAL_CONTEXT", &self.context)
+            .env_remove("ZONAL_URL")
+            .env_remove("ZONAL_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run zonal");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Harness {
+    /// `zonal up -f INFRA` with `infrastructure` as the file's text and `extra` flags; waits
+    /// until every zone has registered (the context is written then).
+    pub fn up(&mut self, infrastructure: &str, extra: &[&str]) -> Up {
+        let infra = self.path().join("infrastructure.yaml");
+        std::fs::write(&infra, infrastructure).expect("write the infrastructure");
+        let state = self.path().join("up");
+        let context = self.path().join("context.json");
+        let mut args = vec![
+            "up",
+            "-f",
+            infra.to_str().expect("utf-8 path"),
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--context",
+            context.to_str().expect("utf-8 path"),
+            "--heartbeat",
+            "300ms",
+            "--stop-grace",
+            "3s",
+        ];
+        args.extend_from_slice(extra);
+        let (mut child, log) = self.spawn(&args, &[], "up.log");
+        let text = wait_for("zonal up to write the context", Duration::from_secs(60), || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("zonal up exited ({s}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::fs::read_to_string(&context).ok().filter(|t| !t.trim().is_empty())
+        });
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("context {text:?}: {e}"));
+        let url = v["url"].as_str().expect("url in the context").to_string();
+        let token = v["token"].as_str().expect("token in the context").to_string();
+        Up { child, log, context, url, token }
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         for pid in &self.spawned {
