@@ -31,6 +31,15 @@ pub struct Args {
 fn amount(r: &zonal_model::Resources, name: &str) -> String {
     r.0.get(name).map_or("-".into(), |a| match a.unit {
         zonal_model::ResourceUnit::Bytes => zonal_model::Size(a.value).human(),
+        // Cores with at most one decimal: "255.5/256" reads better than "255500m/256".
+        zonal_model::ResourceUnit::Millicores => {
+            let cores = a.value as f64 / 1000.0;
+            if a.value % 1000 == 0 {
+                format!("{cores:.0}")
+            } else {
+                format!("{cores:.1}")
+            }
+        }
         _ => a.to_string(),
     })
 }

@@ -1991,6 +1991,16 @@ mod tests {
     }
 
     #[test]
+    fn gateways_front_the_entry_and_every_channel_target_but_not_admin_ports_or_empty_components() {
+        let text = "kind: Service\nname: duo\nentry: front\ncomponents:\n  - name: front\n    run: zonal workload\n    ports:\n      - {name: tcp, protocol: tcp}\n      - {name: admin, protocol: http}\n  - name: back\n    run: zonal workload\n    ports:\n      - {name: rpc, protocol: tcp}\n      - {name: stats, protocol: tcp}\n  - name: lonely\n    run: zonal workload\n    ports:\n      - {name: tcp, protocol: tcp}\nchannels:\n  - {from: front, to: back}\n";
+        let service = parse_manifest("test", text).expect("manifest");
+        let keys: Vec<(String, String)> = gateway_keys(&service).into_iter().map(|(_, c, p)| (c, p)).collect();
+        let want = [("back", "rpc"), ("back", "stats"), ("front", "tcp")];
+        assert_eq!(keys, want.map(|(c, p)| (c.to_string(), p.to_string())).to_vec());
+        assert_eq!(env_key("my-peer.1"), "MY_PEER_1");
+    }
+
+    #[test]
     fn registration_is_validated_and_idempotent() {
         let dir = tempfile::tempdir().expect("dir");
         let z = open(dir.path());
