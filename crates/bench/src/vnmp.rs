@@ -33,11 +33,17 @@
 //!   whose CPU is the vertex's CPU (one VNMP CPU unit = one core). Vertex cost and group are
 //!   kept in the instance but not used.
 //! * **Substrate arcs → links.** Zonal's links are undirected with one bandwidth per
-//!   direction and one delay. Each unordered vertex pair becomes one link with the **smaller
-//!   bandwidth and the larger delay** of its two arcs, so every plan valid on the link is valid
-//!   on the directed original (conservative; the optimum may be a little worse than on the
-//!   directed graph). A pair with an arc one way only (none in the published instances) still
-//!   becomes a link with that arc's values, and a note says so.
+//!   direction and one delay, while VNMP's two arcs of a vertex pair differ (delays often by
+//!   2–5×). Each unordered pair becomes one link with the **smaller bandwidth** of its two arcs
+//!   and, by [`LinkRule`], the **larger delay** (`Conservative`, the default: every plan valid
+//!   on the link is valid on the directed original, but about a third of the slices lose every
+//!   path within their delay bounds and become infeasible) or the **smaller delay**
+//!   (`Relaxed`: every slice keeps its directed-feasible placements, but a plan may exceed a
+//!   bound on the slower direction). Either way each plan is also checked on the directed
+//!   original ([`directed_check`]: every hop an arc, every virtual arc's directed delay within
+//!   its bound, every arc's bandwidth within capacity), and the CSV says which passed. A pair
+//!   with an arc one way only (none in the published instances) still becomes a link with
+//!   that arc's values, and a note says so.
 //! * **Slice → service** `sliceNN`, **virtual vertex → component** `vN` with that CPU,
 //!   **virtual arc → channel** with its bandwidth and its delay as max latency, **mapping
 //!   pairs → the component's allowed zones** (`placement.zones`), so both the solvers'
@@ -363,6 +369,25 @@ pub fn decompress(name: &str, reader: impl Read) -> Result<String, BenchError> {
 // ---------------------------------------------------------------------------------------
 // Conversion.
 
+/// How the two directed arcs of a vertex pair become one link (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkRule {
+    /// Smaller bandwidth, larger delay: plans are valid on the directed instance.
+    #[default]
+    Conservative,
+    /// Smaller bandwidth, smaller delay: no directed-feasible placement is lost.
+    Relaxed,
+}
+
+impl LinkRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkRule::Conservative => "conservative",
+            LinkRule::Relaxed => "relaxed",
+        }
+    }
+}
+
 /// Zone name of substrate vertex `v` out of `n`, zero-padded so names sort as ids.
 pub fn zone_name(v: usize, n: usize) -> String {
     let width = n.saturating_sub(1).to_string().len();
@@ -381,7 +406,7 @@ fn cpu(units: f64) -> Resources {
 
 /// The bundle of an instance with the chosen slices, one request per slice; notes on what
 /// the conversion had to decide.
-pub fn to_bundle(inst: &VnmpInstance, slices: &[usize]) -> (Bundle, Vec<ChainRequest>, Vec<String>) {
+pub fn to_bundle(inst: &VnmpInstance, slices: &[usize], rule: LinkRule) -> (Bundle, Vec<ChainRequest>, Vec<String>) {
     let n = inst.vertices.len();
     let mut notes = Vec::new();
     let zones: Vec<Zone> = inst
@@ -394,12 +419,16 @@ pub fn to_bundle(inst: &VnmpInstance, slices: &[usize]) -> (Bundle, Vec<ChainReq
             ..Default::default()
         })
         .collect();
-    // Unordered pair → (min bandwidth, max delay, arcs seen).
+    // Unordered pair → (min bandwidth, max or min delay, arcs seen).
     let mut pairs: BTreeMap<(usize, usize), (f64, f64, usize)> = BTreeMap::new();
     for a in &inst.arcs {
-        let e = pairs.entry((a.from.min(a.to), a.from.max(a.to))).or_insert((f64::INFINITY, 0.0, 0));
+        let e = pairs.entry((a.from.min(a.to), a.from.max(a.to))).or_insert((f64::INFINITY, f64::NAN, 0));
         e.0 = e.0.min(a.bandwidth);
-        e.1 = e.1.max(a.delay);
+        // f64::max/min ignore the NaN of the first arc.
+        e.1 = match rule {
+            LinkRule::Conservative => e.1.max(a.delay),
+            LinkRule::Relaxed => e.1.min(a.delay),
+        };
         e.2 += 1;
     }
     let one_way = pairs.values().filter(|p| p.2 < 2).count();
@@ -460,6 +489,73 @@ pub fn spread(total: usize, count: usize) -> Vec<usize> {
     (0..count).map(|i| i * total / count).collect()
 }
 
+/// The number after `prefix` in a generated name (`s007` → 7, `v3` → 3).
+fn index_in(name: &str, prefix: &str) -> Option<usize> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
+/// Checks a plan's channel paths on the directed original instance: every hop is an arc,
+/// every virtual arc's path delay (summed over the directed arcs) is within its bound, and
+/// every arc's bandwidth covers the virtual arcs crossing it. Returns the violations.
+pub fn directed_check(inst: &VnmpInstance, plan: &Plan) -> Vec<String> {
+    let arcs: BTreeMap<(usize, usize), &SubstrateArc> = inst.arcs.iter().map(|a| ((a.from, a.to), a)).collect();
+    let mut used: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for path in &plan.paths {
+        let found = index_in(&path.service, "slice").and_then(|si| inst.slices.get(si)).and_then(|sl| {
+            let (f, t) = (index_in(&path.from, "v")?, index_in(&path.to, "v")?);
+            sl.arcs.iter().find(|a| a.from == f && a.to == t)
+        });
+        let Some(va) = found else {
+            out.push(format!("{} {} → {}: not a virtual arc of the instance", path.service, path.from, path.to));
+            continue;
+        };
+        let zones: Option<Vec<usize>> = path.zones.iter().map(|z| index_in(z, "s")).collect();
+        let Some(zones) = zones else {
+            out.push(format!("{} {} → {}: a zone that is no substrate vertex", path.service, path.from, path.to));
+            continue;
+        };
+        let mut delay = 0.0;
+        for w in zones.windows(2) {
+            match arcs.get(&(w[0], w[1])) {
+                Some(a) => {
+                    delay += a.delay;
+                    *used.entry((w[0], w[1])).or_insert(0.0) += va.bandwidth;
+                }
+                None => out.push(format!("{} {} → {}: no arc {} → {}", path.service, path.from, path.to, w[0], w[1])),
+            }
+        }
+        if delay > va.delay + 1e-9 {
+            out.push(format!(
+                "{} {} → {}: directed delay {delay} exceeds its bound {}",
+                path.service, path.from, path.to, va.delay
+            ));
+        }
+    }
+    for (&(a, b), &bw) in &used {
+        if let Some(arc) = arcs.get(&(a, b)) {
+            if bw > arc.bandwidth + 1e-9 {
+                out.push(format!("arc {a} → {b}: {bw} bandwidth over its capacity {}", arc.bandwidth));
+            }
+        }
+    }
+    out
+}
+
+fn directed_text(inst: &VnmpInstance, r: &Result<Plan, PlaceError>) -> String {
+    match r {
+        Ok(plan) => {
+            let v = directed_check(inst, plan);
+            if v.is_empty() {
+                "ok".into()
+            } else {
+                format!("violated: {}", v.join("; "))
+            }
+        }
+        Err(_) => "-".into(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Suite.
 
@@ -468,6 +564,7 @@ pub fn spread(total: usize, count: usize) -> Vec<usize> {
 pub struct VnmpRun {
     /// Slices per instance, evenly spaced (0: all).
     pub slices: usize,
+    pub links: LinkRule,
     /// The exact chain ILP's solver options (time limit).
     pub solver: SolverOptions,
     pub heuristic: HeuristicOptions,
@@ -490,6 +587,8 @@ pub struct SliceRecord {
     /// Substrate vertices.
     pub size: usize,
     pub instance: String,
+    /// The [`LinkRule`] of the conversion.
+    pub links: &'static str,
     pub slice: usize,
     pub slice_type: u32,
     pub components: usize,
@@ -505,6 +604,8 @@ pub struct SliceRecord {
     pub exact_columns: usize,
     /// `ok`, `-` (no plan) or the checker's violations.
     pub exact_check: String,
+    /// `ok`, `-` (no plan) or how the plan breaks the directed original ([`directed_check`]).
+    pub exact_directed: String,
     /// `optimal` (proven by its own bound), `feasible (heuristic)`, `infeasible`, `error: …`.
     pub heuristic_status: String,
     pub heuristic_delay: Option<f64>,
@@ -512,6 +613,7 @@ pub struct SliceRecord {
     pub heuristic_gap: Option<f64>,
     pub heuristic_seconds: f64,
     pub heuristic_check: String,
+    pub heuristic_directed: String,
 }
 
 fn status_text(r: &Result<Plan, PlaceError>) -> String {
@@ -584,6 +686,7 @@ impl CsvRow for SliceRecord {
         &[
             "size",
             "instance",
+            "links",
             "slice",
             "slice_type",
             "components",
@@ -596,12 +699,14 @@ impl CsvRow for SliceRecord {
             "exact_seconds",
             "exact_columns",
             "exact_check",
+            "exact_directed",
             "heuristic_status",
             "heuristic_delay",
             "heuristic_bound",
             "heuristic_gap",
             "heuristic_seconds",
             "heuristic_check",
+            "heuristic_directed",
             "ratio",
             "within_2pct",
             "speedup",
@@ -611,6 +716,7 @@ impl CsvRow for SliceRecord {
         vec![
             self.size.to_string(),
             self.instance.clone(),
+            self.links.to_string(),
             self.slice.to_string(),
             self.slice_type.to_string(),
             self.components.to_string(),
@@ -623,12 +729,14 @@ impl CsvRow for SliceRecord {
             num(Some(self.exact_seconds)),
             self.exact_columns.to_string(),
             self.exact_check.clone(),
+            self.exact_directed.clone(),
             self.heuristic_status.clone(),
             num(self.heuristic_delay),
             num(self.heuristic_bound),
             num(self.heuristic_gap),
             num(Some(self.heuristic_seconds)),
             self.heuristic_check.clone(),
+            self.heuristic_directed.clone(),
             ratio_field(self.ratio()),
             self.within_target().map_or(String::new(), |b| b.to_string()),
             num(self.speedup()),
@@ -644,7 +752,7 @@ pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -
     let mut out = Vec::new();
     let exact = ChainOptions { solver: run.solver.clone(), ..Default::default() };
     for (inst, picks) in instances.iter().zip(&chosen) {
-        let (bundle, requests, _) = to_bundle(inst, picks);
+        let (bundle, requests, _) = to_bundle(inst, picks, run.links);
         let p = Problem::from_bundle(&bundle, &ProblemOptions::default())
             .map_err(|e| BenchError::new(format!("{}: {e}", inst.name)))?;
         let residual = Residual::full(&p);
@@ -663,6 +771,7 @@ pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -
             out.push(SliceRecord {
                 size: inst.vertices.len(),
                 instance: inst.name.clone(),
+                links: run.links.name(),
                 slice: si,
                 slice_type: sl.slice_type,
                 components: sl.cpu.len(),
@@ -675,12 +784,14 @@ pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -
                 exact_seconds,
                 exact_columns: e.as_ref().map_or(0, |p| p.stats.columns),
                 exact_check: check_text(&p, &e),
+                exact_directed: directed_text(inst, &e),
                 heuristic_status: status_text(&h),
                 heuristic_delay: term(&h),
                 heuristic_bound: h.as_ref().ok().and_then(|p| p.bound),
                 heuristic_gap: h.as_ref().ok().and_then(|p| p.gap),
                 heuristic_seconds,
                 heuristic_check: check_text(&p, &h),
+                heuristic_directed: directed_text(inst, &h),
             });
         }
     }
@@ -716,9 +827,10 @@ pub fn summary(records: &[SliceRecord]) -> Summary {
         groups.entry(r.size).or_default().push(r);
     }
     let mut s = Summary {
-        title:
-            "VNMP slices: heuristic against the exact chain ILP (delay objective, each slice alone on the substrate)"
-                .into(),
+        title: format!(
+            "VNMP slices: heuristic against the exact chain ILP (delay objective, each slice alone on the substrate, {} links)",
+            records.first().map_or("conservative", |r| r.links)
+        ),
         headers: [
             "SIZE",
             "INSTANCES",
@@ -733,6 +845,7 @@ pub fn summary(records: &[SliceRecord]) -> Summary {
             "MEDIAN SPEEDUP",
             "BOTH TARGETS",
             "CHECK",
+            "DIRECTED OK",
         ]
         .map(String::from)
         .to_vec(),
@@ -767,6 +880,14 @@ pub fn summary(records: &[SliceRecord]) -> Summary {
             ratio(med_speedup),
             share(both, opt.len()),
             if rs.iter().all(|r| r.check_ok()) { "ok".into() } else { "FAILED".into() },
+            {
+                let plans: Vec<&str> = rs
+                    .iter()
+                    .flat_map(|r| [r.exact_directed.as_str(), r.heuristic_directed.as_str()])
+                    .filter(|d| *d != "-")
+                    .collect();
+                share(plans.iter().filter(|d| **d == "ok").count(), plans.len())
+            },
         ]);
         let limited = rs.iter().filter(|r| r.exact_status.starts_with("feasible")).count();
         if limited > 0 {
@@ -897,7 +1018,7 @@ mod tests {
     #[test]
     fn conversion_makes_zones_links_and_constrained_components() {
         let i = tiny();
-        let (bundle, requests, notes) = to_bundle(&i, &[0]);
+        let (bundle, requests, notes) = to_bundle(&i, &[0], LinkRule::Conservative);
         assert!(notes.is_empty());
         assert_eq!(requests.len(), 1);
         let infra = bundle.infrastructure();
@@ -907,6 +1028,10 @@ mod tests {
         let l = infra.links.iter().find(|l| l.from == "s0" && l.to == "s1").unwrap();
         assert_eq!((l.bandwidth.map(|b| b.mbps()), l.latency.map(|d| d.as_millis())), (Some(80.0), Some(7.0)));
         assert_eq!(infra.links.len(), 3);
+        let (relaxed, _, _) = to_bundle(&i, &[0], LinkRule::Relaxed);
+        let infra = relaxed.infrastructure();
+        let l = infra.links.iter().find(|l| l.from == "s0" && l.to == "s1").unwrap();
+        assert_eq!((l.bandwidth.map(|b| b.mbps()), l.latency.map(|d| d.as_millis())), (Some(80.0), Some(5.0)));
         let svc = bundle.documents.iter().find_map(|d| if let Document::Service(s) = d { Some(s) } else { None });
         let svc = svc.unwrap();
         assert_eq!(svc.name, "slice00");
@@ -922,13 +1047,18 @@ mod tests {
     fn one_way_arcs_are_noted() {
         let mut i = tiny();
         i.arcs.retain(|a| !(a.from == 2 && a.to == 0));
-        let (_, _, notes) = to_bundle(&i, &[0]);
+        let (_, _, notes) = to_bundle(&i, &[0], LinkRule::Relaxed);
         assert_eq!(notes.len(), 1, "{notes:?}");
     }
 
     #[test]
     fn both_solvers_agree_on_the_tiny_slice() {
-        let run = VnmpRun { slices: 0, solver: SolverOptions::default(), heuristic: default_heuristic() };
+        let run = VnmpRun {
+            slices: 0,
+            links: LinkRule::Conservative,
+            solver: SolverOptions::default(),
+            heuristic: default_heuristic(),
+        };
         let records = run_vnmp(&[tiny()], &run, &mut no_progress).unwrap();
         assert_eq!(records.len(), 1);
         let r = &records[0];
@@ -939,11 +1069,35 @@ mod tests {
         assert_eq!(r.ratio(), Some(1.0));
         assert_eq!(r.within_target(), Some(true));
         assert!(r.check_ok() && r.exact_check == "ok" && r.heuristic_check == "ok", "{r:?}");
+        assert_eq!((r.exact_directed.as_str(), r.heuristic_directed.as_str()), ("ok", "ok"));
         let csv = crate::report::to_csv(&records);
-        assert!(csv.starts_with("size,instance,slice,"));
+        assert!(csv.starts_with("size,instance,links,slice,"));
         let s = summary(&records);
         assert_eq!(s.rows.len(), 1);
         assert_eq!(s.rows[0][3], "1/1 (100 %)");
+    }
+
+    #[test]
+    fn the_directed_check_catches_the_slower_direction() {
+        // v1 → v0 may take 6: 1 → 0 takes 7, 0 → 1 only 5.
+        let mut i = tiny();
+        i.slices[0].arcs[1].delay = 6.0;
+        let mut run = VnmpRun {
+            slices: 0,
+            links: LinkRule::Conservative,
+            solver: SolverOptions::default(),
+            heuristic: default_heuristic(),
+        };
+        let r = &run_vnmp(std::slice::from_ref(&i), &run, &mut no_progress).unwrap()[0];
+        assert!(r.exact_status.starts_with("infeasible") && r.heuristic_status.starts_with("infeasible"), "{r:?}");
+        assert_eq!(r.exact_directed, "-");
+        run.links = LinkRule::Relaxed;
+        let r = &run_vnmp(&[i], &run, &mut no_progress).unwrap()[0];
+        assert_eq!(r.exact_status, "optimal", "{r:?}");
+        assert_eq!(r.exact_delay, Some(10.0), "5 ms each way on the relaxed link");
+        assert!(r.check_ok(), "valid on the converted problem: {r:?}");
+        assert!(r.exact_directed.starts_with("violated") && r.exact_directed.contains("exceeds"), "{r:?}");
+        assert!(r.heuristic_directed.starts_with("violated"), "{r:?}");
     }
 
     #[test]
@@ -951,6 +1105,7 @@ mod tests {
         let mut r = SliceRecord {
             size: 3,
             instance: "x".into(),
+            links: "conservative",
             slice: 0,
             slice_type: 0,
             components: 1,
@@ -963,12 +1118,14 @@ mod tests {
             exact_seconds: 1.0,
             exact_columns: 0,
             exact_check: "ok".into(),
+            exact_directed: "ok".into(),
             heuristic_status: "optimal".into(),
             heuristic_delay: Some(0.0),
             heuristic_bound: None,
             heuristic_gap: None,
             heuristic_seconds: 0.01,
             heuristic_check: "ok".into(),
+            heuristic_directed: "ok".into(),
         };
         assert_eq!(r.ratio(), Some(1.0));
         assert_eq!(r.speedup(), Some(100.0));
@@ -999,7 +1156,7 @@ mod tests {
         assert_eq!((i.vertices.len(), i.arcs.len(), i.slices.len()), (20, 44, 40));
         assert_eq!(i.slices[0].cpu.len(), 5);
         assert_eq!(i.slices[0].mapping.iter().filter(|m| m.0 == 0).count(), 1, "the source vertex is fixed");
-        let (bundle, requests, notes) = to_bundle(&i, &spread(40, 4));
+        let (bundle, requests, notes) = to_bundle(&i, &spread(40, 4), LinkRule::Conservative);
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(requests.len(), 4);
         assert_eq!(bundle.infrastructure().links.len(), 22);

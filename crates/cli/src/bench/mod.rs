@@ -38,6 +38,16 @@ pub enum Suite {
     Vnmp,
 }
 
+/// How `--suite vnmp` turns the two directed arcs of a vertex pair into one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinksArg {
+    /// Smaller bandwidth, larger delay: every plan is valid on the directed instance.
+    Conservative,
+    /// Smaller bandwidth, smaller delay: no slice loses a placement (a plan may exceed a
+    /// bound on the slower direction; the directed check says).
+    Relaxed,
+}
+
 /// A peer solver for `--peer`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PeerArg {
@@ -115,6 +125,9 @@ pub struct Args {
     /// 0 = all).
     #[arg(long, value_name = "K")]
     pub slices: Option<usize>,
+    /// vnmp: how the two directed arcs of a substrate vertex pair become one link.
+    #[arg(long, value_enum, default_value_t = LinksArg::Conservative)]
+    pub links: LinksArg,
     /// Solver threads (HiGHS default when absent).
     #[arg(long)]
     pub threads: Option<u32>,

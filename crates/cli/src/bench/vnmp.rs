@@ -7,10 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use zonal_bench::report::to_csv;
-use zonal_bench::vnmp::{decompress, default_heuristic, parse_vnmp, run_vnmp, summary, VnmpInstance, VnmpRun};
+use zonal_bench::vnmp::{
+    decompress, default_heuristic, parse_vnmp, run_vnmp, summary, LinkRule, VnmpInstance, VnmpRun,
+};
 use zonal_place::SolverOptions;
 
-use super::{finish, write, Args, Bar};
+use super::{finish, write, Args, Bar, LinksArg};
 use crate::Failure;
 
 const DEFAULT_INSTANCES: usize = 2;
@@ -102,6 +104,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     let run = VnmpRun {
         slices: args.slices.unwrap_or(DEFAULT_SLICES),
+        links: match args.links {
+            LinksArg::Conservative => LinkRule::Conservative,
+            LinksArg::Relaxed => LinkRule::Relaxed,
+        },
         solver: SolverOptions {
             time_limit: Some(args.time_limit.unwrap_or(DEFAULT_TIME_LIMIT)),
             threads: args.threads,
