@@ -170,6 +170,9 @@ impl PartialOrd for Item {
 
 const BW_TOL: f64 = 1e-9;
 
+/// Host tries of the greedy's depth-first fallback ([`Search::backtrack`]) before it gives up.
+const BACKTRACK_TRIES: usize = 5_000;
+
 impl Router {
     pub(crate) fn new(p: &Problem, k: usize) -> Router {
         let mut adj = vec![Vec::new(); p.zones.len()];
@@ -759,6 +762,8 @@ struct Search<'m, 'a> {
     m: &'m Model<'a>,
     router: &'m mut Router,
     st: State,
+    /// The greedy needed its depth-first fallback.
+    backtracked: bool,
 }
 
 impl Search<'_, '_> {
@@ -945,16 +950,25 @@ impl Search<'_, '_> {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        self.st = start;
+        self.st = start.clone();
         let mut second = first.clone();
         // Stable: ties keep the first order.
         second.sort_by_key(|&t| if m.fixed[t].is_some() { 0 } else { m.cands[t].len() });
-        self.greedy_in(&second).map_err(|_| err)
+        if self.greedy_in(&second).is_ok() {
+            return Ok(());
+        }
+        self.st = start.clone();
+        let mut budget = BACKTRACK_TRIES;
+        if self.backtrack(&second, 0, &mut budget) {
+            self.backtracked = true;
+            return Ok(());
+        }
+        self.st = start;
+        Err(err)
     }
 
     fn greedy_in(&mut self, order: &[usize]) -> Result<(), PlaceError> {
         let m = self.m;
-        let p = m.p;
         for &t in order {
             if let Some((z, h)) = m.fixed[t] {
                 self.st.zone[t] = Some(z);
@@ -967,6 +981,45 @@ impl Search<'_, '_> {
                 continue;
             }
             // Score every candidate host, then commit the best one whose routes fit together.
+            let mut placed = false;
+            for h in self.scored_hosts(t) {
+                self.put(t, h);
+                let mut routed = Vec::new();
+                let mut ok = true;
+                for &r in &m.incident[t] {
+                    if self.st.path[r].is_none() {
+                        if self.route(r) {
+                            routed.push(r);
+                        } else {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    placed = true;
+                    break;
+                }
+                for r in routed {
+                    self.unroute(r);
+                }
+                self.take(t);
+            }
+            if !placed {
+                return Err(self.stuck(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// The candidate hosts of unplaced component `t` that fit, respect (anti-)affinity and
+    /// reach every placed neighbour within bandwidth and max latency, best first: objective
+    /// estimate (routed delay to placed neighbours + look-ahead + weight if newly used),
+    /// then the shorter routes to what is placed, then total delay, then hosts already used.
+    fn scored_hosts(&mut self, t: usize) -> Vec<usize> {
+        let m = self.m;
+        let p = m.p;
+        {
             let mut scored: Vec<(i64, i64, i64, bool, usize)> = Vec::new();
             let mut ahead_of: BTreeMap<usize, f64> = BTreeMap::new();
             for &h in &m.cands[t] {
@@ -1019,35 +1072,69 @@ impl Search<'_, '_> {
                 ));
             }
             scored.sort();
-            let mut placed = false;
-            for &(.., h) in &scored {
-                self.put(t, h);
-                let mut routed = Vec::new();
-                let mut ok = true;
-                for &r in &m.incident[t] {
-                    if self.st.path[r].is_none() {
-                        if self.route(r) {
-                            routed.push(r);
-                        } else {
-                            ok = false;
-                            break;
-                        }
+            scored.into_iter().map(|(.., h)| h).collect()
+        }
+    }
+
+    /// Routes every unrouted channel of `t` whose other end is placed; on failure undoes
+    /// what it routed and returns `None`, else the routes it added.
+    fn route_incident(&mut self, t: usize) -> Option<Vec<usize>> {
+        let mut routed = Vec::new();
+        for &r in &self.m.incident[t] {
+            if self.st.path[r].is_none() {
+                if self.route(r) {
+                    routed.push(r);
+                } else {
+                    for r in routed {
+                        self.unroute(r);
                     }
+                    return None;
                 }
-                if ok {
-                    placed = true;
-                    break;
+            }
+        }
+        Some(routed)
+    }
+
+    /// Depth-first search over the greedy's own ranked candidates, for when both greedy
+    /// orders get stuck: its first branch is the greedy, and a dead end undoes the latest
+    /// choice and tries that component's next host, until `budget` host tries are spent.
+    /// Dense meshes under tight delay bounds (VNMP's VoIP slices) need it: an early host
+    /// choice can leave a later component no host within reach of all its neighbours.
+    fn backtrack(&mut self, order: &[usize], i: usize, budget: &mut usize) -> bool {
+        let m = self.m;
+        let Some(&t) = order.get(i) else { return true };
+        if let Some((z, h)) = m.fixed[t] {
+            self.st.zone[t] = Some(z);
+            self.st.host[t] = h;
+            if let Some(routed) = self.route_incident(t) {
+                if self.backtrack(order, i + 1, budget) {
+                    return true;
                 }
                 for r in routed {
                     self.unroute(r);
                 }
-                self.take(t);
             }
-            if !placed {
-                return Err(self.stuck(t));
-            }
+            self.st.zone[t] = None;
+            self.st.host[t] = None;
+            return false;
         }
-        Ok(())
+        for h in self.scored_hosts(t) {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            self.put(t, h);
+            if let Some(routed) = self.route_incident(t) {
+                if self.backtrack(order, i + 1, budget) {
+                    return true;
+                }
+                for r in routed {
+                    self.unroute(r);
+                }
+            }
+            self.take(t);
+        }
+        false
     }
 
     /// The components in channel order when the channel graph is one simple path (INPUT
@@ -1356,10 +1443,10 @@ impl<'p> ChainHeuristic<'p> {
             arc_free: residual.arc_free.clone(),
         };
         let empty = st.clone();
-        let mut search = Search { m: &m, router: &mut self.router, st };
+        let mut search = Search { m: &m, router: &mut self.router, st, backtracked: false };
         let greedy = search.greedy();
         // Path-shaped chains also get the segment programme; the better start is kept.
-        let mut start_note = "tree greedy";
+        let mut start_note = if search.backtracked { "tree greedy (depth-first fallback)" } else { "tree greedy" };
         if m.wd > 0.0 {
             let tree = greedy.is_ok().then(|| (search.objective(), search.st.clone()));
             search.st = empty;
