@@ -25,7 +25,14 @@
 //!    reverse arcs) and meets the channel's max latency; when none of the `k` does, a
 //!    bandwidth-filtered shortest path. Bandwidth is reserved as routes are chosen.
 //!
-//! 5. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
+//! 5. **Depth-first fallback**: when the greedy gets stuck in both of its orders (pinned
+//!    components first, then fewest candidates first), a depth-first search over the same
+//!    ranked candidates, whose first branch is the greedy itself, undoes the latest host choice
+//!    at a dead end and tries the next, within 5,000 host tries. Dense meshes under tight delay
+//!    bounds need it (VNMP's VoIP slices: an early choice can leave a later component no host
+//!    within reach of all its neighbours); the plan's notes say when it was used.
+//!
+//! 6. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
 //!    start that cuts the path into contiguous segments, one zone each, each fitting the free
 //!    capacity of its zone's candidate hosts, minimising the shortest-path delay between
 //!    consecutive segments (a dynamic programme over (component, zone), `O(n² Z²)`). It sees the
