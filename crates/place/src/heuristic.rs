@@ -1687,6 +1687,47 @@ mod tests {
     }
 
     #[test]
+    fn depth_first_fallback_places_what_both_greedy_orders_cannot() {
+        // z0–z1–z2–z3, 1 ms a link. a ∈ {z0, z3}, b ∈ {z0, z1}, c ∈ {z2, z3}; a–b and a–c
+        // within 3 ms, b–c within 1 ms. The look-ahead ignores b–c (not a tree edge), so the
+        // greedy puts a and b on z0, and then c has no zone within 1 ms of b.
+        let zones =
+            (0..4).map(|i| zone(&format!("z{i}"), 50.0, i as f64, vec![host(&format!("h{i}"), 4, 8)])).collect();
+        let links = (1..4).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), None)).collect();
+        let infra = Infrastructure { name: "line".into(), zones, links, ..Default::default() };
+        let comp = |name: &str, allowed: [&str; 2]| {
+            let mut c = component(name, 1, 1);
+            c.placement.zones = allowed.iter().map(|z| z.to_string()).collect();
+            c
+        };
+        let ch = |a: &str, b: &str, ms: f64| Channel {
+            from: a.into(),
+            to: b.into(),
+            bandwidth: None,
+            max_latency: Some(zonal_model::Duration::from_millis(ms)),
+        };
+        let svc = Service {
+            name: "chain".into(),
+            components: vec![comp("a", ["z0", "z3"]), comp("b", ["z0", "z1"]), comp("c", ["z2", "z3"])],
+            channels: vec![ch("a", "b", 3.0), ch("a", "c", 3.0), ch("b", "c", 1.0)],
+            ..Default::default()
+        };
+        let b = Bundle::new(vec![
+            Document::Infrastructure(infra),
+            Document::Service(svc),
+            Document::Demand(Demand::default()),
+        ]);
+        let p = problem(&b);
+        let residual = Residual::full(&p);
+        let plan = place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert!(plan.notes.iter().any(|n| n.contains("depth-first fallback")), "{:?}", plan.notes);
+        let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+        assert!((exact.objective - 4.0).abs() < 1e-9, "{}", exact.objective);
+        assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}", plan.objective, exact.objective);
+    }
+
+    #[test]
     fn yen_paths_are_distinct_loop_free_and_ordered() {
         let p = problem(&line(5, None));
         let mut router = Router::new(&p, 3);
