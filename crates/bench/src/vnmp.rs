@@ -622,7 +622,8 @@ fn status_text(r: &Result<Plan, PlaceError>) -> String {
             PlanStatus::Optimal => "optimal".into(),
             PlanStatus::Feasible { limit } => format!("feasible ({limit})"),
         },
-        Err(e @ PlaceError::Infeasible { .. }) => format!("infeasible: {e}"),
+        // The error text starts with "infeasible" and names the failing constraints.
+        Err(e @ PlaceError::Infeasible { .. }) => e.to_string(),
         Err(e) => format!("error: {e}"),
     }
 }
