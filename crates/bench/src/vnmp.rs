@@ -206,6 +206,16 @@ impl<'a> Cursor<'a> {
         Ok((line, int(line, name, text)? as usize))
     }
 
+    /// Fails unless `count` more lines are left, before anything is allocated for them (a
+    /// corrupt count must not ask for terabytes).
+    fn expect_lines(&self, line: usize, count: usize, what: &str) -> Result<(), VnmpError> {
+        let left = self.lines.len() - self.pos;
+        if count > left {
+            return err(line, format!("{count} {what} announced, but only {left} non-blank lines follow"));
+        }
+        Ok(())
+    }
+
     /// A data line of exactly `columns.len()` whitespace-separated fields.
     fn row(&mut self, what: &str, columns: &[&str]) -> Result<(usize, Vec<&'a str>), VnmpError> {
         let (line, text) = self.next(what)?;
@@ -241,8 +251,10 @@ fn id(line: usize, column: &str, text: &str, n: usize, of: &str) -> Result<usize
 pub fn parse_vnmp(name: &str, text: &str) -> Result<VnmpInstance, VnmpError> {
     let mut c = Cursor::new(text);
     c.header("Substrate Graph")?;
-    let (_, n) = c.count("noVertices")?;
-    let (_, m) = c.count("noArcs")?;
+    let (n_line, n) = c.count("noVertices")?;
+    let (m_line, m) = c.count("noArcs")?;
+    c.expect_lines(n_line, n, "substrate vertices")?;
+    c.expect_lines(m_line, n.saturating_add(m), "substrate vertices and arcs")?;
     c.header("Vertices: id cost cpu group")?;
     let mut vertices: Vec<Option<SubstrateVertex>> = vec![None; n];
     for _ in 0..n {
@@ -279,12 +291,15 @@ pub fn parse_vnmp(name: &str, text: &str) -> Result<VnmpInstance, VnmpError> {
             delay: real(line, "delay", f[4])?,
         });
     }
-    let (_, k) = c.count("noSlices")?;
+    let (k_line, k) = c.count("noSlices")?;
+    c.expect_lines(k_line, k, "slices")?;
     let mut slices = Vec::with_capacity(k);
     for si in 0..k {
         c.header("Virtual Graph")?;
-        let (_, nv) = c.count("noVertices")?;
-        let (_, na) = c.count("noArcs")?;
+        let (nv_line, nv) = c.count("noVertices")?;
+        let (na_line, na) = c.count("noArcs")?;
+        c.expect_lines(nv_line, nv, "virtual vertices")?;
+        c.expect_lines(na_line, nv.saturating_add(na), "virtual vertices and arcs")?;
         c.header("Vertices: id cpu")?;
         let mut cpu: Vec<Option<f64>> = vec![None; nv];
         for _ in 0..nv {
@@ -320,6 +335,7 @@ pub fn parse_vnmp(name: &str, text: &str) -> Result<VnmpInstance, VnmpError> {
             });
         }
         let (mapping_line, pairs) = c.count("Mapping")?;
+        c.expect_lines(mapping_line, pairs, "mapping pairs")?;
         c.header("Mapping pairs")?;
         let mut mapping = Vec::with_capacity(pairs);
         let mut allowed = vec![false; nv];
@@ -1012,6 +1028,8 @@ mod tests {
         assert!(e.line == 41 && e.message.contains("end of the file"), "{e}");
         let e = error_of(&TINY[..TINY.find("# Slice Type").unwrap()]);
         assert!(e.message.contains("end of input") && e.message.contains("Slice Type"), "{e}");
+        let e = error_of(&TINY.replace("# noArcs\n6", "# noArcs\n600000000000"));
+        assert!(e.line == 5 && e.message.contains("only"), "{e}");
         let e = error_of(&TINY.replace("# Substrate Size\n3", "# Substrate Size\n4"));
         assert!(e.message.contains("4 vertices"), "{e}");
     }
