@@ -13,6 +13,7 @@
 //! | [`zoo`] | INPUT chains on Topology Zoo WANs (seed 004 §V.C): time to place and route, gap |
 //! | [`report`] | CSV rows, medians, summary tables |
 //! | [`vbp`] | the vector bin packing suite (`zonal-pack`) against a peer solver on the same instances |
+//! | [`vnmp`] | Inführ & Raidl's VNMP slices as delay-constrained chains: exact chain ILP against the heuristic, both checked |
 //! | [`peer`] | OR-Tools CP-SAT and highspy as peers: own virtualenvs, own processes, JSON in and out |
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod peer;
 pub mod report;
 pub mod scenarios;
 pub mod vbp;
+pub mod vnmp;
 pub mod zoo;
 
 use std::fmt;

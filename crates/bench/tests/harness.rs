@@ -107,3 +107,40 @@ fn geo_video_suite_solves_a_sample_and_the_curves_are_checked() {
         assert!(w[1].min_utility >= w[0].min_utility - 1e-6, "U* grows with the budget");
     }
 }
+
+#[test]
+fn vnmp_suite_runs_the_smallest_instance_and_every_plan_is_checked() {
+    use zonal_bench::vnmp::{decompress, default_heuristic, parse_vnmp, run_vnmp, summary, LinkRule, VnmpRun};
+    let path = data_dir().join("vnmp/20/eu_20_0_prob.bz2");
+    let Ok(file) = std::fs::File::open(&path) else {
+        eprintln!("skipped: {} is absent", path.display());
+        return;
+    };
+    let inst = parse_vnmp("eu_20_0_prob", &decompress("eu_20_0_prob", file).unwrap()).unwrap();
+    for links in [LinkRule::Conservative, LinkRule::Relaxed] {
+        let run = VnmpRun { slices: 4, links, solver: solver(), heuristic: default_heuristic() };
+        let records = run_vnmp(std::slice::from_ref(&inst), &run, &mut no_progress).unwrap();
+        assert_eq!(records.iter().map(|r| r.slice).collect::<Vec<_>>(), [0, 10, 20, 30]);
+        for r in &records {
+            assert!(r.check_ok(), "a plan failed the checker: {r:?}");
+            // Both solvers see the same candidates: they agree on feasibility.
+            assert_eq!(r.exact_delay.is_some(), r.heuristic_delay.is_some(), "{r:?}");
+            if r.exact_optimal() {
+                assert!(r.ratio().is_some_and(|x| x >= 1.0 - 1e-9), "the heuristic beat a proven optimum: {r:?}");
+            }
+            if links == LinkRule::Conservative {
+                assert!(r.exact_directed == "ok" || r.exact_directed == "-", "{r:?}");
+                assert!(r.heuristic_directed == "ok" || r.heuristic_directed == "-", "{r:?}");
+            }
+        }
+        if links == LinkRule::Relaxed {
+            assert!(records.iter().all(|r| r.exact_optimal()), "every slice is feasible on relaxed links: {records:?}");
+        }
+        let csv = to_csv(&records);
+        assert_eq!(csv.lines().count(), 5);
+        let s = summary(&records);
+        assert_eq!(s.rows.len(), 1);
+        assert_eq!(s.rows[0][0], "20");
+        assert_eq!(s.rows[0][12], "ok");
+    }
+}

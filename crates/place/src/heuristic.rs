@@ -25,7 +25,14 @@
 //!    reverse arcs) and meets the channel's max latency; when none of the `k` does, a
 //!    bandwidth-filtered shortest path. Bandwidth is reserved as routes are chosen.
 //!
-//! 5. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
+//! 5. **Depth-first fallback**: when the greedy gets stuck in both of its orders (pinned
+//!    components first, then fewest candidates first), a depth-first search over the same
+//!    ranked candidates, whose first branch is the greedy itself, undoes the latest host choice
+//!    at a dead end and tries the next, within 5,000 host tries. Dense meshes under tight delay
+//!    bounds need it (VNMP's VoIP slices: an early choice can leave a later component no host
+//!    within reach of all its neighbours); the plan's notes say when it was used.
+//!
+//! 6. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
 //!    start that cuts the path into contiguous segments, one zone each, each fitting the free
 //!    capacity of its zone's candidate hosts, minimising the shortest-path delay between
 //!    consecutive segments (a dynamic programme over (component, zone), `O(n² Z²)`). It sees the
@@ -169,6 +176,9 @@ impl PartialOrd for Item {
 }
 
 const BW_TOL: f64 = 1e-9;
+
+/// Host tries of the greedy's depth-first fallback ([`Search::backtrack`]) before it gives up.
+const BACKTRACK_TRIES: usize = 5_000;
 
 impl Router {
     pub(crate) fn new(p: &Problem, k: usize) -> Router {
@@ -759,6 +769,8 @@ struct Search<'m, 'a> {
     m: &'m Model<'a>,
     router: &'m mut Router,
     st: State,
+    /// The greedy needed its depth-first fallback.
+    backtracked: bool,
 }
 
 impl Search<'_, '_> {
@@ -945,16 +957,25 @@ impl Search<'_, '_> {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        self.st = start;
+        self.st = start.clone();
         let mut second = first.clone();
         // Stable: ties keep the first order.
         second.sort_by_key(|&t| if m.fixed[t].is_some() { 0 } else { m.cands[t].len() });
-        self.greedy_in(&second).map_err(|_| err)
+        if self.greedy_in(&second).is_ok() {
+            return Ok(());
+        }
+        self.st = start.clone();
+        let mut budget = BACKTRACK_TRIES;
+        if self.backtrack(&second, 0, &mut budget) {
+            self.backtracked = true;
+            return Ok(());
+        }
+        self.st = start;
+        Err(err)
     }
 
     fn greedy_in(&mut self, order: &[usize]) -> Result<(), PlaceError> {
         let m = self.m;
-        let p = m.p;
         for &t in order {
             if let Some((z, h)) = m.fixed[t] {
                 self.st.zone[t] = Some(z);
@@ -967,6 +988,45 @@ impl Search<'_, '_> {
                 continue;
             }
             // Score every candidate host, then commit the best one whose routes fit together.
+            let mut placed = false;
+            for h in self.scored_hosts(t) {
+                self.put(t, h);
+                let mut routed = Vec::new();
+                let mut ok = true;
+                for &r in &m.incident[t] {
+                    if self.st.path[r].is_none() {
+                        if self.route(r) {
+                            routed.push(r);
+                        } else {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    placed = true;
+                    break;
+                }
+                for r in routed {
+                    self.unroute(r);
+                }
+                self.take(t);
+            }
+            if !placed {
+                return Err(self.stuck(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// The candidate hosts of unplaced component `t` that fit, respect (anti-)affinity and
+    /// reach every placed neighbour within bandwidth and max latency, best first: objective
+    /// estimate (routed delay to placed neighbours + look-ahead + weight if newly used),
+    /// then the shorter routes to what is placed, then total delay, then hosts already used.
+    fn scored_hosts(&mut self, t: usize) -> Vec<usize> {
+        let m = self.m;
+        let p = m.p;
+        {
             let mut scored: Vec<(i64, i64, i64, bool, usize)> = Vec::new();
             let mut ahead_of: BTreeMap<usize, f64> = BTreeMap::new();
             for &h in &m.cands[t] {
@@ -1019,35 +1079,69 @@ impl Search<'_, '_> {
                 ));
             }
             scored.sort();
-            let mut placed = false;
-            for &(.., h) in &scored {
-                self.put(t, h);
-                let mut routed = Vec::new();
-                let mut ok = true;
-                for &r in &m.incident[t] {
-                    if self.st.path[r].is_none() {
-                        if self.route(r) {
-                            routed.push(r);
-                        } else {
-                            ok = false;
-                            break;
-                        }
+            scored.into_iter().map(|(.., h)| h).collect()
+        }
+    }
+
+    /// Routes every unrouted channel of `t` whose other end is placed; on failure undoes
+    /// what it routed and returns `None`, else the routes it added.
+    fn route_incident(&mut self, t: usize) -> Option<Vec<usize>> {
+        let mut routed = Vec::new();
+        for &r in &self.m.incident[t] {
+            if self.st.path[r].is_none() {
+                if self.route(r) {
+                    routed.push(r);
+                } else {
+                    for r in routed {
+                        self.unroute(r);
                     }
+                    return None;
                 }
-                if ok {
-                    placed = true;
-                    break;
+            }
+        }
+        Some(routed)
+    }
+
+    /// Depth-first search over the greedy's own ranked candidates, for when both greedy
+    /// orders get stuck: its first branch is the greedy, and a dead end undoes the latest
+    /// choice and tries that component's next host, until `budget` host tries are spent.
+    /// Dense meshes under tight delay bounds (VNMP's VoIP slices) need it: an early host
+    /// choice can leave a later component no host within reach of all its neighbours.
+    fn backtrack(&mut self, order: &[usize], i: usize, budget: &mut usize) -> bool {
+        let m = self.m;
+        let Some(&t) = order.get(i) else { return true };
+        if let Some((z, h)) = m.fixed[t] {
+            self.st.zone[t] = Some(z);
+            self.st.host[t] = h;
+            if let Some(routed) = self.route_incident(t) {
+                if self.backtrack(order, i + 1, budget) {
+                    return true;
                 }
                 for r in routed {
                     self.unroute(r);
                 }
-                self.take(t);
             }
-            if !placed {
-                return Err(self.stuck(t));
-            }
+            self.st.zone[t] = None;
+            self.st.host[t] = None;
+            return false;
         }
-        Ok(())
+        for h in self.scored_hosts(t) {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            self.put(t, h);
+            if let Some(routed) = self.route_incident(t) {
+                if self.backtrack(order, i + 1, budget) {
+                    return true;
+                }
+                for r in routed {
+                    self.unroute(r);
+                }
+            }
+            self.take(t);
+        }
+        false
     }
 
     /// The components in channel order when the channel graph is one simple path (INPUT
@@ -1356,10 +1450,10 @@ impl<'p> ChainHeuristic<'p> {
             arc_free: residual.arc_free.clone(),
         };
         let empty = st.clone();
-        let mut search = Search { m: &m, router: &mut self.router, st };
+        let mut search = Search { m: &m, router: &mut self.router, st, backtracked: false };
         let greedy = search.greedy();
         // Path-shaped chains also get the segment programme; the better start is kept.
-        let mut start_note = "tree greedy";
+        let mut start_note = if search.backtracked { "tree greedy (depth-first fallback)" } else { "tree greedy" };
         if m.wd > 0.0 {
             let tree = greedy.is_ok().then(|| (search.objective(), search.st.clone()));
             search.st = empty;
@@ -1590,6 +1684,47 @@ mod tests {
 
     fn req() -> ChainRequest {
         ChainRequest { id: "s".into(), service: "chain".into(), region: None }
+    }
+
+    #[test]
+    fn depth_first_fallback_places_what_both_greedy_orders_cannot() {
+        // z0–z1–z2–z3, 1 ms a link. a ∈ {z0, z3}, b ∈ {z0, z1}, c ∈ {z2, z3}; a–b and a–c
+        // within 3 ms, b–c within 1 ms. The look-ahead ignores b–c (not a tree edge), so the
+        // greedy puts a and b on z0, and then c has no zone within 1 ms of b.
+        let zones =
+            (0..4).map(|i| zone(&format!("z{i}"), 50.0, i as f64, vec![host(&format!("h{i}"), 4, 8)])).collect();
+        let links = (1..4).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), None)).collect();
+        let infra = Infrastructure { name: "line".into(), zones, links, ..Default::default() };
+        let comp = |name: &str, allowed: [&str; 2]| {
+            let mut c = component(name, 1, 1);
+            c.placement.zones = allowed.iter().map(|z| z.to_string()).collect();
+            c
+        };
+        let ch = |a: &str, b: &str, ms: f64| Channel {
+            from: a.into(),
+            to: b.into(),
+            bandwidth: None,
+            max_latency: Some(zonal_model::Duration::from_millis(ms)),
+        };
+        let svc = Service {
+            name: "chain".into(),
+            components: vec![comp("a", ["z0", "z3"]), comp("b", ["z0", "z1"]), comp("c", ["z2", "z3"])],
+            channels: vec![ch("a", "b", 3.0), ch("a", "c", 3.0), ch("b", "c", 1.0)],
+            ..Default::default()
+        };
+        let b = Bundle::new(vec![
+            Document::Infrastructure(infra),
+            Document::Service(svc),
+            Document::Demand(Demand::default()),
+        ]);
+        let p = problem(&b);
+        let residual = Residual::full(&p);
+        let plan = place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions::default()).unwrap();
+        checked(&p, &plan);
+        assert!(plan.notes.iter().any(|n| n.contains("depth-first fallback")), "{:?}", plan.notes);
+        let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+        assert!((exact.objective - 4.0).abs() < 1e-9, "{}", exact.objective);
+        assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}", plan.objective, exact.objective);
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! `zonal bench --suite geo-video|zoo|vbp|openb [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
+//! `zonal bench --suite geo-video|zoo|vbp|openb|vnmp [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
 //! runs a benchmark suite of `zonal-bench`, writes its CSV into `--out` and prints a summary.
 //! Each suite lives in its own module; this one parses the shared arguments, reads the data
 //! files, shows progress and prints tables.
 
 mod geovideo;
 mod pack;
+mod vnmp;
 mod zoo;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,19 @@ pub enum Suite {
     /// Packing and consolidation (with a checked migration plan) of the Alibaba openb GPU
     /// trace: 8,152 pods, 1,523 nodes.
     Openb,
+    /// VNMP slices (Inführ & Raidl, 20–200 substrate nodes) as delay-constrained chains: the
+    /// heuristic against the exact chain ILP, both plans checked.
+    Vnmp,
+}
+
+/// How `--suite vnmp` turns the two directed arcs of a vertex pair into one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinksArg {
+    /// Smaller bandwidth, larger delay: every plan is valid on the directed instance.
+    Conservative,
+    /// Smaller bandwidth, smaller delay: no slice loses a placement (a plan may exceed a
+    /// bound on the slower direction; the directed check says).
+    Relaxed,
 }
 
 /// A peer solver for `--peer`.
@@ -58,13 +72,14 @@ pub struct Args {
     pub suite: Suite,
     /// Cap on the work: geo-video, the first N sizes of the LP sweep; zoo, N subscriptions
     /// per (topology, chain, seed) (default 10, with --reproduce 100); vbp, N instances per
-    /// family, evenly spaced (default 20; 0 = all 2,940).
+    /// family, evenly spaced (default 20; 0 = all 2,940); vnmp, the first N instances per size
+    /// (default 2; 0 = all).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Seeds 1..=K; figures are medians over them.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub seeds: u64,
-    /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s).
+    /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s).
     #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
     pub time_limit: Option<Duration>,
     /// vbp: also solve every instance with this peer (its own virtualenv and process, created
@@ -102,6 +117,17 @@ pub struct Args {
     /// zoo: a chain, SC1 (4 apps), SC2 (20) or SC3 (60) (repeatable); default all three.
     #[arg(long = "chain", value_name = "SC")]
     pub chains: Vec<String>,
+    /// vnmp: substrate sizes to run, comma-separated (default: every numbered folder under
+    /// vnmp/, i.e. 20,30,50,100,200).
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// vnmp: slices per instance, evenly spaced over its 40 (default 8, two of each type;
+    /// 0 = all).
+    #[arg(long, value_name = "K")]
+    pub slices: Option<usize>,
+    /// vnmp: how the two directed arcs of a substrate vertex pair become one link.
+    #[arg(long, value_enum, default_value_t = LinksArg::Conservative)]
+    pub links: LinksArg,
     /// Solver threads (HiGHS default when absent).
     #[arg(long)]
     pub threads: Option<u32>,
@@ -128,6 +154,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Suite::Zoo => zoo::run(&args),
         Suite::Vbp => pack::run_vbp(&args),
         Suite::Openb => pack::run_openb(&args),
+        Suite::Vnmp => vnmp::run(&args),
     }
 }
 
