@@ -991,24 +991,9 @@ impl Search<'_, '_> {
             let mut placed = false;
             for h in self.scored_hosts(t) {
                 self.put(t, h);
-                let mut routed = Vec::new();
-                let mut ok = true;
-                for &r in &m.incident[t] {
-                    if self.st.path[r].is_none() {
-                        if self.route(r) {
-                            routed.push(r);
-                        } else {
-                            ok = false;
-                            break;
-                        }
-                    }
-                }
-                if ok {
+                if self.route_incident(t).is_some() {
                     placed = true;
                     break;
-                }
-                for r in routed {
-                    self.unroute(r);
                 }
                 self.take(t);
             }
