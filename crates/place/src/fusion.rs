@@ -52,9 +52,11 @@
 //! `x_it^j` is priced with the row duals `y` — reduced cost `0 − yᵀa` over its rows (4), (8),
 //! the cost row, (5) and the shared-capacity rows; rows absent from the restricted model are
 //! not tight there and price 0 — and up to 8 columns per request with a positive reduced
-//! cost are added. Step 1 is iterated to convergence (no positive reduced cost: the
+//! cost are added **to the live HiGHS model** (with any capacity row they make necessary), so
+//! every re-solve is a warm dual simplex from the previous basis rather than a new model.
+//! Step 1 is iterated to convergence (no positive reduced cost: the
 //! restricted optimum is the full optimum, and a positive slack then proves infeasibility),
-//! then Step 2 the same way with `U ≥ U* − τ`. After 100 rounds without convergence the full
+//! then Step 2 the same way with `U ≥ U* − τ`. After 1,000 solves without convergence the full
 //! LP is solved instead. The trade-off curve always solves the full LP.
 //!
 //! # Trade-off curve (§3.4)
@@ -246,6 +248,23 @@ fn unit_cost(p: &Problem, mode: &Mode, di: usize, zi: usize) -> f64 {
     }
 }
 
+/// The big-M price of leaving a unit of demand `di` unserved in a restricted model: `m`
+/// (1,000 × the largest utility spread) times (1 + the region's weight), because Step 2
+/// weighs utilities by group size, plus 10 × what serving it can cost at its dearest zone,
+/// because Step 2 also prices cost. Unserved demand lowers a region's average latency and
+/// saves its cost, so a smaller penalty could make a slack pay (and report a feasible LP
+/// infeasible).
+fn slack_penalty(p: &Problem, mode: &Mode, di: usize, m: f64) -> f64 {
+    let d = &p.demands[di];
+    let dearest = match mode {
+        Mode::Placement => {
+            (0..p.zones.len()).map(|t| unit_cost(p, mode, di, t)).filter(|c| c.is_finite()).fold(0.0, f64::max)
+        }
+        Mode::Selection(sel) => sel.transit_cost.values().copied().filter(|c| c.is_finite()).fold(0.0, f64::max),
+    };
+    m * (1.0 + p.regions[d.region].weight) + 10.0 * d.slots * dearest
+}
+
 /// Latency bound of demand `di`: R_max, tightened by the service's proximity class.
 fn latency_bound(p: &Problem, di: usize) -> f64 {
     let d = &p.demands[di];
@@ -377,7 +396,7 @@ fn build(
             Slacks::Elastic => Some(b.add_var(0.0, 1.0, p.demands[di].slots / total_slots)),
             Slacks::Penalty(m) => {
                 let v = b.add_var(0.0, 1.0, 0.0);
-                penalty.push((v, -m));
+                penalty.push((v, -slack_penalty(p, mode, di, m)));
                 Some(v)
             }
         });
@@ -501,6 +520,9 @@ fn served_from(p: &Problem, lp: &FusionLp, values: &[f64]) -> Served {
                 .map(|(&t, c)| (t, values.get(c.0).copied().unwrap_or(0.0).clamp(0.0, 1.0)))
                 .filter(|(_, x)| *x > 1e-9)
                 .collect();
+            // Column generation appends zones as it finds them.
+            let mut raw = raw;
+            raw.sort_by_key(|&(t, _)| t);
             let total: f64 = raw.iter().map(|(_, x)| x).sum();
             raw.into_iter().map(|(t, x)| (t, x / total.max(1e-12) * d.slots)).collect()
         })
@@ -628,7 +650,8 @@ const CG_INITIAL_ZONES: usize = 1;
 const CG_PER_ROUND: usize = 8;
 #[cfg(test)]
 const CG_PER_ROUND: usize = 1;
-const CG_MAX_ROUNDS: usize = 100;
+/// Solves (each warm after the first) before column generation gives up for the full LP.
+const CG_MAX_ROUNDS: usize = 1_000;
 
 /// Whether the FUSION LP is solved by column generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,27 +678,25 @@ enum CgOutcome {
     GaveUp,
 }
 
-/// Adds the columns with a positive reduced cost (at most [`CG_PER_ROUND`] per request).
-fn price(
-    p: &Problem,
-    mode: &Mode,
-    lp: &FusionLp,
-    duals: &[f64],
-    full: &[Vec<usize>],
-    active: &mut [Vec<usize>],
-) -> usize {
+/// The missing columns with a positive reduced cost, at most [`CG_PER_ROUND`] per request,
+/// as (pair, zone).
+fn price(p: &Problem, mode: &Mode, lp: &FusionLp, duals: &[f64], full: &[Vec<usize>]) -> Vec<(usize, usize)> {
     let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
     let y_cost = dual(lp.rows.cost);
-    let mut added = 0;
+    let mut have = vec![false; p.zones.len()];
+    let mut out = Vec::new();
     for (pi, pair) in lp.pairs.iter().enumerate() {
         let di = pair.demand;
         let d = &p.demands[di];
         let s = &p.services[d.service];
         let rtt = &p.region_rtt[d.region];
         let (y_cover, y_lat) = (dual(lp.rows.cover[pi]), dual(lp.rows.latency[pi]));
+        for &t in &pair.zones {
+            have[t] = true;
+        }
         let mut gains: Vec<(f64, usize)> = Vec::new();
         for &t in &full[di] {
-            if pair.zones.binary_search(&t).is_ok() {
+            if have[t] {
                 continue;
             }
             let mut ay = y_cover - y_lat * rtt[t] + y_cost * d.slots * unit_cost(p, mode, di, t);
@@ -693,21 +714,104 @@ fn price(
                 gains.push((rc, t));
             }
         }
-        gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for &(_, t) in gains.iter().take(CG_PER_ROUND) {
-            active[di].push(t);
-            added += 1;
+        for &t in &pair.zones {
+            have[t] = false;
         }
-        active[di].sort_unstable();
+        gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.extend(gains.iter().take(CG_PER_ROUND).map(|&(_, t)| (pi, t)));
     }
-    added
+    out
+}
+
+/// Adds the columns `new` (pair, zone) to the live model with their coefficients in rows
+/// (4), (8), the cost row, (5) and the shared-capacity rows, then the capacity rows that the
+/// new columns make necessary (the restricted model only has rows that can bind), so the
+/// next solve starts from the current basis.
+fn add_columns(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    lp: &mut FusionLp,
+    new: &[(usize, usize)],
+) -> Result<(), PlaceError> {
+    let mut touched = std::collections::BTreeSet::new();
+    for &(pi, t) in new {
+        let di = lp.pairs[pi].demand;
+        let d = &p.demands[di];
+        let s = &p.services[d.service];
+        let mut rows = vec![
+            (lp.rows.cover[pi], 1.0),
+            (lp.rows.latency[pi], -p.region_rtt[d.region][t]),
+            (lp.rows.cost, d.slots * unit_cost(p, mode, di, t)),
+        ];
+        if let Some(&r) = lp.rows.capacity.get(&(d.service, t)) {
+            rows.push((r, d.slots));
+        }
+        for (res, r, scale) in lp.rows.shared.get(&t).into_iter().flatten() {
+            let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+            rows.push((*r, per_slot * d.slots * scale));
+        }
+        let v = lp.session.add_var(0.0, 1.0, 0.0, &rows)?;
+        lp.pairs[pi].zones.push(t);
+        lp.pairs[pi].cols.push(v);
+        touched.insert(t);
+    }
+    // Every column of the touched zones, per zone and service: (column, slots).
+    let mut by_zone: BTreeMap<usize, BTreeMap<usize, Vec<(Var, f64)>>> =
+        touched.iter().map(|&t| (t, BTreeMap::new())).collect();
+    for pair in &lp.pairs {
+        let d = &p.demands[pair.demand];
+        for (t, &c) in pair.zones.iter().zip(&pair.cols) {
+            if let Some(per_service) = by_zone.get_mut(t) {
+                per_service.entry(d.service).or_default().push((c, d.slots));
+            }
+        }
+    }
+    for (t, per_service) in by_zone {
+        for (&si, row) in &per_service {
+            let cap = capacity(p, mode, si, t);
+            let potential: f64 = row.iter().map(|(_, a)| a).sum();
+            if potential > cap + 1e-9 && !lp.rows.capacity.contains_key(&(si, t)) {
+                let r = lp.session.add_row(f64::NEG_INFINITY, cap, row)?;
+                lp.rows.capacity.insert((si, t), r);
+            }
+        }
+        if opts.shared_zone_capacity && matches!(mode, Mode::Placement) {
+            for (res, a) in &p.zones[t].capacity.0 {
+                if lp.rows.shared.get(&t).is_some_and(|l| l.iter().any(|(r, ..)| r == res)) {
+                    continue;
+                }
+                let cap = a.value as f64;
+                let mut row = Vec::new();
+                let mut potential = 0.0;
+                for (&si, srow) in &per_service {
+                    let s = &p.services[si];
+                    let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+                    if per_slot > 0.0 {
+                        for &(c, slots) in srow {
+                            row.push((c, per_slot * slots));
+                            potential += per_slot * slots;
+                        }
+                    }
+                }
+                if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
+                    let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
+                    let scaled: Vec<(Var, f64)> = row.into_iter().map(|(c, v)| (c, v * scale)).collect();
+                    let ri = lp.session.add_row(f64::NEG_INFINITY, cap * scale, &scaled)?;
+                    lp.rows.shared.entry(t).or_default().push((res.clone(), ri, scale));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Solves both steps by column generation over the candidate pairs `full`: a restricted LP
 /// with each request's nearest zones, re-priced with its duals until no column has a
 /// positive reduced cost (first for Step 1, then for Step 2). Unserved demand and budget
 /// overrun are penalised slacks, so restricted models stay feasible; the result is the
-/// full LP's optimum.
+/// full LP's optimum. Columns are added to the live model, and every re-solve after the
+/// first is a warm dual-simplex solve from the previous basis.
 fn solve_cg(
     p: &Problem,
     mode: &Mode,
@@ -722,7 +826,7 @@ fn solve_cg(
         .map(|d| 1.0 + (d.sla.r_max.as_millis() - d.sla.r_min.as_millis()) / (d.sla.importance * d.sla.span_ms()))
         .fold(1.0, f64::max);
     let m = 1e3 * spread;
-    let mut active: Vec<Vec<usize>> = full
+    let active: Vec<Vec<usize>> = full
         .iter()
         .enumerate()
         .map(|(di, zs)| {
@@ -745,30 +849,41 @@ fn solve_cg(
         .collect();
     // Without fairness Step 2 starts at once, with no floor on U.
     let mut u_star: Option<f64> = if opts.max_min_fairness { None } else { Some(f64::NEG_INFINITY) };
+    let started = std::time::Instant::now();
+    let mut lp = build(p, mode, active, pruned, opts, Slacks::Penalty(m))?;
+    run.stats.build_seconds += started.elapsed().as_secs_f64();
+    // New columns enter at zero, so the basis stays primal feasible: primal simplex.
+    let warm = SolverOptions { lp_method: crate::solver::LpMethod::PrimalSimplex, ..opts.solver.clone() };
+    let mut step_set = false;
     for round in 0..CG_MAX_ROUNDS {
-        let started = std::time::Instant::now();
-        let mut lp = build(p, mode, active.clone(), pruned, opts, Slacks::Penalty(m))?;
-        run.stats.build_seconds += started.elapsed().as_secs_f64();
-        loop {
+        if !step_set {
             match u_star {
                 None => set_step1(&mut lp, p)?,
                 Some(u) => set_step2(&mut lp, p, opts.alpha, u)?,
             }
-            let s = run.solve(&mut lp, &opts.solver)?;
-            s.require_solution("FUSION column generation")?;
-            if price(p, mode, &lp, &s.row_duals, full, &mut active) > 0 {
-                break;
+            step_set = true;
+        }
+        let s = run.solve(&mut lp, if round == 0 { &opts.solver } else { &warm })?;
+        s.require_solution("FUSION column generation")?;
+        let new = price(p, mode, &lp, &s.row_duals, full);
+        if !new.is_empty() {
+            let started = std::time::Instant::now();
+            add_columns(p, mode, opts, &mut lp, &new)?;
+            run.stats.build_seconds += started.elapsed().as_secs_f64();
+            continue;
+        }
+        let slack: f64 = lp.penalty.iter().map(|(v, _)| s.values[v.0]).sum();
+        match u_star {
+            None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
+            None => {
+                u_star = Some(s.values[lp.u.0]);
+                step_set = false;
             }
-            let slack: f64 = lp.penalty.iter().map(|(v, _)| s.values[v.0]).sum();
-            match u_star {
-                None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
-                None => u_star = Some(s.values[lp.u.0]),
-                // Without Step 1 nothing proved feasibility before Step 2.
-                Some(_) if !opts.max_min_fairness && slack > 1e-7 => return Ok(CgOutcome::Infeasible),
-                Some(u) => {
-                    let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
-                    return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
-                }
+            // Without Step 1 nothing proved feasibility before Step 2.
+            Some(_) if !opts.max_min_fairness && slack > 1e-7 => return Ok(CgOutcome::Infeasible),
+            Some(u) => {
+                let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
+                return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
             }
         }
     }

@@ -44,6 +44,8 @@ pub enum LpMethod {
     #[default]
     Auto,
     Simplex,
+    /// Primal simplex: for re-solves after adding columns (the basis stays primal feasible).
+    PrimalSimplex,
     Ipm,
 }
 
@@ -211,7 +213,7 @@ impl LpBuilder {
             .problem
             .try_optimise(sense)
             .map_err(|e| PlaceError::Solver { detail: format!("HiGHS rejected the model: {e:?}") })?;
-        Ok(LpSession { model: Some(model), cols: self.cols, integer: self.integer, columns })
+        Ok(LpSession { model: Some(model), integer: self.integer, columns })
     }
 }
 
@@ -219,7 +221,6 @@ impl LpBuilder {
 #[derive(Debug)]
 pub struct LpSession {
     model: Option<highs::Model>,
-    cols: Vec<highs::Col>,
     integer: bool,
     columns: usize,
 }
@@ -230,35 +231,90 @@ impl LpSession {
             .as_mut()
             .ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost after a failed solve".into() })
     }
-    fn col(&self, v: Var) -> Result<highs::Col, PlaceError> {
-        self.cols.get(v.0).copied().ok_or_else(|| PlaceError::Solver { detail: format!("no column {}", v.0) })
+    fn col(&self, v: Var) -> Result<highs_sys::HighsInt, PlaceError> {
+        // Columns are numbered in the order they were added, by the builder or `add_var`.
+        (v.0 < self.columns)
+            .then(|| highs_sys::HighsInt::try_from(v.0).ok())
+            .flatten()
+            .ok_or_else(|| PlaceError::Solver { detail: format!("no column {}", v.0) })
     }
+    #[allow(unsafe_code)]
     pub fn set_cost(&mut self, v: Var, cost: f64) -> Result<(), PlaceError> {
         let c = self.col(v)?;
-        self.model()?.change_column_cost(c, cost);
-        Ok(())
+        let model = self.model()?;
+        // SAFETY: the live HiGHS instance owned by `model`; `c` is one of its columns.
+        highs_status(unsafe { highs_sys::Highs_changeColCost(model.as_mut_ptr(), c, cost) }, "change a cost")
     }
+    #[allow(unsafe_code)]
     pub fn set_bounds(&mut self, v: Var, lower: f64, upper: f64) -> Result<(), PlaceError> {
         let c = self.col(v)?;
-        self.model()?.change_column_bounds(c, lower..=upper);
-        Ok(())
+        let model = self.model()?;
+        // SAFETY: as in `set_cost`.
+        highs_status(
+            unsafe { highs_sys::Highs_changeColBounds(model.as_mut_ptr(), c, lower, upper) },
+            "change a column's bounds",
+        )
     }
     /// Sets every column's objective coefficient to zero, then applies `costs`.
     pub fn set_objective(&mut self, sense: Sense, costs: &[(Var, f64)]) -> Result<(), PlaceError> {
-        let cols = self.cols.clone();
-        let model = self.model()?;
-        model.set_sense(sense);
-        for c in cols {
-            model.change_column_cost(c, 0.0);
+        self.model()?.set_sense(sense);
+        for i in 0..self.columns {
+            self.set_cost(Var(i), 0.0)?;
         }
         for &(v, cost) in costs {
-            let c = self.col(v)?;
-            self.model()?.change_column_cost(c, cost);
+            self.set_cost(v, cost)?;
         }
         Ok(())
     }
     pub fn num_cols(&self) -> usize {
         self.columns
+    }
+    /// Adds a continuous column with coefficients in existing rows (by row index), keeping
+    /// the model's basis, so the next solve starts warm (column generation). The `highs`
+    /// crate offers this only for rows it handed out itself, hence the C call.
+    #[allow(unsafe_code)]
+    pub fn add_var(&mut self, lower: f64, upper: f64, cost: f64, rows: &[(usize, f64)]) -> Result<Var, PlaceError> {
+        let (index, value) = sparse(rows.iter().map(|&(r, c)| (r, c)))?;
+        let model = self.model()?;
+        // SAFETY: the pointer is the live HiGHS instance owned by `model`; the index and value
+        // arrays hold `index.len()` entries and outlive the call, which copies them.
+        let status = unsafe {
+            highs_sys::Highs_addCol(
+                model.as_mut_ptr(),
+                cost,
+                lower,
+                upper,
+                index.len() as highs_sys::HighsInt,
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        highs_status(status, "add a column")?;
+        let n = self.num_model_cols()?;
+        self.columns += 1;
+        Ok(Var(n - 1))
+    }
+    /// Adds the row `lower ≤ Σ coef·var ≤ upper` to the live model; returns its index.
+    #[allow(unsafe_code)]
+    pub fn add_row(&mut self, lower: f64, upper: f64, terms: &[(Var, f64)]) -> Result<usize, PlaceError> {
+        let (index, value) = sparse(terms.iter().map(|&(v, c)| (v.0, c)))?;
+        let model = self.model()?;
+        // SAFETY: as in `add_var`.
+        let status = unsafe {
+            highs_sys::Highs_addRow(
+                model.as_mut_ptr(),
+                lower,
+                upper,
+                index.len() as highs_sys::HighsInt,
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        highs_status(status, "add a row")?;
+        Ok(self.model()?.num_rows() - 1)
+    }
+    fn num_model_cols(&mut self) -> Result<usize, PlaceError> {
+        Ok(self.model()?.num_cols())
     }
     /// Solves the model as it stands.
     pub fn solve(&mut self, options: &SolverOptions) -> Result<Solved, PlaceError> {
@@ -267,6 +323,28 @@ impl LpSession {
         let (solved, model) = run(model, self.integer, options);
         self.model = model;
         Ok(solved)
+    }
+}
+
+/// Index and value arrays for the C API, zero coefficients dropped.
+fn sparse(entries: impl Iterator<Item = (usize, f64)>) -> Result<(Vec<highs_sys::HighsInt>, Vec<f64>), PlaceError> {
+    let mut index = Vec::new();
+    let mut value = Vec::new();
+    for (i, c) in entries.filter(|(_, c)| *c != 0.0) {
+        let i = highs_sys::HighsInt::try_from(i)
+            .map_err(|_| PlaceError::Solver { detail: format!("index {i} is beyond HiGHS's range") })?;
+        index.push(i);
+        value.push(c);
+    }
+    Ok((index, value))
+}
+
+/// A HiGHS status code as a result (warnings pass).
+fn highs_status(status: highs_sys::HighsInt, what: &str) -> Result<(), PlaceError> {
+    if status == highs_sys::kHighsStatusError {
+        Err(PlaceError::Solver { detail: format!("HiGHS could not {what}") })
+    } else {
+        Ok(())
     }
 }
 
@@ -358,6 +436,11 @@ fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOption
         let ipm = match options.lp_method {
             LpMethod::Ipm => true,
             LpMethod::Simplex => false,
+            LpMethod::PrimalSimplex => {
+                // HiGHS's simplex_strategy 4 = primal.
+                check("simplex_strategy", model.try_set_option("simplex_strategy", 4).is_ok());
+                false
+            }
             LpMethod::Auto => model.num_cols() > IPM_COLUMN_THRESHOLD,
         };
         let method = if ipm { "ipm" } else { "simplex" };
