@@ -248,6 +248,38 @@ fn unit_cost(p: &Problem, mode: &Mode, di: usize, zi: usize) -> f64 {
     }
 }
 
+/// A row ready for the model: (scaled right-hand side, scale, terms).
+type ScaledRow = (f64, f64, Vec<(Var, f64)>);
+
+/// The shared-capacity row of resource `res` (capacity `cap`) over a zone's columns
+/// (`per_service`: service → (column, slots)), scaled to a right-hand side of 1, as (scaled
+/// capacity, scale, terms); `None` when it cannot bind.
+fn shared_row(
+    p: &Problem,
+    res: &str,
+    cap: f64,
+    per_service: &BTreeMap<usize, Vec<(Var, f64)>>,
+) -> Option<ScaledRow> {
+    let mut row = Vec::new();
+    let mut potential = 0.0;
+    for (&si, srow) in per_service {
+        let s = &p.services[si];
+        let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+        if per_slot > 0.0 {
+            for &(c, slots) in srow {
+                row.push((c, per_slot * slots));
+                potential += per_slot * slots;
+            }
+        }
+    }
+    if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
+        let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
+        Some((cap * scale, scale, row.into_iter().map(|(c, v)| (c, v * scale)).collect()))
+    } else {
+        None
+    }
+}
+
 /// The big-M price of leaving a unit of demand `di` unserved in a restricted model: `m`
 /// (1,000 × the largest utility spread) times (1 + the region's weight), because Step 2
 /// weighs utilities by group size, plus 10 × what serving it can cost at its dearest zone,
@@ -452,22 +484,8 @@ fn build(
         }
         if opts.shared_zone_capacity && matches!(mode, Mode::Placement) {
             for (r, a) in &p.zones[t].capacity.0 {
-                let cap = a.value as f64;
-                let mut row = Vec::new();
-                let mut potential = 0.0;
-                for (&si, srow) in &per_service {
-                    let s = &p.services[si];
-                    let per_slot = s.instance_resources.get(r) as f64 / f64::from(s.slots_per_instance);
-                    if per_slot > 0.0 {
-                        for &(c, slots) in srow {
-                            row.push((c, per_slot * slots));
-                            potential += per_slot * slots;
-                        }
-                    }
-                }
-                if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
-                    let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
-                    let ri = b.add_row(f64::NEG_INFINITY, cap * scale, row.into_iter().map(|(c, v)| (c, v * scale)));
+                if let Some((cap, scale, row)) = shared_row(p, r, a.value as f64, &per_service) {
+                    let ri = b.add_row(f64::NEG_INFINITY, cap, row);
                     rows.shared.entry(t).or_default().push((r.clone(), ri, scale));
                 }
             }
@@ -781,23 +799,8 @@ fn add_columns(
                 if lp.rows.shared.get(&t).is_some_and(|l| l.iter().any(|(r, ..)| r == res)) {
                     continue;
                 }
-                let cap = a.value as f64;
-                let mut row = Vec::new();
-                let mut potential = 0.0;
-                for (&si, srow) in &per_service {
-                    let s = &p.services[si];
-                    let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
-                    if per_slot > 0.0 {
-                        for &(c, slots) in srow {
-                            row.push((c, per_slot * slots));
-                            potential += per_slot * slots;
-                        }
-                    }
-                }
-                if potential > cap * (1.0 + 1e-12) && !row.is_empty() {
-                    let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
-                    let scaled: Vec<(Var, f64)> = row.into_iter().map(|(c, v)| (c, v * scale)).collect();
-                    let ri = lp.session.add_row(f64::NEG_INFINITY, cap * scale, &scaled)?;
+                if let Some((cap, scale, row)) = shared_row(p, res, a.value as f64, &per_service) {
+                    let ri = lp.session.add_row(f64::NEG_INFINITY, cap, &row)?;
                     lp.rows.shared.entry(t).or_default().push((res.clone(), ri, scale));
                 }
             }
