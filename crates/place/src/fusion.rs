@@ -254,12 +254,7 @@ type ScaledRow = (f64, f64, Vec<(Var, f64)>);
 /// The shared-capacity row of resource `res` (capacity `cap`) over a zone's columns
 /// (`per_service`: service → (column, slots)), scaled to a right-hand side of 1, as (scaled
 /// capacity, scale, terms); `None` when it cannot bind.
-fn shared_row(
-    p: &Problem,
-    res: &str,
-    cap: f64,
-    per_service: &BTreeMap<usize, Vec<(Var, f64)>>,
-) -> Option<ScaledRow> {
+fn shared_row(p: &Problem, res: &str, cap: f64, per_service: &BTreeMap<usize, Vec<(Var, f64)>>) -> Option<ScaledRow> {
     let mut row = Vec::new();
     let mut potential = 0.0;
     for (&si, srow) in per_service {
