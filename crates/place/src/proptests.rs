@@ -108,7 +108,7 @@ fn assert_explained(e: &PlaceError) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, rng_seed: proptest::test_runner::RngSeed::Fixed(20261202), ..ProptestConfig::default() })]
 
     #[test]
     fn fusion_plans_pass_the_checker(c in fusion_case()) {
@@ -147,7 +147,10 @@ proptest! {
         match tradeoff_curve(&p, &FusionOptions { shared_zone_capacity: c.shared, ..Default::default() }, 4) {
             Ok(curve) => {
                 for w in curve.points.windows(2) {
-                    prop_assert!(w[1].min_utility >= w[0].min_utility - 1e-6, "{:?}", curve.points);
+                    // Step 2 may give up τ = 1e-6·max(1, |U*|) of U* at each point (see the
+                    // fusion module docs), plus the solver's own tolerance.
+                    let tau = 1e-6 * w[0].min_utility.abs().max(1.0);
+                    prop_assert!(w[1].min_utility >= w[0].min_utility - tau - 1e-8, "{:?}", curve.points);
                     prop_assert!(w[0].cost <= w[0].budget + 1e-6 * w[0].budget.max(1.0));
                 }
                 prop_assert!(curve.min_cost.cost <= curve.max_utility.cost + 1e-6);
@@ -382,7 +385,7 @@ fn brute_force(p: &Problem, weights: (f64, f64)) -> Option<f64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 60, rng_seed: proptest::test_runner::RngSeed::Fixed(20261202), ..ProptestConfig::default() })]
 
     #[test]
     fn chain_ilp_matches_brute_force(c in chain_case()) {
@@ -415,7 +418,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, rng_seed: proptest::test_runner::RngSeed::Fixed(20261202), ..ProptestConfig::default() })]
 
     /// Column generation is exact: same U*, same Step-2 optimum as the full LP.
     #[test]
@@ -454,7 +457,7 @@ proptest! {
 // Chain heuristic against brute force.
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 60, rng_seed: proptest::test_runner::RngSeed::Fixed(20261202), ..ProptestConfig::default() })]
 
     /// Greedy and local-search plans pass the checker; local search is never worse than the
     /// greedy start; both are never better than the optimum; every bound is at most the optimum.
