@@ -30,6 +30,38 @@ pub struct Geography {
     pub latency_model: LatencyModel,
 }
 
+/// Every problem with a geography change, each naming its field (`regions[2].name`, …);
+/// empty when it can be stored. A region needs a valid, unique name, a positive weight, and
+/// a location or an attach zone (without either nothing is in reach); a measured latency
+/// needs two different places.
+pub fn change_problems(regions: Option<&[Region]>, latencies: Option<&[MeasuredLatency]>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in regions.into_iter().flatten().enumerate() {
+        if let Some(e) = zonal_model::names::name_problem(&r.name) {
+            problems.push(format!("regions[{i}].name: {e}"));
+        }
+        if !seen.insert(r.name.as_str()) {
+            problems.push(format!("regions[{i}].name: region {:?} is listed twice", r.name));
+        }
+        if !(r.weight.is_finite() && r.weight > 0.0) {
+            problems.push(format!("regions[{i}].weight: expected a positive number, got {}", r.weight));
+        }
+        if r.location.is_none() && r.attach.is_none() {
+            problems.push(format!(
+                "regions[{i}] ({}): expected a location or an attach zone; without either nothing is in reach",
+                r.name
+            ));
+        }
+    }
+    for (i, m) in latencies.into_iter().flatten().enumerate() {
+        if m.from == m.to {
+            problems.push(format!("latencies[{i}]: from and to are both {:?}", m.from));
+        }
+    }
+    problems
+}
+
 /// Where a client is: coordinates, or the name of a region (or of a zone it is next to).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Origin {
@@ -108,13 +140,8 @@ impl<'g> Estimator<'g> {
         }
     }
 
-    /// Estimated round-trip time (ms) from `client` to `zone`; `None` when nothing tells.
-    /// `zones` gives the locations of attach zones.
-    pub fn rtt_ms(&self, client: &Client, zone: ZonePlace, zones: &[ZonePlace]) -> Option<f64> {
-        self.rtt(client, zone, zones).map(|(ms, _)| ms)
-    }
-
-    /// [`Estimator::rtt_ms`] with where the figure comes from.
+    /// Estimated round-trip time (ms) from `client` to `zone` and where the figure comes
+    /// from; `None` when nothing tells. `zones` gives the locations of attach zones.
     pub fn rtt(&self, client: &Client, zone: ZonePlace, zones: &[ZonePlace]) -> Option<(f64, RttSource)> {
         let model = &self.geo.latency_model;
         let by_distance =
@@ -206,14 +233,14 @@ mod tests {
         // Measured, in the other direction.
         assert_eq!(est.rtt(&antwerp, zones[1], &zones), Some((17.0, RttSource::Measured)));
         // Same place: distance zero.
-        assert!(est.rtt_ms(&antwerp, zones[0], &zones).expect("rtt") < 0.01);
+        assert!(est.rtt(&antwerp, zones[0], &zones).expect("rtt").0 < 0.01);
         // No location: through the attach zone, one link Antwerp–Frankfurt (~330 km).
         let lab = est.client(&Origin::Region("lab".into()), &zones).expect("region");
-        let via = est.rtt_ms(&lab, zones[1], &zones).expect("rtt");
+        let via = est.rtt(&lab, zones[1], &zones).expect("rtt").0;
         assert!((3.0..4.0).contains(&via), "{via}");
-        assert_eq!(est.rtt_ms(&lab, zones[0], &zones), Some(0.0));
+        assert_eq!(est.rtt(&lab, zones[0], &zones), Some((0.0, RttSource::Attach)));
         let nowhere = est.client(&Origin::Region("nowhere".into()), &zones).expect("region");
-        assert_eq!(est.rtt_ms(&nowhere, zones[1], &zones), None);
+        assert_eq!(est.rtt(&nowhere, zones[1], &zones), None);
     }
 
     #[test]
@@ -222,7 +249,7 @@ mod tests {
         let geo = Geography { regions: vec![region("ghent", Some((51.05, 3.72)), None)], ..Default::default() };
         let est = Estimator::new(&geo);
         let c = est.client(&Origin::Region("frankfurt-core".into()), &zones).expect("zone as region");
-        assert!(est.rtt_ms(&c, zones[1], &zones).expect("rtt") < 0.01);
+        assert!(est.rtt(&c, zones[1], &zones).expect("rtt").0 < 0.01);
         let err = est.client(&Origin::Region("paris".into()), &zones).expect_err("unknown");
         assert!(err.contains("\"paris\"") && err.contains("ghent") && err.contains("frankfurt-core"), "{err}");
     }

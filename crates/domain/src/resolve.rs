@@ -12,7 +12,9 @@
 //! between waiting (placement or deployment under way) and an on-demand deployment in the
 //! best zone by utility that does not run it yet; the answer says which.
 
-use zonal_control::geography::{region_availability, Client, Estimator, Geography, RttSource, ZonePlace};
+use zonal_control::geography::{
+    change_problems, region_availability, Client, Estimator, Geography, RttSource, ZonePlace,
+};
 use zonal_control::place::{place_service, PlacementDemand};
 use zonal_control::slots::{resolve, when_full, Resolution, WhenFull, ZoneOffer};
 use zonal_model::{Location, Service, UtilitySla};
@@ -27,13 +29,23 @@ use crate::core::{store_err, DomainCore, ServiceRecord, Target, ZoneRecord, T_ME
 /// The key of the geography in the meta table.
 const GEOGRAPHY: &str = "geography";
 
-/// One available zone with a location, and what its heartbeat says of one service.
+/// One available zone, and what its heartbeat says of one service.
 struct ZoneSeen {
     name: String,
     location: Option<Location>,
-    /// The service deployed there: (advertised slots, entry endpoint, every endpoint, starting).
-    running: Option<(u32, String, std::collections::BTreeMap<String, String>, bool)>,
+    /// The service as deployed there, if it is.
+    running: Option<Running>,
     placed: bool,
+}
+
+/// A service deployed in a zone, from the zone's heartbeat.
+struct Running {
+    advertised: u32,
+    /// The entry component's first gateway endpoint.
+    endpoint: String,
+    endpoints: std::collections::BTreeMap<String, String>,
+    /// Instances are still starting: no slots yet, but they are on the way.
+    starting: bool,
 }
 
 /// Every available zone as the resolver sees one service.
@@ -56,8 +68,8 @@ impl Snapshot {
         for (z, place) in self.zones.iter().zip(&places) {
             let Some((rtt_ms, source)) = est.rtt(client, *place, &places) else { continue };
             match &z.running {
-                Some((advertised, endpoint, _, _)) => running.push((
-                    ZoneOffer { zone: z.name.clone(), endpoint: endpoint.clone(), advertised: *advertised, rtt_ms },
+                Some(r) => running.push((
+                    ZoneOffer { zone: z.name.clone(), endpoint: r.endpoint.clone(), advertised: r.advertised, rtt_ms },
                     source,
                 )),
                 // Nothing runs there yet: the resolver can only offer it on demand.
@@ -80,32 +92,7 @@ impl DomainCore {
     /// `PUT /1.0/geography`: replaces the parts given, after checking all of them; an
     /// invalid change changes nothing.
     pub fn set_geography(&self, change: GeographyChange) -> Result<Geography, ApiError> {
-        let mut problems = Vec::new();
-        if let Some(regions) = &change.regions {
-            let mut seen = std::collections::BTreeSet::new();
-            for (i, r) in regions.iter().enumerate() {
-                if let Some(e) = zonal_model::names::name_problem(&r.name) {
-                    problems.push(format!("regions[{i}].name: {e}"));
-                }
-                if !seen.insert(r.name.as_str()) {
-                    problems.push(format!("regions[{i}].name: region {:?} is listed twice", r.name));
-                }
-                if !(r.weight.is_finite() && r.weight > 0.0) {
-                    problems.push(format!("regions[{i}].weight: expected a positive number, got {}", r.weight));
-                }
-                if r.location.is_none() && r.attach.is_none() {
-                    problems.push(format!(
-                        "regions[{i}] ({}): expected a location or an attach zone; without either nothing is in reach",
-                        r.name
-                    ));
-                }
-            }
-        }
-        for (i, m) in change.latencies.iter().flatten().enumerate() {
-            if m.from == m.to {
-                problems.push(format!("latencies[{i}]: from and to are both {:?}", m.from));
-            }
-        }
+        let problems = change_problems(change.regions.as_deref(), change.latencies.as_deref());
         if !problems.is_empty() {
             return Err(ApiError::bad_request(format!("invalid geography: {}", problems.join("; "))));
         }
@@ -142,10 +129,12 @@ impl DomainCore {
                 .and_then(|h| h.report.as_ref())
                 .and_then(|r| r.services.iter().find(|v| v.serviceid == id && v.state == "deployed"));
             let running = view.and_then(|v| {
-                let endpoint = first_endpoint(&s.service, v)?;
-                // Instances still starting: no slots yet, but they are on the way.
-                let starting = v.advertised == 0 && v.running < v.instances.values().sum::<u32>();
-                Some((v.advertised, endpoint, v.endpoints.clone(), starting))
+                Some(Running {
+                    advertised: v.advertised,
+                    endpoint: first_endpoint(&s.service, v)?,
+                    endpoints: v.endpoints.clone(),
+                    starting: v.advertised == 0 && v.running < v.instances.values().sum::<u32>(),
+                })
             });
             out.push(ZoneSeen {
                 name: name.clone(),
@@ -185,7 +174,7 @@ impl DomainCore {
                 .zones
                 .iter()
                 .find(|z| z.name == zone)
-                .and_then(|z| z.running.as_ref().map(|r| r.2.clone()))
+                .and_then(|z| z.running.as_ref().map(|r| r.endpoints.clone()))
                 .unwrap_or_default();
             return Ok(Resolved {
                 serviceid: id.to_string(),
@@ -202,8 +191,12 @@ impl DomainCore {
         let placed: Vec<String> = s.placement.as_ref().map(|p| p.zones.keys().cloned().collect()).unwrap_or_default();
         let reporting: Vec<String> =
             snap.zones.iter().filter(|z| z.running.is_some()).map(|z| z.name.clone()).collect();
-        let starting: Vec<String> =
-            snap.zones.iter().filter(|z| z.running.as_ref().is_some_and(|r| r.3)).map(|z| z.name.clone()).collect();
+        let starting: Vec<String> = snap
+            .zones
+            .iter()
+            .filter(|z| z.running.as_ref().is_some_and(|r| r.starting))
+            .map(|z| z.name.clone())
+            .collect();
         let mut refused: Vec<String> = Vec::new();
         match when_full(s.placement.as_ref().map(|_| placed.as_slice()), &reporting, &starting) {
             WhenFull::Placing => {

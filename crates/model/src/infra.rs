@@ -185,7 +185,4 @@ impl LatencyTable {
     pub fn get(&self, from: &str, to: &str) -> Option<f64> {
         self.rtt_ms.get(from)?.get(to).copied()
     }
-    pub fn is_empty(&self) -> bool {
-        self.rtt_ms.is_empty()
-    }
 }

@@ -19,30 +19,13 @@ use zonal_model::{
 };
 use zonal_place::fusion::{place, ColumnGeneration, FusionOptions};
 use zonal_place::problem::{Problem, ProblemOptions};
+use zonal_place::rng::SplitMix64;
 use zonal_place::solver::{LpMethod, SolverOptions};
 
-/// SplitMix64: a tiny seeded generator, so the instance is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
 fn bundle(regions: usize, zones: usize, seed: u64, sla: UtilitySla) -> Bundle {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     // Europe-sized box: the largest distance is ≈ 4,000 km, 40 ms RTT, inside R_max.
-    let loc = |rng: &mut Rng| Location::new(rng.range(36.0, 60.0), rng.range(-10.0, 30.0));
+    let loc = |rng: &mut SplitMix64| Location::new(rng.range(36.0, 60.0), rng.range(-10.0, 30.0));
     let zones: Vec<Zone> = (0..zones)
         .map(|i| Zone {
             name: format!("z{i:04}"),

@@ -20,22 +20,8 @@ use zonal_model::{
 };
 use zonal_place::chain::Residual;
 use zonal_place::problem::{Problem, ProblemOptions};
+use zonal_place::rng::SplitMix64;
 use zonal_place::single::{Scoring, SinglePlacer};
-
-/// SplitMix64, so the instance is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn res(millicores: u64, mib: u64) -> Resources {
     Resources::new().with("cpu", Amount::cpu(millicores)).with("memory", Amount::bytes(mib << 20))
@@ -53,7 +39,7 @@ fn component(name: &str, r: Resources) -> Component {
 }
 
 fn bundle(hosts: usize, seed: u64) -> Bundle {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let zones_n = 50;
     let zones: Vec<Zone> = (0..zones_n)
         .map(|z| Zone {
@@ -130,8 +116,8 @@ fn main() {
         kinds.push(placer.compile("api", Some(&format!("r{r:02}"))).unwrap_or_else(|e| panic!("{e}")));
     }
     let compile = t1.elapsed().as_secs_f64();
-    let mut rng = Rng(11);
-    let sequence: Vec<usize> = (0..placements).map(|_| (rng.next() % kinds.len() as u64) as usize).collect();
+    let mut rng = SplitMix64(11);
+    let sequence: Vec<usize> = (0..placements).map(|_| (rng.next_u64() % kinds.len() as u64) as usize).collect();
     let mut failed = 0usize;
     let t2 = Instant::now();
     for &k in &sequence {

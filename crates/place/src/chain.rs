@@ -817,19 +817,11 @@ pub fn place_chain_with(
     let weighted: f64 = used.iter().map(|h| host_weight.get(h).copied().unwrap_or(0.0)).sum();
     let (wd, ws) = options.objective.weights();
     plan.objective = wd * delay + ws * weighted;
-    plan.objective_terms.insert("delay_ms".into(), delay);
-    plan.objective_terms.insert("used_servers".into(), used.len() as f64);
-    plan.objective_terms.insert("used_servers_weighted".into(), weighted);
+    record_chain(&mut plan, p, s, request, ctx.user_zone, delay, used.len(), weighted);
     plan.bound = solved.stats.bound;
     plan.gap = solved.stats.gap;
     plan.stats = PlanStats::default();
     plan.stats.add(&solved.stats);
-    plan.subscriptions.push(Subscription {
-        id: request.id.clone(),
-        service: s.name.clone(),
-        region: request.region.clone(),
-        user_zone: ctx.user_zone.map(|z| p.zones[z].name.clone()),
-    });
     plan.normalize();
     Ok(plan)
 }
@@ -838,6 +830,30 @@ pub fn place_chain_with(
 /// Total link delay along a zone path (0 for a collocated pair).
 pub(crate) fn path_delay(p: &Problem, zones: &[usize]) -> f64 {
     zones.windows(2).map(|w| p.link_between(w[0], w[1]).map_or(0.0, |l| l.delay_ms)).sum()
+}
+
+/// The objective terms both chain solvers report (delay, used servers, their weighted
+/// count) and the subscription the plan serves.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_chain(
+    plan: &mut Plan,
+    p: &Problem,
+    s: &Service,
+    request: &ChainRequest,
+    user_zone: Option<usize>,
+    delay: f64,
+    used: usize,
+    weighted: f64,
+) {
+    plan.objective_terms.insert("delay_ms".into(), delay);
+    plan.objective_terms.insert("used_servers".into(), used as f64);
+    plan.objective_terms.insert("used_servers_weighted".into(), weighted);
+    plan.subscriptions.push(Subscription {
+        id: request.id.clone(),
+        service: s.name.clone(),
+        region: request.region.clone(),
+        user_zone: user_zone.map(|z| p.zones[z].name.clone()),
+    });
 }
 
 /// One `ChannelPath` per channel of a route: the primary channel along `zones`, the reverse

@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::{candidates, consume, lp_relaxation, ChainObjective, ChainRequest, ChainSequence, Residual, Slot};
 use crate::chain::{estimate_binaries, path_delay, push_route_paths, ChainOutcome};
 use crate::error::{reason, ConstraintFamily, PlaceError};
-use crate::plan::{Placement, Plan, PlanStats, PlanStatus, Subscription};
+use crate::plan::{Placement, Plan, PlanStats, PlanStatus};
 use crate::problem::Problem;
 use crate::solver::{SolveStatus, SolverOptions};
 
@@ -746,25 +746,6 @@ enum Target {
     Zone(usize),
 }
 
-/// SplitMix64: a small seeded generator, so runs repeat exactly.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 struct Search<'m, 'a> {
     m: &'m Model<'a>,
     router: &'m mut Router,
@@ -1290,7 +1271,7 @@ impl Search<'_, '_> {
             return (0, 0);
         }
         let routed: Vec<usize> = (0..m.routes.len()).collect();
-        let mut rng = Rng(options.seed ^ 0x5A17_0000_0000_0001);
+        let mut rng = crate::rng::SplitMix64(options.seed ^ 0x5A17_0000_0000_0001);
         let started = Instant::now();
         let stall_limit = (20 * (movable.len() + m.routes.len())).max(200);
         let (mut it, mut improved, mut stall) = (0usize, 0usize, 0usize);
@@ -1531,9 +1512,7 @@ impl<'p> ChainHeuristic<'p> {
         let used: Vec<usize> = m.host_list.iter().copied().filter(|&h| st.count[h] > 0).collect();
         let weighted: f64 = used.iter().map(|&h| m.weight[h]).sum();
         plan.objective = objective;
-        plan.objective_terms.insert("delay_ms".into(), delay);
-        plan.objective_terms.insert("used_servers".into(), used.len() as f64);
-        plan.objective_terms.insert("used_servers_weighted".into(), weighted);
+        crate::chain::record_chain(&mut plan, p, s, request, m.user_zone, delay, used.len(), weighted);
         plan.objective_terms.insert("greedy_objective".into(), greedy_objective);
         plan.bound = Some(bound);
         plan.gap = Some(gap);
@@ -1551,12 +1530,6 @@ impl<'p> ChainHeuristic<'p> {
             gap * 100.0,
             bound_seconds * 1e3
         ));
-        plan.subscriptions.push(Subscription {
-            id: request.id.clone(),
-            service: s.name.clone(),
-            region: request.region.clone(),
-            user_zone: m.user_zone.map(|z| p.zones[z].name.clone()),
-        });
         plan.normalize();
         Ok(plan)
     }

@@ -37,6 +37,7 @@ pub mod heuristic;
 pub mod plan;
 pub mod problem;
 pub mod profiles;
+pub mod rng;
 pub mod single;
 pub mod solver;
 pub mod switching;
