@@ -1,5 +1,6 @@
 //! `zonal describe service NAME`: placement, instances, slots and state of one service.
 
+use zonal_domain::offers::OfferRound;
 use zonal_proto::wire::{InstanceView, ServiceView};
 
 use crate::common::{self, Conn};
@@ -65,6 +66,43 @@ pub fn instance_table(instances: &[InstanceView]) -> Table {
     t
 }
 
+/// The last offer round: every offer received (and what was taken from it), then the zones
+/// that made none and why.
+fn offer_section(round: &OfferRound) -> String {
+    let mut out = format!(
+        "Offers:    {} received for {} slots within {} ms; {} uncovered\n",
+        round.received.len(),
+        round.slots,
+        round.deadline_ms,
+        round.uncovered
+    );
+    if !round.received.is_empty() {
+        let mut t =
+            Table::new(["ZONE", "OFFER", "SCORE", "PRICE/SLOT-H", "SLOTS", "TAKEN", "EVALUATOR", "ENVIRONMENTS"]);
+        for o in &round.received {
+            let taken = round.taken.iter().find(|t| t.offer == o.id).map_or(0, |t| t.slots);
+            let envs: Vec<String> = o.environments.iter().map(|e| format!("{}:{}", e.environment, e.slots)).collect();
+            t.row([
+                o.zone.clone(),
+                o.id.clone(),
+                format!("{:.3}", o.score),
+                format!("{:.4}", o.price),
+                o.slots.to_string(),
+                taken.to_string(),
+                o.evaluator.clone(),
+                envs.join(" "),
+            ]);
+        }
+        for line in t.render().lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for (zone, why) in &round.declined {
+        out.push_str(&format!("  {zone}: no offer — {why}\n"));
+    }
+    out
+}
+
 pub fn run(args: Args) -> Result<(), Failure> {
     common::init_logging("warn");
     let What::Service { name } = &args.what;
@@ -92,6 +130,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 let parts: Vec<String> = comps.iter().map(|(c, n)| format!("{c}×{n}")).collect();
                 println!("  {zone}: {}", parts.join(", "));
             }
+        }
+        match client.get::<OfferRound>(&format!("/1.0/services/{name}/offers")).await {
+            Ok(round) => print!("{}", offer_section(&round)),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
         }
         let instances = v.instances.unwrap_or_default();
         println!("Instances: {}", instances.len());

@@ -26,6 +26,9 @@ pub struct Args {
     /// Services of a zone unavailable this much longer are placed elsewhere.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub replace_after: Duration,
+    /// How long a placement by offers waits for the zones' offers (services with an evaluator).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub offer_deadline: Duration,
     /// Write the API URL to this file once listening (for supervisors such as `zonal up`).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
@@ -38,7 +41,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         name: args.name.clone(),
         listen: args.listen,
         state_dir: state_dir.clone(),
-        timing: Timing { zone_timeout: args.zone_timeout, replace_after: args.replace_after },
+        timing: Timing {
+            zone_timeout: args.zone_timeout,
+            replace_after: args.replace_after,
+            offer_deadline: args.offer_deadline,
+        },
     };
     let ready_file = args.ready_file.clone();
     let rt = common::daemon_runtime()?;

@@ -26,6 +26,10 @@ pub struct Args {
     /// Interval of periodic slot reports to the zone.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub report_every: Duration,
+    /// Also answer `POST /1.0/evaluations` as the service's evaluator, scoring by this
+    /// built-in rule: latency, price or hardware.
+    #[arg(long)]
+    pub evaluate: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -37,6 +41,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         port: args.port,
         admin: args.admin,
         report_every: args.report_every,
+        evaluate: args.evaluate,
     };
     common::client_runtime()?.block_on(zonal_workload::run(opts)).map_err(|e| Failure::new(1, e))
 }

@@ -108,10 +108,15 @@ pub enum Balance {
     PowerOfTwo,
 }
 
-/// The hosts, tier and location of zone `name` from an infrastructure file.
-type ZoneFacts = (Vec<HostInfo>, Option<String>, Option<zonal_model::Location>);
+/// The hosts, tier, location and prices of zone `name` from an infrastructure file.
+struct ZoneFacts {
+    hosts: Vec<HostInfo>,
+    tier: Option<String>,
+    location: Option<zonal_model::Location>,
+    price: zonal_model::Price,
+}
 
-pub fn zone_hosts(path: &std::path::Path, name: &str) -> Result<ZoneFacts, Failure> {
+fn zone_facts(path: &std::path::Path, name: &str) -> Result<ZoneFacts, Failure> {
     let loaded = crate::validate::load_valid(&[path.to_path_buf()], &crate::validate::DatasetArgs::default())?;
     let infra = loaded.bundle.infrastructure();
     let zone = infra.zone(name).ok_or_else(|| {
@@ -128,7 +133,7 @@ pub fn zone_hosts(path: &std::path::Path, name: &str) -> Result<ZoneFacts, Failu
             available: h.available,
         })
         .collect();
-    Ok((hosts, zone.tier.clone(), zone.location))
+    Ok(ZoneFacts { hosts, tier: zone.tier.clone(), location: zone.location, price: zone.price.clone() })
 }
 
 fn local_host() -> HostInfo {
@@ -151,9 +156,9 @@ fn local_host() -> HostInfo {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     common::init_logging("info");
-    let (hosts, tier, location) = match &args.infrastructure {
-        Some(path) => zone_hosts(path, &args.name)?,
-        None => (vec![local_host()], None, None),
+    let facts = match &args.infrastructure {
+        Some(path) => zone_facts(path, &args.name)?,
+        None => ZoneFacts { hosts: vec![local_host()], tier: None, location: None, price: Default::default() },
     };
     let state_dir = args.state.clone().unwrap_or_else(|| common::default_state_dir(&format!("zones/{}", args.name)));
     let zonal_exe =
@@ -164,12 +169,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         state_dir: state_dir.clone(),
         domain_url: args.domain.clone(),
         token: args.token.clone().or_else(|| std::env::var("ZONAL_ZONE_TOKEN").ok().filter(|t| !t.is_empty())),
-        tier,
-        hosts,
+        tier: facts.tier,
+        hosts: facts.hosts,
+        price: facts.price,
         heartbeat: args.heartbeat,
         stop_grace: args.stop_grace,
         zonal_exe,
-        location,
+        location: facts.location,
         slots: args.slots.settings(),
     };
     let ready_file = args.ready_file.clone();

@@ -37,6 +37,11 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
     let id = deploy(&h, &admin, "epg.yaml");
     let instances = wait_running(&h, &admin, &id, 2);
     assert_eq!(h.instance_processes().len(), 2, "one process per instance");
+    // Placed by the offer of the zone, scored by EPG's own evaluator component (which the
+    // zone ran for the evaluation and stopped once the domain accepted the offer).
+    let round = h.get(&admin, &format!("/1.0/services/{id}/offers"));
+    assert_eq!(round["taken"][0]["zone"], ZONE, "{round}");
+    assert_eq!(round["received"][0]["evaluator"], "component evaluator", "{round}");
 
     // The entry instance accepts a TCP session, which holds one slot.
     let (mut s, greeting) = session(port_of(&instances, "renderer", "rfb"));

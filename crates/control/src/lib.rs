@@ -19,8 +19,12 @@
 //!   sizing.
 //! * [`geography`] — where clients are: user regions, measured round-trip times and the
 //!   latency model turned into a client's RTT to each zone, and per-region slot availability.
+//! * [`evaluate`] — FUSION evaluator-based placement: the built-in evaluators, a zone's
+//!   environments and its offer, the domain's choice across offers, and the composite
+//!   strategies (divide-and-conquer, two-phase).
 
 pub mod backoff;
+pub mod evaluate;
 pub mod geography;
 pub mod place;
 pub mod reconcile;

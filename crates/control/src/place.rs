@@ -223,6 +223,20 @@ fn fits(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -
     Ok(())
 }
 
+/// Whether `zone` can take `counts` instances of the service: available, allowed by every
+/// component that runs, and all of them fit on its hosts. The reason when not.
+pub fn zone_feasible(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -> Result<(), String> {
+    if !zone.available {
+        return Err("unavailable (missed its heartbeats)".to_string());
+    }
+    service
+        .components
+        .iter()
+        .filter(|c| counts.get(&c.name).is_some_and(|n| *n > 0))
+        .try_for_each(|c| zone_allowed(c, &zone.name))?;
+    fits(zone, service, counts)
+}
+
 /// Places `service` for `demand` on one of `zones`.
 pub fn place_service(
     zones: &[ZoneSummary],
@@ -235,16 +249,7 @@ pub fn place_service(
     let mut sorted: Vec<&ZoneSummary> = zones.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for zone in sorted {
-        if !zone.available {
-            reasons.push((zone.name.clone(), "unavailable (missed its heartbeats)".to_string()));
-            continue;
-        }
-        let allowed = service
-            .components
-            .iter()
-            .filter(|c| counts.get(&c.name).is_some_and(|n| *n > 0))
-            .try_for_each(|c| zone_allowed(c, &zone.name));
-        if let Err(why) = allowed.and_then(|_| fits(zone, service, &counts)) {
+        if let Err(why) = zone_feasible(zone, service, &counts) {
             reasons.push((zone.name.clone(), why));
             continue;
         }

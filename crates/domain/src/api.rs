@@ -75,6 +75,13 @@ pub fn routes() -> Routes<Api> {
         .add(M::PUT, "/1.0/services/{id}/slots", "Set the session slots wanted domain-wide", PROVIDERS, put_slots)
         .add(M::DELETE, "/1.0/services/{id}/slots", "Terminate all instances", PROVIDERS, delete_slots)
         .add(M::GET, "/1.0/services/{id}/zones", "Zones the service is placed in", ANY, service_zones)
+        .add(
+            M::GET,
+            "/1.0/services/{id}/offers",
+            "The last offer round of a service placed by offers: received, declined, taken",
+            ANY,
+            service_offers,
+        )
         .add(M::GET, "/1.0/services/{id}/zones/{zone}", "A service in one zone", ANY, service_zone)
         .add(
             M::GET,
@@ -380,6 +387,20 @@ async fn delete_slots(
     Path(id): Path<String>,
 ) -> R<(StatusCode, Json<Value>)> {
     Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, "terminate")?))))
+}
+
+async fn service_offers(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    let caller = who(p)?;
+    match api.core.offer_round(&caller, &id)? {
+        Some(round) => Ok(Json(json!(round))),
+        None => Err(ApiError::not_found(format!(
+            "service {id} has no offer round (it names no evaluator, or its placement by offers has not run yet)"
+        ))),
+    }
 }
 
 async fn service_zones(

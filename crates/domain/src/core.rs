@@ -40,11 +40,17 @@ pub struct Timing {
     pub zone_timeout: Duration,
     /// After being unavailable this much longer, its services are placed elsewhere.
     pub replace_after: Duration,
+    /// How long an offer round waits for the zones' offers.
+    pub offer_deadline: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { zone_timeout: Duration::from_secs(10), replace_after: Duration::from_secs(30) }
+        Timing {
+            zone_timeout: Duration::from_secs(10),
+            replace_after: Duration::from_secs(30),
+            offer_deadline: crate::offers::DEFAULT_OFFER_DEADLINE,
+        }
     }
 }
 
@@ -126,6 +132,10 @@ pub struct ServiceRecord {
     pub next_try_ms: u64,
     /// Bumped by every API change; progress computed from an older generation is discarded.
     pub generation: u64,
+    /// The last offer round, for a service that names an evaluator (placed by offers);
+    /// `None` asks for a new round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offers: Option<crate::offers::OfferRound>,
 }
 
 /// Liveness and the last report of one zone (memory only).
@@ -588,12 +598,17 @@ impl DomainCore {
 
     /// A client for calling zone `name` with the key it gave at registration.
     pub fn zone_client(&self, name: &str) -> Result<Client, String> {
+        self.zone_client_within(name, Duration::from_secs(5))
+    }
+
+    /// A client for zone `name` whose requests give up after `timeout`.
+    pub fn zone_client_within(&self, name: &str, timeout: Duration) -> Result<Client, String> {
         let rec = self
             .store
             .get::<ZoneRecord>(T_ZONES, name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("zone {name} is not registered"))?;
-        Client::new(&rec.registration.endpoint, Some(rec.registration.api_key.clone()), Duration::from_secs(5))
+        Client::new(&rec.registration.endpoint, Some(rec.registration.api_key.clone()), timeout)
             .map_err(|e| e.to_string())
     }
 
@@ -735,6 +750,7 @@ impl DomainCore {
             attempt: 0,
             next_try_ms: 0,
             generation: 1,
+            offers: None,
         };
         self.store.put(T_SERVICES, &id, &rec).map_err(store_err)?;
         tracing::info!(service = id, owner = rec.owner, "service registered");
@@ -803,7 +819,13 @@ impl DomainCore {
     pub fn set_slots(&self, caller: &Principal, id: &str, slots: u32) -> Result<ServiceView, ApiError> {
         self.update_service(caller, id, |s| {
             s.demand = slots;
-            if let Some(p) = &mut s.placement {
+            if DomainCore::places_by_offers(s) {
+                // A new demand is a new offer round; the deployment re-places on its result.
+                s.offers = None;
+                if s.target == Target::Deployed && s.placement.is_some() {
+                    s.state = "deploying".into();
+                }
+            } else if let Some(p) = &mut s.placement {
                 let counts = zonal_control::place::instance_counts(&s.service, &PlacementDemand { slots });
                 for comps in p.zones.values_mut() {
                     *comps = counts.iter().filter(|(_, n)| **n > 0).map(|(k, v)| (k.clone(), *v)).collect();

@@ -63,6 +63,7 @@ impl DomainCore {
                     || s.placement.is_none()
                     || !s.cleanup.is_empty()
                     || s.progress.values().any(|p| !p.done())
+                    || (DomainCore::places_by_offers(s) && s.offers.is_none())
                     || s.placement.as_ref().is_some_and(|p| {
                         p.zones.keys().any(|z| self.zone_down_for(z).is_some_and(|d| d > self.timing.replace_after))
                     })
@@ -144,14 +145,24 @@ impl DomainCore {
         if !lost.is_empty() {
             tracing::warn!(service = id, zones = ?lost, "zones missed their heartbeats for too long: placing the service again");
         }
-        if s.placement.is_none() || !lost.is_empty() {
+        let by_offers = DomainCore::places_by_offers(&s);
+        if s.placement.is_none() || !lost.is_empty() || (by_offers && s.offers.is_none()) {
             let summaries = match self.zone_summaries() {
                 Ok(z) => z,
                 Err(e) => return Outcome::Failed(e.body.detail),
             };
-            let allocation = match place_service(&summaries, &s.service, &PlacementDemand { slots: s.demand }) {
-                Ok(a) => a,
-                Err(e) => return Outcome::Failed(format!("cannot place service {id}: {e}")),
+            let (allocation, round) = if by_offers {
+                // Zones that missed their heartbeats for too long make no offers.
+                let candidates: Vec<_> = summaries.into_iter().filter(|z| !lost.contains(&z.name)).collect();
+                match self.place_by_offers(&s, &candidates).await {
+                    Ok((a, round)) => (a, Some(round)),
+                    Err(e) => return Outcome::Failed(format!("cannot place service {id}: {e}")),
+                }
+            } else {
+                match place_service(&summaries, &s.service, &PlacementDemand { slots: s.demand }) {
+                    Ok(a) => (a, None),
+                    Err(e) => return Outcome::Failed(format!("cannot place service {id}: {e}")),
+                }
             };
             let old: BTreeSet<String> = s.placement.iter().flat_map(|p| p.zones.keys().cloned()).collect();
             let ok = self.commit(&id, gen, |r| {
@@ -162,13 +173,23 @@ impl DomainCore {
                 }
                 r.progress.retain(|z, _| allocation.zones.contains_key(z));
                 for z in allocation.zones.keys() {
-                    r.progress.entry(z.clone()).or_default();
+                    // Zones kept from the old placement get their new share too.
+                    r.progress.entry(z.clone()).or_default().scaled = false;
                     r.cleanup.remove(z);
                 }
                 tracing::info!(service = id, placement = ?allocation.zones, "placed");
                 r.placement = Some(allocation.clone());
                 r.state = "deploying".into();
-                r.message = None;
+                r.message = round
+                    .as_ref()
+                    .filter(|o| o.uncovered > 0)
+                    .map(|o| format!("the offers covered {} of {} session slots", o.slots - o.uncovered, o.slots));
+                if let Some(round) = &round {
+                    for z in DomainCore::asked_but_not_chosen(r, round, &allocation) {
+                        r.cleanup.insert(z);
+                    }
+                    r.offers = Some(round.clone());
+                }
                 false
             });
             if !ok {
@@ -196,8 +217,13 @@ impl DomainCore {
                     prog.registered = true;
                 }
                 if !prog.scaled {
-                    let body =
-                        ZoneSlotsChange { instances: components.clone(), slots: (s.demand > 0).then_some(s.demand) };
+                    // Placed by offers: this zone's share and the offer it accepts.
+                    let taken = s.offers.as_ref().and_then(|o| o.taken_in(zone));
+                    let body = ZoneSlotsChange {
+                        instances: components.clone(),
+                        slots: taken.map(|t| t.slots).or((s.demand > 0).then_some(s.demand)),
+                        offer: taken.map(|t| t.offer.clone()),
+                    };
                     client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await?;
                     prog.scaled = true;
                 }
@@ -243,7 +269,9 @@ impl DomainCore {
                 tracing::info!(service = id, "deployed");
             }
             r.state = "deployed".into();
-            r.message = None;
+            if r.offers.as_ref().is_none_or(|o| o.uncovered == 0) {
+                r.message = None;
+            }
             r.attempt = 0;
             false
         });

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod core;
 pub mod deploy;
+pub mod offers;
 pub mod resolve;
 
 use std::future::Future;

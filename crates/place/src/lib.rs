@@ -16,7 +16,6 @@
 //! | [`single`] | the single-component fast path: precomputed filters, then fit + latency score over every host |
 //! | [`auto`] | [`auto::plan_bundle`]: each service by the algorithm its description calls for, sharing capacity, checked as one plan |
 //! | [`switching`] | Superfluidity's switching-cost-aware chain placement (OCM) with gather/distribute baselines |
-//! | [`evaluate`] | FUSION evaluators, zone offers, the domain's choice across offers, composite strategies |
 //! | [`profiles`] | OPERA workload tags → knowledge-base profiles ranked by an efficiency model |
 //! | [`error`] | [`error::PlaceError`]; infeasibility is always explained by [`error::InfeasibilityReason`]s |
 //!
@@ -31,7 +30,6 @@ pub mod auto;
 pub mod chain;
 pub mod check;
 pub mod error;
-pub mod evaluate;
 pub mod fusion;
 pub mod heuristic;
 pub mod plan;

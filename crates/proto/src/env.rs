@@ -29,6 +29,9 @@ pub const ZONAL_PEERS: &str = "ZONAL_PEERS";
 /// Instantiation parameters as a JSON object (FUSION: written to the context store).
 pub const ZONAL_CONFIG: &str = "ZONAL_CONFIG";
 
+/// The port name on which an evaluator component answers `POST /1.0/evaluations`.
+pub const EVALUATIONS_PORT: &str = "evaluations";
+
 /// One logical port and the real port it is mapped to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortMapping {

@@ -46,6 +46,10 @@ impl ApiError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(409, "conflict", detail)
     }
+    /// 422: well-formed, but this server cannot act on it (e.g. nothing to offer).
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(422, "unprocessable", detail)
+    }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(503, "unavailable", detail)
     }

@@ -244,6 +244,34 @@ pub struct ZoneSlotsChange {
     pub instances: BTreeMap<String, u32>,
     #[serde(default)]
     pub slots: Option<u32>,
+    /// The zone's offer the domain accepted for these slots: new instances go to the
+    /// environments it named while they have room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+}
+
+/// `POST /1.0/services/{id}/offers` at a zone (or `POST /1.0/offers` with `serviceid`): the
+/// domain asks for a binding offer. The manifest comes along, so a zone that is not chosen
+/// holds nothing of the service; region RTTs are the domain's estimates for this zone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferRequest {
+    #[serde(default)]
+    pub serviceid: Option<String>,
+    pub manifest: String,
+    /// Session slots wanted (of the entry component).
+    pub slots: u32,
+    /// Demand regions and their weights.
+    #[serde(default)]
+    pub regions: BTreeMap<String, f64>,
+    /// Round-trip time (ms) from each region to this zone.
+    #[serde(default)]
+    pub region_rtt_ms: BTreeMap<String, f64>,
+    /// How long the zone may take to answer (its evaluator calls get less).
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// How long the offer should stay valid.
+    #[serde(default)]
+    pub validity_ms: Option<u64>,
 }
 
 /// A component instance.

@@ -15,10 +15,14 @@
 //! registers its endpoints in its composite's late-binding namespace and looks up its peers
 //! there (`ZONAL_PEERS`).
 //!
+//! With `--evaluate RULE` it is also the service's evaluator (FUSION §2.6.2.2): `POST
+//! /1.0/evaluations` scores the environment in the body by a built-in rule, on the
+//! zone-assigned `evaluations` port and on the admin API.
+//!
 //! Ports: a configuration `NAME=PORT` listens on the zone-assigned port named `NAME` (or
 //! mapped from private port `PORT`) when the zone set `ZONAL_PORTS`, else on `PORT` itself.
 //! Without configurations, one configuration named after the workload listens on `--port`,
-//! else on the first non-admin port the zone assigned, else on an ephemeral port. The admin
+//! else on the first port the zone assigned that is neither `admin` nor `evaluations`, else on an ephemeral port. The admin
 //! API listens on `--admin`, else the zone's `admin` port, else an ephemeral port.
 //!
 //! Design choice: a single-threaded runtime — this is a demo that must start fast and stay
@@ -32,13 +36,14 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use zonal_proto::env::{self, PortMapping};
+use zonal_control::evaluate::{builtin, EvaluationCall, EvaluationReply, Evaluator};
+use zonal_proto::env::{self, PortMapping, EVALUATIONS_PORT};
 use zonal_proto::server::JsonBody;
 use zonal_proto::wire::{AddConfig, ConfigSlots, InstanceSlots, WorkloadState};
 use zonal_proto::{ApiError, Client};
@@ -53,6 +58,10 @@ pub struct Options {
     pub port: Option<u16>,
     pub admin: Option<SocketAddr>,
     pub report_every: Duration,
+    /// Act as the service's evaluator too: answer `POST /1.0/evaluations` with this built-in
+    /// rule (`latency`, `price`, `hardware`), on the zone-assigned `evaluations` port and on
+    /// the admin API.
+    pub evaluate: Option<String>,
 }
 
 /// Parses `NAME=PORT` or `NAME=PORT:MAX`.
@@ -478,6 +487,36 @@ async fn delete_config(State(app): State<App>, Path(name): Path<String>) -> Resu
     }
 }
 
+/// The evaluator API with the built-in `rule` (a provider's evaluator as a component,
+/// FUSION §2.6.2.2): also served on its own on the zone-assigned `evaluations` port, if any.
+async fn evaluator_router(rule: &str, ports: &[PortMapping]) -> Result<Router, String> {
+    let evaluator: Arc<dyn Evaluator + Send + Sync> = Arc::from(builtin(rule).ok_or_else(|| {
+        format!("--evaluate {rule:?}: expected one of {}", zonal_model::service::BUILTIN_EVALUATORS.join(", "))
+    })?);
+    let router =
+        Router::new().route(
+            "/1.0/evaluations",
+            post(move |JsonBody(call): JsonBody<EvaluationCall>| {
+                let evaluator = evaluator.clone();
+                async move {
+                    Json(EvaluationReply { score: evaluator.evaluate(&call.request, &call.environment), id: None })
+                }
+            }),
+        );
+    if let Some(p) = ports.iter().find(|p| p.name == EVALUATIONS_PORT) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], p.public));
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for the evaluator API on {addr}: {e}"))?;
+        let own = router.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, own).await {
+                tracing::error!("evaluator API stopped: {e}");
+            }
+        });
+    }
+    Ok(router)
+}
+
 /// Runs the workload until SIGTERM/SIGINT or `DELETE /1.0/state`.
 pub async fn run(opts: Options) -> Result<(), String> {
     let ports = match std::env::var(env::ZONAL_PORTS) {
@@ -508,7 +547,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
     };
     let mut configs = opts.configs.clone();
     if configs.is_empty() {
-        let port = opts.port.unwrap_or_else(|| ports.iter().find(|p| p.name != "admin").map_or(0, |p| p.public));
+        let port = opts.port.unwrap_or_else(|| {
+            ports.iter().find(|p| p.name != "admin" && p.name != EVALUATIONS_PORT).map_or(0, |p| p.public)
+        });
         configs.push((opts.name.clone(), port, None));
     }
     let mut bound = Vec::new();
@@ -523,12 +564,19 @@ pub async fn run(opts: Options) -> Result<(), String> {
         bound.join(", ")
     );
 
-    let router = Router::new()
+    let evaluator = match &opts.evaluate {
+        Some(rule) => Some(evaluator_router(rule, &ports).await?),
+        None => None,
+    };
+    let mut router = Router::new()
         .route("/1.0/state", get(get_state).put(put_state).delete(delete_state))
         .route("/1.0/slots", get(get_slots).put(put_slots).delete(delete_slots))
         .route("/1.0/configs", get(get_configs).post(post_config).delete(delete_configs))
         .route("/1.0/configs/{name}", get(get_config).delete(delete_config))
         .with_state(app.clone());
+    if let Some(ev) = evaluator {
+        router = router.merge(ev);
+    }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, router).await {
             tracing::error!("admin API stopped: {e}");

@@ -12,7 +12,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
-use zonal_proto::wire::{DomainBinding, InstanceSlots, Meter, StateChange, ZoneServiceRegister, ZoneSlotsChange};
+use zonal_proto::wire::{
+    DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, ZoneServiceRegister, ZoneSlotsChange,
+};
 use zonal_proto::{ApiError, Principal, Role};
 
 use crate::core::ZoneCore;
@@ -75,6 +77,20 @@ fn routes() -> Routes<Api> {
             DOMAIN,
             delete_service_slots,
         )
+        .add(M::GET, "/1.0/services/{id}/offers", "The service's valid offers", DOMAIN, get_service_offers)
+        .add(
+            M::POST,
+            "/1.0/services/{id}/offers",
+            "Evaluate this zone for a service {manifest, slots, regions, region_rtt_ms, deadline_ms, validity_ms}: a binding offer",
+            DOMAIN,
+            post_service_offer,
+        )
+        .add(M::DELETE, "/1.0/services/{id}/offers", "Flush the service's offers", DOMAIN, delete_service_offers)
+        .add(M::GET, "/1.0/offers", "All valid offers", DOMAIN, get_offers)
+        .add(M::POST, "/1.0/offers", "Evaluate this zone for a service {serviceid, manifest, slots, …}", DOMAIN, post_offer)
+        .add(M::DELETE, "/1.0/offers", "Flush every offer", DOMAIN, delete_offers)
+        .add(M::GET, "/1.0/offers/{offer}", "One valid offer", DOMAIN, get_offer)
+        .add(M::DELETE, "/1.0/offers/{offer}", "Withdraw an offer", DOMAIN, delete_offer)
         .add(M::GET, "/1.0/instances", "All instances", DOMAIN, list_instances)
         .add(M::GET, "/1.0/instances/{id}", "An instance: state, slots, ports", DOMAIN, get_instance)
         .add(M::DELETE, "/1.0/instances/{id}", "Terminate an instance", DOMAIN, delete_instance)
@@ -210,6 +226,47 @@ async fn put_service_slots(
     JsonBody(b): JsonBody<ZoneSlotsChange>,
 ) -> R<Json<Value>> {
     Ok(Json(json!(api.core.set_desired(&id, &b)?)))
+}
+
+async fn get_service_offers(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.offers(Some(&id)))))
+}
+
+async fn post_service_offer(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<OfferRequest>,
+) -> R<Response> {
+    let offer = api.core.make_offer(Some(&id), b).await?;
+    Ok((StatusCode::CREATED, Json(offer)).into_response())
+}
+
+async fn delete_service_offers(State(api): State<Api>, Path(id): Path<String>) -> StatusCode {
+    api.core.delete_offers(Some(&id));
+    StatusCode::NO_CONTENT
+}
+
+async fn get_offers(State(api): State<Api>) -> Json<Value> {
+    Json(json!(api.core.offers(None)))
+}
+
+async fn post_offer(State(api): State<Api>, JsonBody(b): JsonBody<OfferRequest>) -> R<Response> {
+    let offer = api.core.make_offer(None, b).await?;
+    Ok((StatusCode::CREATED, Json(offer)).into_response())
+}
+
+async fn delete_offers(State(api): State<Api>) -> StatusCode {
+    api.core.delete_offers(None);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.offer(&offer)?)))
+}
+
+async fn delete_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<StatusCode> {
+    api.core.delete_offer(&offer)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -441,6 +498,7 @@ mod tests {
             name: "z".into(),
             tier: None,
             hosts: Vec::new(),
+            price: Default::default(),
             state_dir: dir.path().to_path_buf(),
             stop_grace: std::time::Duration::from_secs(1),
             slots: Default::default(),

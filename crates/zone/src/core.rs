@@ -66,6 +66,21 @@ pub struct ServiceRecord {
     /// Instances wanted per component while deployed.
     pub desired: BTreeMap<String, u32>,
     pub slots: Option<u32>,
+    /// The offer the domain accepted for these slots, and the hosts it named: new instances
+    /// go there while they have room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_offer: Option<AcceptedOffer>,
+    /// The component that evaluates this zone for the service (an offer request asked for
+    /// it): one instance of it runs until the domain accepts an offer or removes the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
+}
+
+/// An offer of this zone that the domain accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedOffer {
+    pub id: String,
+    pub hosts: Vec<String>,
 }
 
 /// One instance, as recorded.
@@ -147,6 +162,8 @@ pub struct ZoneSettings {
     pub name: String,
     pub tier: Option<String>,
     pub hosts: Vec<HostInfo>,
+    /// The zone's prices (quoted in offers).
+    pub price: zonal_model::Price,
     pub state_dir: PathBuf,
     /// How long a stopping instance gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
@@ -216,6 +233,8 @@ pub struct ZoneCore {
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     /// Bumped on every change a heartbeat should carry.
     pub changed: watch::Sender<u64>,
+    /// Offers made to the domain, until they expire.
+    pub(crate) offers: Mutex<crate::offers::OfferBook>,
 }
 
 fn store_err(e: zonal_store::StoreError) -> ApiError {
@@ -305,6 +324,7 @@ impl ZoneCore {
             events: tx,
             events_rx: Mutex::new(Some(rx)),
             changed: watch::channel(0).0,
+            offers: Mutex::new(Default::default()),
         }))
     }
 
@@ -473,6 +493,8 @@ impl ZoneCore {
             state: "registered".into(),
             desired: BTreeMap::new(),
             slots: None,
+            accepted_offer: None,
+            evaluator: None,
         };
         self.store.put(T_SERVICES, serviceid, &rec).map_err(store_err)?;
         rt.services.insert(serviceid.to_string(), rec);
@@ -731,7 +753,7 @@ impl ZoneCore {
         ApiError::not_found(format!("service {id:?} is not registered in zone {}", self.settings.name))
     }
 
-    fn update_service(
+    pub(crate) fn update_service(
         &self,
         id: &str,
         f: impl FnOnce(&mut ServiceRecord) -> Result<(), ApiError>,
@@ -748,8 +770,47 @@ impl ZoneCore {
         Ok(view)
     }
 
+    /// Makes sure one instance of `component` runs as the evaluator of service `id` here,
+    /// registering the service from `manifest` first if this zone does not hold it yet.
+    pub(crate) fn want_evaluator(&self, id: &str, manifest: &str, component: &str) -> Result<(), ApiError> {
+        if !self.lock().services.contains_key(id) {
+            self.register_service(id, manifest)?;
+        }
+        let held = self.lock().services.get(id).map(|s| (s.manifest == manifest, s.evaluator.is_some()));
+        match held {
+            Some((false, _)) => Err(ApiError::conflict(format!(
+                "service {id} is registered in zone {} with another manifest",
+                self.settings.name
+            ))),
+            Some((true, true)) => Ok(()),
+            _ => self
+                .update_service(id, |rec| {
+                    rec.evaluator = Some(component.to_string());
+                    Ok(())
+                })
+                .map(|_| ()),
+        }
+    }
+
+    /// The 127.0.0.1 port of a running evaluator instance of `component` of `service`: its
+    /// `evaluations` port, else its `admin` port.
+    pub(crate) fn evaluator_port(&self, service: &str, component: &str) -> Option<u16> {
+        let rt = self.lock();
+        rt.instances
+            .values()
+            .filter(|i| i.service == service && i.component == component && i.state == InstanceState::Running)
+            .find_map(|i| {
+                let named = |n: &str| i.ports.iter().find(|p| p.name == n).map(|p| p.public);
+                named(zonal_proto::env::EVALUATIONS_PORT).or_else(|| named("admin"))
+            })
+    }
+
     /// `PUT /1.0/services/{id}/slots`: instances wanted per component.
     pub fn set_desired(&self, id: &str, change: &ZoneSlotsChange) -> Result<ZoneServiceView, ApiError> {
+        let accepted = match &change.offer {
+            Some(offer) => Some(AcceptedOffer { id: offer.clone(), hosts: self.offered_hosts(id, offer)? }),
+            None => None,
+        };
         self.update_service(id, |rec| {
             if rec.state == "terminating" {
                 return Err(ApiError::conflict(format!("service {id} is being deleted from this zone")));
@@ -770,6 +831,12 @@ impl ZoneCore {
             }
             rec.desired = change.instances.clone();
             rec.slots = change.slots;
+            if accepted.is_some() {
+                rec.accepted_offer = accepted.clone();
+                // The domain chose: the evaluation is over, so is the evaluator's instance
+                // (unless the service's own counts keep one).
+                rec.evaluator = None;
+            }
             Ok(())
         })
     }
@@ -1095,12 +1162,26 @@ impl ZoneCore {
     }
 
     fn hosts_free_locked(&self, rt: &Runtime) -> Vec<HostSummary> {
+        self.hosts_free_besides(rt, None)
+    }
+
+    /// Each host with what is not reserved by instances other than those of `service`
+    /// (an offer for a service already here may reuse the room its own instances hold).
+    pub(crate) fn hosts_free_for_offer(&self, service: &str) -> Vec<HostSummary> {
+        let rt = self.lock();
+        self.hosts_free_besides(&rt, Some(service))
+    }
+
+    fn hosts_free_besides(&self, rt: &Runtime, service: Option<&str>) -> Vec<HostSummary> {
         self.settings
             .hosts
             .iter()
             .map(|h| {
                 let mut free = h.capacity.clone();
-                for i in rt.instances.values().filter(|i| i.host == h.name && i.state != InstanceState::Lost) {
+                let reserving = |i: &&InstanceRecord| {
+                    i.host == h.name && i.state != InstanceState::Lost && service.is_none_or(|s| i.service != s)
+                };
+                for i in rt.instances.values().filter(reserving) {
                     free.sub_scaled(&i.resources, 1);
                 }
                 HostSummary { name: h.name.clone(), free, features: h.features.clone(), available: h.available }
@@ -1197,9 +1278,16 @@ impl ZoneCore {
 
     fn desired(rt: &Runtime) -> BTreeMap<(String, String), u32> {
         let mut d = BTreeMap::new();
-        for s in rt.services.values().filter(|s| s.state == "deployed") {
+        for s in rt.services.values() {
+            let deployed = s.state == "deployed";
+            if !deployed && (s.evaluator.is_none() || s.state == "terminating") {
+                continue;
+            }
             for c in &s.service.components {
-                let n = s.desired.get(&c.name).copied().unwrap_or(0);
+                let mut n = if deployed { s.desired.get(&c.name).copied().unwrap_or(0) } else { 0 };
+                if s.evaluator.as_deref() == Some(c.name.as_str()) {
+                    n = n.max(1);
+                }
                 d.insert((s.serviceid.clone(), c.name.clone()), n);
             }
         }
@@ -1382,14 +1470,15 @@ impl ZoneCore {
     }
 
     fn create_instance(&self, service_id: &str, component: &str) -> Result<(), String> {
-        let (service, hosts, occupied, attached) = {
+        let (service, hosts, occupied, attached, offered) = {
             let rt = self.lock();
             let s = rt.services.get(service_id).ok_or_else(|| format!("service {service_id} is not registered"))?;
             let mut occupied: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for i in rt.instances.values().filter(|i| i.service == service_id && i.state != InstanceState::Lost) {
                 occupied.entry(i.host.clone()).or_default().push(i.component.clone());
             }
-            (s.service.clone(), self.hosts_free_locked(&rt), occupied, rt.dca_attached)
+            let offered = s.accepted_offer.as_ref().map(|o| o.hosts.clone()).unwrap_or_default();
+            (s.service.clone(), self.hosts_free_locked(&rt), occupied, rt.dca_attached, offered)
         };
         if !attached {
             return Err("no DC adaptor is attached to this zone (PUT /1.0/dca)".into());
@@ -1397,7 +1486,10 @@ impl ZoneCore {
         let comp =
             service.component(component).ok_or_else(|| format!("service {service_id} has no component {component}"))?;
         let comp = with_symmetric_anti_affinity(&service, comp);
-        let host = pick_host(&hosts, &comp, &occupied).ok_or_else(|| {
+        // The hosts of an accepted offer first, then any host.
+        let in_offer: Vec<HostSummary> = hosts.iter().filter(|h| offered.contains(&h.name)).cloned().collect();
+        let host = pick_host(&in_offer, &comp, &occupied).or_else(|| pick_host(&hosts, &comp, &occupied));
+        let host = host.ok_or_else(|| {
             format!(
                 "no host of zone {} has room for an instance of {service_id}/{component} ({})",
                 self.settings.name, comp.resources
@@ -1982,6 +2074,7 @@ mod tests {
             name: "z".into(),
             tier: None,
             hosts: Vec::new(),
+            price: Default::default(),
             state_dir: dir.to_path_buf(),
             stop_grace: Duration::from_secs(1),
             slots: SlotSettings::default(),
@@ -2013,12 +2106,12 @@ mod tests {
         assert_eq!(z.register_service("web", WEB).expect("again").0, 200);
         let e = z.set_desired(
             "web",
-            &ZoneSlotsChange { instances: [("web".to_string(), 9)].into_iter().collect(), slots: None },
+            &ZoneSlotsChange { instances: [("web".to_string(), 9)].into_iter().collect(), slots: None, offer: None },
         );
         assert_eq!(e.expect_err("over max").status, 400);
         let e = z.set_desired(
             "web",
-            &ZoneSlotsChange { instances: [("nope".to_string(), 1)].into_iter().collect(), slots: None },
+            &ZoneSlotsChange { instances: [("nope".to_string(), 1)].into_iter().collect(), slots: None, offer: None },
         );
         assert_eq!(e.expect_err("unknown component").status, 400);
         let v = z.set_service_state("web", "deploy").expect("deploy");

@@ -19,6 +19,7 @@ pub mod adaptor;
 pub mod api;
 pub mod core;
 mod gateway;
+pub mod offers;
 pub mod process;
 
 use std::future::Future;
@@ -47,6 +48,8 @@ pub struct ZoneOptions {
     pub token: Option<String>,
     pub tier: Option<String>,
     pub hosts: Vec<HostInfo>,
+    /// The zone's prices, quoted in its offers.
+    pub price: zonal_model::Price,
     pub heartbeat: Duration,
     pub stop_grace: Duration,
     /// What `zonal` in a run spec means (normally `std::env::current_exe()`).
@@ -85,6 +88,7 @@ pub async fn serve(
         name: opts.name.clone(),
         tier: opts.tier.clone(),
         hosts: opts.hosts.clone(),
+        price: opts.price.clone(),
         state_dir: opts.state_dir.clone(),
         stop_grace: opts.stop_grace,
         slots: opts.slots,

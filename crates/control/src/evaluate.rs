@@ -2,10 +2,11 @@
 //! environments for a service with an evaluator, turn the best into time-stamped offers, and
 //! the domain chooses among the offers received in time.
 //!
-//! This module is the pure decision part: evaluators that need no network, offer building,
-//! offer choice across zones, and the two composite strategies. Gathering offers in
-//! parallel with a deadline, calling a provider's evaluator over HTTP (`POST
-//! /1.0/evaluations`) and storing offers are the daemons' job; they call these functions.
+//! This module is the pure decision part: evaluators that need no network, a zone's
+//! environments for a component, offer building, offer choice across zones, and the two
+//! composite strategies. Gathering offers in parallel with a deadline (the domain), calling a
+//! provider's evaluator over HTTP (`POST /1.0/evaluations`) and keeping offers until they
+//! expire (the zone) are the daemons' job; they call these functions.
 //!
 //! Choices the seed leaves open, made here:
 //! * Scores are floats in [0, 1], higher is better, 0 = unusable (the seed allows ranks or
@@ -20,8 +21,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use zonal_model::{Component, Price, Service};
+
+use crate::place::HostSummary;
+
 /// Where an evaluator is asked to look.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     /// Unique within the zone (a host, or a logical environment wrapping one).
     pub id: String,
@@ -37,7 +43,8 @@ pub struct Environment {
 }
 
 /// What is being placed.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EvaluationRequest {
     pub service: String,
     pub component: Option<String>,
@@ -131,8 +138,108 @@ impl Evaluator for HardwareEvaluator {
     }
 }
 
+/// Most instances one environment is offered for, so a component without resources (which
+/// "fits" without limit) still makes a finite offer.
+pub const MAX_INSTANCES_PER_ENVIRONMENT: u64 = 1 << 16;
+
+/// A zone's environments for `component`: one per available host, with the slots its free
+/// capacity holds (instances that fit × slots per instance, within the component's
+/// `max_instances`), its features, the price of one slot-hour at the zone's prices, and the
+/// domain's RTT estimates from each region to the zone.
+pub fn zone_environments(
+    zone: &str,
+    hosts: &[HostSummary],
+    component: &Component,
+    price: &Price,
+    region_rtt_ms: &BTreeMap<String, f64>,
+) -> Vec<Environment> {
+    let per = component.slots.per_instance.max(1);
+    let instance_cap = u64::from(component.scaling.max_instances).min(MAX_INSTANCES_PER_ENVIRONMENT);
+    hosts
+        .iter()
+        .filter(|h| h.available)
+        .map(|h| {
+            let instances = h.free.copies_of(&component.resources).min(instance_cap);
+            Environment {
+                id: h.name.clone(),
+                zone: zone.to_string(),
+                features: h.features.clone(),
+                free_slots: u32::try_from(instances.saturating_mul(u64::from(per))).unwrap_or(u32::MAX),
+                price: price.hourly(&component.resources) / f64::from(per),
+                region_rtt_ms: region_rtt_ms.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The evaluation request for `slots` session slots of `component` of `service`: its
+/// required features, the service's utility thresholds and the demand regions.
+pub fn evaluation_request(
+    service: &Service,
+    component: &Component,
+    slots: u32,
+    regions: &BTreeMap<String, f64>,
+) -> EvaluationRequest {
+    EvaluationRequest {
+        service: service.name.clone(),
+        component: Some(component.name.clone()),
+        slots,
+        params: BTreeMap::new(),
+        requires: component.placement.requires.clone(),
+        regions: regions.clone(),
+        latency_sla_ms: service.sla.as_ref().map(|s| (s.r_min.as_millis(), s.r_med.as_millis(), s.r_max.as_millis())),
+    }
+}
+
+/// The component whose slots an offer is for (the entry component) and the evaluator that
+/// scores it: the component's own, else the service's. `None` when neither names one.
+pub fn evaluator_of(service: &Service) -> Option<(&Component, &zonal_model::EvaluatorRef)> {
+    let entry = service.entry_component()?;
+    entry.evaluator.as_ref().or(service.evaluator.as_ref()).map(|e| (entry, e))
+}
+
+/// The price at which the built-in price evaluator scores 0.5, per slot-hour (in the
+/// zones' price unit). Zones quote prices in one unit per domain, so one reference makes
+/// their scores comparable.
+pub const PRICE_REFERENCE_PER_SLOT_HOUR: f64 = 0.01;
+
+/// The built-in evaluator of that name (see [`zonal_model::service::BUILTIN_EVALUATORS`]).
+pub fn builtin(name: &str) -> Option<Box<dyn Evaluator + Send + Sync>> {
+    match name {
+        "latency" => Some(Box::new(LatencyEvaluator)),
+        "price" => Some(Box::new(PriceEvaluator { reference_price: PRICE_REFERENCE_PER_SLOT_HOUR })),
+        "hardware" => Some(Box::new(HardwareEvaluator)),
+        _ => None,
+    }
+}
+
+/// What a zone sends to a provider's evaluator (`POST /1.0/evaluations`): the request and one
+/// environment to score. The evaluator answers [`EvaluationReply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationCall {
+    pub request: EvaluationRequest,
+    pub environment: Environment,
+}
+
+/// An evaluator's answer: a score in [0, 1] (0 = unusable); `id` if it stored the evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationReply {
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Checks an evaluator's score: a number in [0, 1].
+pub fn checked_score(score: f64) -> Result<f64, String> {
+    if score.is_finite() && (0.0..=1.0).contains(&score) {
+        Ok(score)
+    } else {
+        Err(format!("score {score} is outside [0, 1]"))
+    }
+}
+
 /// One environment's part of an offer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferedEnvironment {
     pub environment: String,
     pub slots: u32,
@@ -141,7 +248,7 @@ pub struct OfferedEnvironment {
 }
 
 /// A zone's binding offer to host slots of a service until `expires_ms`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
     pub id: String,
     pub zone: String,
@@ -154,6 +261,12 @@ pub struct Offer {
     pub price: f64,
     pub created_ms: u64,
     pub expires_ms: u64,
+    /// Which evaluator scored it (`latency`, `price`, `hardware` or the provider's URL).
+    #[serde(default)]
+    pub evaluator: String,
+    /// Environments left out, each with why (no answer in time, an error, score 0, full).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 impl Offer {
@@ -203,6 +316,8 @@ pub fn build_offer(
         slots,
         created_ms: now_ms,
         expires_ms: now_ms.saturating_add(validity_ms),
+        evaluator: String::new(),
+        left_out: Vec::new(),
     })
 }
 
@@ -398,6 +513,8 @@ mod tests {
             price: 0.1,
             created_ms: 0,
             expires_ms: exp,
+            evaluator: String::new(),
+            left_out: vec![],
         };
         let offers = vec![mk("a", "z1", 5, 0.9, 100), mk("b", "z2", 10, 0.8, 100), mk("c", "z3", 50, 0.99, 10)];
         let c = choose_offers(&offers, 12, 50);
@@ -418,6 +535,8 @@ mod tests {
             price: 0.0,
             created_ms: 0,
             expires_ms: 10,
+            evaluator: String::new(),
+            left_out: vec![],
         };
         let mut per = BTreeMap::new();
         per.insert("renderer".to_string(), vec![mk("r1", "z1", 0.9), mk("r2", "z2", 0.5)]);
@@ -437,5 +556,52 @@ mod tests {
             divide_and_conquer(&per, &none, &lat, 0, 4).is_none(),
             "different zones are required but too far apart"
         );
+    }
+
+    #[test]
+    fn zone_environments_count_slots_within_free_capacity_and_caps() {
+        use zonal_model::{Amount, Money, Resources};
+        let res = |cpu: u64| Resources::new().with("cpu", Amount::cpu(cpu * 1000));
+        let host = |name: &str, cpu: u64, available: bool| HostSummary {
+            name: name.into(),
+            free: res(cpu),
+            features: BTreeMap::new(),
+            available,
+        };
+        let mut c = Component { name: "web".into(), resources: res(2), ..Default::default() };
+        c.slots.per_instance = 4;
+        c.scaling.max_instances = 3;
+        let price = Price { cpu_hour: Money::new(0.05), ..Default::default() };
+        let rtt: BTreeMap<String, f64> = [("antwerp".to_string(), 12.0)].into();
+        let hosts = [host("a", 8, true), host("b", 32, true), host("c", 32, false), host("d", 1, true)];
+        let envs = zone_environments("z", &hosts, &c, &price, &rtt);
+        let slots: Vec<(&str, u32)> = envs.iter().map(|e| (e.id.as_str(), e.free_slots)).collect();
+        // a: 4 instances fit, capped at 3; b: capped at 3; c: unavailable; d: none fits.
+        assert_eq!(slots, [("a", 12), ("b", 12), ("d", 0)]);
+        assert!((envs[0].price - 2.0 * 0.05 / 4.0).abs() < 1e-12, "one slot-hour is a quarter of an instance-hour");
+        assert_eq!(envs[0].region_rtt_ms, rtt);
+        assert!(envs.iter().all(|e| e.zone == "z"));
+    }
+
+    #[test]
+    fn the_entry_components_evaluator_overrides_the_services() {
+        use zonal_model::EvaluatorRef;
+        let builtin = |n: &str| EvaluatorRef::Builtin { name: n.into() };
+        let mut svc = Service {
+            name: "s".into(),
+            components: vec![Component { name: "web".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        assert!(evaluator_of(&svc).is_none());
+        svc.evaluator = Some(builtin("price"));
+        assert_eq!(evaluator_of(&svc).map(|(c, e)| (c.name.as_str(), e.clone())), Some(("web", builtin("price"))));
+        svc.components[0].evaluator = Some(builtin("latency"));
+        assert_eq!(evaluator_of(&svc).map(|(_, e)| e.clone()), Some(builtin("latency")));
+        assert!(builtin_names_resolve());
+    }
+
+    fn builtin_names_resolve() -> bool {
+        zonal_model::service::BUILTIN_EVALUATORS.iter().all(|n| builtin(n).is_some_and(|e| e.name() == *n))
+            && builtin("nope").is_none()
     }
 }

@@ -1,0 +1,203 @@
+//! Placement via offers (FUSION S3, §2.7.4): for a service that names an evaluator, the
+//! domain asks every candidate zone for an offer at once (`POST /1.0/services/{id}/offers`
+//! with the manifest, the slots wanted, the demand regions and its RTT estimates from each
+//! region to that zone), waits until the offer deadline, and chooses among the offers that
+//! arrived by [`zonal_control::evaluate::choose_offers`] (valid ones only, best score first,
+//! several zones may share the slots). The round — offers received, zones that made none and
+//! why, what was taken — is kept on the service (`GET /1.0/services/{id}/offers`).
+//!
+//! Each chosen zone then gets its share: instances for its slots, and the offer's id in `PUT
+//! …/slots` so the zone places them on the environments it offered.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use zonal_control::evaluate::{choose_offers, evaluator_of, Offer};
+use zonal_control::geography::{Client as GeoClient, Estimator, ZonePlace};
+use zonal_control::place::{instance_counts, zone_feasible, Allocation, PlacementDemand, ZoneSummary};
+use zonal_model::EvaluatorRef;
+use zonal_proto::wire::OfferRequest;
+use zonal_proto::{now_ms, ApiError, ClientError, Principal};
+use zonal_store::StoreExt;
+
+use crate::core::{DomainCore, ServiceRecord, ZoneRecord, T_ZONES};
+
+/// How long the domain waits for zones' offers unless told otherwise.
+pub const DEFAULT_OFFER_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the domain asks offers to stay valid: long enough to deploy on them.
+pub const OFFER_VALIDITY: Duration = Duration::from_secs(60);
+
+/// One zone's share of an offer round's choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakenOffer {
+    pub offer: String,
+    pub zone: String,
+    pub slots: u32,
+}
+
+/// One round of offers for a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferRound {
+    pub at_ms: u64,
+    /// Session slots asked for.
+    pub slots: u32,
+    pub deadline_ms: u64,
+    /// Zones the request was sent to.
+    pub asked: Vec<String>,
+    /// Every offer that arrived in time.
+    pub received: Vec<Offer>,
+    /// Zones that made no offer, and why (not a candidate, declined, too late, unreachable).
+    pub declined: BTreeMap<String, String>,
+    /// What the domain took, per zone.
+    pub taken: Vec<TakenOffer>,
+    /// Slots no offer covered.
+    pub uncovered: u32,
+}
+
+impl OfferRound {
+    /// The offer taken in `zone`, if any.
+    pub fn taken_in(&self, zone: &str) -> Option<&TakenOffer> {
+        self.taken.iter().find(|t| t.zone == zone)
+    }
+}
+
+/// Session slots the service is placed for: the demand, else its entry component's minimum
+/// instances (at least one) worth of slots.
+fn slots_wanted(s: &ServiceRecord) -> u32 {
+    if s.demand > 0 {
+        return s.demand;
+    }
+    s.service
+        .entry_component()
+        .map(|c| c.scaling.min_instances.max(1).saturating_mul(c.slots.per_instance.max(1)))
+        .unwrap_or(1)
+}
+
+impl DomainCore {
+    /// Whether the service is placed by offers (it names an evaluator).
+    pub(crate) fn places_by_offers(s: &ServiceRecord) -> bool {
+        evaluator_of(&s.service).is_some()
+    }
+
+    /// Zones that hold the service only because they were asked for an offer: a zone runs a
+    /// component evaluator inside the service, so the zones not chosen must drop it again.
+    pub(crate) fn asked_but_not_chosen(s: &ServiceRecord, round: &OfferRound, chosen: &Allocation) -> Vec<String> {
+        let component_evaluator =
+            evaluator_of(&s.service).is_some_and(|(_, e)| matches!(e, EvaluatorRef::Component { .. }));
+        if !component_evaluator {
+            return Vec::new();
+        }
+        round.asked.iter().filter(|z| !chosen.zones.contains_key(*z)).cloned().collect()
+    }
+
+    /// Runs an offer round for `s` over the zones in `summaries` and turns its choice into an
+    /// allocation. Errs (with every zone's reason) when no offer covers any slot.
+    pub(crate) async fn place_by_offers(
+        &self,
+        s: &ServiceRecord,
+        summaries: &[ZoneSummary],
+    ) -> Result<(Allocation, OfferRound), String> {
+        let id = &s.serviceid;
+        let slots = slots_wanted(s);
+        let deadline = self.timing.offer_deadline;
+        let geo = self.geography().map_err(|e| e.body.detail)?;
+        let est = Estimator::new(&geo);
+        let records: BTreeMap<String, ZoneRecord> =
+            self.store.list::<ZoneRecord>(T_ZONES, "").map_err(|e| e.to_string())?.into_iter().collect();
+        let places: Vec<ZonePlace> =
+            records.iter().map(|(n, r)| ZonePlace { name: n, location: r.registration.location }).collect();
+        let regions: BTreeMap<String, f64> = geo.regions.iter().map(|r| (r.name.clone(), r.weight)).collect();
+        let minimum = instance_counts(&s.service, &PlacementDemand { slots: 0 });
+        let mut round =
+            OfferRound { at_ms: now_ms(), slots, deadline_ms: deadline.as_millis() as u64, ..Default::default() };
+        let mut asks = JoinSet::new();
+        for zone in summaries {
+            if let Err(why) = zone_feasible(zone, &s.service, &minimum) {
+                round.declined.insert(zone.name.clone(), format!("not a candidate: {why}"));
+                continue;
+            }
+            let Some(place) = places.iter().find(|p| p.name == zone.name).copied() else { continue };
+            let region_rtt_ms: BTreeMap<String, f64> = geo
+                .regions
+                .iter()
+                .filter_map(|r| {
+                    let (rtt, _) = est.rtt(&GeoClient::Region(r.clone()), place, &places)?;
+                    Some((r.name.clone(), rtt))
+                })
+                .collect();
+            let body = OfferRequest {
+                serviceid: Some(id.clone()),
+                manifest: s.manifest.clone(),
+                slots,
+                regions: regions.clone(),
+                region_rtt_ms,
+                deadline_ms: Some(deadline.as_millis() as u64),
+                validity_ms: Some(OFFER_VALIDITY.as_millis() as u64),
+            };
+            let client = match self.zone_client_within(&zone.name, deadline) {
+                Ok(c) => c,
+                Err(e) => {
+                    round.declined.insert(zone.name.clone(), e);
+                    continue;
+                }
+            };
+            let name = zone.name.clone();
+            round.asked.push(name.clone());
+            let path = format!("/1.0/services/{id}/offers");
+            asks.spawn(async move {
+                let r = client.post::<_, Offer>(&path, &body).await;
+                (name, r)
+            });
+        }
+        let asked = round.asked.clone();
+        let stop = tokio::time::Instant::now() + deadline;
+        while let Ok(Some(done)) = tokio::time::timeout_at(stop, asks.join_next()).await {
+            let Ok((zone, answer)) = done else { continue };
+            match answer {
+                Ok(offer) if offer.zone == zone && offer.service == *id => round.received.push(offer),
+                Ok(offer) => {
+                    round.declined.insert(
+                        zone.clone(),
+                        format!("answered with an offer for {}/{} instead", offer.zone, offer.service),
+                    );
+                }
+                // The zone's own explanation when it gave one (no usable environment, …).
+                Err(ClientError::Api { body, .. }) => {
+                    round.declined.insert(zone, body.detail);
+                }
+                Err(e) => {
+                    round.declined.insert(zone, e.to_string());
+                }
+            }
+        }
+        asks.abort_all();
+        for zone in asked {
+            let answered = round.received.iter().any(|o| o.zone == zone) || round.declined.contains_key(&zone);
+            if !answered {
+                round.declined.insert(zone, format!("no offer within the {} ms deadline", deadline.as_millis()));
+            }
+        }
+        let choice = choose_offers(&round.received, slots, now_ms());
+        round.uncovered = choice.uncovered;
+        round.taken = choice.taken.into_iter().map(|(offer, zone, slots)| TakenOffer { offer, zone, slots }).collect();
+        if round.taken.is_empty() {
+            let why: Vec<String> = round.declined.iter().map(|(z, w)| format!("{z}: {w}")).collect();
+            return Err(format!(
+                "no zone offered slots for service {id}{}",
+                if why.is_empty() { " (no zones are registered)".to_string() } else { format!(": {}", why.join("; ")) }
+            ));
+        }
+        let mut allocation = Allocation::default();
+        for t in &round.taken {
+            allocation.zones.insert(t.zone.clone(), instance_counts(&s.service, &PlacementDemand { slots: t.slots }));
+        }
+        Ok((allocation, round))
+    }
+
+    /// `GET /1.0/services/{id}/offers`: the service's last offer round.
+    pub fn offer_round(&self, caller: &Principal, id: &str) -> Result<Option<OfferRound>, ApiError> {
+        Ok(self.visible_service(caller, id)?.offers)
+    }
+}
