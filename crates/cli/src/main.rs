@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod apply;
 mod bench;
 mod common;
+mod consolidate;
 mod convert;
 mod delete;
 mod describe;
@@ -57,6 +58,8 @@ enum Command {
     Get(get::Args),
     /// Show one service: placement, instances, slots, state.
     Describe(describe::Args),
+    /// Pack running instances onto fewer hosts: a checked migration plan; --apply carries it out.
+    Consolidate(consolidate::Args),
     /// Delete a service (terminating it everywhere), a zone or a user.
     Delete(delete::Args),
     /// Show the log of an instance.
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => apply::run(a),
         Command::Get(a) => get::run(a),
         Command::Describe(a) => describe::run(a),
+        Command::Consolidate(a) => consolidate::run(a),
         Command::Delete(a) => delete::run(a),
         Command::Logs(a) => logs::run(a),
         Command::Resolve(a) => resolve::run(a),

@@ -55,6 +55,8 @@ pub struct Args {
     pub apply: Vec<PathBuf>,
     #[command(flatten)]
     pub slots: crate::zone::SlotArgs,
+    #[command(flatten)]
+    pub consolidation: crate::domain::ConsolidationArgs,
 }
 
 struct Daemon {
@@ -229,7 +231,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             domain_name.clone(),
             "--ready-file".into(),
             ready.display().to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(args.consolidation.to_args())
+        .collect(),
         env: Vec::new(),
         log: logs.join("domain.log"),
         child: None,

@@ -131,6 +131,7 @@ fn zone_facts(path: &std::path::Path, name: &str) -> Result<ZoneFacts, Failure> 
             capacity: h.capacity.clone(),
             features: h.features.clone(),
             available: h.available,
+            power: h.power,
         })
         .collect();
     Ok(ZoneFacts { hosts, tier: zone.tier.clone(), location: zone.location, price: zone.price.clone() })
@@ -151,6 +152,7 @@ fn local_host() -> HostInfo {
         capacity: Resources::new().with("cpu", Amount::cpu(cpus * 1000)).with("memory", Amount::bytes(mem_kib * 1024)),
         features: [("arch".to_string(), std::env::consts::ARCH.to_string())].into_iter().collect(),
         available: true,
+        power: Default::default(),
     }
 }
 

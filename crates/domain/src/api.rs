@@ -118,6 +118,14 @@ pub fn routes() -> Routes<Api> {
             ADMIN,
             put_geography,
         )
+        .add(M::GET, "/1.0/consolidation", "The last consolidation run: plan per zone, each step's progress", ANY, get_consolidation)
+        .add(
+            M::POST,
+            "/1.0/consolidation",
+            "Plan (and with apply, carry out) a consolidation {apply?, zones?, max_moves?, per_move_watts?, per_gib_watts?, time_limit_ms?}",
+            ADMIN,
+            post_consolidation,
+        )
         .add(M::GET, "/1.0/regions", "Per user region: slots of each deployed service within reach", ANY, list_regions)
 }
 
@@ -387,6 +395,25 @@ async fn delete_slots(
     Path(id): Path<String>,
 ) -> R<(StatusCode, Json<Value>)> {
     Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, "terminate")?))))
+}
+
+async fn get_consolidation(State(api): State<Api>) -> R<Json<Value>> {
+    match api.core.last_consolidation()? {
+        Some(run) => Ok(Json(json!(run))),
+        None => Err(ApiError::not_found("no consolidation has run yet (POST /1.0/consolidation, zonal consolidate)")),
+    }
+}
+
+async fn post_consolidation(
+    State(api): State<Api>,
+    JsonBody(b): JsonBody<crate::consolidate::ConsolidationRequest>,
+) -> R<(StatusCode, Json<Value>)> {
+    let run = api.core.plan_consolidation(&b, vec!["requested".into()]).await?;
+    if run.state == "applying" {
+        tokio::spawn(api.core.clone().apply_consolidation());
+        return Ok((StatusCode::ACCEPTED, Json(json!(run))));
+    }
+    Ok((StatusCode::OK, Json(json!(run))))
 }
 
 async fn service_offers(

@@ -1003,6 +1003,7 @@ mod tests {
                 capacity: Resources::new().with("cpu", zonal_model::Amount::cpu(8000)),
                 features: Default::default(),
                 available: true,
+                power: Default::default(),
             }],
             location: None,
         };

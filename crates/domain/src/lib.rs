@@ -14,6 +14,7 @@
 //! `<state>/admin.token` (mode 0600); that is the only place the token exists in clear.
 
 pub mod api;
+pub mod consolidate;
 pub mod core;
 pub mod deploy;
 pub mod offers;
@@ -38,6 +39,8 @@ pub struct DomainOptions {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub timing: Timing,
+    /// When the domain consolidates by itself.
+    pub consolidation: consolidate::ConsolidationPolicy,
 }
 
 /// What a started domain tells its caller.
@@ -70,7 +73,9 @@ pub async fn serve(
     let metrics = Arc::new(HttpMetrics::default());
     let app = api::router(core.clone(), metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let coordinator = tokio::spawn(deploy::run(core.clone(), stop_rx));
+    core.recover_consolidation();
+    let coordinator = tokio::spawn(deploy::run(core.clone(), stop_rx.clone()));
+    let triggers = tokio::spawn(consolidate::run_triggers(core.clone(), opts.consolidation.clone(), stop_rx));
     ready(Ready { addr, admin_token_file });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -78,6 +83,7 @@ pub async fn serve(
         .map_err(|e| format!("the domain API stopped: {e}"));
     let _ = stop_tx.send(true);
     let _ = coordinator.await;
+    let _ = triggers.await;
     tracing::info!("domain {} stopped", opts.name);
     result
 }

@@ -42,6 +42,9 @@ pub struct HostInfo {
     pub features: BTreeMap<String, String>,
     #[serde(default = "yes")]
     pub available: bool,
+    /// Power draw idle and at full load (consolidation's energy model); zero when unknown.
+    #[serde(default)]
+    pub power: zonal_model::PowerModel,
 }
 
 fn yes() -> bool {

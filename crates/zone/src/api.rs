@@ -112,6 +112,15 @@ fn routes() -> Routes<Api> {
             put_instance_slots,
         )
         .add(M::DELETE, "/1.0/instances/{id}/slots", "Drop all slots: terminate the instance", DOMAIN, delete_instance)
+        .add(M::GET, "/1.0/moves", "Recent instance moves", DOMAIN, get_moves)
+        .add(M::GET, "/1.0/instances/{id}/move", "The instance's last move", DOMAIN, get_move)
+        .add(
+            M::POST,
+            "/1.0/instances/{id}/move",
+            "Move a running instance to another host {host}: replacement first, then the old one stops",
+            DOMAIN,
+            post_move,
+        )
         .add(M::GET, "/1.0/instances/{id}/logs", "The tail of an instance's log (?lines=N)", DOMAIN, get_logs)
         .add(M::GET, "/1.0/instances/{id}/ports", "Logical port to real port mappings", DOMAIN, get_ports)
         .add(M::GET, "/1.0/instances/{id}/configs", "An instance's configurations", DOMAIN, get_configs)
@@ -226,6 +235,27 @@ async fn put_service_slots(
     JsonBody(b): JsonBody<ZoneSlotsChange>,
 ) -> R<Json<Value>> {
     Ok(Json(json!(api.core.set_desired(&id, &b)?)))
+}
+
+#[derive(Deserialize)]
+struct MoveBody {
+    host: String,
+}
+
+async fn post_move(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<MoveBody>,
+) -> R<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.move_instance(&id, &b.host)?))))
+}
+
+async fn get_move(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.move_of(&id)?)))
+}
+
+async fn get_moves(State(api): State<Api>) -> Json<Value> {
+    Json(json!(api.core.moves()))
 }
 
 async fn get_service_offers(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {

@@ -120,9 +120,9 @@ enum Event {
 }
 
 #[derive(Default)]
-struct Runtime {
-    services: BTreeMap<String, ServiceRecord>,
-    instances: BTreeMap<String, InstanceRecord>,
+pub(crate) struct Runtime {
+    pub(crate) services: BTreeMap<String, ServiceRecord>,
+    pub(crate) instances: BTreeMap<String, InstanceRecord>,
     /// Instances whose process is watched (our child, or adopted and polled).
     supervised: HashSet<String>,
     /// Adopted instances (not our children: polled through /proc).
@@ -138,7 +138,7 @@ struct Runtime {
     gateways: BTreeMap<GatewayKey, (SocketAddr, AbortHandle)>,
     /// Sessions the gateway proxies now, per instance and per (instance, port name). Counted
     /// here, synchronously with the choice, because slot reports lag behind new sessions.
-    gw_sessions: HashMap<String, u32>,
+    pub(crate) gw_sessions: HashMap<String, u32>,
     gw_port_sessions: HashMap<(String, u16), u32>,
     /// Configurations of a service overlaid on running instances of other services
     /// (FUSION's virtual elastic scaling, §2.3.2.2): guest service → host instance → overlay.
@@ -152,6 +152,8 @@ struct Runtime {
     scaler: HashMap<String, ScalerMemory>,
     /// Sessions that were open on instances that died, per service.
     lost_sessions: BTreeMap<String, u64>,
+    /// Instance moves to another host, by the moving instance's id (persisted).
+    pub(crate) moves: BTreeMap<String, crate::moves::MoveRecord>,
     /// State of the gateway's random choices (power of two).
     rng: u64,
 }
@@ -225,7 +227,7 @@ pub struct ZoneCore {
     me: Weak<ZoneCore>,
     api_key: String,
     url: Mutex<String>,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     adaptor: Arc<dyn DcAdaptor>,
     rt: Mutex<Runtime>,
     kick: Notify,
@@ -278,6 +280,9 @@ impl ZoneCore {
         for (id, s) in store.list::<ServiceRecord>(T_SERVICES, "").map_err(|e| e.to_string())? {
             rt.services.insert(id, s);
         }
+        for (id, m) in store.list::<crate::moves::MoveRecord>(crate::moves::T_MOVES, "").map_err(|e| e.to_string())? {
+            rt.moves.insert(id, m);
+        }
         let mut batch = Batch::new();
         for (id, mut rec) in store.list::<InstanceRecord>(T_INSTANCES, "").map_err(|e| e.to_string())? {
             if rec.pid.is_none() && rec.state != InstanceState::Failed {
@@ -328,7 +333,7 @@ impl ZoneCore {
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Runtime> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Runtime> {
         self.rt.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -1161,7 +1166,7 @@ impl ZoneCore {
         self.hosts_free_locked(&rt)
     }
 
-    fn hosts_free_locked(&self, rt: &Runtime) -> Vec<HostSummary> {
+    pub(crate) fn hosts_free_locked(&self, rt: &Runtime) -> Vec<HostSummary> {
         self.hosts_free_besides(rt, None)
     }
 
@@ -1252,6 +1257,9 @@ impl ZoneCore {
     fn observed(&self, rt: &Runtime) -> Vec<Observed> {
         rt.instances
             .values()
+            // An instance whose replacement has started is the move's to stop, not the
+            // reconciler's to count.
+            .filter(|r| !crate::moves::being_replaced(&rt.moves, &r.id))
             .map(|r| Observed {
                 id: r.id.clone(),
                 service: r.service.clone(),
@@ -1267,7 +1275,7 @@ impl ZoneCore {
     /// Slot usage for the reconciler, counting the gateway's open sessions too, so that a
     /// draining instance is stopped only when neither its report nor the gateway shows a
     /// session.
-    fn usage(rt: &Runtime, id: &str) -> Option<SlotUsage> {
+    pub(crate) fn usage(rt: &Runtime, id: &str) -> Option<SlotUsage> {
         let gw = rt.gw_sessions.get(id).copied().unwrap_or(0);
         match rt.slots.get(id) {
             Some(s) => Some(SlotUsage { max: s.max, free: s.free.min(s.max.saturating_sub(gw)) }),
@@ -1470,6 +1478,17 @@ impl ZoneCore {
     }
 
     fn create_instance(&self, service_id: &str, component: &str) -> Result<(), String> {
+        self.create_instance_on(service_id, component, None).map(|_| ())
+    }
+
+    /// Starts one instance of `component`: on `host` when given (a move), else on the host
+    /// [`pick_host`] chooses. Returns the new instance's id once its process was launched.
+    pub(crate) fn create_instance_on(
+        &self,
+        service_id: &str,
+        component: &str,
+        on: Option<&str>,
+    ) -> Result<String, String> {
         let (service, hosts, occupied, attached, offered) = {
             let rt = self.lock();
             let s = rt.services.get(service_id).ok_or_else(|| format!("service {service_id} is not registered"))?;
@@ -1486,9 +1505,17 @@ impl ZoneCore {
         let comp =
             service.component(component).ok_or_else(|| format!("service {service_id} has no component {component}"))?;
         let comp = with_symmetric_anti_affinity(&service, comp);
-        // The hosts of an accepted offer first, then any host.
-        let in_offer: Vec<HostSummary> = hosts.iter().filter(|h| offered.contains(&h.name)).cloned().collect();
-        let host = pick_host(&in_offer, &comp, &occupied).or_else(|| pick_host(&hosts, &comp, &occupied));
+        let host = match on {
+            Some(name) => {
+                let only: Vec<HostSummary> = hosts.iter().filter(|h| h.name == name).cloned().collect();
+                pick_host(&only, &comp, &occupied).cloned()
+            }
+            None => {
+                // The hosts of an accepted offer first, then any host.
+                let in_offer: Vec<HostSummary> = hosts.iter().filter(|h| offered.contains(&h.name)).cloned().collect();
+                pick_host(&in_offer, &comp, &occupied).or_else(|| pick_host(&hosts, &comp, &occupied)).cloned()
+            }
+        };
         let host = host.ok_or_else(|| {
             format!(
                 "no host of zone {} has room for an instance of {service_id}/{component} ({})",
@@ -1522,12 +1549,12 @@ impl ZoneCore {
         {
             let mut rt = self.lock();
             rt.tokens.insert(token, id.clone());
-            rt.instances.insert(id, rec.clone());
+            rt.instances.insert(id.clone(), rec.clone());
         }
-        self.launch(rec)
+        self.launch(rec).map(|_| id)
     }
 
-    fn stop_instance(&self, id: &str) {
+    pub(crate) fn stop_instance(&self, id: &str) {
         let pid = {
             let mut rt = self.lock();
             let Some(rec) = rt.instances.get_mut(id) else { return };
@@ -1589,7 +1616,8 @@ impl ZoneCore {
         for id in slow {
             self.set_state(&id, InstanceState::Running);
         }
-        let scaled = self.scale_services(now);
+        let moved = self.progress_moves(now);
+        let scaled = self.scale_services(now) || moved;
         self.sync_gateways();
         self.prune_overlays();
         let r = {
@@ -1664,7 +1692,7 @@ impl ZoneCore {
             let rt = self.lock();
             for rec in rt.services.values().filter(|s| s.state == "deployed") {
                 let Some(c) = rec.service.entry_component() else { continue };
-                if matches!(c.run, RunSpec::None) {
+                if matches!(c.run, RunSpec::None) || crate::moves::group_moving(&rt.moves, &rec.serviceid, &c.name) {
                     continue;
                 }
                 let view = Self::scaler_view(&rt, &rec.serviceid, &c.name, c.slots.per_instance);

@@ -19,6 +19,7 @@ pub mod adaptor;
 pub mod api;
 pub mod core;
 mod gateway;
+pub mod moves;
 pub mod offers;
 pub mod process;
 
