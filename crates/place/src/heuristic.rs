@@ -26,11 +26,13 @@
 //!    bandwidth-filtered shortest path. Bandwidth is reserved as routes are chosen.
 //!
 //! 5. **Depth-first fallback**: when the greedy gets stuck in both of its orders (pinned
-//!    components first, then fewest candidates first), a depth-first search over the same
-//!    ranked candidates, whose first branch is the greedy itself, undoes the latest host choice
-//!    at a dead end and tries the next, within 5,000 host tries. Dense meshes under tight delay
-//!    bounds need it (VNMP's VoIP slices: an early choice can leave a later component no host
-//!    within reach of all its neighbours); the plan's notes say when it was used.
+//!    components first, then fewest candidates first), a depth-first search with domains of
+//!    zones kept arc consistent (latency reach over shortest paths, a host that still fits,
+//!    and a route with the bandwidth left to every placed neighbour), most constrained
+//!    component first, hosts in the greedy's ranking, within 5,000 host tries. Dense meshes
+//!    under tight delay bounds need it (VNMP's VoIP slices: an early choice can leave a later
+//!    component no host within reach of all its neighbours, often because the bandwidth left
+//!    on the fast paths is gone); the plan's notes say when it was used.
 //!
 //! 6. **Segment programme** (path-shaped chains, such as INPUT's, with a delay weight): a second
 //!    start that cuts the path into contiguous segments, one zone each, each fitting the free
@@ -63,10 +65,14 @@
 //!   [`HeuristicOptions::lp_bound_max_binaries`] (or always / never, see [`BoundMethod`]).
 //! * **Combinatorial**: delay — the tree dynamic programme above (the optimum with unlimited
 //!   capacity and bandwidth, over a spanning tree of the channel graph, so dropped channels
-//!   count 0); used servers — the larger of the cheapest *fractional* cover of the chain's
-//!   total demand of each resource by candidate hosts (by weight per unit of free capacity)
-//!   and, per component, the lightest of its candidate hosts. The weighted objective adds the
-//!   two, weighted.
+//!   count 0); used servers — the lightest set of hosts that contains a candidate host of
+//!   every component and whose free capacity covers the chain's total demand of each
+//!   resource (bin packing relaxed to a cover), by best-first branch and bound whose node
+//!   bound is the cheapest *fractional* cover (by weight per unit of free capacity) and the
+//!   lightest candidate of each uncovered component; after 2,000 node expansions it reports
+//!   the least open node bound instead. The weighted objective adds the two, weighted. The LP
+//!   is only solved when this bound leaves a gap, so chains it proves optimal make no solver
+//!   call.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
@@ -176,6 +182,20 @@ impl PartialOrd for Item {
 }
 
 const BW_TOL: f64 = 1e-9;
+
+/// Labels (distinct sets of zones used) kept per (component, zone) state of the segment
+/// programme, and complete labels built.
+const SEGMENT_LABELS: usize = 8;
+
+/// A partial solution of the segment programme: its delay, the zones its segments use
+/// (sorted), where its last segment starts and the label it extends there.
+#[derive(Clone)]
+struct SegmentLabel {
+    cost: f64,
+    zones: Vec<usize>,
+    start: usize,
+    prev: (usize, usize),
+}
 
 /// Host tries of the greedy's depth-first fallback ([`Search::backtrack`]) before it gives up.
 const BACKTRACK_TRIES: usize = 5_000;
@@ -675,40 +695,45 @@ impl<'a> Model<'a> {
         self.roots.iter().map(|&r| self.togo[r].iter().copied().fold(f64::INFINITY, f64::min)).sum()
     }
 
-    /// Used-servers bound (see the module docs).
+    /// Used-servers bound (see the module docs): the lightest host set that gives every
+    /// component a candidate host and covers the chain's total demand of each resource, by
+    /// best-first branch and bound over hosts; when it runs out of node expansions, the least
+    /// bound among the open nodes (at worst the fractional cover of the root).
     fn servers_bound(&self, residual: &Residual) -> f64 {
         let placed: Vec<usize> = (0..self.n()).filter(|&t| self.fixed[t].is_none()).collect();
         if placed.is_empty() {
             return 0.0;
         }
-        let mut best: f64 = placed
+        let hosts = &self.host_list;
+        let free: Vec<Vec<f64>> = hosts
             .iter()
-            .map(|&t| self.cands[t].iter().map(|&h| self.weight[h]).fold(f64::INFINITY, f64::min))
-            .fold(0.0, f64::max);
-        for (ri, name) in self.res_names.iter().enumerate() {
-            let need: f64 = placed.iter().map(|&t| self.demand[t][ri] as f64).sum();
-            if need <= 0.0 {
-                continue;
-            }
-            let mut hosts: Vec<(f64, f64)> = self
-                .host_list
-                .iter()
-                .map(|&h| (self.weight[h], residual.host_free[h].get(name) as f64))
-                .filter(|&(_, free)| free > 0.0)
-                .collect();
-            hosts.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
-            let (mut left, mut cost) = (need, 0.0);
-            for (w, free) in hosts {
-                let take = left.min(free);
-                cost += w * take / free;
-                left -= take;
-                if left <= 0.0 {
-                    break;
-                }
-            }
-            best = best.max(cost);
-        }
-        best
+            .map(|&h| self.res_names.iter().map(|name| residual.host_free[h].get(name) as f64).collect())
+            .collect();
+        let need: Vec<f64> =
+            (0..self.res_names.len()).map(|ri| placed.iter().map(|&t| self.demand[t][ri] as f64).sum()).collect();
+        let weight: Vec<f64> = hosts.iter().map(|&h| self.weight[h]).collect();
+        // Candidate positions in `hosts` per component, lightest first.
+        // Components with the same candidates are one covering constraint.
+        let mut cand_pos: Vec<Vec<usize>> = placed
+            .iter()
+            .map(|&t| {
+                let mut v: Vec<usize> = self.cands[t].iter().filter_map(|h| hosts.binary_search(h).ok()).collect();
+                v.sort_by(|&a, &b| weight[a].total_cmp(&weight[b]).then(a.cmp(&b)));
+                v
+            })
+            .collect();
+        cand_pos.sort();
+        cand_pos.dedup();
+        // Per resource, hosts by weight per unit of free capacity (the fractional cover's order).
+        let by_ratio: Vec<Vec<usize>> = (0..need.len())
+            .map(|ri| {
+                let mut v: Vec<usize> = (0..hosts.len()).filter(|&i| free[i][ri] > 0.0).collect();
+                v.sort_by(|&a, &b| (weight[a] / free[a][ri]).total_cmp(&(weight[b] / free[b][ri])).then(a.cmp(&b)));
+                v
+            })
+            .collect();
+        let cover = CoverSearch { free: &free, need: &need, weight: &weight, cand_pos: &cand_pos, by_ratio: &by_ratio };
+        cover.solve(COVER_BOUND_EXPANSIONS)
     }
 
     fn combinatorial_bound(&self, residual: &Residual) -> f64 {
@@ -720,6 +745,139 @@ impl<'a> Model<'a> {
             b += self.ws * self.servers_bound(residual);
         }
         b
+    }
+}
+
+/// Node expansions of the used-servers cover bound before it settles for the least open bound.
+const COVER_BOUND_EXPANSIONS: usize = 2_000;
+
+/// The used-servers cover problem of [`Model::servers_bound`], over positions in the model's
+/// host list.
+struct CoverSearch<'c> {
+    free: &'c [Vec<f64>],
+    need: &'c [f64],
+    weight: &'c [f64],
+    cand_pos: &'c [Vec<usize>],
+    by_ratio: &'c [Vec<usize>],
+}
+
+/// A node of the cover search: hosts taken, hosts ruled out, and its lower bound.
+struct CoverNode {
+    lb: f64,
+    seq: usize,
+    cost: f64,
+    chosen: Vec<bool>,
+    excluded: Vec<bool>,
+}
+impl PartialEq for CoverNode {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for CoverNode {}
+impl Ord for CoverNode {
+    // Smallest bound first (a max-heap, so reversed); ties to the older node.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.lb.total_cmp(&self.lb).then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+impl PartialOrd for CoverNode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl CoverSearch<'_> {
+    /// Demand of each resource the chosen hosts leave uncovered.
+    fn short(&self, chosen: &[bool]) -> Vec<f64> {
+        self.need
+            .iter()
+            .enumerate()
+            .map(|(ri, &n)| {
+                let have: f64 = (0..chosen.len()).filter(|&i| chosen[i]).map(|i| self.free[i][ri]).sum();
+                (n - have).max(0.0)
+            })
+            .collect()
+    }
+
+    /// Lower bound on the weight still to add: the larger of the fractional cover of each
+    /// short resource and the lightest usable candidate of each component not yet covered.
+    fn extra(&self, chosen: &[bool], excluded: &[bool]) -> f64 {
+        let open = |i: usize| !chosen[i] && !excluded[i];
+        let mut best: f64 = 0.0;
+        for (ri, left0) in self.short(chosen).into_iter().enumerate() {
+            let mut left = left0;
+            let mut cost = 0.0;
+            for &i in self.by_ratio[ri].iter().filter(|&&i| open(i)) {
+                if left <= 1e-9 {
+                    break;
+                }
+                let take = left.min(self.free[i][ri]);
+                cost += self.weight[i] * take / self.free[i][ri];
+                left -= take;
+            }
+            if left > 1e-9 {
+                return f64::INFINITY;
+            }
+            best = best.max(cost);
+        }
+        for cands in self.cand_pos {
+            if cands.iter().any(|&i| chosen[i]) {
+                continue;
+            }
+            let lightest = cands.iter().find(|&&i| !excluded[i]).map_or(f64::INFINITY, |&i| self.weight[i]);
+            best = best.max(lightest);
+        }
+        best
+    }
+
+    fn solve(&self, max_expansions: usize) -> f64 {
+        let n = self.weight.len();
+        let mut seq = 0usize;
+        let mut heap = std::collections::BinaryHeap::new();
+        let root_extra = self.extra(&vec![false; n], &vec![false; n]);
+        if !root_extra.is_finite() {
+            return 0.0; // No cover at all: the greedy cannot have found a plan; bound nothing.
+        }
+        heap.push(CoverNode { lb: root_extra, seq, cost: 0.0, chosen: vec![false; n], excluded: vec![false; n] });
+        let mut expansions = 0usize;
+        while let Some(node) = heap.pop() {
+            let uncovered = self
+                .cand_pos
+                .iter()
+                .filter(|c| !c.iter().any(|&i| node.chosen[i]))
+                .min_by_key(|c| c.iter().filter(|&&i| !node.excluded[i]).count());
+            let short = self.short(&node.chosen);
+            let lacking = short.iter().enumerate().filter(|(_, &s)| s > 1e-9).map(|(ri, _)| ri).next();
+            if uncovered.is_none() && lacking.is_none() {
+                return node.cost; // Best first: the first complete node is the cheapest cover.
+            }
+            if expansions == max_expansions {
+                return node.lb;
+            }
+            expansions += 1;
+            // Children: take one of the branching hosts, ruling out the ones tried before it.
+            let branch: Vec<usize> = match (uncovered, lacking) {
+                (Some(c), _) => c.iter().copied().filter(|&i| !node.excluded[i]).collect(),
+                (None, Some(ri)) => {
+                    self.by_ratio[ri].iter().copied().filter(|&i| !node.chosen[i] && !node.excluded[i]).collect()
+                }
+                (None, None) => Vec::new(),
+            };
+            let mut excluded = node.excluded.clone();
+            for &i in &branch {
+                let mut chosen = node.chosen.clone();
+                chosen[i] = true;
+                let cost = node.cost + self.weight[i];
+                let extra = self.extra(&chosen, &excluded);
+                if extra.is_finite() {
+                    seq += 1;
+                    heap.push(CoverNode { lb: cost + extra, seq, cost, chosen, excluded: excluded.clone() });
+                }
+                excluded[i] = true;
+            }
+        }
+        root_extra
     }
 }
 
@@ -736,6 +894,30 @@ struct State {
     /// Components of this chain per host.
     count: Vec<u32>,
     arc_free: Vec<f64>,
+}
+
+impl State {
+    /// Nothing of the chain placed, against `residual`.
+    fn empty(m: &Model, residual: &Residual) -> State {
+        let p = m.p;
+        let free: Vec<Vec<u64>> = (0..p.hosts.len())
+            .map(|h| {
+                if m.host_list.binary_search(&h).is_ok() {
+                    dense(&residual.host_free[h], &m.res_names)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        State {
+            host: vec![None; m.n()],
+            zone: vec![None; m.n()],
+            path: vec![None; m.routes.len()],
+            free,
+            count: vec![0; p.hosts.len()],
+            arc_free: residual.arc_free.clone(),
+        }
+    }
 }
 
 /// Where a move sends a component.
@@ -947,7 +1129,7 @@ impl Search<'_, '_> {
         }
         self.st = start.clone();
         let mut budget = BACKTRACK_TRIES;
-        if self.backtrack(&second, 0, &mut budget) {
+        if self.backtrack(&mut budget) {
             self.backtracked = true;
             return Ok(());
         }
@@ -1068,37 +1250,115 @@ impl Search<'_, '_> {
         Some(routed)
     }
 
-    /// Depth-first search over the greedy's own ranked candidates, for when both greedy
-    /// orders get stuck: its first branch is the greedy, and a dead end undoes the latest
-    /// choice and tries that component's next host, until `budget` host tries are spent.
-    /// Dense meshes under tight delay bounds (VNMP's VoIP slices) need it: an early host
-    /// choice can leave a later component no host within reach of all its neighbours.
-    fn backtrack(&mut self, order: &[usize], i: usize, budget: &mut usize) -> bool {
+    /// Whether `t` in zone `zt` and `o` in zone `zo` can meet route `r`'s latency bound: the
+    /// shortest-path delay is a lower bound on any route's, so `false` rules the pair out.
+    fn reachable(&self, r: usize, t: usize, zt: usize, zo: usize) -> bool {
+        let rt = &self.m.routes[r];
+        let d = if rt.from == t { self.m.p.zone_delay[zt][zo] } else { self.m.p.zone_delay[zo][zt] };
+        d <= rt.max + 1e-9
+    }
+
+    /// Depth-first search with forward checking, for when both greedy orders get stuck. Each
+    /// component keeps a domain of zones, first made arc consistent over the channels' latency
+    /// bounds; the search places the component with the fewest zones left (most constrained
+    /// first), tries its hosts in the greedy's ranking, and after each choice restores arc
+    /// consistency over every unplaced component (zones out of latency reach of a neighbour's
+    /// domain, or without a host that still fits, drop out); an empty domain undoes the choice
+    /// at once. Dense meshes under tight delay bounds
+    /// need it (VNMP's VoIP slices: an early choice can leave a later component no host within
+    /// reach of all its neighbours). Gives up after `budget` host tries.
+    fn backtrack(&mut self, budget: &mut usize) -> bool {
         let m = self.m;
-        let Some(&t) = order.get(i) else { return true };
-        if let Some((z, h)) = m.fixed[t] {
-            self.st.zone[t] = Some(z);
-            self.st.host[t] = h;
-            if let Some(routed) = self.route_incident(t) {
-                if self.backtrack(order, i + 1, budget) {
-                    return true;
+        let n = m.n();
+        for t in 0..n {
+            if let Some((z, h)) = m.fixed[t] {
+                self.st.zone[t] = Some(z);
+                self.st.host[t] = h;
+            }
+        }
+        for t in 0..n {
+            if m.fixed[t].is_some() && self.route_incident(t).is_none() {
+                return false;
+            }
+        }
+        let mut dom: Vec<Vec<usize>> =
+            (0..n).map(|t| self.st.zone[t].map_or_else(|| m.zones[t].clone(), |z| vec![z])).collect();
+        self.consistent(&mut dom) && self.forward(&dom, budget)
+    }
+
+    /// Narrows the unplaced components' domains to arc consistency: a zone stays only if it
+    /// has a host that fits the component now and every channel can reach some zone of the
+    /// other end's domain within its latency bound. False when a domain empties.
+    fn consistent(&mut self, dom: &mut [Vec<usize>]) -> bool {
+        let m = self.m;
+        let n = m.n();
+        for t in (0..n).filter(|&t| self.st.zone[t].is_none()) {
+            dom[t].retain(|&z| m.cands[t].iter().any(|&h| m.p.hosts[h].zone == z && self.fits(t, h)));
+            // Channels to placed components must have a route now, with the bandwidth left.
+            for &r in &m.incident[t] {
+                let Some(zo) = self.st.zone[m.other(r, t)] else { continue };
+                let rt = &m.routes[r];
+                let arc_free = &self.st.arc_free;
+                let router = &mut *self.router;
+                dom[t].retain(|&z| {
+                    let (a, b) = if rt.from == t { (z, zo) } else { (zo, z) };
+                    router.route(a, b, rt.bw, rt.rev_bw, rt.max, arc_free).is_some()
+                });
+            }
+            if dom[t].is_empty() {
+                return false;
+            }
+        }
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for t in (0..n).filter(|&t| self.st.zone[t].is_none()) {
+                let before = dom[t].len();
+                let kept: Vec<usize> = dom[t]
+                    .iter()
+                    .copied()
+                    .filter(|&zt| {
+                        m.incident[t].iter().all(|&r| {
+                            let o = m.other(r, t);
+                            o == t || dom[o].iter().any(|&zo| self.reachable(r, t, zt, zo))
+                        })
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    return false;
                 }
-                for r in routed {
-                    self.unroute(r);
+                if kept.len() < before {
+                    dom[t] = kept;
+                    changed = true;
                 }
             }
-            self.st.zone[t] = None;
-            self.st.host[t] = None;
-            return false;
         }
+        true
+    }
+
+    fn forward(&mut self, dom: &[Vec<usize>], budget: &mut usize) -> bool {
+        let m = self.m;
+        // Most constrained first; ties to the one with more placed neighbours, then index.
+        let next = (0..m.n()).filter(|&t| self.st.zone[t].is_none()).min_by_key(|&t| {
+            let placed = m.incident[t].iter().filter(|&&r| self.st.zone[m.other(r, t)].is_some()).count();
+            (dom[t].len(), std::cmp::Reverse(placed), t)
+        });
+        let Some(t) = next else { return true };
         for h in self.scored_hosts(t) {
+            let z = m.p.hosts[h].zone;
+            if dom[t].binary_search(&z).is_err() {
+                continue;
+            }
             if *budget == 0 {
                 return false;
             }
             *budget -= 1;
             self.put(t, h);
             if let Some(routed) = self.route_incident(t) {
-                if self.backtrack(order, i + 1, budget) {
+                let mut narrowed = dom.to_vec();
+                narrowed[t] = vec![z];
+                let alive = self.consistent(&mut narrowed);
+                if alive && self.forward(&narrowed, budget) {
                     return true;
                 }
                 for r in routed {
@@ -1136,9 +1396,13 @@ impl Search<'_, '_> {
 
     /// Segment programme for path-shaped chains: cut the path into contiguous segments, one
     /// zone each, a segment fitting the free capacity of its zone's candidate hosts; minimise
-    /// the delay between consecutive segments over shortest paths. A zone used by two
-    /// segments is not charged twice, so the result is checked host by host when built.
-    /// Returns false (state untouched) when the chain is not a path or the result does not fit.
+    /// the delay between consecutive segments over shortest paths. Each (component, zone)
+    /// state keeps up to [`SEGMENT_LABELS`] labels with distinct sets of zones used so far, and
+    /// a segment may only enter a zone its label has not used, so two segments never share a
+    /// zone's capacity (a zone is visited once). Up to that many of the cheapest complete
+    /// labels are built host by host (a zone's free capacity may be split over hosts) and the
+    /// best plan kept. Returns false (state untouched) when the chain is not a path or no
+    /// label can be built.
     fn segments(&mut self) -> bool {
         let m = self.m;
         let p = m.p;
@@ -1165,69 +1429,137 @@ impl Search<'_, '_> {
                 rt.mult() * d
             }
         };
-        // dp[i][k]: least delay with component order[i] ending a segment in zone m.zones[order[i]][k].
+        // labels[i][k]: segments ending with component order[i] in zone zs[i][k], cheapest first.
         let zs: Vec<&Vec<usize>> = order.iter().map(|&t| &m.zones[t]).collect();
-        let mut dp: Vec<Vec<f64>> = zs.iter().map(|z| vec![f64::INFINITY; z.len()]).collect();
-        let mut back: Vec<Vec<(usize, usize)>> = zs.iter().map(|z| vec![(0, 0); z.len()]).collect();
+        let mut labels: Vec<Vec<Vec<SegmentLabel>>> = zs.iter().map(|z| vec![Vec::new(); z.len()]).collect();
+        let zero = vec![0u64; r_n];
         for i in 0..n {
             for (k, &z) in zs[i].iter().enumerate() {
-                let zero = vec![0; r_n];
                 let room = if m.fixed[order[i]].is_some() { &zero } else { cap.get(&z).unwrap_or(&zero) };
                 let mut used = vec![0u64; r_n];
+                // (cost, segment start j, previous zone index, previous label); j = 0 has none.
+                let mut offers: Vec<(f64, usize, usize, usize)> = Vec::new();
+                let mut cap_cost = f64::INFINITY;
                 for j in (0..=i).rev() {
-                    let t = order[j];
                     if zs[j].binary_search(&z).is_err() {
                         break;
                     }
-                    for (u, d) in used.iter_mut().zip(&m.demand[t]) {
+                    for (u, d) in used.iter_mut().zip(&m.demand[order[j]]) {
                         *u += d;
                     }
                     if used.iter().zip(room).any(|(u, r)| u > r) {
                         break;
                     }
-                    let (enter, from) = if j == 0 {
-                        (0.0, 0)
-                    } else {
-                        let mut best = (f64::INFINITY, 0);
-                        for (kp, &zp) in zs[j - 1].iter().enumerate() {
-                            if zp == z || !dp[j - 1][kp].is_finite() {
-                                continue;
+                    if j == 0 {
+                        offers.push((0.0, 0, usize::MAX, usize::MAX));
+                        continue;
+                    }
+                    for (kp, &zp) in zs[j - 1].iter().enumerate() {
+                        if zp == z {
+                            continue;
+                        }
+                        let e = edge(j, zp, z);
+                        if !e.is_finite() {
+                            continue;
+                        }
+                        // One source's labels have distinct zone sets, so its K-th valid offer
+                        // caps the cost of the K labels kept: dearer offers cannot be kept.
+                        let mut valid = 0;
+                        for (li, lab) in labels[j - 1][kp].iter().enumerate() {
+                            let cost = lab.cost + e;
+                            if cost > cap_cost {
+                                break;
                             }
-                            let c = dp[j - 1][kp] + edge(j, zp, z);
-                            if c < best.0 {
-                                best = (c, kp);
+                            if lab.zones.binary_search(&z).is_err() {
+                                offers.push((cost, j, kp, li));
+                                valid += 1;
+                                if valid == SEGMENT_LABELS {
+                                    cap_cost = cost;
+                                }
                             }
                         }
-                        best
-                    };
-                    if enter < dp[i][k] {
-                        dp[i][k] = enter;
-                        back[i][k] = (j, from);
                     }
+                }
+                let cheaper = |a: &(f64, usize, usize, usize), b: &(f64, usize, usize, usize)| {
+                    a.0.total_cmp(&b.0).then_with(|| (a.1, a.2, a.3).cmp(&(b.1, b.2, b.3)))
+                };
+                // Only the cheapest offers can become labels: sort a short prefix first, and
+                // the rest only when duplicate zone sets leave too few labels.
+                let mut sorted = offers.len().min(8 * SEGMENT_LABELS);
+                if offers.len() > sorted {
+                    offers.select_nth_unstable_by(sorted, cheaper);
+                }
+                offers[..sorted].sort_by(cheaper);
+                let mut kept: Vec<SegmentLabel> = Vec::new();
+                for idx in 0..offers.len() {
+                    if idx == sorted {
+                        offers[idx..].sort_by(cheaper);
+                        sorted = offers.len();
+                    }
+                    let (cost, j, kp, li) = offers[idx];
+                    let mut zones = if j == 0 { Vec::new() } else { labels[j - 1][kp][li].zones.clone() };
+                    let at = zones.binary_search(&z).unwrap_or_else(|x| x);
+                    zones.insert(at, z);
+                    // Same zones used, same future: the cheaper label dominates.
+                    if kept.iter().any(|l| l.zones == zones) {
+                        continue;
+                    }
+                    kept.push(SegmentLabel { cost, zones, start: j, prev: (kp, li) });
+                    if kept.len() == SEGMENT_LABELS {
+                        break;
+                    }
+                }
+                labels[i][k] = kept;
+            }
+        }
+        let mut finals: Vec<(f64, usize, usize)> = labels[n - 1]
+            .iter()
+            .enumerate()
+            .flat_map(|(k, ls)| ls.iter().enumerate().map(move |(li, l)| (l.cost, k, li)))
+            .collect();
+        finals.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| (a.1, a.2).cmp(&(b.1, b.2))));
+        finals.truncate(SEGMENT_LABELS);
+        let saved = self.st.clone();
+        let mut best: Option<(f64, State)> = None;
+        for (_, k0, l0) in finals {
+            // Walk the labels back into one zone per component.
+            let mut zone_of = vec![0usize; n];
+            let (mut i, mut k, mut li) = (n - 1, k0, l0);
+            loop {
+                let lab = &labels[i][k][li];
+                for z in zone_of.iter_mut().take(i + 1).skip(lab.start) {
+                    *z = zs[i][k];
+                }
+                if lab.start == 0 {
+                    break;
+                }
+                (k, li) = lab.prev;
+                i = lab.start - 1;
+            }
+            self.st = saved.clone();
+            if self.build_in_zones(&order, &zone_of) {
+                let obj = self.objective();
+                if best.as_ref().is_none_or(|(b, _)| obj < *b) {
+                    best = Some((obj, self.st.clone()));
                 }
             }
         }
-        let Some((mut k, _)) =
-            dp[n - 1].iter().enumerate().filter(|(_, v)| v.is_finite()).min_by(|a, b| a.1.total_cmp(b.1))
-        else {
-            return false;
-        };
-        let mut zone_of = vec![0usize; n];
-        let mut i = n - 1;
-        loop {
-            let (j, kp) = back[i][k];
-            for z in zone_of.iter_mut().take(i + 1).skip(j) {
-                *z = zs[i][k];
+        match best {
+            Some((_, st)) => {
+                self.st = st;
+                true
             }
-            if j == 0 {
-                break;
+            None => {
+                self.st = saved;
+                false
             }
-            i = j - 1;
-            k = kp;
         }
-        // Build it host by host.
-        let saved = self.st.clone();
-        let mut ok = true;
+    }
+
+    /// Places `order[i]` in zone `zone_of[i]` (host by host) and routes every channel; false
+    /// when a host, a relation or a route does not fit (the state is then partly built).
+    fn build_in_zones(&mut self, order: &[usize], zone_of: &[usize]) -> bool {
+        let m = self.m;
         for (i, &t) in order.iter().enumerate() {
             if let Some((z, h)) = m.fixed[t] {
                 self.st.zone[t] = Some(z);
@@ -1236,17 +1568,10 @@ impl Search<'_, '_> {
             }
             match self.pick_in_zone(t, zone_of[i]) {
                 Some(h) => self.put(t, h),
-                None => {
-                    ok = false;
-                    break;
-                }
+                None => return false,
             }
         }
-        ok = ok && (0..n).all(|t| self.relations_ok(t)) && (0..m.routes.len()).all(|r| self.route(r));
-        if !ok {
-            self.st = saved;
-        }
-        ok
+        (0..m.n()).all(|t| self.relations_ok(t)) && (0..m.routes.len()).all(|r| self.route(r))
     }
 
     fn stuck(&self, t: usize) -> PlaceError {
@@ -1398,23 +1723,7 @@ impl<'p> ChainHeuristic<'p> {
         let p = self.problem;
         let options = self.options.clone();
         let m = Model::new(p, request, residual, options.objective)?;
-        let free: Vec<Vec<u64>> = (0..p.hosts.len())
-            .map(|h| {
-                if m.host_list.binary_search(&h).is_ok() {
-                    dense(&residual.host_free[h], &m.res_names)
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-        let st = State {
-            host: vec![None; m.n()],
-            zone: vec![None; m.n()],
-            path: vec![None; m.routes.len()],
-            free,
-            count: vec![0; p.hosts.len()],
-            arc_free: residual.arc_free.clone(),
-        };
+        let st = State::empty(&m, residual);
         let empty = st.clone();
         let mut search = Search { m: &m, router: &mut self.router, st, backtracked: false };
         let greedy = search.greedy();
@@ -1448,7 +1757,7 @@ impl<'p> ChainHeuristic<'p> {
         let bound_started = Instant::now();
         let mut bound = m.combinatorial_bound(residual);
         let mut bound_kind =
-            "combinatorial (tree programme of shortest-path delays ignoring capacity; fractional host cover)"
+            "combinatorial (tree programme of shortest-path delays ignoring capacity; host cover by branch and bound)"
                 .to_string();
         let proven = objective - bound <= 1e-9 * objective.abs().max(1.0);
         let want_lp = match options.bound {
@@ -1471,7 +1780,7 @@ impl<'p> ChainHeuristic<'p> {
                             bound_kind = format!("LP relaxation of the chain ILP ({} columns)", lp.columns);
                         } else {
                             bound_kind = format!(
-                                "combinatorial (tree programme of shortest-path delays ignoring capacity; fractional host cover), not below the LP relaxation ({} columns)",
+                                "combinatorial (tree programme of shortest-path delays ignoring capacity; host cover by branch and bound), not below the LP relaxation ({} columns)",
                                 lp.columns
                             );
                         }
@@ -1782,6 +2091,99 @@ mod tests {
         let b = place_chains_heuristic(&p, &reqs, &opts).combined;
         assert_eq!((&a.placements, &a.paths, a.objective), (&b.placements, &b.paths, b.objective));
         checked(&p, &a);
+    }
+
+    #[test]
+    fn cover_bound_is_integral_and_falls_back_to_the_least_open_bound() {
+        // Hosts 0 (weight 100, 4 cores), 1 and 2 (60, 2 cores each); 4 cores needed and one
+        // component can only use host 1. Fractional cover: 4 cores at 25 a core = 100; the
+        // cheapest real cover is host 1 plus host 2 = 120 (host 1 plus host 0 = 160).
+        let free = vec![vec![4.0], vec![2.0], vec![2.0]];
+        let weight = vec![100.0, 60.0, 60.0];
+        let cand_pos = vec![vec![1], vec![1, 2, 0]];
+        let by_ratio = vec![vec![0, 1, 2]];
+        let cover =
+            CoverSearch { free: &free, need: &[4.0], weight: &weight, cand_pos: &cand_pos, by_ratio: &by_ratio };
+        assert!((cover.solve(COVER_BOUND_EXPANSIONS) - 120.0).abs() < 1e-9);
+        assert!((cover.solve(0) - 100.0).abs() < 1e-9, "no expansion: the root's fractional bound");
+    }
+
+    #[test]
+    fn used_servers_cover_bound_proves_a_two_host_plan_without_the_lp() {
+        // Line of 6 zones, 4-core hosts; the chain needs 2 + 2 + 1 cores: the back-end's host
+        // and one more, so the cover bound (not the fractional one) meets the plan.
+        let p = problem(&line(6, None));
+        let mut residual = Residual::full(&p);
+        // Take a core off the back-end's host, so the fractional cover would buy it cheaply.
+        let be_host = p.hosts.iter().position(|h| h.name == "h5").unwrap();
+        residual.host_free[be_host] = crate::testkit::res(2, 4);
+        let opts = HeuristicOptions { objective: ChainObjective::UsedServers, ..Default::default() };
+        let plan = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
+        checked(&p, &plan);
+        let exact = place_chain_with(
+            &p,
+            &req(),
+            &residual,
+            &ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() },
+        )
+        .unwrap();
+        assert!((plan.objective - exact.objective).abs() < 1e-6, "{} vs {}", plan.objective, exact.objective);
+        assert_eq!(plan.stats.solves, 0, "no LP: {:?}", plan.notes);
+        assert_eq!(plan.status, PlanStatus::Optimal, "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn segment_programme_visits_each_zone_once() {
+        // ue (z0) – a – b – c – be (z1); links z0–z1, z1–z2, z0–z3 of 1 ms. b may only use z2.
+        // Hosts: z1 2 cores (1 left after the back-end), z2 1 core, z3 4 cores. Without the
+        // zone sets the cheapest split is a in z1, b in z2, c in z1 (3 ms), which z1 cannot
+        // hold; with each zone used once: a in z3, b in z2, c in z1 (1 + 3 + 1 = 5 ms).
+        let zones = vec![
+            zone("z0", 50.0, 0.0, vec![]),
+            zone("z1", 50.0, 1.0, vec![host("h1", 2, 8)]),
+            zone("z2", 50.0, 2.0, vec![host("h2", 1, 8)]),
+            zone("z3", 50.0, 3.0, vec![host("h3", 4, 8)]),
+        ];
+        let links = vec![
+            link("z0", "z1", Some(1.0), None),
+            link("z1", "z2", Some(1.0), None),
+            link("z0", "z3", Some(1.0), None),
+        ];
+        let infra = Infrastructure { name: "tri".into(), zones, links, ..Default::default() };
+        let mut ue = component("ue", 0, 0);
+        ue.user_side = true;
+        ue.placement.pin = Some(Pin { zone: "z0".into(), host: None });
+        let mut be = component("be", 1, 1);
+        be.placement.pin = Some(Pin { zone: "z1".into(), host: None });
+        let mut b = component("b", 1, 1);
+        b.placement.zones = vec!["z2".into()];
+        let ch = |x: &str, y: &str| Channel { from: x.into(), to: y.into(), bandwidth: None, max_latency: None };
+        let svc = Service {
+            name: "chain".into(),
+            components: vec![ue, component("a", 1, 1), b, component("c", 1, 1), be],
+            channels: vec![ch("ue", "a"), ch("a", "b"), ch("b", "c"), ch("c", "be")],
+            ..Default::default()
+        };
+        let bundle = Bundle::new(vec![
+            Document::Infrastructure(infra),
+            Document::Service(svc),
+            Document::Demand(Demand::default()),
+        ]);
+        let p = problem(&bundle);
+        let residual = Residual::full(&p);
+        let request = req();
+        let m = Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+        let mut router = Router::new(&p, 4);
+        let mut search = Search { m: &m, router: &mut router, st: State::empty(&m, &residual), backtracked: false };
+        assert!(search.segments(), "the segment programme found no plan");
+        assert!((search.objective() - 5.0).abs() < 1e-9, "{}", search.objective());
+        let zone_of = |name: &str| {
+            let t = p.services[m.si].service.components.iter().position(|c| c.name == name).unwrap();
+            p.zones[search.st.zone[t].unwrap()].name.clone()
+        };
+        assert_eq!((zone_of("a"), zone_of("b"), zone_of("c")), ("z3".into(), "z2".into(), "z1".into()));
+        let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+        assert!((exact.objective - 5.0).abs() < 1e-9, "{}", exact.objective);
     }
 
     /// Interoute with INPUT SC1/SC2 subscriptions: every chain checked, never better than the
