@@ -25,7 +25,8 @@ pub enum Suite {
     /// the cost/utility curve with and without Step 1 (seed 000 §4.4).
     GeoVideo,
     /// INPUT chain ILP on Topology Zoo WANs: time and gap against chain length and topology;
-    /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C).
+    /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C); with --peer, CP-SAT or
+    /// HiGHS on the same ILPs (and Zonal's heuristic on the same subscriptions).
     Zoo,
     /// Vector bin packing on the Panigrahy / New / Triplet instances with known optima and
     /// the best published heuristics; with --peer, CP-SAT or HiGHS on the same instances.
@@ -34,7 +35,8 @@ pub enum Suite {
     /// trace: 8,152 pods, 1,523 nodes.
     Openb,
     /// VNMP slices (Inführ & Raidl, 20–200 substrate nodes) as delay-constrained chains: the
-    /// heuristic against the exact chain ILP, both plans checked.
+    /// heuristic against the exact chain ILP, both plans checked; with --peer, CP-SAT or HiGHS
+    /// on the same ILPs.
     Vnmp,
 }
 
