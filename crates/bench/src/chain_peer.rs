@@ -6,9 +6,10 @@
 //! built again by [`zonal_place::chain::chain_ilp`] and written as an MPS file into a
 //! temporary directory owned by [`ChainPeer`] (removed when it is dropped; each file is
 //! removed after its solve). `peers/mip.py` reads the file and solves it with the same time
-//! limit, one thread and Zonal's relative gap. The chain ILP has binary columns only, so
-//! CP-SAT needs no approximation of continuous variables; its real coefficients (delays, the
-//! path tie-break, bandwidths) are scaled to integers by OR-Tools.
+//! limit, one thread and Zonal's relative gap; an answer about a model of another size than
+//! the one written counts as an error, not as a comparison. The chain ILP has binary columns
+//! only, so CP-SAT needs no approximation of continuous variables; its real coefficients
+//! (delays, the path tie-break, bandwidths) are scaled to integers by OR-Tools.
 //!
 //! Objectives compared are the ILP's own, path tie-break included (`SolveStats::objective`
 //! for Zonal), so "both optimal" must mean "equal" up to the solvers' tolerances:
@@ -121,9 +122,10 @@ impl<'a> ChainPeer<'a> {
             }
             Err(e) => return ChainPeerResult::error(self.name(), format!("building the chain ILP of {label}: {e}")),
         };
-        if let Err(e) = model.write_model_file(&path) {
-            return ChainPeerResult::error(self.name(), format!("exporting the chain ILP of {label}: {e}"));
-        }
+        let shape = match model.write_model_file(&path) {
+            Ok(shape) => shape,
+            Err(e) => return ChainPeerResult::error(self.name(), format!("exporting the chain ILP of {label}: {e}")),
+        };
         let input = MipPeerInput {
             name: label.to_string(),
             mps: path.clone(),
@@ -135,6 +137,16 @@ impl<'a> ChainPeer<'a> {
         // Files of a long run add up; the directory itself goes when the peer is dropped.
         let _ = std::fs::remove_file(&path);
         match outcome {
+            // A file read into another size is not the same formulation: no comparison.
+            Ok(o) if o.status != "timeout" && (o.columns, o.rows) != (shape.columns, shape.rows) => {
+                ChainPeerResult::error(
+                    self.name(),
+                    format!(
+                        "{label}: the peer read {} columns and {} rows from the model file, Zonal wrote {} and {}",
+                        o.columns, o.rows, shape.columns, shape.rows
+                    ),
+                )
+            }
             Ok(o) => ChainPeerResult {
                 peer: self.name(),
                 status: o.status,
