@@ -15,9 +15,11 @@
 //! | [`vbp`] | the vector bin packing suite (`zonal-pack`) against a peer solver on the same instances |
 //! | [`vnmp`] | Inführ & Raidl's VNMP slices as delay-constrained chains: exact chain ILP against the heuristic, both checked |
 //! | [`peer`] | OR-Tools CP-SAT and highspy as peers: own virtualenvs, own processes, JSON in and out |
+//! | [`chain_peer`] | a peer on Zonal's exact chain ILP, written as MPS (`zoo`, `vnmp`): same formulation, objectives compared |
 
 #![forbid(unsafe_code)]
 
+pub mod chain_peer;
 pub mod geovideo;
 pub mod peer;
 pub mod report;

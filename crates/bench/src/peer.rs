@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 pub const KILL_GRACE: Duration = Duration::from_secs(60);
 
 const VBP_SCRIPT: &str = include_str!("../peers/vbp.py");
+/// Solves any MIP that Zonal wrote out as an MPS file (see [`crate::chain_peer`]).
+const MIP_SCRIPT: &str = include_str!("../peers/mip.py");
 
 /// A peer solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,6 +105,63 @@ pub struct VbpPeerInput {
     pub threads: usize,
 }
 
+/// A MIP in a model file, as `mip.py` reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MipPeerInput {
+    /// The instance's name, for messages.
+    pub name: String,
+    /// Path of the MPS file.
+    pub mps: PathBuf,
+    pub time_limit_s: f64,
+    pub threads: usize,
+    /// Relative gap at which the peer may stop (Zonal's HiGHS runs at 1e-4).
+    pub mip_rel_gap: f64,
+}
+
+/// A peer's answer on one MIP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MipPeerOutcome {
+    /// The solver's own name (`cp-sat`, `highs`).
+    pub solver: String,
+    /// `optimal`, `feasible`, `infeasible`, `unbounded`, `unknown`, or `timeout` when killed.
+    pub status: String,
+    /// Objective of its best solution, in the model's own terms.
+    pub objective: Option<f64>,
+    /// Its proven bound on the objective.
+    pub bound: Option<f64>,
+    /// Reading the file and solving, as the peer measured it (not interpreter start).
+    pub time_s: f64,
+    /// Wall time of the whole process, interpreter start included.
+    #[serde(default)]
+    pub wall_s: f64,
+    #[serde(default)]
+    pub columns: usize,
+    #[serde(default)]
+    pub rows: usize,
+    /// Continuous columns in the file (CP-SAT can only approximate them by scaled integers).
+    #[serde(default)]
+    pub continuous_columns: usize,
+}
+
+impl MipPeerOutcome {
+    fn timed_out(peer: Peer, wall_s: f64) -> MipPeerOutcome {
+        MipPeerOutcome {
+            solver: peer.name().to_string(),
+            status: "timeout".into(),
+            objective: None,
+            bound: None,
+            time_s: wall_s,
+            wall_s,
+            columns: 0,
+            rows: 0,
+            continuous_columns: 0,
+        }
+    }
+    pub fn optimal(&self) -> bool {
+        self.status == "optimal"
+    }
+}
+
 /// Creates (once) the peer's virtualenv under `cache_dir/peers/NAME` and installs its package.
 /// `say` hears what is being done, so a caller can tell the user why the first run is slow.
 pub fn prepare(peer: Peer, cache_dir: &Path, mut say: impl FnMut(&str)) -> Result<PeerRunner, PeerError> {
@@ -120,6 +179,7 @@ pub fn prepare(peer: Peer, cache_dir: &Path, mut say: impl FnMut(&str)) -> Resul
         std::fs::write(&marker, peer.package()).map_err(|e| setup_err(e.to_string()))?;
     }
     std::fs::write(dir.join("vbp.py"), VBP_SCRIPT).map_err(|e| setup_err(e.to_string()))?;
+    std::fs::write(dir.join("mip.py"), MIP_SCRIPT).map_err(|e| setup_err(e.to_string()))?;
     Ok(PeerRunner { peer, python, dir })
 }
 
@@ -146,6 +206,48 @@ impl PeerRunner {
     }
 
     fn run_script(&self, script: &str, instance: &str, body: &[u8], limit: Duration) -> Result<PeerOutcome, PeerError> {
+        let (answer, wall_s) = self.run_process(script, instance, body, limit)?;
+        let Some(out) = answer else {
+            return Ok(PeerOutcome {
+                solver: self.peer.name().to_string(),
+                status: "timeout".into(),
+                bins: None,
+                bound: None,
+                time_s: wall_s,
+                wall_s,
+            });
+        };
+        let mut outcome: PeerOutcome = serde_json::from_slice(&out).map_err(|e| {
+            self.run_err(instance, format!("unreadable answer ({e}): {}", String::from_utf8_lossy(&out)))
+        })?;
+        outcome.wall_s = wall_s;
+        Ok(outcome)
+    }
+
+    /// Solves the MIP in the model file `input.mps` with the peer.
+    pub fn solve_mip(&self, input: &MipPeerInput) -> Result<MipPeerOutcome, PeerError> {
+        let body = serde_json::to_vec(input).map_err(|e| self.run_err(&input.name, e.to_string()))?;
+        let limit = Duration::from_secs_f64(input.time_limit_s.max(0.0)) + KILL_GRACE;
+        let (answer, wall_s) = self.run_process("mip.py", &input.name, &body, limit)?;
+        let Some(out) = answer else {
+            return Ok(MipPeerOutcome::timed_out(self.peer, wall_s));
+        };
+        let mut outcome: MipPeerOutcome = serde_json::from_slice(&out).map_err(|e| {
+            self.run_err(&input.name, format!("unreadable answer ({e}): {}", String::from_utf8_lossy(&out)))
+        })?;
+        outcome.wall_s = wall_s;
+        Ok(outcome)
+    }
+
+    /// Runs one script with `body` on stdin: its stdout (`None` when it was killed at
+    /// `limit`) and the process's wall time.
+    fn run_process(
+        &self,
+        script: &str,
+        instance: &str,
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<(Option<Vec<u8>>, f64), PeerError> {
         let start = Instant::now();
         let mut child = Command::new(&self.python)
             .arg(self.dir.join(script))
@@ -191,24 +293,13 @@ impl PeerRunner {
         let err = err_reader.join().unwrap_or_default();
         let wall_s = start.elapsed().as_secs_f64();
         let Some(status) = status else {
-            return Ok(PeerOutcome {
-                solver: self.peer.name().to_string(),
-                status: "timeout".into(),
-                bins: None,
-                bound: None,
-                time_s: wall_s,
-                wall_s,
-            });
+            return Ok((None, wall_s));
         };
         if !status.success() {
             let tail: String = String::from_utf8_lossy(&err).lines().rev().take(3).collect::<Vec<_>>().join(" / ");
             return Err(self.run_err(instance, format!("exited with {status}: {tail}")));
         }
-        let mut outcome: PeerOutcome = serde_json::from_slice(&out).map_err(|e| {
-            self.run_err(instance, format!("unreadable answer ({e}): {}", String::from_utf8_lossy(&out)))
-        })?;
-        outcome.wall_s = wall_s;
-        Ok(outcome)
+        Ok((Some(out), wall_s))
     }
 }
 
@@ -221,6 +312,30 @@ mod tests {
         assert_eq!(Peer::parse("OrTools"), Some(Peer::Ortools));
         assert_eq!(Peer::parse("highspy"), Some(Peer::Highspy));
         assert_eq!(Peer::parse("gurobi"), None);
+    }
+
+    #[test]
+    fn the_mip_script_reads_what_the_input_writes_and_answers_what_the_outcome_reads() {
+        let input = MipPeerInput {
+            name: "t".into(),
+            mps: PathBuf::from("/x.mps"),
+            time_limit_s: 1.0,
+            threads: 1,
+            mip_rel_gap: 1e-4,
+        };
+        let json = serde_json::to_value(&input).unwrap_or_default();
+        for field in ["mps", "time_limit_s", "threads", "mip_rel_gap"] {
+            assert!(json.get(field).is_some(), "{field} missing");
+            assert!(MIP_SCRIPT.contains(&format!("[\"{field}\"]")), "mip.py does not read {field}");
+        }
+        let answer = r#"{"solver": "cp-sat", "status": "optimal", "objective": 3.5, "bound": 3.5,
+            "time_s": 0.01, "read_s": 0.001, "columns": 3, "rows": 2, "integer_columns": 2,
+            "continuous_columns": 1}"#;
+        let o: MipPeerOutcome = serde_json::from_str(answer).unwrap();
+        assert!(o.optimal() && o.objective == Some(3.5) && o.continuous_columns == 1, "{o:?}");
+        for field in ["solver", "status", "objective", "bound", "time_s", "columns", "rows", "continuous_columns"] {
+            assert!(MIP_SCRIPT.contains(&format!("\"{field}\":")), "mip.py does not answer {field}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::SolverOptions;
 use zonal_place::{PlaceError, Plan, PlanStatus};
 
+use crate::chain_peer::{self, ChainPeer, ChainPeerResult, Comparison};
 use crate::report::{median, num, ratio, seconds, CsvRow, Summary};
 use crate::{BenchError, Progress};
 
@@ -630,6 +631,10 @@ pub struct SliceRecord {
     pub heuristic_seconds: f64,
     pub heuristic_check: String,
     pub heuristic_directed: String,
+    /// The exact ILP's own objective (path tie-break included), to compare with a peer's.
+    pub exact_ilp_objective: Option<f64>,
+    /// The peer on the same ILP, when one was asked for.
+    pub peer: Option<ChainPeerResult>,
 }
 
 fn status_text(r: &Result<Plan, PlaceError>) -> String {
@@ -727,6 +732,15 @@ impl CsvRow for SliceRecord {
             "ratio",
             "within_2pct",
             "speedup",
+            "peer",
+            "peer_status",
+            "peer_objective",
+            "peer_bound",
+            "peer_seconds",
+            "peer_wall_seconds",
+            "exact_ilp_objective",
+            "exact_over_peer",
+            "objectives_agree",
         ]
     }
     fn fields(&self) -> Vec<String> {
@@ -758,11 +772,24 @@ impl CsvRow for SliceRecord {
             self.within_target().map_or(String::new(), |b| b.to_string()),
             num(self.speedup()),
         ]
+        .into_iter()
+        .chain(chain_peer::csv_fields(self.exact_ilp_objective, self.exact_optimal(), self.peer.as_ref()))
+        .collect()
     }
 }
 
 /// Runs every chosen slice of every instance: exact, then heuristic, both checked.
 pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -> Result<Vec<SliceRecord>, BenchError> {
+    run_vnmp_with_peer(instances, run, None, progress)
+}
+
+/// [`run_vnmp`], and with `peer` every slice's exact ILP solved again by the peer.
+pub fn run_vnmp_with_peer(
+    instances: &[VnmpInstance],
+    run: &VnmpRun,
+    peer: Option<&ChainPeer>,
+    progress: Progress,
+) -> Result<Vec<SliceRecord>, BenchError> {
     let chosen: Vec<Vec<usize>> = instances.iter().map(|i| spread(i.slices.len(), run.slices)).collect();
     let total: usize = chosen.iter().map(Vec::len).sum();
     let mut done = 0;
@@ -784,6 +811,10 @@ pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -
             let started = Instant::now();
             let h = ChainHeuristic::new(&p, run.heuristic.clone()).place(req, &residual);
             let heuristic_seconds = started.elapsed().as_secs_f64();
+            let peer_result = peer.map(|peer| {
+                progress(done - 1, total, &format!("{} slice {si}: {}", inst.name, peer.name()));
+                peer.solve(&format!("{} slice {si}", inst.name), &p, req, &residual, exact.objective)
+            });
             let term = |r: &Result<Plan, PlaceError>| r.as_ref().ok().and_then(|p| p.term("delay_ms"));
             out.push(SliceRecord {
                 size: inst.vertices.len(),
@@ -809,6 +840,8 @@ pub fn run_vnmp(instances: &[VnmpInstance], run: &VnmpRun, progress: Progress) -
                 heuristic_seconds,
                 heuristic_check: check_text(&p, &h),
                 heuristic_directed: directed_text(inst, &h),
+                exact_ilp_objective: e.as_ref().ok().and_then(|p| p.stats.solve_log.last()).and_then(|s| s.objective),
+                peer: peer_result,
             });
         }
     }
@@ -931,6 +964,30 @@ pub fn summary(records: &[SliceRecord]) -> Summary {
     }
     s.notes.push("heuristic: greedy + local search (iteration cap, no time budget), combinatorial bound only; exact: chain ILP, HiGHS relative gap 1e-4".into());
     s
+}
+
+/// The peer's summary: one row per substrate size.
+pub fn peer_summary(records: &[SliceRecord]) -> Option<Summary> {
+    let comparisons: Vec<Comparison> = records
+        .iter()
+        .filter_map(|r| {
+            Some(Comparison {
+                group: format!("size {}", r.size),
+                exact_objective: r.exact_ilp_objective,
+                exact_optimal: r.exact_optimal(),
+                exact_seconds: r.exact_seconds,
+                heuristic_objective: r.heuristic_delay,
+                heuristic_seconds: Some(r.heuristic_seconds),
+                peer: r.peer.as_ref()?,
+            })
+        })
+        .collect();
+    if comparisons.is_empty() {
+        return None;
+    }
+    let mut s = chain_peer::summary("vnmp", &comparisons);
+    s.notes.push("HEUR/PEER compares the heuristic's delay (no tie-break) with the peer's ILP objective".into());
+    Some(s)
 }
 
 #[cfg(test)]
@@ -1145,6 +1202,8 @@ mod tests {
             heuristic_seconds: 0.01,
             heuristic_check: "ok".into(),
             heuristic_directed: "ok".into(),
+            exact_ilp_objective: Some(0.0),
+            peer: None,
         };
         assert_eq!(r.ratio(), Some(1.0));
         assert_eq!(r.speedup(), Some(100.0));

@@ -26,12 +26,14 @@ use std::collections::BTreeMap;
 
 use zonal_descriptor::import::graphml::{import_graphml, DatacenterRule, GraphmlOptions};
 use zonal_model::{Amount, Bundle, Document, Host, Infrastructure, Resources};
-use zonal_place::chain::{place_chains, ChainOptions, ChainRequest};
+use zonal_place::chain::{consume, place_chains, ChainOptions, ChainRequest, Residual};
 use zonal_place::check::check;
+use zonal_place::heuristic::ChainHeuristic;
 use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::SolverOptions;
 use zonal_place::{PlaceError, PlanStatus};
 
+use crate::chain_peer::{self, ChainPeer, ChainPeerResult, Comparison};
 use crate::report::{max, median, num, seconds, CsvRow, Summary};
 use crate::scenarios::{input_subscriptions, ChainShape};
 use crate::{BenchError, Progress};
@@ -98,6 +100,14 @@ pub struct ChainRecord {
     pub hops: usize,
     /// The whole sequence's combined plan passed the independent checker.
     pub check_ok: bool,
+    /// The ILP's own objective (path tie-break included), to compare with a peer's.
+    pub ilp_objective: Option<f64>,
+    /// The peer on the same ILP (same residual capacity), when one was asked for.
+    pub peer: Option<ChainPeerResult>,
+    /// With a peer: Zonal's heuristic on the same subscription and residual (its delay and
+    /// wall time), so that its objective is also a ratio against the peer's.
+    pub heuristic_delay_ms: Option<f64>,
+    pub heuristic_seconds: Option<f64>,
 }
 
 impl ChainRecord {
@@ -133,6 +143,17 @@ impl CsvRow for ChainRecord {
             "zones_used",
             "hops",
             "check_ok",
+            "peer",
+            "peer_status",
+            "peer_objective",
+            "peer_bound",
+            "peer_seconds",
+            "peer_wall_seconds",
+            "exact_ilp_objective",
+            "exact_over_peer",
+            "objectives_agree",
+            "heuristic_delay_ms",
+            "heuristic_seconds",
         ]
     }
     fn fields(&self) -> Vec<String> {
@@ -157,6 +178,10 @@ impl CsvRow for ChainRecord {
             self.hops.to_string(),
             self.check_ok.to_string(),
         ]
+        .into_iter()
+        .chain(chain_peer::csv_fields(self.ilp_objective, self.optimal(), self.peer.as_ref()))
+        .chain([num(self.heuristic_delay_ms), num(self.heuristic_seconds)])
+        .collect()
     }
 }
 
@@ -185,6 +210,20 @@ fn status_text(r: &Result<zonal_place::Plan, PlaceError>) -> String {
 /// Places `run.subscriptions` chains of every shape and seed on every topology, one after the
 /// other; returns one record per subscription.
 pub fn run_zoo(topologies: &[Topology], run: &ZooRun, progress: Progress) -> Result<Vec<ChainRecord>, BenchError> {
+    run_zoo_with_peer(topologies, run, None, progress)
+}
+
+/// [`run_zoo`], and with `peer` the same ILPs solved again by the peer: after Zonal's
+/// sequence, the residual capacity of every step is replayed from Zonal's plans (the
+/// sequence's own [`consume`]), so the peer gets exactly the model Zonal solved at that step.
+/// At each step Zonal's heuristic ([`crate::vnmp::default_heuristic`]: iteration-capped,
+/// combinatorial bound) also places the subscription against that residual.
+pub fn run_zoo_with_peer(
+    topologies: &[Topology],
+    run: &ZooRun,
+    peer: Option<&ChainPeer>,
+    progress: Progress,
+) -> Result<Vec<ChainRecord>, BenchError> {
     let total = topologies.len() * run.chains.len() * run.seeds.len();
     let mut done = 0;
     let mut out = Vec::new();
@@ -210,6 +249,8 @@ pub fn run_zoo(topologies: &[Topology], run: &ZooRun, progress: Progress) -> Res
                     .map_err(|e| BenchError::new(format!("{}: {e}", t.name)))?;
                 let seq = place_chains(&p, &requests, &options);
                 let check_ok = check(&p, &seq.combined).is_ok();
+                let mut residual = Residual::full(&p);
+                let first = out.len();
                 for (index, o) in seq.outcomes.iter().enumerate() {
                     let mut rec = ChainRecord {
                         topology: t.name.to_string(),
@@ -230,6 +271,10 @@ pub fn run_zoo(topologies: &[Topology], run: &ZooRun, progress: Progress) -> Res
                         zones_used: 0,
                         hops: 0,
                         check_ok,
+                        ilp_objective: None,
+                        peer: None,
+                        heuristic_delay_ms: None,
+                        heuristic_seconds: None,
                     };
                     if let Ok(plan) = &o.result {
                         rec.solve_seconds = plan.stats.seconds;
@@ -246,8 +291,28 @@ pub fn run_zoo(topologies: &[Topology], run: &ZooRun, progress: Progress) -> Res
                             .collect();
                         rec.zones_used = used.len();
                         rec.hops = plan.paths.iter().map(|pa| pa.zones.len().saturating_sub(1)).sum();
+                        rec.ilp_objective = plan.stats.solve_log.last().and_then(|s| s.objective);
                     }
                     out.push(rec);
+                }
+                if let Some(peer) = peer {
+                    for (index, (o, req)) in seq.outcomes.iter().zip(&requests).enumerate() {
+                        progress(
+                            done - 1,
+                            total,
+                            &format!("{}: {} {}/{}, seed {seed}", t.name, peer.name(), index + 1, requests.len()),
+                        );
+                        let label = format!("{} {} seed {seed} #{index}", t.name, shape.name);
+                        let rec = &mut out[first + index];
+                        rec.peer = Some(peer.solve(&label, &p, req, &residual, options.objective));
+                        let started = std::time::Instant::now();
+                        let h = ChainHeuristic::new(&p, crate::vnmp::default_heuristic()).place(req, &residual);
+                        rec.heuristic_seconds = Some(started.elapsed().as_secs_f64());
+                        rec.heuristic_delay_ms = h.ok().and_then(|plan| plan.term("delay_ms"));
+                        if let Ok(plan) = &o.result {
+                            consume(&p, plan, &mut residual);
+                        }
+                    }
                 }
             }
         }
@@ -316,4 +381,28 @@ pub fn summary(records: &[ChainRecord]) -> Summary {
         }
     }
     s
+}
+
+/// The peer's summary: one row per (topology, chain).
+pub fn peer_summary(records: &[ChainRecord]) -> Option<Summary> {
+    let comparisons: Vec<Comparison> = records
+        .iter()
+        .filter_map(|r| {
+            Some(Comparison {
+                group: format!("{} {}", r.topology, r.chain),
+                exact_objective: r.ilp_objective,
+                exact_optimal: r.optimal(),
+                exact_seconds: r.total_seconds,
+                heuristic_objective: r.heuristic_delay_ms,
+                heuristic_seconds: r.heuristic_seconds,
+                peer: r.peer.as_ref()?,
+            })
+        })
+        .collect();
+    if comparisons.is_empty() {
+        return None;
+    }
+    let mut s = chain_peer::summary("zoo", &comparisons);
+    s.notes.push("HEUR: Zonal's heuristic (iteration cap, combinatorial bound) on the same subscription and residual; its delay has no tie-break".into());
+    Some(s)
 }

@@ -732,6 +732,20 @@ pub(crate) fn lp_relaxation(
     Ok(solved.stats)
 }
 
+/// The chain ILP that [`place_chain_with`] solves for `request` against `residual`, built
+/// but not solved: for handing the very same formulation to another solver (e.g. through
+/// [`GoodLpModel::write_model_file`]). Its objective includes the path tie-break, so it is
+/// comparable with the solve's own objective (`SolveStats::objective`), not with the plan's.
+pub fn chain_ilp(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    objective: ChainObjective,
+) -> Result<GoodLpModel, PlaceError> {
+    let (ctx, slots) = candidates(problem, request, residual)?;
+    Ok(build(&ctx, &slots, residual, objective, false, false).model)
+}
+
 /// Places one chain against the full capacity of the problem.
 pub fn place_chain(problem: &Problem, request: &ChainRequest, options: &ChainOptions) -> Result<Plan, PlaceError> {
     place_chain_with(problem, request, &Residual::full(problem), options)
@@ -1188,6 +1202,31 @@ mod tests {
     }
 
     #[test]
+    fn the_exported_ilp_is_the_one_solved() {
+        let mut b = chain_bundle();
+        let s = service_mut(&mut b, "chain");
+        s.components[2].placement.pin = Some(Pin { zone: "z2".into(), host: None });
+        s.channels[1].max_latency = Some(Duration::from_millis(1.5));
+        let p = problem(&b);
+        let residual = Residual::full(&p);
+        let plan = place_chain_with(&p, &req("s1"), &residual, &ChainOptions::default()).unwrap();
+        let solved = &plan.stats.solve_log[0];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.mps");
+        let shape =
+            chain_ilp(&p, &req("s1"), &residual, ChainObjective::Delay).unwrap().write_model_file(&path).unwrap();
+        assert_eq!((shape.columns, shape.rows), (solved.columns, solved.rows));
+        assert!(shape.integer);
+        let (status, objective, columns, rows) = crate::solver::solve_model_file(&path);
+        assert_eq!(status, highs_sys::kHighsModelStatusOptimal);
+        assert_eq!((columns, rows), (solved.columns, solved.rows));
+        let ours = solved.objective.unwrap();
+        assert!((objective - ours).abs() <= 1e-6 * ours.abs().max(1.0), "file {objective}, solve {ours}");
+        // The tie-break makes the ILP objective a little above the plan's delay of 2 ms.
+        assert!(ours > 2.0 && ours < 2.0 + 1e-4, "{ours}");
+    }
+
+    #[test]
     fn bandwidth_forces_a_longer_route() {
         let mut b = chain_bundle();
         let s = service_mut(&mut b, "chain");
@@ -1291,5 +1330,40 @@ mod tests {
         assert!(seq.outcomes.iter().all(|o| o.seconds > 0.0));
         checked(&p, &seq.combined);
         assert_eq!(seq.combined.subscriptions.len(), ok);
+    }
+
+    #[test]
+    fn replaying_a_sequence_exports_the_ilp_of_every_step() {
+        // What `zonal bench --suite zoo --peer` relies on: consuming the plans in order
+        // rebuilds the residual each step was solved against, so the exported ILP is the one
+        // solved (same size, same optimum), and the replay ends where the sequence did.
+        let p = problem(&chain_bundle());
+        let reqs: Vec<ChainRequest> = (0..5).map(|i| req(&format!("s{i}"))).collect();
+        let seq = place_chains(&p, &reqs, &ChainOptions::default());
+        let dir = tempfile::tempdir().unwrap();
+        let mut residual = Residual::full(&p);
+        let mut compared = 0;
+        for (i, (o, r)) in seq.outcomes.iter().zip(&reqs).enumerate() {
+            let model = chain_ilp(&p, r, &residual, ChainObjective::Delay);
+            match &o.result {
+                Ok(plan) => {
+                    let path = dir.path().join(format!("step{i}.mps"));
+                    model.unwrap().write_model_file(&path).unwrap();
+                    let solved = &plan.stats.solve_log[0];
+                    let (status, objective, columns, rows) = crate::solver::solve_model_file(&path);
+                    assert_eq!(status, highs_sys::kHighsModelStatusOptimal);
+                    assert_eq!((columns, rows), (solved.columns, solved.rows), "step {i}");
+                    let ours = solved.objective.unwrap();
+                    assert!((objective - ours).abs() <= 1e-6 * ours.abs().max(1.0), "step {i}: {objective} vs {ours}");
+                    consume(&p, plan, &mut residual);
+                    compared += 1;
+                }
+                // A step the pre-checks rejected has no ILP to export either.
+                Err(PlaceError::Infeasible { .. }) => assert!(model.is_err(), "step {i}"),
+                Err(e) => panic!("step {i}: {e}"),
+            }
+        }
+        assert!(compared >= 3);
+        assert_eq!(residual, seq.residual);
     }
 }

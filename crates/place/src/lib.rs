@@ -1,6 +1,8 @@
 //! Zonal's optimisation core: exact formulations and the heuristics that scale past them.
 //!
-//! Pure library code: data in, decision out. No file or network I/O, no clock except to
+//! Pure library code: data in, decision out. No file or network I/O (one exception, for
+//! benchmarks: [`solver::GoodLpModel::write_model_file`] writes a model to the path its
+//! caller names, so that a peer solver can read the same formulation), no clock except to
 //! measure solve time (and the heuristic's optional time budget), no unseeded randomness. Every algorithm returns the same [`plan::Plan`] type, and
 //! every plan can be verified by the independent [`check::check`].
 //!
@@ -21,9 +23,9 @@
 //!
 //! Each module's documentation states its modelling choices where the seeds are vague.
 
-// Unsafe code is refused everywhere but in `solver`'s four calls into HiGHS's C API (adding
-// columns and rows to a live model for warm column generation), which the `highs` crate
-// does not expose for rows it built itself.
+// Unsafe code is refused everywhere but in `solver`'s calls into HiGHS's C API (changing
+// costs and bounds, adding columns and rows to a live model for warm column generation,
+// writing a model file), which the `highs` crate does not expose.
 #![deny(unsafe_code)]
 
 pub mod auto;

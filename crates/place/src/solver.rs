@@ -392,6 +392,12 @@ impl GoodLpModel {
     }
     /// Builds the model through good_lp's HiGHS backend and solves the HiGHS model here.
     pub fn solve(self, options: &SolverOptions) -> Result<Solved, PlaceError> {
+        let (model, integer) = self.into_highs()?;
+        Ok(run(model, integer, options).0)
+    }
+
+    /// The HiGHS model good_lp builds, and whether it has integer columns.
+    fn into_highs(self) -> Result<(highs::Model, bool), PlaceError> {
         let unsolved = match self.sense {
             Sense::Maximise => self.vars.maximise(self.objective),
             Sense::Minimise => self.vars.minimise(self.objective),
@@ -403,8 +409,44 @@ impl GoodLpModel {
         let model = problem
             .try_into_inner()
             .map_err(|e| PlaceError::Solver { detail: format!("HiGHS rejected the model: {e}") })?;
-        Ok(run(model, self.integer, options).0)
+        Ok((model, self.integer))
     }
+
+    /// Writes the model, exactly as [`GoodLpModel::solve`] would hand it to HiGHS, to the
+    /// file `path` in the format its extension names (`.mps`: free MPS; `.lp`: CPLEX LP), so
+    /// that another solver can be run on the same formulation. This is the one function of
+    /// the crate that touches the file system; the caller owns the path.
+    #[allow(unsafe_code)]
+    pub fn write_model_file(self, path: &std::path::Path) -> Result<ModelShape, PlaceError> {
+        let (mut model, integer) = self.into_highs()?;
+        let shape = ModelShape { columns: model.num_cols(), rows: model.num_rows(), integer };
+        let file = path.to_str().and_then(|p| std::ffi::CString::new(p).ok()).ok_or_else(|| PlaceError::Solver {
+            detail: format!("model file {}: expected a UTF-8 path without NUL bytes", path.display()),
+        })?;
+        // HiGHS logs the write to standard output unless told not to.
+        let _ = model.try_set_option("output_flag", false);
+        // SAFETY: the pointer is the live HiGHS instance owned by `model`; `file` is a
+        // NUL-terminated string that outlives the call, which only reads it.
+        let status = unsafe { highs_sys::Highs_writeModel(model.as_mut_ptr(), file.as_ptr()) };
+        if status == highs_sys::kHighsStatusError {
+            return Err(PlaceError::Solver {
+                detail: format!(
+                    "HiGHS could not write the model to {} (expected a writable .mps or .lp path)",
+                    path.display()
+                ),
+            });
+        }
+        Ok(shape)
+    }
+}
+
+/// Size of a model written by [`GoodLpModel::write_model_file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelShape {
+    pub columns: usize,
+    pub rows: usize,
+    /// True when some column is integer.
+    pub integer: bool,
 }
 
 fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOptions) -> (String, Vec<String>) {
@@ -535,10 +577,66 @@ fn run(mut model: highs::Model, integer: bool, options: &SolverOptions) -> (Solv
     (Solved { stats, values, row_duals }, Some(highs::Model::from(solved)))
 }
 
+/// Reads a model file with a fresh HiGHS instance and solves it to a zero gap: the model
+/// status and objective, and the file's column and row counts (tests of the model export).
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) fn solve_model_file(path: &std::path::Path) -> (highs_sys::HighsInt, f64, usize, usize) {
+    let file = std::ffi::CString::new(path.to_str().unwrap_or_default()).unwrap_or_default();
+    // SAFETY: a HiGHS instance created here, used only in this function and destroyed at its
+    // end; the option names and `file` are NUL-terminated strings that outlive each call.
+    unsafe {
+        let h = highs_sys::Highs_create();
+        highs_sys::Highs_setBoolOptionValue(h, c"output_flag".as_ptr(), 0);
+        highs_sys::Highs_setDoubleOptionValue(h, c"mip_rel_gap".as_ptr(), 0.0);
+        let read = highs_sys::Highs_readModel(h, file.as_ptr());
+        assert_ne!(read, highs_sys::kHighsStatusError, "HiGHS could not read {}", path.display());
+        let columns = highs_sys::Highs_getNumCol(h) as usize;
+        let rows = highs_sys::Highs_getNumRow(h) as usize;
+        highs_sys::Highs_run(h);
+        let status = highs_sys::Highs_getModelStatus(h);
+        let objective = highs_sys::Highs_getObjectiveValue(h);
+        highs_sys::Highs_destroy(h);
+        (status, objective, columns, rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use good_lp::{variable, Expression};
+
+    #[test]
+    fn a_written_model_reads_back_to_the_same_optimum() {
+        // min 2a + 3b + 0.5c + 1  s.t. a + b ≥ 1, b + c ≥ 1, a, b binary, c ∈ [0, 4]:
+        // a = c = 1 (2.5) beats b = 1 (3). good_lp's HiGHS backend leaves the constant out
+        // of the model, so the file and the direct solve both say 2.5 (the chain ILP has no
+        // constant term).
+        let build = || {
+            let mut m = GoodLpModel::new(Sense::Minimise);
+            let a = m.add(variable().binary());
+            let b = m.add(variable().binary());
+            let c = m.add(variable().min(0.0).max(4.0));
+            m.objective = 2.0 * a.var + 3.0 * b.var + 0.5 * c.var + 1.0;
+            m.constraints.push((Expression::from(a.var) + b.var).geq(1.0));
+            m.constraints.push((Expression::from(b.var) + c.var).geq(1.0));
+            m
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.mps");
+        let shape = build().write_model_file(&path).unwrap();
+        assert_eq!(shape, ModelShape { columns: 3, rows: 2, integer: true });
+        let direct = build().solve(&SolverOptions::default()).unwrap();
+        let (status, objective, columns, rows) = solve_model_file(&path);
+        assert_eq!(status, highs_sys::kHighsModelStatusOptimal);
+        assert_eq!((columns, rows), (3, 2));
+        assert!((objective - 2.5).abs() < 1e-9, "{objective}");
+        assert!((direct.stats.objective.unwrap() - objective).abs() < 1e-9, "{:?}", direct.stats);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("MARKER"), "integer columns are marked in the MPS file:\n{text}");
+        let bad = build().write_model_file(&dir.path().join("missing-dir").join("x.mps"));
+        assert!(matches!(bad, Err(PlaceError::Solver { detail }) if detail.contains("missing-dir")));
+    }
 
     #[test]
     fn direct_lp_solves_and_resolves_warm() {

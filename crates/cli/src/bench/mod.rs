@@ -25,7 +25,8 @@ pub enum Suite {
     /// the cost/utility curve with and without Step 1 (seed 000 §4.4).
     GeoVideo,
     /// INPUT chain ILP on Topology Zoo WANs: time and gap against chain length and topology;
-    /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C).
+    /// with --reproduce INPUT's setting on Interoute (seed 004 §V.C); with --peer, CP-SAT or
+    /// HiGHS on the same ILPs (and Zonal's heuristic on the same subscriptions).
     Zoo,
     /// Vector bin packing on the Panigrahy / New / Triplet instances with known optima and
     /// the best published heuristics; with --peer, CP-SAT or HiGHS on the same instances.
@@ -34,7 +35,8 @@ pub enum Suite {
     /// trace: 8,152 pods, 1,523 nodes.
     Openb,
     /// VNMP slices (Inführ & Raidl, 20–200 substrate nodes) as delay-constrained chains: the
-    /// heuristic against the exact chain ILP, both plans checked.
+    /// heuristic against the exact chain ILP, both plans checked; with --peer, CP-SAT or HiGHS
+    /// on the same ILPs.
     Vnmp,
 }
 
@@ -82,8 +84,10 @@ pub struct Args {
     /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s).
     #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
     pub time_limit: Option<Duration>,
-    /// vbp: also solve every instance with this peer (its own virtualenv and process, created
-    /// on first use under ~/.cache/zonal/peers), same model and time limit.
+    /// vbp, zoo, vnmp: also solve every instance with this peer (its own virtualenv and
+    /// process, created on first use under ~/.cache/zonal/peers), same model, same time
+    /// limit, 1 thread (Zonal's exact solve then also gets 1 thread unless --threads says
+    /// otherwise). zoo and vnmp hand the peer Zonal's own chain ILP as an MPS file.
     #[arg(long, value_enum)]
     pub peer: Option<PeerArg>,
     /// vbp: a family, Panigrahy, New or Triplet (repeatable); default all three.
@@ -136,7 +140,15 @@ pub struct Args {
 impl Args {
     fn solver(&self) -> SolverOptions {
         let time_limit = self.time_limit.unwrap_or(Duration::from_secs(60));
-        SolverOptions { time_limit: Some(time_limit), threads: self.threads, ..Default::default() }
+        SolverOptions { time_limit: Some(time_limit), threads: self.solver_threads(), ..Default::default() }
+    }
+    /// `--threads`, or 1 when a peer (which runs on 1 thread) is compared.
+    fn solver_threads(&self) -> Option<u32> {
+        self.threads.or(self.peer.map(|_| 1))
+    }
+    /// The peer of `--peer`, prepared (its virtualenv created on first use).
+    fn peer_runner(&self) -> Result<Option<zonal_bench::peer::PeerRunner>, Failure> {
+        self.peer.map(|p| pack::prepare_peer(p.into())).transpose()
     }
     fn seed_list(&self) -> Result<Vec<u64>, Failure> {
         if self.seeds == 0 {

@@ -25,7 +25,7 @@ fn cache_dir() -> PathBuf {
         .join("zonal")
 }
 
-fn prepare_peer(p: Peer) -> Result<PeerRunner, Failure> {
+pub(super) fn prepare_peer(p: Peer) -> Result<PeerRunner, Failure> {
     peer::prepare(p, &cache_dir(), |what| eprintln!("zonal bench: {what}")).map_err(|e| Failure::new(1, e.to_string()))
 }
 

@@ -6,9 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use zonal_bench::chain_peer::ChainPeer;
 use zonal_bench::report::to_csv;
 use zonal_bench::vnmp::{
-    decompress, default_heuristic, parse_vnmp, run_vnmp, summary, LinkRule, VnmpInstance, VnmpRun,
+    decompress, default_heuristic, parse_vnmp, peer_summary, run_vnmp_with_peer, summary, LinkRule, VnmpInstance,
+    VnmpRun,
 };
 use zonal_place::SolverOptions;
 
@@ -110,17 +112,24 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         },
         solver: SolverOptions {
             time_limit: Some(args.time_limit.unwrap_or(DEFAULT_TIME_LIMIT)),
-            threads: args.threads,
+            threads: args.solver_threads(),
             ..Default::default()
         },
         heuristic: default_heuristic(),
     };
+    let runner = args.peer_runner()?;
+    let peer = runner
+        .as_ref()
+        .map(|r| ChainPeer::new(r, &run.solver))
+        .transpose()
+        .map_err(|e| Failure::new(1, e.to_string()))?;
     let bar = Bar::new();
-    let records =
-        run_vnmp(&instances, &run, &mut |d, t, w| bar.report(d, t, w)).map_err(|e| Failure::new(1, e.to_string()))?;
+    let records = run_vnmp_with_peer(&instances, &run, peer.as_ref(), &mut |d, t, w| bar.report(d, t, w))
+        .map_err(|e| Failure::new(1, e.to_string()))?;
     drop(bar);
     let csv = write(&args.out, "vnmp.csv", &to_csv(&records))?;
-    finish(args, &[summary(&records)], &[csv])?;
+    let summaries: Vec<_> = std::iter::once(summary(&records)).chain(peer_summary(&records)).collect();
+    finish(args, &summaries, &[csv])?;
     let failed: Vec<String> = records
         .iter()
         .filter(|r| !r.check_ok())

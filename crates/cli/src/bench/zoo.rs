@@ -1,8 +1,9 @@
 //! `zonal bench --suite zoo`: the INPUT chain ILP on Topology Zoo WANs.
 
+use zonal_bench::chain_peer::ChainPeer;
 use zonal_bench::report::to_csv;
 use zonal_bench::scenarios::INPUT_CHAINS;
-use zonal_bench::zoo::{run_zoo, summary, Topology, ZooRun, DATACENTERS, TOPOLOGIES};
+use zonal_bench::zoo::{peer_summary, run_zoo_with_peer, summary, Topology, ZooRun, DATACENTERS, TOPOLOGIES};
 
 use super::{finish, read_data, write, Args, Bar};
 use crate::Failure;
@@ -36,11 +37,18 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         datacenters: DATACENTERS,
         solver: args.solver(),
     };
+    let runner = args.peer_runner()?;
+    let peer = runner
+        .as_ref()
+        .map(|r| ChainPeer::new(r, &run.solver))
+        .transpose()
+        .map_err(|e| Failure::new(1, e.to_string()))?;
     let bar = Bar::new();
-    let records =
-        run_zoo(&topologies, &run, &mut |d, t, w| bar.report(d, t, w)).map_err(|e| Failure::new(1, e.to_string()))?;
+    let records = run_zoo_with_peer(&topologies, &run, peer.as_ref(), &mut |d, t, w| bar.report(d, t, w))
+        .map_err(|e| Failure::new(1, e.to_string()))?;
     drop(bar);
     let name = if args.reproduce { "input-chains.csv" } else { "zoo-chains.csv" };
     let csv = write(&args.out, name, &to_csv(&records))?;
-    finish(args, &[summary(&records)], &[csv])
+    let summaries: Vec<_> = std::iter::once(summary(&records)).chain(peer_summary(&records)).collect();
+    finish(args, &summaries, &[csv])
 }
