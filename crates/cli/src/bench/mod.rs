@@ -82,7 +82,7 @@ pub struct Args {
     /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s).
     #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
     pub time_limit: Option<Duration>,
-    /// vbp: also solve every instance with this peer (its own virtualenv and process, created
+    /// vbp, openb: also solve every instance with this peer (its own virtualenv and process, created
     /// on first use under ~/.cache/zonal/peers), same model and time limit.
     #[arg(long, value_enum)]
     pub peer: Option<PeerArg>,
