@@ -24,6 +24,7 @@ pub const KILL_GRACE: Duration = Duration::from_secs(60);
 const VBP_SCRIPT: &str = include_str!("../peers/vbp.py");
 /// Solves any MIP that Zonal wrote out as an MPS file (see [`crate::chain_peer`]).
 const MIP_SCRIPT: &str = include_str!("../peers/mip.py");
+const OPENB_SCRIPT: &str = include_str!("../peers/openb.py");
 
 /// A peer solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,6 +163,56 @@ impl MipPeerOutcome {
     }
 }
 
+/// A node type of [`OpenbPeerInput`]: a capacity vector and how many nodes have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeType {
+    pub capacity: Vec<u64>,
+    pub count: usize,
+}
+
+/// A pod type of [`OpenbPeerInput`]: a demand vector and how many pods ask for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodType {
+    pub demand: Vec<u64>,
+    pub count: usize,
+}
+
+/// The openb packing (every pod onto the listed nodes, fewest nodes used), aggregated by
+/// node type and pod type, as `peers/openb.py` reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenbPeerInput {
+    pub name: String,
+    pub node_types: Vec<NodeType>,
+    pub pod_types: Vec<PodType>,
+    pub time_limit_s: f64,
+    pub threads: usize,
+}
+
+/// Equal vectors counted, in vector order.
+fn count_types(vs: &[Vec<u64>]) -> Vec<(Vec<u64>, usize)> {
+    let mut m: std::collections::BTreeMap<&[u64], usize> = std::collections::BTreeMap::new();
+    for v in vs {
+        *m.entry(v.as_slice()).or_default() += 1;
+    }
+    m.into_iter().map(|(v, n)| (v.to_vec(), n)).collect()
+}
+
+impl OpenbPeerInput {
+    /// Aggregates node capacities and pod demands into types; one thread.
+    pub fn new(name: &str, capacities: &[Vec<u64>], demands: &[Vec<u64>], time_limit_s: f64) -> Self {
+        OpenbPeerInput {
+            name: name.to_string(),
+            node_types: count_types(capacities)
+                .into_iter()
+                .map(|(capacity, count)| NodeType { capacity, count })
+                .collect(),
+            pod_types: count_types(demands).into_iter().map(|(demand, count)| PodType { demand, count }).collect(),
+            time_limit_s,
+            threads: 1,
+        }
+    }
+}
+
 /// Creates (once) the peer's virtualenv under `cache_dir/peers/NAME` and installs its package.
 /// `say` hears what is being done, so a caller can tell the user why the first run is slow.
 pub fn prepare(peer: Peer, cache_dir: &Path, mut say: impl FnMut(&str)) -> Result<PeerRunner, PeerError> {
@@ -199,6 +250,16 @@ impl PeerRunner {
         let body = serde_json::to_vec(input).map_err(|e| self.run_err(&input.name, e.to_string()))?;
         let limit = Duration::from_secs_f64(input.time_limit_s.max(0.0)) + KILL_GRACE;
         self.run_script("vbp.py", &input.name, &body, limit)
+    }
+
+    /// Solves the openb packing with the peer (`peers/openb.py`, written next to the
+    /// interpreter on every call so that an updated formulation takes effect).
+    pub fn solve_openb(&self, input: &OpenbPeerInput) -> Result<PeerOutcome, PeerError> {
+        std::fs::write(self.dir.join("openb.py"), OPENB_SCRIPT)
+            .map_err(|e| self.run_err(&input.name, format!("writing openb.py into {}: {e}", self.dir.display())))?;
+        let body = serde_json::to_vec(input).map_err(|e| self.run_err(&input.name, e.to_string()))?;
+        let limit = Duration::from_secs_f64(input.time_limit_s.max(0.0)) + KILL_GRACE;
+        self.run_script("openb.py", &input.name, &body, limit)
     }
 
     fn run_err(&self, instance: &str, detail: String) -> PeerError {
@@ -335,6 +396,24 @@ mod tests {
         assert!(o.optimal() && o.objective == Some(3.5) && o.continuous_columns == 1, "{o:?}");
         for field in ["solver", "status", "objective", "bound", "time_s", "columns", "rows", "continuous_columns"] {
             assert!(MIP_SCRIPT.contains(&format!("\"{field}\":")), "mip.py does not answer {field}");
+        }
+    }
+
+    #[test]
+    fn the_openb_input_aggregates_types_and_matches_the_script() {
+        let caps = vec![vec![8, 8, 2], vec![4, 4, 0], vec![8, 8, 2]];
+        let pods = vec![vec![1, 1, 1], vec![2, 2, 0], vec![1, 1, 1]];
+        let input = OpenbPeerInput::new("t", &caps, &pods, 5.0);
+        assert_eq!(
+            input.node_types,
+            vec![NodeType { capacity: vec![4, 4, 0], count: 1 }, NodeType { capacity: vec![8, 8, 2], count: 2 }]
+        );
+        assert_eq!(input.pod_types.iter().map(|t| t.count).collect::<Vec<_>>(), vec![2, 1]);
+        let json = serde_json::to_value(&input).unwrap_or_default();
+        assert_eq!(json["pod_types"][0]["demand"], serde_json::json!([1, 1, 1]));
+        assert_eq!(json["node_types"][1]["capacity"], serde_json::json!([8, 8, 2]));
+        for field in ["node_types", "pod_types", "capacity", "demand", "count", "time_limit_s", "threads"] {
+            assert!(OPENB_SCRIPT.contains(&format!("\"{field}\"")), "openb.py does not read {field}");
         }
     }
 

@@ -135,7 +135,7 @@ fn run() -> Result<(), String> {
             println!("openb packing: {} pods onto {} nodes", r.pods, r.nodes);
             println!(
                 "  placed {} / unplaced {} (unplaced milli-GPU {}), nodes used {}, vector LB {} (gap {:.2} %), \
-                 LB of placed pods {} (gap {:.2} %), time {:.2} s, constructive {}, valid {}",
+                 LB of placed pods {} (gap {:.2} %), time {:.2} s, constructive {} ({} nodes), valid {}",
                 r.placed,
                 r.unplaced,
                 r.unplaced_gpu_milli,
@@ -146,14 +146,17 @@ fn run() -> Result<(), String> {
                 100.0 * r.placed_gap,
                 r.pack_time_s,
                 r.constructive,
+                r.constructive_bins,
                 r.pack_valid
             );
             println!(
-                "openb consolidation from a spread placement of {} pods: hosts on {} -> {}, power {:.0} W -> {:.0} W, \
+                "openb consolidation from a spread placement of {} pods (vector LB {}): hosts on {} -> {} (gap {:.2} %), power {:.0} W -> {:.0} W, \
                  {} moves, {} steps ({} temporary, {} left in place), checker {}, {} in {:.2} s",
                 r.spread_pods,
+                r.spread_lower_bound,
                 r.spread_hosts_on,
                 r.consolidated_hosts_on,
+                100.0 * r.consolidated_gap,
                 r.energy_before_w,
                 r.energy_after_w,
                 r.moves,
@@ -165,10 +168,11 @@ fn run() -> Result<(), String> {
                 r.consolidation_time_s
             );
             println!(
-                "openb consolidation with free migrations: hosts on {} -> {}, power {:.0} W -> {:.0} W, {} moves, \
+                "openb consolidation with free migrations: hosts on {} -> {} (gap {:.2} %), power {:.0} W -> {:.0} W, {} moves, \
                  {} steps ({} temporary, {} left in place), checker {}, {} in {:.2} s",
                 r.spread_hosts_on,
                 r.free_hosts_on,
+                100.0 * r.free_gap,
                 r.energy_before_w,
                 r.free_energy_after_w,
                 r.free_moves,

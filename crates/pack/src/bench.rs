@@ -57,6 +57,7 @@ use crate::consolidate::{
 };
 use crate::formats::openb::{self, OpenbNode, OpenbPod};
 use crate::formats::vbp::{parse_summary, read_archive, KnownRow};
+use crate::heuristics::{Heuristic, Rule, SizeKey, Weights};
 use crate::improve::ImproveOptions;
 use crate::instance::{validate, validate_partial, Instance};
 use crate::solve::{solve, Constructive, SolveOptions, UNPLACED};
@@ -375,10 +376,17 @@ pub struct OpenbResult {
     pub placed_lower_bound: f64,
     pub placed_gap: f64,
     pub constructive: String,
+    /// Nodes used by the best constructive packing, before the improvement phase.
+    pub constructive_bins: usize,
     pub pack_time_s: f64,
     pub pack_valid: bool,
     /// Consolidation (placed pods, spread over the nodes by worst fit in trace order).
     pub spread_pods: usize,
+    /// Vector lower bound on the nodes needed by the spread pods, and the gap of the
+    /// consolidated host counts (default and free migrations) against it.
+    pub spread_lower_bound: f64,
+    pub consolidated_gap: f64,
+    pub free_gap: f64,
     pub spread_hosts_on: usize,
     pub consolidated_hosts_on: usize,
     pub energy_before_w: f64,
@@ -415,8 +423,13 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
         openb::read_nodes(BufReader::new(File::open(dir.join("openb_node_list_all_node.csv"))?)).map_err(bad)?;
     let pods = openb::read_pods(BufReader::new(File::open(dir.join(&opts.pods_file))?)).map_err(bad)?;
     let inst = openb::to_instance("openb", &nodes, &pods);
+    // The subset-sum fills, with the balancing all-bins dot product as a fallback should
+    // none of them place every pod; the rest of the fast portfolio never wins here and would
+    // take two of the four seconds.
+    let mut constructives = Heuristic::subset_fills();
+    constructives.push(Heuristic::AllBins { key: SizeKey::Max, weights: Weights::Bottleneck, rule: Rule::DotProduct });
     let so = SolveOptions {
-        constructive: Constructive::Fast,
+        constructive: Constructive::Only(constructives),
         // Short attempts (stagnation 50): with 1,500 bins an ejection iteration costs about
         // a millisecond, and many short attempts beat a few long ones (1,202 vs 1,205 nodes
         // in 4 s; no better with 15 s).
@@ -445,9 +458,13 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
         placed_lower_bound: placed_lb,
         placed_gap: if placed_lb > 0.0 { (r.bins_used as f64 - placed_lb) / placed_lb } else { 0.0 },
         constructive: r.constructive.clone(),
+        constructive_bins: r.constructive_cost.round() as usize,
         pack_time_s: r.time.as_secs_f64(),
         pack_valid: validate_partial(&inst, &r.solution).is_ok(),
         spread_pods: 0,
+        spread_lower_bound: 0.0,
+        consolidated_gap: 0.0,
+        free_gap: 0.0,
         spread_hosts_on: 0,
         consolidated_hosts_on: 0,
         energy_before_w: 0.0,
@@ -490,6 +507,7 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
         .collect();
     let mut free: Vec<[u64; 3]> = nodes.iter().map(|n| n.capacity()).collect();
     let mut instances = Vec::new();
+    let mut spread_pods = Vec::new();
     for p in &placed_pods {
         let d = p.demand();
         let mut best: Option<(f64, usize)> = None;
@@ -506,6 +524,7 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
             for k in 0..3 {
                 free[h][k] -= d[k];
             }
+            spread_pods.push(p.clone());
             instances.push(ConsInstance {
                 name: p.name.clone(),
                 demand: d.to_vec(),
@@ -521,10 +540,20 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
     // bottleneck (maximum) utilisation drives it here.
     problem.utilisation = Utilisation::MaxOverDimensions;
     out.spread_pods = problem.instances.len();
+    let spread_inst = openb::to_instance("openb-spread", &nodes, &spread_pods);
+    out.spread_lower_bound = lower_bounds(&spread_inst).map(|b| b.best).unwrap_or(0.0);
+    let gap_of = |hosts: usize| {
+        if out.spread_lower_bound > 0.0 {
+            (hosts as f64 - out.spread_lower_bound) / out.spread_lower_bound
+        } else {
+            0.0
+        }
+    };
     let copts = ConsolidationOptions { time_limit: opts.time_limit, seed: opts.seed, repack: true };
     let plan = consolidate(&problem, &copts).map_err(|e| io::Error::other(e.to_string()))?;
     out.spread_hosts_on = plan.hosts_on_before;
     out.consolidated_hosts_on = plan.hosts_on_after;
+    out.consolidated_gap = gap_of(plan.hosts_on_after);
     out.energy_before_w = plan.energy_before;
     out.energy_after_w = plan.energy_after;
     out.moves = plan.moves.len();
@@ -539,6 +568,7 @@ pub fn run_openb(dir: &Path, opts: &OpenbOptions) -> io::Result<OpenbResult> {
     free.cost = MigrationCost { per_move: 0.0, per_gib: 0.0 };
     let plan = consolidate(&free, &copts).map_err(|e| io::Error::other(e.to_string()))?;
     out.free_hosts_on = plan.hosts_on_after;
+    out.free_gap = gap_of(plan.hosts_on_after);
     out.free_energy_after_w = plan.energy_after;
     out.free_moves = plan.moves.len();
     out.free_plan_steps = plan.order.steps.len();

@@ -45,6 +45,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::state::{Compiled, State, NONE};
+use crate::subset_fill::{subset_fill, Opening, Prefer};
 
 /// The size key that orders items for the item-centric heuristics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,6 +102,12 @@ pub enum Heuristic {
         weights: Weights,
         rule: Rule,
     },
+    /// Bin-centric with an exact knapsack on the bottleneck dimension
+    /// ([`crate::subset_fill`]); falls back to FFD where the knapsack does not apply.
+    SubsetFill {
+        prefer: Prefer,
+        opening: Opening,
+    },
 }
 
 impl Heuristic {
@@ -149,7 +156,32 @@ impl Heuristic {
                 };
                 format!("bc-{s}{}", w(weights))
             }
+            Heuristic::SubsetFill { prefer, opening } => {
+                let p = match prefer {
+                    Prefer::Light => "light",
+                    Prefer::Heavy => "heavy",
+                    Prefer::Balanced => "balanced",
+                };
+                let o = match opening {
+                    Opening::CostPerUnit => "",
+                    Opening::RichFirst => "-rich",
+                };
+                format!("subset-{p}{o}")
+            }
         }
+    }
+
+    /// The subset-sum fill with the heavy and balanced preferences and both opening orders
+    /// (on openb, the light preference is both slower and worse: it leaves the items heavy in
+    /// CPU for bins that cannot take them).
+    pub fn subset_fills() -> Vec<Heuristic> {
+        let mut v = Vec::new();
+        for opening in [Opening::RichFirst, Opening::CostPerUnit] {
+            for prefer in [Prefer::Heavy, Prefer::Balanced] {
+                v.push(Heuristic::SubsetFill { prefer, opening });
+            }
+        }
+        v
     }
 
     /// Every variant the portfolio runs.
@@ -170,10 +202,10 @@ impl Heuristic {
         v
     }
 
-    /// A smaller set for large instances: FFD/BFD with the four keys, scarcity-weighted,
-    /// plus dot product and norm fit.
+    /// A smaller set for large instances: the subset-sum fill, FFD/BFD with the four keys,
+    /// scarcity-weighted, plus dot product and norm fit.
     pub fn fast() -> Vec<Heuristic> {
-        let mut v = Vec::new();
+        let mut v = Heuristic::subset_fills();
         for weights in [Weights::Scarcity, Weights::Bottleneck] {
             for key in [SizeKey::Max, SizeKey::Sum, SizeKey::L2, SizeKey::Product] {
                 for rule in [Rule::FirstFit, Rule::BestFit] {
@@ -281,6 +313,8 @@ pub(crate) fn construct(c: &Compiled, h: Heuristic) -> State {
             }
             s
         }
+        Heuristic::SubsetFill { prefer, opening } => subset_fill(c, prefer, opening)
+            .unwrap_or_else(|| item_centric(c, SizeKey::Max, &weights_of(c, Weights::Unit), Rule::FirstFit)),
     }
 }
 

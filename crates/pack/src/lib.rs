@@ -9,6 +9,7 @@
 //! | [`instance`] | the vector bin packing problem ([`Instance`], [`Solution`]), target utilisation, [`validate`] |
 //! | [`bounds`] | lower bounds: volume, Martello–Toth L2 per dimension, conflict clique; listed-bins bound |
 //! | [`heuristics`] | constructives \[EXT\]: FFD/BFD with four size keys, dot product, norm fit, bin-centric |
+//! | [`subset_fill`] | bin-centric constructive with an exact knapsack on the bottleneck dimension (openb) |
 //! | [`improve`] | improvement: bin elimination by tabu search with ejections (seeded, time-budgeted) |
 //! | [`mod@solve`] | the pipeline bounds → portfolio → improvement, reporting cost, bound, gap, time |
 //! | [`mod@consolidate`] | consolidation of running instances: energy + migration objective, plan, [`check_plan`] |
@@ -54,6 +55,7 @@ pub mod instance;
 pub mod migration;
 pub mod solve;
 mod state;
+pub mod subset_fill;
 pub mod trigger;
 
 pub use bounds::{lower_bounds, LowerBounds};
@@ -66,4 +68,5 @@ pub use improve::{ImproveOptions, ImproveStats};
 pub use instance::{validate, validate_partial, Bin, BinSupply, Instance, InstanceError, Solution, Violation};
 pub use migration::{check_steps, order_migrations, MigrationOrder, OrderInput, PlanViolation, Step};
 pub use solve::{solve, Constructive, PackResult, SolveOptions, UNPLACED};
+pub use subset_fill::{Opening, Prefer};
 pub use trigger::{decide, Decision, Observation, Reason, TriggerConfig, TriggerState};

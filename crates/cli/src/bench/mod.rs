@@ -84,7 +84,7 @@ pub struct Args {
     /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s).
     #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
     pub time_limit: Option<Duration>,
-    /// vbp, zoo, vnmp: also solve every instance with this peer (its own virtualenv and
+    /// vbp, openb, zoo, vnmp: also solve every instance with this peer (its own virtualenv and
     /// process, created on first use under ~/.cache/zonal/peers), same model, same time
     /// limit, 1 thread (Zonal's exact solve then also gets 1 thread unless --threads says
     /// otherwise). zoo and vnmp hand the peer Zonal's own chain ILP as an MPS file.
