@@ -198,6 +198,29 @@ pub fn evaluator_of(service: &Service) -> Option<(&Component, &zonal_model::Eval
     entry.evaluator.as_ref().or(service.evaluator.as_ref()).map(|e| (entry, e))
 }
 
+/// Session slots a placement by offers asks for: the demand, else the entry component's
+/// minimum instances (at least one) worth of slots.
+pub fn slots_wanted(service: &Service, demand: u32) -> u32 {
+    if demand > 0 {
+        return demand;
+    }
+    service
+        .entry_component()
+        .map(|c| c.scaling.min_instances.max(1).saturating_mul(c.slots.per_instance.max(1)))
+        .unwrap_or(1)
+}
+
+/// The allocation a choice of offers stands for: in each zone, the instances its share of
+/// slots needs (a composite goes whole into every chosen zone).
+pub fn allocation_for(service: &Service, shares: &[(String, u32)]) -> crate::place::Allocation {
+    let mut allocation = crate::place::Allocation::default();
+    for (zone, slots) in shares {
+        let counts = crate::place::instance_counts(service, &crate::place::PlacementDemand { slots: *slots });
+        allocation.zones.insert(zone.clone(), counts);
+    }
+    allocation
+}
+
 /// The price at which the built-in price evaluator scores 0.5, per slot-hour (in the
 /// zones' price unit). Zones quote prices in one unit per domain, so one reference makes
 /// their scores comparable.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
-use zonal_control::evaluate::{choose_offers, evaluator_of, Offer};
+use zonal_control::evaluate::{allocation_for, choose_offers, evaluator_of, slots_wanted, Offer};
 use zonal_control::geography::{Client as GeoClient, Estimator, ZonePlace};
 use zonal_control::place::{instance_counts, zone_feasible, Allocation, PlacementDemand, ZoneSummary};
 use zonal_model::EvaluatorRef;
@@ -63,18 +63,6 @@ impl OfferRound {
     }
 }
 
-/// Session slots the service is placed for: the demand, else its entry component's minimum
-/// instances (at least one) worth of slots.
-fn slots_wanted(s: &ServiceRecord) -> u32 {
-    if s.demand > 0 {
-        return s.demand;
-    }
-    s.service
-        .entry_component()
-        .map(|c| c.scaling.min_instances.max(1).saturating_mul(c.slots.per_instance.max(1)))
-        .unwrap_or(1)
-}
-
 impl DomainCore {
     /// Whether the service is placed by offers (it names an evaluator).
     pub(crate) fn places_by_offers(s: &ServiceRecord) -> bool {
@@ -100,7 +88,7 @@ impl DomainCore {
         summaries: &[ZoneSummary],
     ) -> Result<(Allocation, OfferRound), String> {
         let id = &s.serviceid;
-        let slots = slots_wanted(s);
+        let slots = slots_wanted(&s.service, s.demand);
         let deadline = self.timing.offer_deadline;
         let geo = self.geography().map_err(|e| e.body.detail)?;
         let est = Estimator::new(&geo);
@@ -189,11 +177,8 @@ impl DomainCore {
                 if why.is_empty() { " (no zones are registered)".to_string() } else { format!(": {}", why.join("; ")) }
             ));
         }
-        let mut allocation = Allocation::default();
-        for t in &round.taken {
-            allocation.zones.insert(t.zone.clone(), instance_counts(&s.service, &PlacementDemand { slots: t.slots }));
-        }
-        Ok((allocation, round))
+        let shares: Vec<(String, u32)> = round.taken.iter().map(|t| (t.zone.clone(), t.slots)).collect();
+        Ok((allocation_for(&s.service, &shares), round))
     }
 
     /// `GET /1.0/services/{id}/offers`: the service's last offer round.

@@ -229,7 +229,9 @@ async fn score_over_http(
     envs: Vec<Environment>,
     budget: Duration,
 ) -> Vec<(Environment, Result<f64, String>)> {
-    let client = match Client::new(url, None, budget) {
+    // The budget below decides; the client's own timeout only stops requests left behind, so
+    // a slow evaluator is always reported as "no answer within", not as a transport error.
+    let client = match Client::new(url, None, budget + Duration::from_secs(1)) {
         Ok(c) => c,
         Err(e) => return envs.into_iter().map(|env| (env, Err(format!("evaluator {url}: {e}")))).collect(),
     };
