@@ -223,9 +223,9 @@ fn fits(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -
     Ok(())
 }
 
-/// Whether `zone` can take `counts` instances of the service: available, allowed by every
-/// component that runs, and all of them fit on its hosts. The reason when not.
-pub fn zone_feasible(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -> Result<(), String> {
+/// Whether `zone` may take `counts` instances of the service at all: available, and allowed
+/// by every component that runs (capacity aside). The reason when not.
+pub fn zone_admits(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -> Result<(), String> {
     if !zone.available {
         return Err("unavailable (missed its heartbeats)".to_string());
     }
@@ -233,7 +233,13 @@ pub fn zone_feasible(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<St
         .components
         .iter()
         .filter(|c| counts.get(&c.name).is_some_and(|n| *n > 0))
-        .try_for_each(|c| zone_allowed(c, &zone.name))?;
+        .try_for_each(|c| zone_allowed(c, &zone.name))
+}
+
+/// Whether `zone` can take `counts` instances of the service: [`zone_admits`], and all of
+/// them fit on its hosts. The reason when not.
+pub fn zone_feasible(zone: &ZoneSummary, service: &Service, counts: &BTreeMap<String, u32>) -> Result<(), String> {
+    zone_admits(zone, service, counts)?;
     fits(zone, service, counts)
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use zonal_control::evaluate::{allocation_for, choose_offers, evaluator_of, slots_wanted, Offer};
 use zonal_control::geography::{Client as GeoClient, Estimator, ZonePlace};
-use zonal_control::place::{instance_counts, zone_feasible, Allocation, PlacementDemand, ZoneSummary};
+use zonal_control::place::{instance_counts, zone_admits, Allocation, PlacementDemand, ZoneSummary};
 use zonal_model::EvaluatorRef;
 use zonal_proto::wire::OfferRequest;
 use zonal_proto::{now_ms, ApiError, ClientError, Principal};
@@ -102,7 +102,9 @@ impl DomainCore {
             OfferRound { at_ms: now_ms(), slots, deadline_ms: deadline.as_millis() as u64, ..Default::default() };
         let mut asks = JoinSet::new();
         for zone in summaries {
-            if let Err(why) = zone_feasible(zone, &s.service, &minimum) {
+            // Room is the zone's to judge: its offer counts what the service's own instances
+            // there hold, which the heartbeat's free capacity does not.
+            if let Err(why) = zone_admits(zone, &s.service, &minimum) {
                 round.declined.insert(zone.name.clone(), format!("not a candidate: {why}"));
                 continue;
             }
