@@ -24,53 +24,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zonal_model::{Component, Resources, RunSpec, Service};
 
-/// What the domain knows about one host of a zone.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostSummary {
-    pub name: String,
-    /// Capacity not yet reserved by instances.
-    pub free: Resources,
-    pub features: BTreeMap<String, String>,
-    pub available: bool,
-}
-
-/// What the domain knows about one zone.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ZoneSummary {
-    pub name: String,
-    /// False when the zone missed its heartbeats.
-    pub available: bool,
-    pub tier: Option<String>,
-    pub hosts: Vec<HostSummary>,
-}
-
-impl ZoneSummary {
-    pub fn free(&self) -> Resources {
-        let mut total = Resources::new();
-        for h in self.hosts.iter().filter(|h| h.available) {
-            total.add_scaled(&h.free, 1);
-        }
-        total
-    }
-}
+pub use zonal_model::live::{Allocation, HostSummary, ZoneSummary};
+pub use zonal_model::rules::with_symmetric_anti_affinity;
 
 /// How much of the service is wanted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementDemand {
     /// Session slots wanted for the entry component; 0 means "the minimum".
     pub slots: u32,
-}
-
-/// Instances per component per zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Allocation {
-    pub zones: BTreeMap<String, BTreeMap<String, u32>>,
-}
-
-impl Allocation {
-    pub fn instances(&self) -> u32 {
-        self.zones.values().flat_map(|c| c.values()).sum()
-    }
 }
 
 /// Why a service could not be placed: one reason per zone considered.
@@ -119,24 +80,15 @@ pub fn instance_counts(service: &Service, demand: &PlacementDemand) -> BTreeMap<
 }
 
 fn zone_allowed(c: &Component, zone: &str) -> Result<(), String> {
-    let p = &c.placement;
-    if !p.zones.is_empty() && !p.zones.iter().any(|z| z == zone) {
-        return Err(format!("component {} may only run in {}", c.name, p.zones.join(", ")));
+    match zonal_model::rules::zone_refusal(&c.placement, zone) {
+        None => Ok(()),
+        Some(r) => Err(format!("component {} {r}", c.name)),
     }
-    if p.avoid_zones.iter().any(|z| z == zone) {
-        return Err(format!("component {} avoids this zone", c.name));
-    }
-    if let Some(pin) = &p.pin {
-        if pin.zone != zone {
-            return Err(format!("component {} is pinned to zone {}", c.name, pin.zone));
-        }
-    }
-    Ok(())
 }
 
 /// Does `host` offer every feature `requires` names (`"*"`: any value)?
 pub fn has_features(host: &HostSummary, requires: &BTreeMap<String, String>) -> bool {
-    requires.iter().all(|(k, want)| host.features.get(k).is_some_and(|v| want == "*" || v == want))
+    zonal_model::rules::has_features(&host.features, requires)
 }
 
 /// Chooses the host for one new instance of `component`: an available host with the
@@ -165,18 +117,6 @@ pub fn pick_host<'h>(
                 .then(b.free.get(zonal_model::resources::MEMORY).cmp(&a.free.get(zonal_model::resources::MEMORY)))
                 .then(a.name.cmp(&b.name))
         })
-}
-
-/// `component` with its anti-affinity made symmetric: a component also avoids every
-/// component of `service` that declares anti-affinity to it.
-pub fn with_symmetric_anti_affinity(service: &Service, component: &Component) -> Component {
-    let mut c = component.clone();
-    for other in &service.components {
-        if other.placement.anti_affinity.contains(&component.name) && !c.placement.anti_affinity.contains(&other.name) {
-            c.placement.anti_affinity.push(other.name.clone());
-        }
-    }
-    c
 }
 
 /// Tries to fit `counts` instances of the service's components onto `zone`'s hosts.

@@ -79,6 +79,7 @@ fn main() {
                 threads: Some(1),
                 ..Default::default()
             },
+            ..Default::default()
         };
         let heur_opts = HeuristicOptions { objective, bound: BoundMethod::Auto, ..Default::default() };
         let mut heur = ChainHeuristic::new(&p, heur_opts.clone());

@@ -25,11 +25,12 @@ use std::collections::BTreeSet;
 
 use zonal_model::{Bundle, Demand, Document, Resources, Service};
 
-use crate::chain::{consume, estimate_binaries, place_chain_with, ChainOptions, ChainRequest, Residual};
+use crate::chain::{consume, estimate_binaries, ChainOptions, ChainRequest, Residual};
 use crate::check::{check, CheckReport};
+use crate::decide::methods::{chain_requests, place_chain_requests};
 use crate::error::PlaceError;
 use crate::fusion::{self, FusionOptions};
-use crate::heuristic::{ChainHeuristic, HeuristicOptions};
+use crate::heuristic::HeuristicOptions;
 use crate::plan::{Placement, Plan, PlanStatus};
 use crate::problem::{host_satisfies, Problem, ProblemOptions};
 
@@ -106,7 +107,7 @@ pub struct BundlePlan {
 }
 
 /// Decides exact or heuristic for one chain service (see the module docs).
-fn choose(p: &Problem, req: &ChainRequest, residual: &Residual, options: &AutoOptions) -> SolverChoice {
+pub(crate) fn choose(p: &Problem, req: &ChainRequest, residual: &Residual, options: &AutoOptions) -> SolverChoice {
     let service = req.service.clone();
     match options.chain_solver {
         ChainSolver::Exact => {
@@ -177,7 +178,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
     let mut methods: Vec<(String, Method)> = bundle.services().map(|s| (s.name.clone(), method_of(s))).collect();
     methods.sort();
     let wanted = |m: Method| options.only.is_none_or(|o| o == m);
-    let with_demand: BTreeSet<&str> = demand.entries.iter().map(|e| e.service.as_str()).collect();
+    let with_demand: BTreeSet<&str> = full.demands.iter().map(|d| full.services[d.service].name.as_str()).collect();
     let fusion_services: BTreeSet<&str> = methods
         .iter()
         .filter(|(n, m)| *m == Method::Fusion && wanted(*m) && with_demand.contains(n.as_str()))
@@ -185,14 +186,17 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
         .collect();
     let chain_services: BTreeSet<&str> =
         methods.iter().filter(|(_, m)| *m == Method::Chain && wanted(*m)).map(|(n, _)| n.as_str()).collect();
+    // Services nobody demands are placed for their minimum (or their declared instances) by
+    // the run-time pipeline's methods, after the others, against what they leave.
+    let idle_services: BTreeSet<&str> = methods
+        .iter()
+        .filter(|(n, m)| *m == Method::Fusion && wanted(*m) && !with_demand.contains(n.as_str()))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let _ = demand;
 
     let mut plan = Plan::new("auto");
     let mut notes = Vec::new();
-    for (name, m) in &methods {
-        if *m == Method::Fusion && wanted(*m) && !with_demand.contains(name.as_str()) {
-            notes.push(format!("service {name}: no demand entries, nothing to place"));
-        }
-    }
     let mut parts = Vec::new();
 
     // FUSION services: the utility LP at zone level, then instances onto hosts.
@@ -215,86 +219,47 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
         notes.extend(fp.notes.iter().map(|n| format!("fusion: {n}")));
     }
 
+    // What the FUSION part leaves, for the chains and the idle services.
+    let mut residual = Residual::full(&full);
+    for (hi, used) in host_used.iter().enumerate() {
+        residual.host_free[hi].sub_scaled(used, 1);
+    }
+
     // Chains: one subscription at a time against what is left.
     let mut rejected = Vec::new();
     let mut solvers: Vec<SolverChoice> = Vec::new();
     if !chain_services.is_empty() {
         let p = Problem::from_bundle(&sub_bundle(bundle, &chain_services), &options.problem)?;
-        let mut residual = Residual::full(&p);
+        let mut chain_residual = Residual::full(&p);
         for (hi, h) in p.hosts.iter().enumerate() {
             let zone = &p.zones[h.zone].name;
             if let Some(fi) = full.hosts.iter().position(|f| f.name == h.name && full.zones[f.zone].name == *zone) {
-                residual.host_free[hi].sub_scaled(&host_used[fi], 1);
+                chain_residual.host_free[hi] = residual.host_free[fi].clone();
             }
         }
-        let mut requests = Vec::new();
-        for name in &chain_services {
-            let entries: Vec<_> = demand.entries.iter().filter(|e| e.service == *name).collect();
-            if entries.is_empty() {
-                requests.push(ChainRequest { id: name.to_string(), service: name.to_string(), region: None });
-            }
-            for e in entries {
-                let n = match options.problem.at {
-                    Some(t) => e.slots.at(t),
-                    None => e.slots.peak(),
-                };
-                for k in 0..n {
-                    requests.push(ChainRequest {
-                        id: format!("{}/{}/{k}", e.service, e.region),
-                        service: e.service.clone(),
-                        region: Some(e.region.clone()),
-                    });
-                }
-            }
+        let requests: Vec<ChainRequest> = chain_services
+            .iter()
+            .filter_map(|name| p.service_index(name))
+            .flat_map(|si| chain_requests(&p, si))
+            .collect();
+        let batch = place_chain_requests(&p, &requests, &mut chain_residual, options, &mut solvers);
+        notes.extend(batch.notes.iter().cloned());
+        // Hosts the chains took are gone for the idle services too.
+        consume(&full, &batch.plan, &mut residual);
+        let cp = batch.plan;
+        plan.placements.extend(cp.placements.iter().cloned());
+        plan.paths.extend(cp.paths.iter().cloned());
+        plan.subscriptions.extend(cp.subscriptions.iter().cloned());
+        plan.stats.seconds += cp.stats.seconds;
+        plan.stats.build_seconds += cp.stats.build_seconds;
+        plan.stats.columns = plan.stats.columns.max(cp.stats.columns);
+        plan.stats.rows = plan.stats.rows.max(cp.stats.rows);
+        plan.stats.iterations += cp.stats.iterations;
+        plan.stats.solves += cp.stats.solves;
+        if let PlanStatus::Feasible { .. } = cp.status {
+            plan.status = cp.status.clone();
         }
-        let mut chain_objective = 0.0;
-        let mut delay = 0.0;
-        let mut chain_bound = 0.0;
-        let mut worst_gap: Option<f64> = None;
-        let heuristic_options = HeuristicOptions { objective: options.chain.objective, ..options.heuristic.clone() };
-        let mut heuristic = ChainHeuristic::new(&p, heuristic_options);
-        let mut used_solvers: BTreeSet<String> = BTreeSet::new();
-        for req in &requests {
-            let choice = match solvers.iter().find(|c| c.service == req.service) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = choose(&p, req, &residual, options);
-                    solvers.push(c.clone());
-                    c
-                }
-            };
-            used_solvers.insert(choice.solver.clone());
-            let result = if choice.solver == "heuristic" {
-                heuristic.place(req, &residual)
-            } else {
-                place_chain_with(&p, req, &residual, &options.chain)
-            };
-            match result {
-                Ok(cp) => {
-                    consume(&p, &cp, &mut residual);
-                    plan.placements.extend(cp.placements.iter().cloned());
-                    plan.paths.extend(cp.paths.iter().cloned());
-                    plan.subscriptions.extend(cp.subscriptions.iter().cloned());
-                    chain_objective += cp.objective;
-                    chain_bound += cp.bound.unwrap_or(cp.objective);
-                    delay += cp.term("delay_ms").unwrap_or(0.0);
-                    worst_gap = match (worst_gap, cp.gap) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        (a, b) => a.or(b),
-                    };
-                    if let PlanStatus::Feasible { .. } = cp.status {
-                        plan.status = cp.status.clone();
-                    }
-                    plan.stats.seconds += cp.stats.seconds;
-                    plan.stats.build_seconds += cp.stats.build_seconds;
-                    plan.stats.columns = plan.stats.columns.max(cp.stats.columns);
-                    plan.stats.rows = plan.stats.rows.max(cp.stats.rows);
-                    plan.stats.iterations += cp.stats.iterations;
-                    plan.stats.solves += cp.stats.solves;
-                }
-                Err(e) => rejected.push((req.id.clone(), e)),
-            }
-        }
+        rejected = batch.rejected;
         let used: BTreeSet<(&str, &str)> = plan
             .placements
             .iter()
@@ -306,22 +271,22 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
             })
             .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
             .collect();
-        plan.objective_terms.insert("chain_delay_ms".into(), delay);
+        plan.objective_terms.insert("chain_delay_ms".into(), batch.delay);
         plan.objective_terms.insert("chain_used_servers".into(), used.len() as f64);
-        plan.objective_terms.insert("chain_objective".into(), chain_objective);
+        plan.objective_terms.insert("chain_objective".into(), cp.objective);
         if parts.is_empty() {
-            plan.objective = chain_objective;
-            plan.bound = Some(chain_bound);
-            plan.gap = worst_gap;
+            plan.objective = cp.objective;
+            plan.bound = Some(batch.bound);
+            plan.gap = batch.worst_gap;
         } else {
             // Two different objectives: the combined value is not meaningful; keep the parts.
             plan.bound = None;
             plan.gap = None;
         }
-        parts.push(if used_solvers.is_empty() {
+        parts.push(if batch.solver_names.is_empty() {
             "chain".to_string()
         } else {
-            format!("chain({})", used_solvers.into_iter().collect::<Vec<_>>().join("+"))
+            format!("chain({})", batch.solver_names.join("+"))
         });
         notes.push(format!("{} of {} chain subscriptions placed", requests.len() - rejected.len(), requests.len()));
         for (id, e) in rejected.iter().take(5) {
@@ -331,8 +296,43 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
             notes.push(format!("… and {} more chain subscriptions not placed", rejected.len() - 5));
         }
     }
-    if parts.len() > 1 {
-        // The FUSION part priced only its own instances; the plan's cost covers all of them.
+
+    // Services without demand: their minimum instances, by the run-time pipeline's methods.
+    if !idle_services.is_empty() {
+        let mut idle_parts = BTreeSet::new();
+        for name in &idle_services {
+            let Some(si) = full.service_index(name) else { continue };
+            let wanted_n = crate::decide::wanted_instances(&full.services[si].service, 0);
+            let (route, _) = crate::decide::methods::route_of(&full, si);
+            let result = match route {
+                crate::decide::Route::Copies => {
+                    crate::decide::methods::copies(&full, si, &wanted_n, &mut residual, options, &mut solvers)
+                }
+                _ => crate::decide::methods::single(&full, si, &wanted_n, &residual),
+            };
+            match result {
+                Ok((part, part_notes)) => {
+                    consume(&full, &part, &mut residual);
+                    notes.push(format!(
+                        "service {name}: no demand, placed for its minimum instances by {}",
+                        route.as_str()
+                    ));
+                    notes.extend(part_notes.into_iter().map(|n| format!("{name}: {n}")));
+                    idle_parts.insert(route.as_str());
+                    plan.placements.extend(part.placements);
+                    plan.paths.extend(part.paths);
+                    plan.subscriptions.extend(part.subscriptions);
+                }
+                Err(e) => {
+                    notes.push(format!("service {name}: no demand, and its minimum instances cannot be placed: {e}"));
+                    rejected.push((name.to_string(), e));
+                }
+            }
+        }
+        parts.extend(idle_parts.into_iter().map(String::from));
+    }
+    if parts.len() > 1 || !idle_services.is_empty() {
+        // Each part priced only its own instances; the plan's cost covers all of them.
         let cost: f64 = plan
             .placements
             .iter()

@@ -71,7 +71,7 @@ use zonal_model::{Resources, Service};
 
 use crate::error::{reason, ConstraintFamily, InfeasibilityReason, PlaceError};
 use crate::plan::{ChannelPath, Placement, Plan, PlanStats, PlanStatus, Subscription};
-use crate::problem::{host_satisfies, Problem};
+use crate::problem::Problem;
 use crate::solver::{GVar, GoodLpModel, SolveStatus, SolverOptions};
 
 /// One chain to place: a subscription of a user (region) to a service.
@@ -106,11 +106,65 @@ impl ChainObjective {
 pub struct ChainOptions {
     pub objective: ChainObjective,
     pub solver: SolverOptions,
+    /// Per-instance terms added to the objective (all zero by default: INPUT's objectives
+    /// alone). The run-time pipeline uses them for composite copies and splits.
+    #[serde(default)]
+    pub host_costs: HostCosts,
 }
 
 impl Default for ChainOptions {
     fn default() -> Self {
-        ChainOptions { objective: ChainObjective::Delay, solver: SolverOptions::default() }
+        ChainOptions {
+            objective: ChainObjective::Delay,
+            solver: SolverOptions::default(),
+            host_costs: HostCosts::default(),
+        }
+    }
+}
+
+/// Terms of the chain objective that depend on the host each component goes to, added to
+/// INPUT's delay / used-servers objective (exact ILP only; the heuristic ignores them and
+/// says so in its notes):
+///
+/// * `cost` × the zone's hourly price of the component's resources (FUSION's DeployCost of
+///   one instance);
+/// * `preference` × (1 − the host's preference), the preference being an evaluator's score in
+///   [0, 1] ([`crate::problem::ServiceData::host_preference`]; 1 when none is given);
+/// * `entry_latency` × the round-trip time from the subscription's region to the entry
+///   component's zone (ms), so a composite split near its users keeps its entry close.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostCosts {
+    pub cost: f64,
+    pub preference: f64,
+    pub entry_latency: f64,
+}
+
+impl HostCosts {
+    pub fn is_zero(&self) -> bool {
+        self.cost == 0.0 && self.preference == 0.0 && self.entry_latency == 0.0
+    }
+
+    /// The extra cost of component `t` of service `si` on host `h` for a subscription from
+    /// `region`.
+    pub fn of(&self, p: &Problem, si: usize, t: usize, h: usize, region: Option<usize>) -> f64 {
+        if self.is_zero() {
+            return 0.0;
+        }
+        let sd = &p.services[si];
+        let c = &sd.service.components[t];
+        let zone = p.hosts[h].zone;
+        let mut v = self.cost * p.zones[zone].price.hourly(&c.resources);
+        if self.preference != 0.0 {
+            let pref = sd.host_preference.as_ref().and_then(|v| v.get(h)).copied().unwrap_or(1.0);
+            v += self.preference * (1.0 - pref.clamp(0.0, 1.0));
+        }
+        if let (true, Some(r)) = (self.entry_latency != 0.0 && t == sd.entry, region) {
+            let rtt = p.region_rtt[r][zone];
+            if rtt.is_finite() {
+                v += self.entry_latency * rtt;
+            }
+        }
+        v
     }
 }
 
@@ -265,21 +319,8 @@ pub(crate) fn resolve<'a>(
                 "a proximity class needs a subscription region or a user-side component to measure from",
             ));
         }
-        let by_constraints: Vec<usize> = (0..p.hosts.len())
-            .filter(|&h| {
-                let host = &p.hosts[h];
-                let zn = &p.zones[host.zone].name;
-                host.available
-                    && !static_hosts.contains(&h)
-                    && (pc.zones.is_empty() || pc.zones.contains(zn))
-                    && !pc.avoid_zones.contains(zn)
-                    && pc
-                        .pin
-                        .as_ref()
-                        .is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
-                    && host_satisfies(host, &pc.requires)
-            })
-            .collect();
+        let by_constraints: Vec<usize> =
+            (0..p.hosts.len()).filter(|&h| !static_hosts.contains(&h) && p.host_allows(h, pc)).collect();
         let by_proximity: Vec<usize> = by_constraints
             .iter()
             .copied()
@@ -375,6 +416,7 @@ fn build(
     slots: &[Slot],
     residual: &Residual,
     objective: ChainObjective,
+    host_costs: &HostCosts,
     elastic: bool,
     relax: bool,
 ) -> Built {
@@ -410,6 +452,19 @@ fn build(
             }
         }
     };
+    // Host-dependent extra costs (instance price, evaluator preference, user latency).
+    if !elastic && !host_costs.is_zero() {
+        for (t, slot) in slots.iter().enumerate() {
+            if let Slot::Hosts(hs) = slot {
+                for (k, &h) in hs.iter().enumerate() {
+                    let c = host_costs.of(p, ctx.si, t, h, ctx.region);
+                    if c != 0.0 {
+                        obj += c * x[t][k].var;
+                    }
+                }
+            }
+        }
+    }
     // (4) single assignment
     for (t, xs) in x.iter().enumerate() {
         if let Slot::Hosts(_) = slots[t] {
@@ -727,7 +782,7 @@ pub(crate) fn lp_relaxation(
     solver: &SolverOptions,
 ) -> Result<crate::solver::SolveStats, PlaceError> {
     let (ctx, slots) = candidates(problem, request, residual)?;
-    let built = build(&ctx, &slots, residual, objective, false, true);
+    let built = build(&ctx, &slots, residual, objective, &HostCosts::default(), false, true);
     let solved = built.model.solve(solver)?;
     Ok(solved.stats)
 }
@@ -743,7 +798,7 @@ pub fn chain_ilp(
     objective: ChainObjective,
 ) -> Result<GoodLpModel, PlaceError> {
     let (ctx, slots) = candidates(problem, request, residual)?;
-    Ok(build(&ctx, &slots, residual, objective, false, false).model)
+    Ok(build(&ctx, &slots, residual, objective, &HostCosts::default(), false, false).model)
 }
 
 /// Places one chain against the full capacity of the problem.
@@ -761,7 +816,7 @@ pub fn place_chain_with(
     let p = problem;
     let (ctx, slots) = candidates(p, request, residual)?;
     let s = &p.services[ctx.si].service;
-    let built = build(&ctx, &slots, residual, options.objective, false, false);
+    let built = build(&ctx, &slots, residual, options.objective, &options.host_costs, false, false);
     let Built { model, x, slots, routes, host_weight, .. } = built;
     let solved = model.solve(&options.solver)?;
     if solved.stats.status == SolveStatus::Infeasible {
@@ -830,8 +885,15 @@ pub fn place_chain_with(
         .collect();
     let weighted: f64 = used.iter().map(|h| host_weight.get(h).copied().unwrap_or(0.0)).sum();
     let (wd, ws) = options.objective.weights();
-    plan.objective = wd * delay + ws * weighted;
+    let extra: f64 = (0..slots.len())
+        .filter(|&t| matches!(slots[t], Slot::Hosts(_)))
+        .filter_map(|t| host_of[t].map(|h| options.host_costs.of(p, ctx.si, t, h, ctx.region)))
+        .sum();
+    plan.objective = wd * delay + ws * weighted + extra;
     record_chain(&mut plan, p, s, request, ctx.user_zone, delay, used.len(), weighted);
+    if !options.host_costs.is_zero() {
+        plan.objective_terms.insert("host_costs".into(), extra);
+    }
     plan.bound = solved.stats.bound;
     plan.gap = solved.stats.gap;
     plan.stats = PlanStats::default();
@@ -941,7 +1003,7 @@ fn path_through(arcs: &[(usize, usize)], from: usize, to: usize) -> Option<Vec<u
 }
 
 fn diagnose(ctx: &Context, slots: &[Slot], residual: &Residual, options: &ChainOptions) -> PlaceError {
-    let built = build(ctx, slots, residual, options.objective, true, false);
+    let built = build(ctx, slots, residual, options.objective, &options.host_costs, true, false);
     let slacks = built.slacks;
     let result = built.model.solve(&options.solver);
     let mut reasons = Vec::new();

@@ -17,6 +17,7 @@
 //! | [`heuristic`] | greedy + local search for chains and composites (k-shortest-path routing with bandwidth reservation), LP-relaxation or combinatorial bound and gap |
 //! | [`single`] | the single-component fast path: precomputed filters, then fit + latency score over every host |
 //! | [`auto`] | [`auto::plan_bundle`]: each service by the algorithm its description calls for, sharing capacity, checked as one plan |
+//! | [`decide`] | the run-time decision pipeline: one service on the live state (residual capacity, profiles, offers, route, solve, check, switching-cost gate, diff) |
 //! | [`switching`] | Superfluidity's switching-cost-aware chain placement (OCM) with gather/distribute baselines |
 //! | [`profiles`] | OPERA workload tags → knowledge-base profiles ranked by an efficiency model |
 //! | [`error`] | [`error::PlaceError`]; infeasibility is always explained by [`error::InfeasibilityReason`]s |
@@ -31,6 +32,7 @@
 pub mod auto;
 pub mod chain;
 pub mod check;
+pub mod decide;
 pub mod error;
 pub mod fusion;
 pub mod heuristic;

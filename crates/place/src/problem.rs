@@ -119,6 +119,10 @@ pub struct ServiceData {
     pub proximity_ms: Option<f64>,
     /// The service-level proximity class bound alone.
     pub service_proximity_ms: Option<f64>,
+    /// How much each host (index into [`Problem::hosts`]) suits the service, in [0, 1]: an
+    /// evaluator's scores of the environments its zones offered (FUSION §2.7.4). `None`: no
+    /// evaluator spoke, every host suits equally. Set by the run-time pipeline's offer stage.
+    pub host_preference: Option<Vec<f64>>,
 }
 
 /// Slots of one service wanted by one region.
@@ -172,7 +176,7 @@ pub struct Problem {
 }
 
 fn host_has_features(host: &HostData, requires: &BTreeMap<String, String>) -> bool {
-    requires.iter().all(|(k, want)| host.features.get(k).is_some_and(|have| want == "*" || have == want))
+    zonal_model::rules::has_features(&host.features, requires)
 }
 
 #[derive(Copy, Clone, PartialEq)]
@@ -425,34 +429,7 @@ impl Problem {
         let mut slot_capacity = Vec::with_capacity(services.len());
         let mut deploy_cost = Vec::with_capacity(services.len());
         for s in &services {
-            let mut caps = Vec::with_capacity(zones.len());
-            let mut costs = Vec::with_capacity(zones.len());
-            let mut requires = BTreeMap::new();
-            for &ci in &s.placed {
-                requires.extend(s.service.components[ci].placement.requires.clone());
-            }
-            for (zi, z) in zones.iter().enumerate() {
-                let cap = if s.allowed[zi] {
-                    let mut usable = Resources::new();
-                    for &h in &z.hosts {
-                        if hosts[h].available && host_has_features(&hosts[h], &requires) {
-                            usable.add_scaled(&hosts[h].capacity, 1);
-                        }
-                    }
-                    let has_host =
-                        z.hosts.iter().any(|&h| hosts[h].available && host_has_features(&hosts[h], &requires));
-                    if has_host {
-                        let n = usable.copies_of(&s.instance_resources).min(u64::from(s.max_instances));
-                        n as f64 * f64::from(s.slots_per_instance)
-                    } else {
-                        0.0
-                    }
-                } else {
-                    0.0
-                };
-                caps.push(cap);
-                costs.push(z.price.hourly(&s.instance_resources) / f64::from(s.slots_per_instance));
-            }
+            let (caps, costs) = Self::capacity_and_cost(s, &zones, &hosts);
             slot_capacity.push(caps);
             deploy_cost.push(costs);
         }
@@ -473,6 +450,55 @@ impl Problem {
             latency_model: model,
             notes,
         })
+    }
+
+    /// Slot capacity and deploy cost per zone of one service (see the module docs).
+    fn capacity_and_cost(s: &ServiceData, zones: &[ZoneData], hosts: &[HostData]) -> (Vec<f64>, Vec<f64>) {
+        let mut caps = Vec::with_capacity(zones.len());
+        let mut costs = Vec::with_capacity(zones.len());
+        let mut requires = BTreeMap::new();
+        for &ci in &s.placed {
+            requires.extend(s.service.components[ci].placement.requires.clone());
+        }
+        for (zi, z) in zones.iter().enumerate() {
+            let cap = if s.allowed[zi] {
+                let mut usable = Resources::new();
+                for &h in &z.hosts {
+                    if hosts[h].available && host_has_features(&hosts[h], &requires) {
+                        usable.add_scaled(&hosts[h].capacity, 1);
+                    }
+                }
+                let has_host = z.hosts.iter().any(|&h| hosts[h].available && host_has_features(&hosts[h], &requires));
+                if has_host {
+                    let n = usable.copies_of(&s.instance_resources).min(u64::from(s.max_instances));
+                    n as f64 * f64::from(s.slots_per_instance)
+                } else {
+                    0.0
+                }
+            } else {
+                0.0
+            };
+            caps.push(cap);
+            costs.push(z.price.hourly(&s.instance_resources) / f64::from(s.slots_per_instance));
+        }
+        (caps, costs)
+    }
+
+    /// The problem with service `si` replaced by `service` (same name; a variant the run-time
+    /// pipeline derives: fewer components, avoided zones, a proximity bound). Zones, hosts,
+    /// links, regions and demand stay, so indices and residuals carry over. The evaluator's
+    /// preferences stay too.
+    pub fn replace_service(&self, si: usize, service: &Service) -> Result<Problem, PlaceError> {
+        let mut q = self.clone();
+        let zone_index: BTreeMap<&str, usize> =
+            self.zones.iter().enumerate().map(|(i, z)| (z.name.as_str(), i)).collect();
+        let mut data = Self::service_data(service, &self.zones, &self.hosts, &zone_index, &self.proximity_classes)?;
+        data.host_preference = self.services[si].host_preference.clone();
+        let (caps, costs) = Self::capacity_and_cost(&data, &self.zones, &self.hosts);
+        q.services[si] = data;
+        q.slot_capacity[si] = caps;
+        q.deploy_cost[si] = costs;
+        Ok(q)
     }
 
     fn service_data(
@@ -533,9 +559,7 @@ impl Problem {
                 }
             }
             for (zi, z) in zones.iter().enumerate() {
-                let ok = (p.zones.is_empty() || p.zones.contains(&z.name))
-                    && !p.avoid_zones.contains(&z.name)
-                    && p.pin.as_ref().is_none_or(|pin| pin.zone == z.name)
+                let ok = zonal_model::rules::zone_allows(p, &z.name)
                     && z.hosts.iter().any(|&h| hosts[h].available && host_has_features(&hosts[h], &p.requires));
                 allowed[zi] &= ok;
             }
@@ -586,6 +610,7 @@ impl Problem {
             allowed,
             proximity_ms,
             service_proximity_ms: service_bound,
+            host_preference: None,
         })
     }
 
@@ -660,6 +685,23 @@ impl Problem {
 /// Does `host` have every feature in `requires` (`"*"` = present with any value)?
 pub fn host_satisfies(host: &HostData, requires: &BTreeMap<String, String>) -> bool {
     host_has_features(host, requires)
+}
+
+impl Problem {
+    /// The shared host rule ([`zonal_model::rules::host_allows`]) for host `h`: zone list,
+    /// avoided zones, pin (zone and host), availability, required features.
+    pub fn host_allows(&self, h: usize, c: &zonal_model::PlacementConstraints) -> bool {
+        let host = &self.hosts[h];
+        zonal_model::rules::host_allows(
+            c,
+            zonal_model::rules::HostView {
+                zone: &self.zones[host.zone].name,
+                name: &host.name,
+                features: &host.features,
+                available: host.available,
+            },
+        )
+    }
 }
 
 #[cfg(test)]

@@ -401,7 +401,11 @@ proptest! {
             ChainObjective::UsedServers => (0.0, 1.0),
             ChainObjective::Weighted { delay, servers } => (delay, servers),
         };
-        let opts = ChainOptions { objective, solver: SolverOptions { mip_rel_gap: 1e-9, ..Default::default() } };
+        let opts = ChainOptions {
+            objective,
+            solver: SolverOptions { mip_rel_gap: 1e-9, ..Default::default() },
+            ..Default::default()
+        };
         let req = ChainRequest { id: "s".into(), service: "chain".into(), region: Some("r0".into()) };
         let expected = brute_force(&p, weights);
         match (place_chain(&p, &req, &opts), expected) {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::Residual;
 use crate::error::PlaceError;
 use crate::plan::{Placement, Plan};
-use crate::problem::{host_satisfies, Problem};
+use crate::problem::Problem;
 
 /// How candidate hosts are ranked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,10 @@ pub struct Compiled {
     candidates: Vec<u32>,
     /// Normalised round-trip time to the region per candidate (0 without a region).
     latency: Vec<f64>,
+    /// Per candidate: the zone's hourly price of one instance, normalised to [0, 1] by the
+    /// dearest candidate, and 1 − the host's preference (an evaluator's score).
+    price: Vec<f64>,
+    unsuited: Vec<f64>,
     demand: Vec<u64>,
     max_per_zone: u32,
 }
@@ -75,6 +79,11 @@ pub struct SinglePlacer<'p> {
     scoring: Scoring,
     /// Weight of the latency term against the fit term.
     pub latency_weight: f64,
+    /// Weight of the price term (0: price is ignored, as in the fast-path benchmark).
+    pub cost_weight: f64,
+    /// Weight of the preference term (an evaluator's scores, see
+    /// [`crate::problem::ServiceData::host_preference`]).
+    pub preference_weight: f64,
     /// Per compiled entry, instances per zone.
     zone_counts: Vec<Vec<u32>>,
     /// (compiled entry, host table position) of every placement, in order.
@@ -114,6 +123,8 @@ impl<'p> SinglePlacer<'p> {
             inv_cap,
             scoring,
             latency_weight: 1.0,
+            cost_weight: 0.0,
+            preference_weight: 0.0,
             zone_counts: Vec::new(),
             log: Vec::new(),
             compiled: Vec::new(),
@@ -157,15 +168,7 @@ impl<'p> SinglePlacer<'p> {
         let mut rtt = Vec::new();
         for (i, &h) in self.hosts.iter().enumerate() {
             let host = &p.hosts[h];
-            let zn = &p.zones[host.zone].name;
-            let ok = (pc.zones.is_empty() || pc.zones.contains(zn))
-                && !pc.avoid_zones.contains(zn)
-                && pc
-                    .pin
-                    .as_ref()
-                    .is_none_or(|pin| &pin.zone == zn && pin.host.as_ref().is_none_or(|ph| ph == &host.name))
-                && host_satisfies(host, &pc.requires);
-            if !ok {
+            if !p.host_allows(h, pc) {
                 continue;
             }
             let lat = ri.map_or(0.0, |r| p.region_rtt[r][host.zone]);
@@ -182,6 +185,20 @@ impl<'p> SinglePlacer<'p> {
         }
         let max_rtt = rtt.iter().copied().fold(0.0, f64::max);
         let latency = rtt.iter().map(|&l| if max_rtt > 0.0 { l / max_rtt } else { 0.0 }).collect();
+        let hourly: Vec<f64> = candidates
+            .iter()
+            .map(|&i| p.zones[p.hosts[self.hosts[i as usize]].zone].price.hourly(&comp.resources))
+            .collect();
+        let dearest = hourly.iter().copied().fold(0.0, f64::max);
+        let price = hourly.iter().map(|&c| if dearest > 0.0 { c / dearest } else { 0.0 }).collect();
+        let unsuited = candidates
+            .iter()
+            .map(|&i| {
+                let h = self.hosts[i as usize];
+                let pref = p.services[si].host_preference.as_ref().and_then(|v| v.get(h)).copied().unwrap_or(1.0);
+                1.0 - pref.clamp(0.0, 1.0)
+            })
+            .collect();
         let id = self.compiled.len();
         self.compiled.push((si, ci));
         self.zone_counts.push(vec![0; p.zones.len()]);
@@ -191,6 +208,8 @@ impl<'p> SinglePlacer<'p> {
             component: ci,
             candidates,
             latency,
+            price,
+            unsuited,
             demand: self.res_names.iter().map(|r| comp.resources.get(r)).collect(),
             max_per_zone: comp.scaling.max_instances,
         })
@@ -219,7 +238,10 @@ impl<'p> SinglePlacer<'p> {
                 left += (f - d) as f64 * self.inv_cap[base + r];
             }
             let fit = left * inv_r;
-            let score = self.latency_weight * c.latency[k] + if spread { -fit } else { fit };
+            let score = self.latency_weight * c.latency[k]
+                + self.cost_weight * c.price[k]
+                + self.preference_weight * c.unsuited[k]
+                + if spread { -fit } else { fit };
             if best.is_none_or(|(b, _)| score < b) {
                 best = Some((score, i));
             }
