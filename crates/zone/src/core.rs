@@ -255,7 +255,12 @@ fn valid_name(kind: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub use zonal_proto::manifest::parse_manifest;
+/// Parses a manifest with `zonal_descriptor::parse_manifest`; a refused one becomes the
+/// `400 invalid_manifest` answer with every diagnostic.
+pub fn parse_manifest(file: &str, manifest: &str) -> Result<Service, ApiError> {
+    zonal_descriptor::parse_manifest(file, manifest)
+        .map_err(|e| ApiError::invalid_manifest(e.summary.clone(), e.diagnostic_lines()))
+}
 
 impl ZoneCore {
     /// Opens the zone: loads the store and checks every recorded process.
