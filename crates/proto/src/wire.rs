@@ -76,6 +76,22 @@ pub struct ZoneReport {
     pub hosts: Vec<HostSummary>,
     pub services: Vec<ZoneServiceView>,
     pub instances: u32,
+    /// Where each recorded instance runs (lost ones excepted), so the domain knows which
+    /// host holds what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<InstancePlacement>,
+}
+
+/// One instance of a zone's heartbeat: where it runs and what it reserves there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstancePlacement {
+    pub id: String,
+    pub service: String,
+    pub component: String,
+    pub host: String,
+    pub state: InstanceState,
+    /// The resources it reserves on its host.
+    pub resources: Resources,
 }
 
 /// Who the domain is: its persistent id and name.
@@ -235,9 +251,13 @@ pub struct ZoneServiceView {
     /// Sessions that were open on instances that died (since the zone manager started).
     #[serde(default)]
     pub lost_sessions: u64,
-    /// Sessions the gateway is proxying now.
+    /// Sessions the gateway is proxying now (to instances here and to remote peers).
     #[serde(default)]
     pub gateway_sessions: u32,
+    /// The gateways of `peers` that relay to a component running in another zone: local
+    /// address → the remote address (`host:port`) each connection is relayed to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_peers: BTreeMap<String, String>,
 }
 
 /// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's
@@ -251,6 +271,30 @@ pub struct ZoneSlotsChange {
     /// environments it named while they have room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<String>,
+    /// The planned host of each instance: component → host → instances. New instances of a
+    /// component go to a planned host that has fewer of them than planned (and room) before
+    /// any other host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Per component, the hardware profile the domain resolved (e.g. from a workload tag):
+    /// new instances reserve these resources and need these host features.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, ComponentOverride>,
+    /// Channel targets running in another zone: `component/port` → `host:port` reachable
+    /// from this zone. The zone relays connections to them through a local gateway listener.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_peers: BTreeMap<String, String>,
+}
+
+/// What the domain changes of one component's manifest for this zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentOverride {
+    /// Resources each new instance reserves instead of the manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Host features required on top of the manifest's `requires` (same key: this value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, String>,
 }
 
 /// `POST /1.0/services/{id}/offers` at a zone (or `POST /1.0/offers` with `serviceid`): the
