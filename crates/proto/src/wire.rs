@@ -491,3 +491,54 @@ pub struct Resolved {
     #[serde(default)]
     pub rtt_source: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domains_plan_is_optional_both_ways_so_old_peers_interoperate() {
+        // What an older domain sends still reads, with no plan.
+        let old: ZoneSlotsChange = serde_json::from_str(r#"{"instances": {"web": 2}, "slots": 40}"#).expect("old body");
+        assert_eq!(
+            old,
+            ZoneSlotsChange { instances: [("web".into(), 2)].into(), slots: Some(40), ..Default::default() }
+        );
+        // Without a plan nothing new is written, so an older zone reads it too.
+        let text = serde_json::to_string(&old).expect("json");
+        assert!(!text.contains("hosts") && !text.contains("overrides") && !text.contains("remote_peers"), "{text}");
+        let body = r#"{"instances": {"gpu": 1, "web": 2}, "hosts": {"web": {"h1": 2}},
+            "overrides": {"gpu": {"resources": {"cpu": {"value": 1500, "unit": "millicores"}}, "requires": {"accelerator": "t4"}}},
+            "remote_peers": {"back/rpc": "10.0.0.7:4100"}}"#;
+        let plan: ZoneSlotsChange = serde_json::from_str(body).expect("plan");
+        assert_eq!(plan.hosts["web"]["h1"], 2);
+        assert_eq!(plan.overrides["gpu"].resources.as_ref().map(|r| r.get("cpu")), Some(1500));
+        assert_eq!(plan.overrides["gpu"].requires["accelerator"], "t4");
+        assert_eq!(plan.remote_peers["back/rpc"], "10.0.0.7:4100");
+        let again: ZoneSlotsChange = serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
+        assert_eq!(again, plan);
+    }
+
+    #[test]
+    fn heartbeats_and_views_without_the_new_fields_still_read() {
+        let report: ZoneReport = serde_json::from_str(r#"{"hosts": [], "services": [], "instances": 0}"#).expect("old");
+        assert!(report.placements.is_empty());
+        assert!(!serde_json::to_string(&report).expect("json").contains("placements"));
+        let view: ZoneServiceView = serde_json::from_str(
+            r#"{"serviceid": "s", "state": "deployed", "slots": {"total": 0, "free": 0}, "instances": {}, "running": 0, "namespace": "s"}"#,
+        )
+        .expect("old view");
+        assert!(view.remote_peers.is_empty());
+        let placed = InstancePlacement {
+            id: "s-web-1".into(),
+            service: "s".into(),
+            component: "web".into(),
+            host: "h1".into(),
+            state: InstanceState::Running,
+            resources: Resources::new().with("cpu", zonal_model::Amount::cpu(500)),
+        };
+        let json = serde_json::to_value(&placed).expect("json");
+        assert_eq!(json["state"], "running");
+        assert_eq!(serde_json::from_value::<InstancePlacement>(json).expect("back"), placed);
+    }
+}

@@ -368,6 +368,14 @@ impl ZoneCore {
         }
     }
 
+    /// Closes every listener (the zone manager stops; open sessions run to their end).
+    pub(crate) fn close_gateways(&self) {
+        let mut gw = self.gateway_state();
+        for (_, (_, task)) in std::mem::take(&mut gw.listeners) {
+            task.abort();
+        }
+    }
+
     /// Opens the gateway `key` unless it is open; returns its address when it was opened now.
     fn open_gateway(&self, gw: &mut GatewayState, key: GatewayKey) -> Option<SocketAddr> {
         if gw.listeners.contains_key(&key) {

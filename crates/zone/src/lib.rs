@@ -129,15 +129,23 @@ pub async fn serve(
     let app = api::router(core.clone(), metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
     let control = tokio::spawn(core.clone().run(stop_rx.clone()));
-    if let Some(url) = &opts.domain_url {
-        tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone()));
-    }
+    let link = opts
+        .domain_url
+        .as_ref()
+        .map(|url| tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone())));
     ready(addr);
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let result = server.await.map_err(|e| format!("the zone API stopped: {e}"));
     let _ = stop_tx.send(true);
     let _ = control.await;
+    // Nothing of this zone outlives `serve`: the domain link (which holds the zone, and so
+    // its store) ends now rather than after a heartbeat in flight, the gateways close.
+    if let Some(link) = link {
+        link.abort();
+        let _ = link.await;
+    }
     core.stop_all().await;
+    core.close_gateways();
     tracing::info!("zone {} stopped", opts.name);
     result
 }
