@@ -7,11 +7,11 @@
 //! |---|---|---|
 //! | [`crate::registry`] | `registry` | services: register, update, delete, desired counts, state, the domain's plan |
 //! | [`crate::instances`] | `instances` | instance records, tokens, slot reports, lost sessions; views, reports, logs, configs |
-//! | [`crate::launch`] | — | starting and stopping processes: host choice, environment, records |
-//! | [`crate::reconcile`] | — | the control loop: process events, adoption, the reconciler's actions |
+//! | `launch` | — | starting and stopping processes: host choice, environment, records |
+//! | `reconcile` | — | the control loop: process events, adoption, the reconciler's actions |
 //! | [`crate::moves`] | `moves` | instance moves to another host (persisted) |
 //! | [`crate::scaler`] | `scaler` | the slot scaler and overlays (virtual elastic scaling) |
-//! | [`crate::gateway`] | `gateway` | listeners, the choice of instance per connection, session counts, remote peers |
+//! | `gateway` | `gateway` | listeners, the choice of instance per connection, session counts, remote peers |
 //! | [`crate::binding`] | `binding` | the domain binding and the DC adaptor attachment |
 //! | [`crate::context`] | — (store) | the late-binding namespace |
 //! | [`crate::report`] | — | service views, heartbeat body, host capacity, metrics |

@@ -3,8 +3,8 @@
 //! dead instances, and the last problem starting instances per service. Lock: `instances`
 //! (after `registry`, before `moves`, `scaler` and `gateway`).
 //!
-//! Starting and stopping processes is in [`crate::launch`]; the control loop that decides
-//! when is in [`crate::reconcile`].
+//! Starting and stopping processes is in `launch`; the control loop that decides
+//! when is in `reconcile`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

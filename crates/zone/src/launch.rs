@@ -1,7 +1,7 @@
 //! Starting and stopping instance processes through the DC adaptor: the host a new instance
 //! goes to ([`crate::placement::choose_host`]), its record (written before the process
 //! exists), its environment (`zonal_proto::env`, with `ZONAL_PEER_*` pointing at the zone's
-//! gateways), and its stop. The control loop ([`crate::reconcile`]) and moves call these.
+//! gateways), and its stop. The control loop (`reconcile`) and moves call these.
 
 use std::collections::{BTreeMap, BTreeSet};
 
