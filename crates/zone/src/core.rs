@@ -305,3 +305,143 @@ pub(crate) mod testing {
         zonal_proto::ApiError::from(e).status
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use zonal_control::reconcile::InstanceState;
+    use zonal_model::{Amount, Resources};
+    use zonal_proto::wire::{InstanceSlots, ZoneSlotsChange};
+
+    use super::testing::zone_with_hosts;
+    use super::*;
+    use crate::gateway::Route;
+    use crate::instances::InstanceRecord;
+
+    const DUO: &str = "kind: Service\nname: duo\nentry: front\ncomponents:\n  - name: front\n    run: zonal workload\n    resources: {cpu: 100m}\n    scaling: {min_instances: 1, max_instances: 4}\n    ports:\n      - {name: tcp, protocol: tcp}\n  - name: back\n    run: zonal workload\n    resources: {cpu: 100m}\n    scaling: {min_instances: 0, max_instances: 4}\n    ports:\n      - {name: rpc, protocol: tcp}\nchannels:\n  - {from: front, to: back}\n";
+
+    /// Every path that takes several locks, at once from several threads: a lock taken out
+    /// of order would sooner or later deadlock here, and the watchdog would say so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_use_takes_the_locks_in_one_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let capacity = Resources::new().with("cpu", Amount::cpu(8000));
+        let hosts = ["h0", "h1"]
+            .map(|n| HostInfo { name: n.into(), capacity: capacity.clone(), available: true, ..Default::default() })
+            .to_vec();
+        let z = zone_with_hosts(dir.path(), hosts);
+        z.register_service("duo", DUO).expect("register");
+        let plan = |remote: bool| ZoneSlotsChange {
+            instances: [("front".to_string(), 2), ("back".to_string(), u32::from(!remote))].into(),
+            remote_peers: if remote {
+                [("back/rpc".to_string(), "127.0.0.1:9".to_string())].into()
+            } else {
+                BTreeMap::new()
+            },
+            ..Default::default()
+        };
+        z.set_desired("duo", &plan(true)).expect("plan");
+        z.set_service_state("duo", "deploy").expect("deploy");
+        // Two running instances (records only: no process is started by this test).
+        for (i, host) in ["h0", "h1"].iter().enumerate() {
+            let id = format!("duo-front-{i}");
+            let rec = InstanceRecord {
+                id: id.clone(),
+                service: "duo".into(),
+                component: "front".into(),
+                host: host.to_string(),
+                token: format!("token-{i}"),
+                pid: None,
+                start_time: 0,
+                ports: vec![zonal_proto::env::PortMapping {
+                    name: "tcp".into(),
+                    protocol: "tcp".into(),
+                    private: 0,
+                    public: 1,
+                }],
+                workdir: dir.path().join(&id),
+                log: dir.path().join(&id).join("instance.log"),
+                state: InstanceState::Running,
+                restarts: 0,
+                started_ms: Some(0),
+                restart_at_ms: None,
+                last_exit: None,
+                resources: Resources::new().with("cpu", Amount::cpu(100)),
+            };
+            z.instances_state().records.insert(id, rec);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = tokio::runtime::Handle::current();
+        let front = ("duo".to_string(), "front".to_string(), "tcp".to_string());
+        let back = ("duo".to_string(), "back".to_string(), "rpc".to_string());
+        let workers: Vec<Box<dyn Fn(u64) + Send>> = vec![
+            Box::new({
+                let z = z.clone();
+                move |n| {
+                    for key in [&front, &back] {
+                        match z.gateway_route(key, &[]) {
+                            Some(Route::Local(p)) => z.gateway_release(&p.instance, p.addr.port()),
+                            Some(Route::Remote(_)) => z.remote_release(key),
+                            None => z.gateway_rejected("duo"),
+                        }
+                    }
+                    let slots =
+                        InstanceSlots { max: 4, free: (n % 4) as u32, used: 4 - (n % 4) as u32, ..Default::default() };
+                    let _ = z.report_slots(&format!("duo-front-{}", n % 2), slots);
+                }
+            }),
+            Box::new({
+                let z = z.clone();
+                move |_| {
+                    let _ = z.report();
+                    z.render_metrics(&mut String::new());
+                    let _ = z.instances(Some("duo"));
+                    let _ = z.dca();
+                }
+            }),
+            Box::new({
+                let z = z.clone();
+                move |n| {
+                    let _ = z.set_desired("duo", &plan(n % 2 == 0));
+                    let _ = z.move_instance("duo-front-0", if n % 2 == 0 { "h1" } else { "h0" });
+                    let _ = z.unbind_domain();
+                }
+            }),
+            Box::new({
+                let z = z.clone();
+                move |n| {
+                    let now = zonal_proto::now_ms() + n;
+                    z.scale_services(now);
+                    z.sync_gateways();
+                    z.prune_overlays();
+                    z.progress_moves(now);
+                    z.finish_deletions();
+                }
+            }),
+        ];
+        let (done_tx, done) = std::sync::mpsc::channel();
+        for work in workers {
+            let (stop, handle, done_tx) = (stop.clone(), handle.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let _rt = handle.enter();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    work(n);
+                    n += 1;
+                }
+                let _ = done_tx.send(n);
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stop.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        for _ in 0..4 {
+            let left = Duration::from_secs(20).saturating_sub(started.elapsed());
+            let rounds = done.recv_timeout(left).expect("a worker is stuck: locks taken out of order");
+            assert!(rounds > 0);
+        }
+        z.close_gateways();
+    }
+}

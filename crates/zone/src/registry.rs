@@ -363,6 +363,9 @@ impl ZoneCore {
             }
             reg.services.remove(&id);
             self.instances_state().problems.remove(&id);
+            // Its namespace is gone, remote-peer entries included: a service registered
+            // again under this name gets them written afresh.
+            self.gateway_state().published.retain(|(ns, _), _| *ns != id);
             tracing::info!(service = id, "service unregistered from the zone");
         }
         all_done
