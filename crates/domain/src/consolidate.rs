@@ -551,7 +551,7 @@ mod tests {
 
     fn service(extra: &str) -> Service {
         let text = format!("kind: Service\nname: s\ncomponents:\n  - name: app\n    run: zonal workload\n    resources: {{cpu: 2, memory: 1Gi}}\n{extra}");
-        zonal_proto::manifest::parse_manifest("s.yaml", &text).expect("a service")
+        zonal_descriptor::parse_manifest("s.yaml", &text).expect("a service")
     }
 
     #[test]

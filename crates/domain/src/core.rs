@@ -697,7 +697,8 @@ impl DomainCore {
     /// an invalid one).
     pub fn register_service(&self, caller: &Principal, req: &RegisterService) -> Result<(u16, ServiceView), ApiError> {
         let file = req.serviceid.clone().map_or_else(|| "manifest".to_string(), |s| format!("manifest of {s}"));
-        let service = zonal_proto::manifest::parse_manifest(&file, &req.manifest)?;
+        let service = zonal_descriptor::parse_manifest(&file, &req.manifest)
+            .map_err(|e| ApiError::invalid_manifest(e.summary.clone(), e.diagnostic_lines()))?;
         let id = service.name.clone();
         valid_name("service", &id)?;
         if let Some(want) = &req.serviceid {

@@ -223,6 +223,7 @@ impl DomainCore {
                         instances: components.clone(),
                         slots: taken.map(|t| t.slots).or((s.demand > 0).then_some(s.demand)),
                         offer: taken.map(|t| t.offer.clone()),
+                        ..Default::default()
                     };
                     client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await?;
                     prog.scaled = true;

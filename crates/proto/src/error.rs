@@ -56,6 +56,10 @@ impl ApiError {
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(500, "internal", detail)
     }
+    /// 400 `invalid_manifest`: a manifest was refused; `diagnostics` lists every problem.
+    pub fn invalid_manifest(detail: impl Into<String>, diagnostics: Vec<String>) -> Self {
+        Self::new(400, "invalid_manifest", detail).with_diagnostics(diagnostics)
+    }
     pub fn with_diagnostics(mut self, diagnostics: Vec<String>) -> Self {
         self.body.diagnostics = diagnostics;
         self

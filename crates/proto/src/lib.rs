@@ -18,7 +18,6 @@
 pub mod client;
 pub mod env;
 pub mod error;
-pub mod manifest;
 pub mod roles;
 pub mod server;
 pub mod wire;

@@ -76,6 +76,22 @@ pub struct ZoneReport {
     pub hosts: Vec<HostSummary>,
     pub services: Vec<ZoneServiceView>,
     pub instances: u32,
+    /// Where each recorded instance runs (lost ones excepted), so the domain knows which
+    /// host holds what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<InstancePlacement>,
+}
+
+/// One instance of a zone's heartbeat: where it runs and what it reserves there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstancePlacement {
+    pub id: String,
+    pub service: String,
+    pub component: String,
+    pub host: String,
+    pub state: InstanceState,
+    /// The resources it reserves on its host.
+    pub resources: Resources,
 }
 
 /// Who the domain is: its persistent id and name.
@@ -235,9 +251,13 @@ pub struct ZoneServiceView {
     /// Sessions that were open on instances that died (since the zone manager started).
     #[serde(default)]
     pub lost_sessions: u64,
-    /// Sessions the gateway is proxying now.
+    /// Sessions the gateway is proxying now (to instances here and to remote peers).
     #[serde(default)]
     pub gateway_sessions: u32,
+    /// The gateways of `peers` that relay to a component running in another zone: local
+    /// address → the remote address (`host:port`) each connection is relayed to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_peers: BTreeMap<String, String>,
 }
 
 /// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's
@@ -251,6 +271,30 @@ pub struct ZoneSlotsChange {
     /// environments it named while they have room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<String>,
+    /// The planned host of each instance: component → host → instances. New instances of a
+    /// component go to a planned host that has fewer of them than planned (and room) before
+    /// any other host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Per component, the hardware profile the domain resolved (e.g. from a workload tag):
+    /// new instances reserve these resources and need these host features.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, ComponentOverride>,
+    /// Channel targets running in another zone: `component/port` → `host:port` reachable
+    /// from this zone. The zone relays connections to them through a local gateway listener.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_peers: BTreeMap<String, String>,
+}
+
+/// What the domain changes of one component's manifest for this zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentOverride {
+    /// Resources each new instance reserves instead of the manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Host features required on top of the manifest's `requires` (same key: this value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, String>,
 }
 
 /// `POST /1.0/services/{id}/offers` at a zone (or `POST /1.0/offers` with `serviceid`): the
@@ -446,4 +490,55 @@ pub struct Resolved {
     /// Where `rtt_ms` comes from: `measured`, `distance` or `attach`.
     #[serde(default)]
     pub rtt_source: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domains_plan_is_optional_both_ways_so_old_peers_interoperate() {
+        // What an older domain sends still reads, with no plan.
+        let old: ZoneSlotsChange = serde_json::from_str(r#"{"instances": {"web": 2}, "slots": 40}"#).expect("old body");
+        assert_eq!(
+            old,
+            ZoneSlotsChange { instances: [("web".into(), 2)].into(), slots: Some(40), ..Default::default() }
+        );
+        // Without a plan nothing new is written, so an older zone reads it too.
+        let text = serde_json::to_string(&old).expect("json");
+        assert!(!text.contains("hosts") && !text.contains("overrides") && !text.contains("remote_peers"), "{text}");
+        let body = r#"{"instances": {"gpu": 1, "web": 2}, "hosts": {"web": {"h1": 2}},
+            "overrides": {"gpu": {"resources": {"cpu": {"value": 1500, "unit": "millicores"}}, "requires": {"accelerator": "t4"}}},
+            "remote_peers": {"back/rpc": "10.0.0.7:4100"}}"#;
+        let plan: ZoneSlotsChange = serde_json::from_str(body).expect("plan");
+        assert_eq!(plan.hosts["web"]["h1"], 2);
+        assert_eq!(plan.overrides["gpu"].resources.as_ref().map(|r| r.get("cpu")), Some(1500));
+        assert_eq!(plan.overrides["gpu"].requires["accelerator"], "t4");
+        assert_eq!(plan.remote_peers["back/rpc"], "10.0.0.7:4100");
+        let again: ZoneSlotsChange = serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
+        assert_eq!(again, plan);
+    }
+
+    #[test]
+    fn heartbeats_and_views_without_the_new_fields_still_read() {
+        let report: ZoneReport = serde_json::from_str(r#"{"hosts": [], "services": [], "instances": 0}"#).expect("old");
+        assert!(report.placements.is_empty());
+        assert!(!serde_json::to_string(&report).expect("json").contains("placements"));
+        let view: ZoneServiceView = serde_json::from_str(
+            r#"{"serviceid": "s", "state": "deployed", "slots": {"total": 0, "free": 0}, "instances": {}, "running": 0, "namespace": "s"}"#,
+        )
+        .expect("old view");
+        assert!(view.remote_peers.is_empty());
+        let placed = InstancePlacement {
+            id: "s-web-1".into(),
+            service: "s".into(),
+            component: "web".into(),
+            host: "h1".into(),
+            state: InstanceState::Running,
+            resources: Resources::new().with("cpu", zonal_model::Amount::cpu(500)),
+        };
+        let json = serde_json::to_value(&placed).expect("json");
+        assert_eq!(json["state"], "running");
+        assert_eq!(serde_json::from_value::<InstancePlacement>(json).expect("back"), placed);
+    }
 }

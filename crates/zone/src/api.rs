@@ -1,5 +1,6 @@
 //! The zone-side `/1.0` REST API (FUSION §7.2 plus the DCA-level instance resources).
-//! Handlers only translate HTTP to calls on [`ZoneCore`] and back.
+//! Handlers only translate HTTP to calls on [`ZoneCore`] and back; this is the one place
+//! where a [`ZoneError`] becomes an HTTP status and `{error, detail}` body.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,13 +14,30 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
 use zonal_proto::wire::{
-    DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, ZoneServiceRegister, ZoneSlotsChange,
+    DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, StateReply, ZoneServiceRegister, ZoneSlotsChange,
 };
 use zonal_proto::{ApiError, Principal, Role};
 
 use crate::core::ZoneCore;
+use crate::error::ZoneError;
+use crate::registry::{Deletion, Registration, ServiceState};
 
 type R<T> = Result<T, ApiError>;
+
+impl From<ZoneError> for ApiError {
+    fn from(e: ZoneError) -> ApiError {
+        match e {
+            ZoneError::NotFound(d) => ApiError::not_found(d),
+            ZoneError::Conflict(d) => ApiError::conflict(d),
+            ZoneError::Invalid(d) => ApiError::bad_request(d),
+            ZoneError::InvalidManifest { summary, diagnostics } => ApiError::invalid_manifest(summary, diagnostics),
+            ZoneError::Forbidden(d) => ApiError::forbidden(d),
+            ZoneError::Unprocessable(d) => ApiError::unprocessable(d),
+            ZoneError::Unavailable(d) => ApiError::unavailable(d),
+            ZoneError::Store(d) => ApiError::internal(d),
+        }
+    }
+}
 
 const DOMAIN: Access = Access::Roles(&[Role::Domain]);
 const DOMAIN_OR_INSTANCE: Access = Access::Roles(&[Role::Domain, Role::Instance]);
@@ -184,14 +202,18 @@ async fn list_services(State(api): State<Api>) -> Json<Value> {
 }
 
 async fn post_service(State(api): State<Api>, JsonBody(b): JsonBody<ZoneServiceRegister>) -> R<Response> {
-    let (status, reply) = api.core.register_service(&b.serviceid, &b.manifest)?;
-    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(reply)).into_response())
+    let (done, state) = api.core.register_service(&b.serviceid, &b.manifest)?;
+    let status = match done {
+        Registration::Created => StatusCode::CREATED,
+        Registration::Unchanged => StatusCode::OK,
+    };
+    Ok((status, Json(StateReply { state: state.as_str().into() })).into_response())
 }
 
 async fn delete_services(State(api): State<Api>) -> R<StatusCode> {
     let mut pending = false;
     for s in api.core.services() {
-        pending |= api.core.delete_service(&s.serviceid)? == 202;
+        pending |= api.core.delete_service(&s.serviceid)? == Deletion::Pending;
     }
     Ok(if pending { StatusCode::ACCEPTED } else { StatusCode::NO_CONTENT })
 }
@@ -204,11 +226,11 @@ async fn get_service(State(api): State<Api>, Path(id): Path<String>) -> R<Json<V
 }
 
 async fn delete_service(State(api): State<Api>, Path(id): Path<String>) -> R<Response> {
-    let status = api.core.delete_service(&id)?;
-    Ok(if status == 204 {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        (StatusCode::ACCEPTED, Json(json!({"state": "terminating"}))).into_response()
+    Ok(match api.core.delete_service(&id)? {
+        Deletion::Gone => StatusCode::NO_CONTENT.into_response(),
+        Deletion::Pending => {
+            (StatusCode::ACCEPTED, Json(json!({"state": ServiceState::Terminating.as_str()}))).into_response()
+        }
     })
 }
 

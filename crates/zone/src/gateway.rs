@@ -1,242 +1,428 @@
-//! The zone gateway (FUSION §2.9): one TCP listener per public endpoint of a service, and
-//! one per port of each component that another component has a channel to (so connections
-//! between components inside the zone are balanced by slots too; instances find these in
-//! `ZONAL_PEER_<COMPONENT>[_<PORT>]`). For each new connection it asks the zone for an
-//! instance with a free slot (by the zone's balancing policy, see
-//! [`ZoneCore::gateway_pick`]), connects to it and then only moves bytes: the connection
-//! stays on that instance until either side closes it.
+//! The gateway's state and decisions (FUSION §2.9); the TCP side is [`crate::relay`].
 //!
-//! The gateway counts its open sessions per instance itself, synchronously with the
-//! choice, so a burst of connections can never exceed an instance's slots while slot
-//! reports are still on their way. Decommissioned instances are never chosen; their open
-//! sessions run to their end. A connection for which no instance has a free slot is told
-//! `busy: …` (the workload's own refusal line) and closed.
+//! One listener per port (but `admin`) of each deployed service's entry component (its
+//! public endpoints) and of each component another one has a channel to (connections
+//! between components; instances find these in `ZONAL_PEER_<COMPONENT>[_<PORT>]`). For each
+//! new connection [`ZoneCore::gateway_route`] decides where it goes:
 //!
-//! Design choice: one task per session; bytes move by `splice(2)` through a pipe per
-//! direction, so they never enter user space (the kernel moves page references from one
-//! socket to the other). Should a pipe not be available (out of file descriptors), the
-//! session falls back to `tokio::io::copy` through a buffer. See [`relay`] for why the two
-//! directions end differently.
+//! * to an instance here with a free slot, by the zone's balancing policy; or
+//! * for a channel target that runs in another zone (a *remote peer*: the domain gave its
+//!   address in `remote_peers` and wants no instance of it here — local instances win), to
+//!   that address. The listener stays the same when the address changes, so instances keep
+//!   their `ZONAL_PEER_*`; new connections go to the new address.
+//!
+//! Lock: `gateway` (listeners, open sessions per instance and per instance port, connect
+//! latencies, rejections, remote sessions, the remote peers published in the namespace).
+//! The choice of an instance and the count of its new session happen under this one lock
+//! (with `instances` and `scaler` held for reading, in lock order), because slot reports lag
+//! behind new sessions: counted later, a burst could send an instance more sessions than its
+//! slots.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
+use zonal_control::reconcile::InstanceState;
+use zonal_control::slots::{pick, Candidate, SlotState};
+use zonal_model::{RunSpec, Service};
 
-use crate::core::{GatewayKey, ZoneCore};
+use crate::core::ZoneCore;
 
-/// How long a connection to an instance may take before the gateway tries another one.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How many instances a connection is tried on before it is refused.
-const ATTEMPTS: usize = 3;
+/// A gateway listener: (service, component, port name).
+pub(crate) type GatewayKey = (String, String, String);
 
-/// Opens the gateway `key` (service, component, port) on an ephemeral loopback port.
-pub(crate) fn listen(zone: Weak<ZoneCore>, key: GatewayKey) -> Result<(SocketAddr, AbortHandle), String> {
-    let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
-    std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let task = tokio::spawn(accept_loop(zone, key, listener));
-    Ok((addr, task.abort_handle()))
+/// Capacity assumed for an instance behind an internal gateway that reports no slots (a
+/// plain process): it is then balanced by open connections alone.
+const UNREPORTED_CAPACITY: u32 = 1 << 20;
+
+/// What the gateway chose for a new connection.
+pub(crate) struct Picked {
+    pub instance: String,
+    pub addr: SocketAddr,
 }
 
-async fn accept_loop(zone: Weak<ZoneCore>, key: GatewayKey, listener: TcpListener) {
-    let key = std::sync::Arc::new(key);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(proxy(zone.clone(), key.clone(), stream));
-            }
-            // Out of file descriptors, typically: wait instead of spinning.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+/// Where a new connection goes.
+pub(crate) enum Route {
+    /// An instance in this zone (its session is counted already).
+    Local(Picked),
+    /// The component runs in another zone: relay to this `host:port` (counted already).
+    Remote(String),
+}
+
+/// The gateway's state.
+#[derive(Debug)]
+pub(crate) struct GatewayState {
+    listeners: BTreeMap<GatewayKey, (SocketAddr, AbortHandle)>,
+    /// Sessions the gateway proxies now, per instance and per (instance, port). Counted
+    /// here, synchronously with the choice, because slot reports lag behind new sessions.
+    sessions: HashMap<String, u32>,
+    port_sessions: HashMap<(String, u16), u32>,
+    /// Smoothed connect latency to each instance (µs), for power-of-two choices.
+    ewma_us: HashMap<String, f64>,
+    /// Connections turned away for lack of slots, per service.
+    rejected: BTreeMap<String, u64>,
+    /// Sessions relayed to remote peers now, and connections that could not reach them.
+    remote_sessions: BTreeMap<GatewayKey, u32>,
+    remote_failures: BTreeMap<GatewayKey, u64>,
+    /// Remote peers written to the namespace: (namespace, key) → value.
+    pub(crate) published: BTreeMap<(String, String), serde_json::Value>,
+    /// State of the random choices (power of two).
+    rng: u64,
+}
+
+impl GatewayState {
+    pub(crate) fn new(seed: u64) -> GatewayState {
+        GatewayState {
+            listeners: BTreeMap::new(),
+            sessions: HashMap::new(),
+            port_sessions: HashMap::new(),
+            ewma_us: HashMap::new(),
+            rejected: BTreeMap::new(),
+            remote_sessions: BTreeMap::new(),
+            remote_failures: BTreeMap::new(),
+            published: BTreeMap::new(),
+            rng: seed,
         }
+    }
+
+    /// Sessions the gateway has open to instance `id`.
+    pub(crate) fn sessions_of(&self, id: &str) -> u32 {
+        self.sessions.get(id).copied().unwrap_or(0)
+    }
+
+    /// Sessions the gateway has open to `port` of instance `id`.
+    pub(crate) fn port_sessions_of(&self, id: &str, port: u16) -> u32 {
+        self.port_sessions.get(&(id.to_string(), port)).copied().unwrap_or(0)
+    }
+
+    fn ewma_of(&self, id: &str) -> f64 {
+        self.ewma_us.get(id).copied().unwrap_or(0.0)
+    }
+
+    /// The listeners of `service`: (component, port, address).
+    pub(crate) fn listeners_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = (&'a str, &'a str, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter(move |(k, _)| k.0 == service)
+            .map(|(k, (addr, _))| (k.1.as_str(), k.2.as_str(), *addr))
+    }
+
+    pub(crate) fn listener(&self, key: &GatewayKey) -> Option<SocketAddr> {
+        self.listeners.get(key).map(|(a, _)| *a)
+    }
+
+    /// Sessions relayed to remote peers of `service` now.
+    pub(crate) fn remote_sessions_of(&self, service: &str) -> u32 {
+        self.remote_sessions.iter().filter(|(k, _)| k.0 == service).map(|(_, n)| *n).sum()
+    }
+
+    pub(crate) fn rejected(&self) -> &BTreeMap<String, u64> {
+        &self.rejected
+    }
+
+    /// Per remote peer: open sessions and failed connections.
+    pub(crate) fn remote_counts(&self) -> BTreeMap<&GatewayKey, (u32, u64)> {
+        let mut out: BTreeMap<&GatewayKey, (u32, u64)> = BTreeMap::new();
+        for (k, n) in &self.remote_sessions {
+            out.entry(k).or_default().0 = *n;
+        }
+        for (k, n) in &self.remote_failures {
+            out.entry(k).or_default().1 = *n;
+        }
+        out
+    }
+
+    /// xorshift64: the gateway's randomness only spreads load, it need not be strong.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
     }
 }
 
-/// A counted session: released when dropped, however the session ends.
-struct Lease {
-    zone: Weak<ZoneCore>,
-    instance: String,
-    /// The instance's port the session went to (one per configuration).
-    port: u16,
+/// The gateways a deployed service needs in a zone: every port (but `admin`) of its entry
+/// component and of each component that is the target of a channel, when it runs something.
+pub(crate) fn gateway_keys(service: &Service) -> BTreeSet<GatewayKey> {
+    let entry = service.entry_component().map(|c| c.name.clone());
+    service
+        .components
+        .iter()
+        .filter(|c| !matches!(c.run, RunSpec::None))
+        .filter(|c| Some(&c.name) == entry.as_ref() || service.channels.iter().any(|ch| ch.to == c.name))
+        .flat_map(|c| {
+            c.ports.iter().filter(|p| p.name != "admin").map(|p| (service.name.clone(), c.name.clone(), p.name.clone()))
+        })
+        .collect()
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(z) = self.zone.upgrade() {
-            z.gateway_release(&self.instance, self.port);
-        }
-    }
-}
-
-/// Moves bytes both ways until the instance's side ends. A client that stops sending only
-/// half-closes towards the instance (it may still be waiting for the answer); an instance
-/// that closes (or dies) ends the session at once. `copy_bidirectional` would wait for the
-/// client's side too, keeping the slot of a dead instance counted until the client noticed.
-async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
-    if let (Ok(up_pipe), Ok(down_pipe)) = (zero_copy::Pipe::new(), zero_copy::Pipe::new()) {
-        let up = async {
-            let _ = zero_copy::one_way(client, backend, &up_pipe).await;
-            zero_copy::shutdown_write(backend);
-            std::future::pending::<()>().await
+impl ZoneCore {
+    /// Where a new connection to `key`'s component and port goes (FUSION §2.9): to the
+    /// component's remote address when it runs in another zone; else to an active instance
+    /// here with a free slot (and a free slot under the configuration's cap), by the zone's
+    /// balancing policy, skipping `excluded`. The session is counted at once. Behind an
+    /// internal gateway, an instance that reports no slots is balanced by open connections
+    /// alone; at a public endpoint it is not ready until it reports.
+    pub(crate) fn gateway_route(&self, key: &GatewayKey, excluded: &[String]) -> Option<Route> {
+        let (service, component, port) = key;
+        let (public, remote) = {
+            let reg = self.registry();
+            let rec = reg.services.get(service)?;
+            let public = rec.service.entry_component()?.name == *component;
+            (public, rec.remote_target(component, port).map(str::to_string))
         };
-        let down = async {
-            let _ = zero_copy::one_way(backend, client, &down_pipe).await;
-            zero_copy::shutdown_write(client);
-        };
-        tokio::select! {
-            _ = down => {}
-            _ = up => {}
+        if let Some(addr) = remote {
+            *self.gateway_state().remote_sessions.entry(key.clone()).or_default() += 1;
+            return Some(Route::Remote(addr));
         }
-        return;
-    }
-    relay_copying(client, backend).await
-}
-
-/// [`relay`] through user-space buffers.
-async fn relay_copying(client: &mut TcpStream, backend: &mut TcpStream) {
-    let (mut cr, mut cw) = client.split();
-    let (mut br, mut bw) = backend.split();
-    let up = async {
-        let _ = tokio::io::copy(&mut cr, &mut bw).await;
-        let _ = bw.shutdown().await;
-        std::future::pending::<()>().await
-    };
-    let down = async {
-        let _ = tokio::io::copy(&mut br, &mut cw).await;
-        let _ = cw.shutdown().await;
-    };
-    tokio::select! {
-        _ = down => {}
-        _ = up => {}
-    }
-}
-
-async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client: TcpStream) {
-    let _ = client.set_nodelay(true);
-    let mut excluded: Vec<String> = Vec::new();
-    while excluded.len() < ATTEMPTS {
-        let picked = match zone.upgrade() {
-            Some(z) => z.gateway_pick(&key, &excluded),
-            None => return,
-        };
-        let Some(picked) = picked else { break };
-        let lease = Lease { zone: zone.clone(), instance: picked.instance.clone(), port: picked.addr.port() };
-        let started = Instant::now();
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(picked.addr)).await {
-            Ok(Ok(mut backend)) => {
-                if let Some(z) = zone.upgrade() {
-                    z.gateway_latency(&picked.instance, started.elapsed());
-                }
-                let _ = backend.set_nodelay(true);
-                relay(&mut client, &mut backend).await;
-                drop(lease);
-                return;
+        // Lock order instances → scaler → gateway; all three held so that the candidates,
+        // the choice and the count of the session are one step.
+        let inst = self.instances_state();
+        let sc = self.scaler_state();
+        let mut gw = self.gateway_state();
+        let mut cands = Vec::new();
+        let mut addrs = Vec::new();
+        for i in inst.records.values() {
+            if i.service != *service || i.component != *component || excluded.contains(&i.id) {
+                continue;
             }
-            _ => {
-                if let Some(z) = zone.upgrade() {
-                    z.gateway_latency(&picked.instance, CONNECT_TIMEOUT);
-                }
-                tracing::debug!(instance = picked.instance, addr = %picked.addr, "gateway cannot reach the instance");
-                excluded.push(picked.instance.clone());
-            }
-        }
-    }
-    if let Some(z) = zone.upgrade() {
-        z.gateway_rejected(&key.0);
-    }
-    let _ = client.write_all(b"busy: no free session slots in this zone\n").await;
-    let _ = client.shutdown().await;
-}
-
-/// `splice(2)` between two sockets through a pipe: the kernel moves the data, user space
-/// only waits for readiness.
-mod zero_copy {
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-    use tokio::io::Interest;
-    use tokio::net::TcpStream;
-
-    /// Bytes asked for per splice: the default pipe capacity (16 pages).
-    const CHUNK: usize = 1 << 16;
-
-    pub struct Pipe {
-        read: OwnedFd,
-        write: OwnedFd,
-    }
-
-    impl Pipe {
-        pub fn new() -> io::Result<Pipe> {
-            let mut fds = [0 as libc::c_int; 2];
-            // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
-            Ok(unsafe { Pipe { read: OwnedFd::from_raw_fd(fds[0]), write: OwnedFd::from_raw_fd(fds[1]) } })
-        }
-    }
-
-    fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-        // SAFETY: a plain system call on descriptors the caller keeps open; null offsets
-        // because neither end is a file.
-        let n = unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
-
-    /// Moves everything `src` sends to `dst` until `src` ends (Ok) or either fails. The pipe
-    /// is empty whenever `src` is read, so a `WouldBlock` there means the socket has nothing,
-    /// and tokio's readiness is cleared correctly; likewise for `dst` while the pipe holds data.
-    pub async fn one_way(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<u64> {
-        let mut total = 0u64;
-        loop {
-            let n = loop {
-                src.readable().await?;
-                match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
+            let state = match i.state {
+                InstanceState::Running => SlotState::Active,
+                InstanceState::Decommissioned => SlotState::Decommissioned,
+                _ => continue,
             };
-            if n == 0 {
-                return Ok(total);
+            let Some(pm) = i.ports.iter().find(|p| p.name == *port) else { continue };
+            let open = gw.sessions_of(&i.id);
+            let Some(rep) = inst.reports.get(&i.id) else {
+                if !public {
+                    cands.push(Candidate {
+                        id: i.id.clone(),
+                        state,
+                        max: UNREPORTED_CAPACITY,
+                        free: UNREPORTED_CAPACITY.saturating_sub(open),
+                        config_free: None,
+                        ewma_us: gw.ewma_of(&i.id),
+                    });
+                    addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
+                }
+                continue;
+            };
+            let free = rep.free.min(rep.max.saturating_sub(rep.used.max(open)));
+            let open_port = gw.port_sessions_of(&i.id, pm.public);
+            let config_free = rep
+                .configs
+                .values()
+                .find(|c| c.port == pm.public)
+                .and_then(|c| c.max.map(|cap| c.free.min(cap.saturating_sub(c.used.max(open_port)))));
+            cands.push(Candidate {
+                id: i.id.clone(),
+                state,
+                max: rep.max,
+                free,
+                config_free,
+                ewma_us: gw.ewma_of(&i.id),
+            });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], pm.public)));
+        }
+        // The service's configurations on other services' instances: the host's resource
+        // slots are shared, the configuration's cap holds. Overlays carry the entry only.
+        for (host, ov) in sc.overlays.get(service).into_iter().flatten().filter(|_| public) {
+            let Some(rep) = inst.reports.get(host).filter(|_| ov.port != 0 && !excluded.contains(host)) else {
+                continue;
+            };
+            if inst.records.get(host).is_none_or(|i| i.state != InstanceState::Running) {
+                continue;
             }
-            let mut left = n;
-            while left > 0 {
-                dst.writable().await?;
-                match dst.try_io(Interest::WRITABLE, || splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), left)) {
-                    Ok(m) => left -= m,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
+            let open = gw.sessions_of(host);
+            let open_port = gw.port_sessions_of(host, ov.port);
+            let cfg = rep.configs.get(service);
+            let used = cfg.map_or(open_port, |c| c.used.max(open_port));
+            cands.push(Candidate {
+                id: host.clone(),
+                state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+                max: rep.max,
+                free: rep.free.min(rep.max.saturating_sub(rep.used.max(open))),
+                config_free: Some(cfg.map_or(0, |c| c.free).min(ov.cap.saturating_sub(used))),
+                ewma_us: gw.ewma_of(host),
+            });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], ov.port)));
+        }
+        let random = gw.next_random();
+        let k = pick(self.settings.slots.balance, &cands, random)?;
+        let id = cands[k].id.clone();
+        *gw.sessions.entry(id.clone()).or_default() += 1;
+        *gw.port_sessions.entry((id.clone(), addrs[k].port())).or_default() += 1;
+        Some(Route::Local(Picked { instance: id, addr: addrs[k] }))
+    }
+
+    /// A gateway session to `instance` ended (or its connection failed).
+    pub(crate) fn gateway_release(&self, instance: &str, port: u16) {
+        {
+            let mut gw = self.gateway_state();
+            if let Some(n) = gw.sessions.get_mut(instance) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    gw.sessions.remove(instance);
                 }
             }
-            total += n as u64;
+            let key = (instance.to_string(), port);
+            if let Some(n) = gw.port_sessions.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    gw.port_sessions.remove(&key);
+                }
+            }
+        }
+        // The gateway lock is released first: instances and scaler come before it.
+        let draining =
+            self.instances_state().records.get(instance).is_some_and(|i| i.state == InstanceState::Decommissioned)
+                || self.scaler_state().overlays.values().any(|o| o.get(instance).is_some_and(|ov| ov.draining));
+        if draining {
+            // Its last session may just have ended: let the reconciler stop it now.
+            self.kick();
         }
     }
 
-    /// Half-closes `s` for writing (the peer reads end-of-stream).
-    pub fn shutdown_write(s: &TcpStream) {
-        // SAFETY: shutdown(2) on a socket descriptor `s` keeps open; errors (already closed)
-        // need no handling.
-        unsafe {
-            libc::shutdown(s.as_raw_fd(), libc::SHUT_WR);
+    /// A session relayed to a remote peer ended.
+    pub(crate) fn remote_release(&self, key: &GatewayKey) {
+        let mut gw = self.gateway_state();
+        if let Some(n) = gw.remote_sessions.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                gw.remote_sessions.remove(key);
+            }
         }
+    }
+
+    /// A connection for a remote peer could not reach it: counted and logged (the
+    /// connection is closed by the caller).
+    pub(crate) fn remote_unreachable(&self, key: &GatewayKey, addr: &str, why: &str) {
+        *self.gateway_state().remote_failures.entry(key.clone()).or_default() += 1;
+        tracing::warn!(
+            service = key.0,
+            component = key.1,
+            port = key.2,
+            remote = addr,
+            "cannot reach the remote peer: {why}; the connection was closed"
+        );
+    }
+
+    /// Records how long connecting to `instance` took (failures count as slow).
+    pub(crate) fn gateway_latency(&self, instance: &str, took: Duration) {
+        let mut gw = self.gateway_state();
+        let prev = gw.ewma_of(instance);
+        let v = zonal_control::slots::ewma(prev, took.as_secs_f64() * 1e6, 0.2);
+        gw.ewma_us.insert(instance.to_string(), v);
+    }
+
+    /// The gateway turned a connection to `service` away: no instance had a free slot.
+    pub(crate) fn gateway_rejected(&self, service: &str) {
+        *self.gateway_state().rejected.entry(service.to_string()).or_default() += 1;
+    }
+
+    /// One gateway listener per port of each deployed service's entry component (its public
+    /// endpoints) and of each component another one has a channel to (admin ports excepted);
+    /// listeners of services no longer deployed are closed (open sessions run to their end).
+    /// Remote peers are (re)published in their service's namespace.
+    pub(crate) fn sync_gateways(&self) {
+        let (wanted, remote): (BTreeSet<GatewayKey>, Vec<(GatewayKey, String)>) = {
+            let reg = self.registry();
+            let mut wanted = BTreeSet::new();
+            let mut remote = Vec::new();
+            for s in reg.services.values().filter(|s| s.is_deployed()) {
+                for key in gateway_keys(&s.service) {
+                    if let Some(addr) = s.remote_target(&key.1, &key.2) {
+                        remote.push((key.clone(), addr.to_string()));
+                    }
+                    wanted.insert(key);
+                }
+            }
+            (wanted, remote)
+        };
+        let mut gw = self.gateway_state();
+        let stale: Vec<GatewayKey> = gw.listeners.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let mut changed = !stale.is_empty();
+        for k in stale {
+            if let Some((addr, task)) = gw.listeners.remove(&k) {
+                tracing::info!(service = k.0, component = k.1, port = k.2, %addr, "gateway closed");
+                task.abort();
+            }
+        }
+        for key in wanted {
+            changed |= self.open_gateway(&mut gw, key).is_some();
+        }
+        let entries: BTreeMap<(String, String), serde_json::Value> = remote
+            .into_iter()
+            .filter_map(|(key, addr)| {
+                let local = gw.listener(&key)?;
+                Some(crate::context::remote_peer_entry(&key, local, &addr))
+            })
+            .collect();
+        drop(gw);
+        self.publish_remote_peers(entries);
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// Closes every listener (the zone manager stops; open sessions run to their end).
+    pub(crate) fn close_gateways(&self) {
+        let mut gw = self.gateway_state();
+        for (_, (_, task)) in std::mem::take(&mut gw.listeners) {
+            task.abort();
+        }
+    }
+
+    /// Opens the gateway `key` unless it is open; returns its address when it was opened now.
+    fn open_gateway(&self, gw: &mut GatewayState, key: GatewayKey) -> Option<SocketAddr> {
+        if gw.listeners.contains_key(&key) {
+            return None;
+        }
+        match crate::relay::listen(self.me.clone(), key.clone()) {
+            Ok((addr, task)) => {
+                tracing::info!(service = key.0, component = key.1, port = key.2, %addr, "gateway listening");
+                gw.listeners.insert(key, (addr, task));
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::warn!(service = key.0, component = key.1, port = key.2, "cannot open the gateway: {e}");
+                None
+            }
+        }
+    }
+
+    /// The gateway address of each port of the components `component` has channels to,
+    /// opened now if need be (an instance learns them at start, before the next sync).
+    pub(crate) fn peer_gateways(&self, service: &Service, component: &str) -> Vec<(String, String, SocketAddr)> {
+        let keys: Vec<GatewayKey> = gateway_keys(service)
+            .into_iter()
+            .filter(|(_, to, _)| service.channels.iter().any(|c| c.from == component && c.to == *to))
+            .collect();
+        let mut gw = self.gateway_state();
+        let mut out = Vec::new();
+        for key in keys {
+            self.open_gateway(&mut gw, key.clone());
+            if let Some(addr) = gw.listener(&key) {
+                out.push((key.1, key.2, addr));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_front_the_entry_and_every_channel_target_but_not_admin_ports_or_empty_components() {
+        let text = "kind: Service\nname: duo\nentry: front\ncomponents:\n  - name: front\n    run: zonal workload\n    ports:\n      - {name: tcp, protocol: tcp}\n      - {name: admin, protocol: http}\n  - name: back\n    run: zonal workload\n    ports:\n      - {name: rpc, protocol: tcp}\n      - {name: stats, protocol: tcp}\n  - name: lonely\n    run: zonal workload\n    ports:\n      - {name: tcp, protocol: tcp}\nchannels:\n  - {from: front, to: back}\n";
+        let service = zonal_descriptor::parse_manifest("test", text).expect("manifest");
+        let keys: Vec<(String, String)> = gateway_keys(&service).into_iter().map(|(_, c, p)| (c, p)).collect();
+        let want = [("back", "rpc"), ("back", "stats"), ("front", "tcp")];
+        assert_eq!(keys, want.map(|(c, p)| (c.to_string(), p.to_string())).to_vec());
     }
 }

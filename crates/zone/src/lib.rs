@@ -1,7 +1,21 @@
 //! The zone manager (FUSION §3.3), as a library; `zonal zone` is a thin shell over [`serve`].
 //!
-//! * [`core`] — the zone's logic and control loop, callable without HTTP.
-//! * [`api`] — the zone-side `/1.0` REST API.
+//! The logic is callable without HTTP, split by concern (each module owns its state and
+//! lock; [`core`] documents the lock order):
+//!
+//! * [`core`] — [`ZoneCore`], its settings and locks; [`error`] — [`ZoneError`].
+//! * [`registry`] — services: register, update, delete, state ([`ServiceState`]), desired
+//!   counts and the domain's plan; [`placement`] — where a new instance goes (planned hosts,
+//!   accepted offer, overrides) and the checks on the plan.
+//! * [`instances`] — instance records, slot reports, views, logs, configurations;
+//!   `launch` — starting and stopping processes; `reconcile` — the control loop.
+//! * [`scaler`] — the slot scaler and overlays (virtual elastic scaling).
+//! * `gateway` — listeners, the choice per connection, session counts, remote peers;
+//!   `relay` — the TCP side.
+//! * [`context`] — the late-binding namespace; [`report`] — service views, heartbeat,
+//!   metrics; [`binding`] — domain binding and DC adaptor attachment.
+//! * [`moves`] — instance moves; [`offers`] — offers (FUSION S3).
+//! * [`api`] — the zone-side `/1.0` REST API (the only place errors become HTTP).
 //! * [`adaptor`] — the DC adaptor trait; [`process`] — the embedded process adaptor.
 //!
 //! A zone manager registers with its one domain (`POST /1.0/zones` at the domain, then
@@ -17,11 +31,22 @@
 
 pub mod adaptor;
 pub mod api;
+pub mod binding;
+pub mod context;
 pub mod core;
+pub mod error;
 mod gateway;
+pub mod instances;
+mod launch;
 pub mod moves;
 pub mod offers;
+pub mod placement;
 pub mod process;
+mod reconcile;
+pub mod registry;
+mod relay;
+pub mod report;
+pub mod scaler;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,6 +62,8 @@ use zonal_proto::Client;
 use zonal_store::RedbStore;
 
 pub use crate::core::{SlotSettings, ZoneCore, ZoneSettings};
+pub use crate::error::ZoneError;
+pub use crate::registry::ServiceState;
 
 /// How to run a zone manager.
 #[derive(Debug, Clone)]
@@ -94,23 +121,31 @@ pub async fn serve(
         stop_grace: opts.stop_grace,
         slots: opts.slots,
     };
-    let core = ZoneCore::open(settings, store, adaptor)?;
+    let core = ZoneCore::open(settings, store, adaptor).map_err(|e| e.to_string())?;
     let listener = bind(&core, opts.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    core.set_url(addr)?;
+    core.set_url(addr).map_err(|e| e.to_string())?;
     let metrics = Arc::new(HttpMetrics::default());
     let app = api::router(core.clone(), metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
     let control = tokio::spawn(core.clone().run(stop_rx.clone()));
-    if let Some(url) = &opts.domain_url {
-        tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone()));
-    }
+    let link = opts
+        .domain_url
+        .as_ref()
+        .map(|url| tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone())));
     ready(addr);
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let result = server.await.map_err(|e| format!("the zone API stopped: {e}"));
     let _ = stop_tx.send(true);
     let _ = control.await;
+    // Nothing of this zone outlives `serve`: the domain link (which holds the zone, and so
+    // its store) ends now rather than after a heartbeat in flight, the gateways close.
+    if let Some(link) = link {
+        link.abort();
+        let _ = link.await;
+    }
     core.stop_all().await;
+    core.close_gateways();
     tracing::info!("zone {} stopped", opts.name);
     result
 }
@@ -144,7 +179,7 @@ async fn domain_link(core: Arc<ZoneCore>, opts: ZoneOptions, url: String, mut st
                         id: Some(r.domain.id.clone()),
                     };
                     if let Err(e) = core.bind_domain(binding) {
-                        tracing::error!("{}", e.body.detail);
+                        tracing::error!("{e}");
                         return;
                     }
                     tracing::info!(domain = r.domain.name, url, "registered with the domain");

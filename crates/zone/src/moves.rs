@@ -17,10 +17,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zonal_control::place::pick_host;
 use zonal_control::reconcile::InstanceState;
-use zonal_proto::{now_ms, ApiError};
-use zonal_store::StoreExt;
+use zonal_proto::now_ms;
+use zonal_store::{Store, StoreExt};
 
 use crate::core::ZoneCore;
+use crate::error::ZoneError;
+use crate::instances::usage;
 
 pub(crate) const T_MOVES: &str = "moves";
 /// Longest wait for the replacement to run.
@@ -66,6 +68,11 @@ impl MoveRecord {
     }
 }
 
+/// The recorded moves (the lock `moves` holds them, after `instances` in the lock order).
+pub(crate) fn load(store: &dyn Store) -> Result<BTreeMap<String, MoveRecord>, ZoneError> {
+    Ok(store.list::<MoveRecord>(T_MOVES, "")?.into_iter().collect())
+}
+
 /// Is instance `id` being replaced (its replacement started, the move not failed)?
 pub(crate) fn being_replaced(moves: &BTreeMap<String, MoveRecord>, id: &str) -> bool {
     moves.get(id).is_some_and(|m| m.replacement.is_some() && m.state != MoveState::Failed)
@@ -80,47 +87,51 @@ impl ZoneCore {
     /// `POST /1.0/instances/{id}/move`: moves a running instance to `host` (202 with the
     /// move). Refused when the instance is not running or already moving, or `host` is
     /// unknown, unavailable, the same, or has no room for it (features, anti-affinity, fit).
-    pub fn move_instance(&self, id: &str, host: &str) -> Result<MoveRecord, ApiError> {
-        let mut rt = self.lock();
-        let inst = rt.instances.get(id).ok_or_else(|| ApiError::not_found(format!("no instance {id} in this zone")))?;
+    pub fn move_instance(&self, id: &str, host: &str) -> Result<MoveRecord, ZoneError> {
+        // Lock order registry → instances → moves, all held: the room checked is the room
+        // recorded, and no second move of the instance slips in.
+        let reg = self.registry();
+        let inst_state = self.instances_state();
+        let mut moves = self.moves_state();
+        let inst =
+            inst_state.records.get(id).ok_or_else(|| ZoneError::NotFound(format!("no instance {id} in this zone")))?;
         if inst.state != InstanceState::Running {
-            return Err(ApiError::conflict(format!(
+            return Err(ZoneError::Conflict(format!(
                 "instance {id} is {}; only a running instance can move",
                 inst.state.as_str()
             )));
         }
-        if rt.moves.get(id).is_some_and(MoveRecord::active) {
-            return Err(ApiError::conflict(format!("instance {id} is already moving")));
+        if moves.get(id).is_some_and(MoveRecord::active) {
+            return Err(ZoneError::Conflict(format!("instance {id} is already moving")));
         }
         if inst.host == host {
-            return Err(ApiError::bad_request(format!("instance {id} already runs on host {host}")));
+            return Err(ZoneError::Invalid(format!("instance {id} already runs on host {host}")));
         }
         let Some(info) = self.settings.hosts.iter().find(|h| h.name == host) else {
             let known: Vec<&str> = self.settings.hosts.iter().map(|h| h.name.as_str()).collect();
-            return Err(ApiError::bad_request(format!(
+            return Err(ZoneError::Invalid(format!(
                 "host: zone {} has no host {host:?}; expected one of {}",
                 self.settings.name,
                 known.join(", ")
             )));
         };
         if !info.available {
-            return Err(ApiError::conflict(format!("host {host} is unavailable")));
+            return Err(ZoneError::Conflict(format!("host {host} is unavailable")));
         }
-        let service = rt
+        let service = reg
             .services
             .get(&inst.service)
-            .ok_or_else(|| ApiError::conflict(format!("the service of instance {id} is not registered")))?;
-        let comp = service.service.component(&inst.component).cloned().ok_or_else(|| {
-            ApiError::conflict(format!("service {} has no component {}", inst.service, inst.component))
+            .ok_or_else(|| ZoneError::Conflict(format!("the service of instance {id} is not registered")))?;
+        let comp = service.component_for_new_instances(&inst.component).ok_or_else(|| {
+            ZoneError::Conflict(format!("service {} has no component {}", inst.service, inst.component))
         })?;
-        let comp = zonal_control::place::with_symmetric_anti_affinity(&service.service, &comp);
         let mut occupied: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for i in rt.instances.values().filter(|i| i.service == inst.service && i.state != InstanceState::Lost) {
+        for i in inst_state.records.values().filter(|i| i.service == inst.service && i.state != InstanceState::Lost) {
             occupied.entry(i.host.clone()).or_default().push(i.component.clone());
         }
-        let hosts: Vec<_> = self.hosts_free_locked(&rt).into_iter().filter(|h| h.name == host).collect();
+        let hosts: Vec<_> = self.hosts_free_in(&inst_state).into_iter().filter(|h| h.name == host).collect();
         if pick_host(&hosts, &comp, &occupied).is_none() {
-            return Err(ApiError::conflict(format!(
+            return Err(ZoneError::Conflict(format!(
                 "host {host} has no room for instance {id} ({}: resources, required features or anti-affinity)",
                 comp.resources
             )));
@@ -138,21 +149,21 @@ impl ZoneCore {
             finished_ms: None,
             error: None,
         };
-        self.store.put(T_MOVES, id, &m).map_err(|e| ApiError::internal(format!("the zone's store failed: {e}")))?;
-        rt.moves.insert(id.to_string(), m.clone());
-        drop(rt);
+        self.store.put(T_MOVES, id, &m)?;
+        moves.insert(id.to_string(), m.clone());
+        drop((moves, inst_state, reg));
         self.kick();
         Ok(m)
     }
 
     /// `GET /1.0/instances/{id}/move`: the instance's last move.
-    pub fn move_of(&self, id: &str) -> Result<MoveRecord, ApiError> {
-        self.lock().moves.get(id).cloned().ok_or_else(|| ApiError::not_found(format!("instance {id} has no move")))
+    pub fn move_of(&self, id: &str) -> Result<MoveRecord, ZoneError> {
+        self.moves_state().get(id).cloned().ok_or_else(|| ZoneError::NotFound(format!("instance {id} has no move")))
     }
 
     /// Every recent move.
     pub fn moves(&self) -> Vec<MoveRecord> {
-        self.lock().moves.values().cloned().collect()
+        self.moves_state().values().cloned().collect()
     }
 
     fn save_move(&self, m: &MoveRecord) {
@@ -163,12 +174,12 @@ impl ZoneCore {
 
     /// One step of every move (the control loop calls it). Returns true if anything changed.
     pub(crate) fn progress_moves(&self, now: u64) -> bool {
-        let moves: Vec<MoveRecord> = self.lock().moves.values().cloned().collect();
+        let moves: Vec<MoveRecord> = self.moves_state().values().cloned().collect();
         let mut changed = false;
         for mut m in moves {
             if !m.active() {
                 if m.finished_ms.is_some_and(|f| now.saturating_sub(f) > KEEP_FINISHED_MS) {
-                    self.lock().moves.remove(&m.instance);
+                    self.moves_state().remove(&m.instance);
                     let _ = self.store.delete(T_MOVES, &m.instance);
                 }
                 continue;
@@ -185,7 +196,7 @@ impl ZoneCore {
                     }
                 }
                 self.save_move(&m);
-                self.lock().moves.insert(m.instance.clone(), m);
+                self.moves_state().insert(m.instance.clone(), m);
             }
         }
         changed
@@ -197,11 +208,11 @@ impl ZoneCore {
             m.error = Some(why);
         };
         let (old_state, old_busy) = {
-            let rt = self.lock();
-            let busy = |id: &str| {
-                rt.gw_sessions.get(id).copied().unwrap_or(0) > 0 || Self::usage(&rt, id).is_some_and(|u| u.free < u.max)
-            };
-            (rt.instances.get(&m.instance).map(|r| r.state), busy(&m.instance))
+            let inst = self.instances_state();
+            let gw = self.gateway_state();
+            let busy =
+                gw.sessions_of(&m.instance) > 0 || usage(&inst, &gw, &m.instance).is_some_and(|u| u.free < u.max);
+            (inst.records.get(&m.instance).map(|r| r.state), busy)
         };
         let Some(replacement) = m.replacement.clone() else {
             if old_state != Some(InstanceState::Running) {
@@ -213,7 +224,7 @@ impl ZoneCore {
             }
             return;
         };
-        let new_state = self.lock().instances.get(&replacement).map(|r| r.state);
+        let new_state = self.instances_state().records.get(&replacement).map(|r| r.state);
         match m.state {
             MoveState::Starting if new_state == Some(InstanceState::Running) => {
                 m.state = MoveState::Draining;

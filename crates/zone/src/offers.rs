@@ -27,9 +27,10 @@ use zonal_control::evaluate::{
 };
 use zonal_model::EvaluatorRef;
 use zonal_proto::wire::OfferRequest;
-use zonal_proto::{now_ms, ApiError, Client};
+use zonal_proto::{now_ms, Client};
 
-use crate::core::{parse_manifest, ZoneCore};
+use crate::core::ZoneCore;
+use crate::error::ZoneError;
 
 /// Time the zone may take for an offer when the domain names none.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
@@ -56,11 +57,11 @@ impl OfferBook {
     }
 }
 
-fn bounded(asked_ms: Option<u64>, default: Duration, max: Duration, what: &str) -> Result<Duration, ApiError> {
+fn bounded(asked_ms: Option<u64>, default: Duration, max: Duration, what: &str) -> Result<Duration, ZoneError> {
     match asked_ms {
         None => Ok(default),
-        Some(0) => Err(ApiError::bad_request(format!("{what}: expected a positive number of milliseconds, got 0"))),
-        Some(ms) if Duration::from_millis(ms) > max => Err(ApiError::bad_request(format!(
+        Some(0) => Err(ZoneError::Invalid(format!("{what}: expected a positive number of milliseconds, got 0"))),
+        Some(ms) if Duration::from_millis(ms) > max => Err(ZoneError::Invalid(format!(
             "{what}: {ms} ms is longer than the {} ms this zone allows",
             max.as_millis()
         ))),
@@ -71,25 +72,27 @@ fn bounded(asked_ms: Option<u64>, default: Duration, max: Duration, what: &str) 
 impl ZoneCore {
     /// `POST /1.0/services/{id}/offers` (`path_id`) or `POST /1.0/offers` (`serviceid` in
     /// the body): evaluates this zone for the service and returns the offer it stores.
-    pub async fn make_offer(&self, path_id: Option<&str>, req: OfferRequest) -> Result<Offer, ApiError> {
+    pub async fn make_offer(&self, path_id: Option<&str>, req: OfferRequest) -> Result<Offer, ZoneError> {
         let id = match (path_id, req.serviceid.as_deref()) {
             (Some(p), Some(b)) if p != b => {
-                return Err(ApiError::bad_request(format!(
+                return Err(ZoneError::Invalid(format!(
                     "serviceid {b:?} in the body does not match service {p:?} of the path"
                 )))
             }
             (Some(p), _) => p.to_string(),
             (None, Some(b)) => b.to_string(),
-            (None, None) => return Err(ApiError::bad_request("serviceid: expected the id of the service to evaluate")),
+            (None, None) => {
+                return Err(ZoneError::Invalid("serviceid: expected the id of the service to evaluate".into()))
+            }
         };
         let deadline = bounded(req.deadline_ms, DEFAULT_DEADLINE, MAX_DEADLINE, "deadline_ms")?;
         let validity = bounded(req.validity_ms, DEFAULT_VALIDITY, MAX_VALIDITY, "validity_ms")?;
         if req.slots == 0 {
-            return Err(ApiError::bad_request("slots: expected at least 1 session slot to offer"));
+            return Err(ZoneError::Invalid("slots: expected at least 1 session slot to offer".into()));
         }
-        let service = parse_manifest(&format!("manifest of {id}"), &req.manifest)?;
+        let service = zonal_descriptor::parse_manifest(&format!("manifest of {id}"), &req.manifest)?;
         let (component, evaluator) = evaluator_of(&service).ok_or_else(|| {
-            ApiError::unprocessable(format!(
+            ZoneError::Unprocessable(format!(
                 "service {id} names no evaluator (set `evaluator` on the service or its entry component)"
             ))
         })?;
@@ -100,7 +103,7 @@ impl ZoneCore {
         let (label, scored) = match evaluator {
             EvaluatorRef::Builtin { name } => {
                 let ev = builtin(name)
-                    .ok_or_else(|| ApiError::unprocessable(format!("service {id}: no built-in evaluator {name:?}")))?;
+                    .ok_or_else(|| ZoneError::Unprocessable(format!("service {id}: no built-in evaluator {name:?}")))?;
                 let scored = envs.into_iter().map(|e| {
                     let s = ev.evaluate(&request, &e);
                     (e, Ok(s))
@@ -128,12 +131,12 @@ impl ZoneCore {
             }
         }
         let now = now_ms();
-        let mut book = self.lock_offers();
+        let mut book = self.offer_book();
         book.prune(now);
         book.next += 1;
         let offer_id = format!("{}-{id}-{}-{}", self.settings.name, now, book.next);
         let Some(mut offer) = build_offer(offer_id, &request, &usable, now, validity.as_millis() as u64) else {
-            return Err(ApiError::unprocessable(format!(
+            return Err(ZoneError::Unprocessable(format!(
                 "zone {} has no environment to offer for {id}: {}",
                 self.settings.name,
                 if left_out.is_empty() { "no available host".to_string() } else { left_out.join("; ") }
@@ -155,7 +158,7 @@ impl ZoneCore {
         manifest: &str,
         component: &str,
         budget: Duration,
-    ) -> Result<Result<String, String>, ApiError> {
+    ) -> Result<Result<String, String>, ZoneError> {
         self.want_evaluator(id, manifest, component)?;
         let stop = tokio::time::Instant::now() + budget;
         loop {
@@ -175,47 +178,43 @@ impl ZoneCore {
         }
     }
 
-    fn lock_offers(&self) -> std::sync::MutexGuard<'_, OfferBook> {
-        self.offers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Valid offers, of one service or all.
     pub fn offers(&self, service: Option<&str>) -> Vec<Offer> {
-        let mut book = self.lock_offers();
+        let mut book = self.offer_book();
         book.prune(now_ms());
         book.offers.values().filter(|o| service.is_none_or(|s| o.service == s)).cloned().collect()
     }
 
     /// One valid offer.
-    pub fn offer(&self, id: &str) -> Result<Offer, ApiError> {
+    pub fn offer(&self, id: &str) -> Result<Offer, ZoneError> {
         self.offers(None)
             .into_iter()
             .find(|o| o.id == id)
-            .ok_or_else(|| ApiError::not_found(format!("no valid offer {id:?} in zone {}", self.settings.name)))
+            .ok_or_else(|| ZoneError::NotFound(format!("no valid offer {id:?} in zone {}", self.settings.name)))
     }
 
     /// Flushes the offers of one service, or all; returns how many were dropped.
     pub fn delete_offers(&self, service: Option<&str>) -> usize {
-        let mut book = self.lock_offers();
+        let mut book = self.offer_book();
         let before = book.offers.len();
         book.offers.retain(|_, o| service.is_some_and(|s| o.service != s));
         before - book.offers.len()
     }
 
     /// Deletes one offer.
-    pub fn delete_offer(&self, id: &str) -> Result<(), ApiError> {
-        match self.lock_offers().offers.remove(id) {
+    pub fn delete_offer(&self, id: &str) -> Result<(), ZoneError> {
+        match self.offer_book().offers.remove(id) {
             Some(_) => Ok(()),
-            None => Err(ApiError::not_found(format!("no offer {id:?} in zone {}", self.settings.name))),
+            None => Err(ZoneError::NotFound(format!("no offer {id:?} in zone {}", self.settings.name))),
         }
     }
 
     /// The environments of offer `id` for `service`, if it is still valid (the domain
     /// accepting it in `PUT …/slots`).
-    pub(crate) fn offered_hosts(&self, service: &str, id: &str) -> Result<Vec<String>, ApiError> {
+    pub(crate) fn offered_hosts(&self, service: &str, id: &str) -> Result<Vec<String>, ZoneError> {
         let offer = self.offer(id)?;
         if offer.service != service {
-            return Err(ApiError::bad_request(format!("offer {id} is for service {}, not {service}", offer.service)));
+            return Err(ZoneError::Invalid(format!("offer {id} is for service {}, not {service}", offer.service)));
         }
         Ok(offer.environments.iter().map(|e| e.environment.clone()).collect())
     }
@@ -266,7 +265,7 @@ mod tests {
         assert_eq!(d(None).ok(), Some(DEFAULT_DEADLINE));
         assert_eq!(d(Some(250)).ok(), Some(Duration::from_millis(250)));
         assert!(d(Some(0)).is_err());
-        let too_long = d(Some(31_000)).err().map(|e| e.body.detail).unwrap_or_default();
+        let too_long = d(Some(31_000)).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(too_long.contains("31000 ms") && too_long.contains("30000"), "{too_long}");
     }
 }

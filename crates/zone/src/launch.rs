@@ -1,0 +1,294 @@
+//! Starting and stopping instance processes through the DC adaptor: the host a new instance
+//! goes to ([`crate::placement::choose_host`]), its record (written before the process
+//! exists), its environment (`zonal_proto::env`, with `ZONAL_PEER_*` pointing at the zone's
+//! gateways), and its stop. The control loop (`reconcile`) and moves call these.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zonal_control::backoff::{after_crash, Backoff};
+use zonal_control::place::{pick_host, HostSummary};
+use zonal_control::reconcile::InstanceState;
+use zonal_model::{RunSpec, Service};
+use zonal_proto::env as penv;
+use zonal_proto::now_ms;
+use zonal_store::Batch;
+
+use crate::adaptor::LaunchSpec;
+use crate::core::ZoneCore;
+use crate::instances::{InstanceRecord, T_INSTANCES};
+use crate::placement::choose_host;
+use crate::reconcile::Event;
+use crate::registry::T_CONTEXT;
+
+/// `name` as an environment variable suffix: ASCII letters and digits upper-cased, the rest `_`.
+pub(crate) fn env_key(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+fn describe_exit(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "exited".to_string(),
+    }
+}
+
+impl ZoneCore {
+    fn launch_spec(&self, rec: &InstanceRecord, service: &Service) -> Result<LaunchSpec, String> {
+        let comp = service
+            .component(&rec.component)
+            .ok_or_else(|| format!("service {} has no component {}", rec.service, rec.component))?;
+        let (argv, extra_env) = match &comp.run {
+            RunSpec::Command { argv, env } => (argv.clone(), env.clone()),
+            RunSpec::Image { image, .. } => {
+                return Err(format!(
+                    "component {} runs the container image {image}; the process adaptor runs commands only (`run: <command line>`)",
+                    comp.name
+                ))
+            }
+            RunSpec::None => return Err(format!("component {} has nothing to run (`run` is empty)", comp.name)),
+        };
+        let url = self.url();
+        let peers: Vec<String> =
+            service.channels.iter().filter(|c| c.from == comp.name).map(|c| c.to.clone()).collect();
+        let mut env = extra_env;
+        env.insert(penv::ZONAL_ZONE_URL.into(), url.clone());
+        env.insert(penv::ZONAL_ZONE_FILE.into(), self.settings.state_dir.join("zone.url").display().to_string());
+        env.insert(penv::ZONAL_ZONE.into(), self.settings.name.clone());
+        env.insert(penv::ZONAL_HOST.into(), rec.host.clone());
+        env.insert(penv::ZONAL_INSTANCE_ID.into(), rec.id.clone());
+        env.insert(penv::ZONAL_INSTANCE_TOKEN.into(), rec.token.clone());
+        env.insert(penv::ZONAL_SERVICE.into(), rec.service.clone());
+        env.insert(penv::ZONAL_COMPONENT.into(), rec.component.clone());
+        env.insert(penv::ZONAL_CONTEXT_URL.into(), format!("{url}/1.0/context/{}", rec.service));
+        env.insert(penv::ZONAL_PORTS.into(), penv::encode_ports(&rec.ports));
+        env.insert(penv::ZONAL_PEERS.into(), peers.join(","));
+        env.insert(
+            penv::ZONAL_CONFIG.into(),
+            serde_json::json!({"service": rec.service, "component": rec.component, "zone": self.settings.name})
+                .to_string(),
+        );
+        for p in &rec.ports {
+            env.insert(format!("ZONAL_PORT_{}", env_key(&p.name)), p.public.to_string());
+        }
+        // Connections to the components this one has channels to go through the zone's
+        // gateway, which balances them over those instances by slots (FUSION §2.9), or
+        // relays them to the zone the component runs in (remote peers).
+        let mut first_port = BTreeSet::new();
+        for (to, port, addr) in self.peer_gateways(service, &comp.name) {
+            env.insert(format!("ZONAL_PEER_{}_{}", env_key(&to), env_key(&port)), addr.to_string());
+            if first_port.insert(to.clone()) {
+                env.insert(format!("ZONAL_PEER_{}", env_key(&to)), addr.to_string());
+            }
+        }
+        Ok(LaunchSpec {
+            id: rec.id.clone(),
+            service: rec.service.clone(),
+            component: rec.component.clone(),
+            argv,
+            env,
+            workdir: rec.workdir.clone(),
+            log: rec.log.clone(),
+            resources: rec.resources.clone(),
+            ports: rec.ports.clone(),
+        })
+    }
+
+    /// Starts the process of `rec` (new or restarting). Returns the problem, if any.
+    pub(crate) fn launch(&self, mut rec: InstanceRecord) -> Result<(), String> {
+        let service = self.registry().services.get(&rec.service).map(|s| s.service.clone());
+        let Some(service) = service else { return Err(format!("service {} is not registered", rec.service)) };
+        let result = self.launch_spec(&rec, &service).and_then(|spec| {
+            self.adaptor.provision(&spec)?;
+            self.adaptor.start(&spec)
+        });
+        let mut inst = self.instances_state();
+        match result {
+            Ok(launched) => {
+                rec.pid = Some(launched.pid);
+                rec.start_time = launched.start_time;
+                rec.started_ms = Some(now_ms());
+                rec.restart_at_ms = None;
+                rec.state = InstanceState::Provisioning;
+                self.persist(&rec);
+                tracing::info!(instance = rec.id, pid = launched.pid, host = rec.host, "instance started");
+                inst.supervised.insert(rec.id.clone());
+                inst.adopted.remove(&rec.id);
+                if let Some(child) = launched.child {
+                    self.watch_child(rec.id.clone(), launched.pid, child);
+                } else {
+                    inst.adopted.insert(rec.id.clone());
+                }
+                inst.records.insert(rec.id.clone(), rec);
+                Ok(())
+            }
+            Err(e) => {
+                let (restarts, delay) = after_crash(&Backoff::RESTART, rec.restarts, 0);
+                rec.restarts = restarts;
+                rec.restart_at_ms = Some(now_ms() + delay);
+                rec.last_exit = Some(e.clone());
+                rec.state = InstanceState::Failed;
+                rec.pid = None;
+                self.persist(&rec);
+                inst.records.insert(rec.id.clone(), rec);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn create_instance(&self, service_id: &str, component: &str) -> Result<(), String> {
+        self.create_instance_on(service_id, component, None).map(|_| ())
+    }
+
+    /// Starts one instance of `component`: on `host` when given (a move), else on the host
+    /// [`choose_host`] chooses (planned hosts, then the accepted offer's, then any). Returns
+    /// the new instance's id once its process was launched; the error is a log message.
+    pub(crate) fn create_instance_on(
+        &self,
+        service_id: &str,
+        component: &str,
+        on: Option<&str>,
+    ) -> Result<String, String> {
+        // Lock order: registry → instances → binding, all released before the launch.
+        let (comp, planned, offered, hosts, occupied, live, attached) = {
+            let reg = self.registry();
+            let s = reg.services.get(service_id).ok_or_else(|| format!("service {service_id} is not registered"))?;
+            let comp = s
+                .component_for_new_instances(component)
+                .ok_or_else(|| format!("service {service_id} has no component {component}"))?;
+            let planned = s.planned_hosts.get(component).cloned().unwrap_or_default();
+            let offered = s.accepted_offer.as_ref().map(|o| o.hosts.clone()).unwrap_or_default();
+            let inst = self.instances_state();
+            let mut occupied: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut live: BTreeMap<String, u32> = BTreeMap::new();
+            for i in inst.records.values().filter(|i| i.service == service_id && i.state != InstanceState::Lost) {
+                occupied.entry(i.host.clone()).or_default().push(i.component.clone());
+                // Live as the reconciler counts them: going away (stopping, draining) does not count.
+                let going = matches!(i.state, InstanceState::Terminating | InstanceState::Decommissioned);
+                if i.component == component && !going {
+                    *live.entry(i.host.clone()).or_default() += 1;
+                }
+            }
+            let hosts = self.hosts_free_in(&inst);
+            drop(inst);
+            drop(reg);
+            let attached = self.binding_state().dca_attached;
+            (comp, planned, offered, hosts, occupied, live, attached)
+        };
+        if !attached {
+            return Err("no DC adaptor is attached to this zone (PUT /1.0/dca)".into());
+        }
+        let host = match on {
+            Some(name) => {
+                let only: Vec<HostSummary> = hosts.iter().filter(|h| h.name == name).cloned().collect();
+                pick_host(&only, &comp, &occupied).cloned()
+            }
+            None => choose_host(&hosts, &comp, &occupied, &planned, &live, &offered).cloned(),
+        };
+        let host = host.ok_or_else(|| {
+            format!(
+                "no host of zone {} has room for an instance of {service_id}/{component} ({})",
+                self.settings.name, comp.resources
+            )
+        })?;
+        let token = zonal_proto::secret();
+        let id = format!("{service_id}-{component}-{}", &token[..6]);
+        let workdir = self.settings.state_dir.join("instances").join(&id);
+        let rec = InstanceRecord {
+            id: id.clone(),
+            service: service_id.to_string(),
+            component: component.to_string(),
+            host: host.name.clone(),
+            token: token.clone(),
+            pid: None,
+            start_time: 0,
+            ports: self.adaptor.ports(&comp.ports)?,
+            log: workdir.join("instance.log"),
+            workdir,
+            state: InstanceState::Provisioning,
+            restarts: 0,
+            started_ms: None,
+            restart_at_ms: None,
+            last_exit: None,
+            resources: comp.resources.clone(),
+        };
+        // Recorded before the process exists, so a crash right after the start can still
+        // find the process by its token.
+        self.persist(&rec);
+        {
+            let mut inst = self.instances_state();
+            inst.tokens.insert(token, id.clone());
+            inst.records.insert(id.clone(), rec.clone());
+        }
+        self.launch(rec).map(|_| id)
+    }
+
+    fn watch_child(&self, id: String, pid: u32, mut child: tokio::process::Child) {
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => describe_exit(s),
+                Err(e) => format!("could not wait for the process: {e}"),
+            };
+            let _ = tx.send(Event::Exited { id, pid, status });
+        });
+    }
+
+    /// Stops an instance (SIGTERM, SIGKILL after the grace period) in the background; the
+    /// control loop forgets it once its process is gone.
+    pub(crate) fn stop_instance(&self, id: &str) {
+        let pid = {
+            let mut inst = self.instances_state();
+            let Some(rec) = inst.records.get_mut(id) else { return };
+            if rec.state == InstanceState::Terminating {
+                return;
+            }
+            rec.state = InstanceState::Terminating;
+            let rec = rec.clone();
+            self.persist(&rec);
+            rec.pid
+        };
+        let tx = self.events.clone();
+        let adaptor = self.adaptor.clone();
+        let grace = self.settings.stop_grace;
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Some(pid) = pid {
+                adaptor.stop(&id, pid, grace).await;
+            }
+            let _ = tx.send(Event::Stopped { id });
+        });
+    }
+
+    /// Drops an instance's record, token, context entries and adaptor leftovers.
+    pub(crate) fn forget(&self, id: &str) {
+        let mut inst = self.instances_state();
+        let Some(rec) = inst.records.remove(id) else { return };
+        inst.supervised.remove(id);
+        inst.adopted.remove(id);
+        inst.reports.remove(id);
+        inst.tokens.remove(&rec.token);
+        let mut batch = Batch::new().delete(T_INSTANCES, id);
+        if let Ok(keys) = self.store.list_raw(T_CONTEXT, &format!("{}/{}/{}", rec.service, rec.component, id)) {
+            for (k, _) in keys {
+                batch = batch.delete(T_CONTEXT, &k);
+            }
+        }
+        if let Err(e) = self.store.commit(batch) {
+            tracing::error!(instance = id, "cannot drop the instance record: {e}");
+        }
+        drop(inst);
+        self.adaptor.cleanup(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_environment_suffixes() {
+        assert_eq!(env_key("my-peer.1"), "MY_PEER_1");
+    }
+}

@@ -1,0 +1,376 @@
+//! The slot scaler (FUSION §2.8.2) and virtual elastic scaling (§2.3.2.2): configurations of
+//! a service overlaid on running instances of other services. Lock: `scaler` (overlays and
+//! the scaler's memory; after `moves`, before `gateway`).
+//!
+//! The decisions are `zonal_control::slots::scale`; this module builds its view of each
+//! group (instance reports and the gateway's open sessions), and turns its answer into
+//! desired counts, instance states and overlays, which the reconciler then carries out.
+//! Overlays are memory only: after a zone manager restart the scaler starts from instances.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use zonal_control::reconcile::InstanceState;
+use zonal_control::slots::{scale, InstanceSlots as SlotInstance, ScaleAction, ScalerMemory, ScalerPolicy, SlotState};
+use zonal_model::RunSpec;
+
+use crate::core::ZoneCore;
+use crate::gateway::GatewayState;
+use crate::instances::Instances;
+use crate::registry::Registry;
+
+/// A configuration of a guest service on a host instance (named after the guest service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overlay {
+    /// Its port on the host instance; 0 while it is being added.
+    pub port: u16,
+    /// Most sessions of the guest on the host.
+    pub cap: u32,
+    /// Scaled in: no new sessions, removed once its last session ends.
+    pub draining: bool,
+}
+
+/// The scaler's state.
+#[derive(Debug, Default)]
+pub(crate) struct ScalerState {
+    /// Overlays: guest service → host instance → overlay.
+    pub overlays: BTreeMap<String, BTreeMap<String, Overlay>>,
+    /// When the scaler last acted, per service.
+    pub memory: HashMap<String, ScalerMemory>,
+}
+
+/// The instances of `(service, component)` as the scaler sees them. Sessions in use are the
+/// larger of what the instance reported and what the gateway has open to it: a report may
+/// not yet count a session the gateway just forwarded.
+pub(crate) fn scaler_view(
+    inst: &Instances,
+    sc: &ScalerState,
+    gw: &GatewayState,
+    service: &str,
+    component: &str,
+    per_instance: u32,
+) -> Vec<SlotInstance> {
+    let mut out = Vec::new();
+    for i in inst.records.values().filter(|i| i.service == service && i.component == component) {
+        let open = gw.sessions_of(&i.id);
+        let report = inst.reports.get(&i.id);
+        let (state, max, free, active) = match (i.state, report) {
+            (InstanceState::Running, Some(r)) => {
+                let active = r.used.max(open);
+                (SlotState::Active, r.max, r.free.min(r.max.saturating_sub(active)), active)
+            }
+            // Starting, restarting or not yet reporting: its slots are on the way.
+            (InstanceState::Running | InstanceState::Provisioning | InstanceState::Failed, _) => {
+                (SlotState::Provisioning, per_instance, per_instance, 0)
+            }
+            (InstanceState::Decommissioned, r) => {
+                let max = r.map_or(per_instance, |r| r.max);
+                let active = r.map_or(0, |r| r.used).max(open);
+                (SlotState::Decommissioned, max, max.saturating_sub(active), active)
+            }
+            (InstanceState::Terminating | InstanceState::Lost, _) => continue,
+        };
+        out.push(SlotInstance { id: i.id.clone(), state, max, free, active, started_ms: i.started_ms.unwrap_or(0) });
+    }
+    out.extend(overlay_view(inst, sc, gw, service));
+    out
+}
+
+/// The guest's overlays as the scaler sees them. They count as the youngest instances: an
+/// overlay is the cheapest capacity to give back, so scale-in drains it first.
+fn overlay_view(inst: &Instances, sc: &ScalerState, gw: &GatewayState, guest: &str) -> Vec<SlotInstance> {
+    let mut out = Vec::new();
+    for (host, ov) in sc.overlays.get(guest).into_iter().flatten() {
+        if ov.port == 0 {
+            out.push(SlotInstance {
+                id: host.clone(),
+                state: SlotState::Provisioning,
+                max: ov.cap,
+                free: ov.cap,
+                active: 0,
+                started_ms: u64::MAX,
+            });
+            continue;
+        }
+        let Some(rep) = inst.reports.get(host) else { continue };
+        let gw_host = gw.sessions_of(host);
+        let open = gw.port_sessions_of(host, ov.port);
+        let (used, cfg_free) = rep.configs.get(guest).map_or((open, 0), |c| (c.used.max(open), c.free));
+        let shared = rep.free.min(rep.max.saturating_sub(rep.used.max(gw_host)));
+        let free = cfg_free.min(ov.cap.saturating_sub(used)).min(shared);
+        out.push(SlotInstance {
+            id: host.clone(),
+            state: if ov.draining { SlotState::Decommissioned } else { SlotState::Active },
+            max: ov.cap,
+            free: if ov.draining { ov.cap.saturating_sub(used) } else { free },
+            active: used,
+            started_ms: u64::MAX,
+        });
+    }
+    out
+}
+
+/// Running instances of other services whose component supports overlays and that have
+/// free resource slots and no configuration of `guest` yet: (id, admin port, free).
+fn overlay_hosts(
+    reg: &Registry,
+    inst: &Instances,
+    sc: &ScalerState,
+    gw: &GatewayState,
+    guest: &str,
+) -> Vec<(String, u16, u32)> {
+    let mut out: Vec<(String, u16, u32)> = inst
+        .records
+        .values()
+        .filter(|i| i.service != guest && i.state == InstanceState::Running)
+        .filter(|i| {
+            reg.services
+                .get(&i.service)
+                .and_then(|s| s.service.component(&i.component))
+                .is_some_and(|c| c.supports_overlay)
+        })
+        .filter(|i| !sc.overlays.get(guest).is_some_and(|o| o.contains_key(&i.id)))
+        .filter_map(|i| {
+            let rep = inst.reports.get(&i.id)?;
+            let admin = i.ports.iter().find(|p| p.name == "admin")?.public;
+            let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw.sessions_of(&i.id))));
+            (free > 0).then(|| (i.id.clone(), admin, free))
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    out
+}
+
+impl ZoneCore {
+    /// Adds a configuration of `guest` capped at `cap` sessions to host instance `host`
+    /// (through its admin API, in the background); the gateway uses it once it is there.
+    fn add_overlay(&self, guest: &str, host: &str, admin: u16, cap: u32) {
+        self.scaler_state()
+            .overlays
+            .entry(guest.to_string())
+            .or_default()
+            .insert(host.to_string(), Overlay { port: 0, cap, draining: false });
+        let Some(me) = self.me.upgrade() else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"name": guest, "port": 0, "max": cap});
+            let result = me.adaptor.add_config(admin, body).await;
+            let mut sc = me.scaler_state();
+            match result {
+                Ok(v) => {
+                    let port = v.get("port").and_then(|p| p.as_u64()).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+                    if let Some(ov) = sc.overlays.get_mut(&guest).and_then(|o| o.get_mut(&host)) {
+                        ov.port = port;
+                        tracing::info!(
+                            service = guest,
+                            host,
+                            port,
+                            cap,
+                            "virtual scale-out: configuration added to a running instance"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = guest, host, "cannot add a configuration: {e}");
+                    if let Some(o) = sc.overlays.get_mut(&guest) {
+                        o.remove(&host);
+                    }
+                }
+            }
+            drop(sc);
+            me.bump();
+            me.kick();
+        });
+    }
+
+    /// Removes the overlay of `guest` on `host` (its sessions have ended, or it is unwanted).
+    fn remove_overlay(&self, guest: &str, host: &str) {
+        let admin = {
+            let inst = self.instances_state();
+            let mut sc = self.scaler_state();
+            if let Some(o) = sc.overlays.get_mut(guest) {
+                o.remove(host);
+            }
+            inst.records.get(host).and_then(|i| i.ports.iter().find(|p| p.name == "admin").map(|p| p.public))
+        };
+        tracing::info!(service = guest, host, "virtual scale-in: configuration removed from the instance");
+        self.bump();
+        let (Some(admin), Some(me)) = (admin, self.me.upgrade()) else { return };
+        let (guest, host) = (guest.to_string(), host.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = me.adaptor.remove_config(admin, &guest).await {
+                tracing::warn!(service = guest, host, "cannot remove a configuration: {e}");
+            }
+        });
+    }
+
+    /// Drops overlays whose guest is no longer deployed or whose host is gone.
+    pub(crate) fn prune_overlays(&self) {
+        let stale: Vec<(String, String)> = {
+            let reg = self.registry();
+            let inst = self.instances_state();
+            let sc = self.scaler_state();
+            sc.overlays
+                .iter()
+                .flat_map(|(g, hosts)| hosts.keys().map(move |h| (g.clone(), h.clone())))
+                .filter(|(g, h)| {
+                    let guest_up = reg.services.get(g).is_some_and(|s| s.is_deployed());
+                    let host_up = inst.records.get(h).is_some_and(|i| i.state == InstanceState::Running);
+                    !(guest_up && host_up)
+                })
+                .collect()
+        };
+        for (g, h) in stale {
+            self.remove_overlay(&g, &h);
+        }
+    }
+
+    /// The slot scaler for the entry component of every deployed service: asks
+    /// `zonal_control::slots::scale` and turns its answer into desired counts and instance
+    /// states, which the reconciler then carries out. Returns true if it acted.
+    ///
+    /// It acts only on a converged group (as many live instances as desired) whose instances
+    /// report slots: while instances start or stop, or for programs that report nothing,
+    /// the counts the domain asked for stand.
+    pub(crate) fn scale_services(&self, now: u64) -> bool {
+        let cfg = self.settings.slots;
+        let mut plans: Vec<(String, String, u32, Vec<ScaleAction>)> = Vec::new();
+        {
+            let reg = self.registry();
+            let inst = self.instances_state();
+            let moves = self.moves_state();
+            let sc = self.scaler_state();
+            let gw = self.gateway_state();
+            for rec in reg.services.values().filter(|s| s.is_deployed()) {
+                let Some(c) = rec.service.entry_component() else { continue };
+                if matches!(c.run, RunSpec::None) || crate::moves::group_moving(&moves, &rec.serviceid, &c.name) {
+                    continue;
+                }
+                let view = scaler_view(&inst, &sc, &gw, &rec.serviceid, &c.name, c.slots.per_instance);
+                let own: Vec<&SlotInstance> = view
+                    .iter()
+                    .filter(|i| inst.records.get(&i.id).is_some_and(|r| r.service == rec.serviceid))
+                    .collect();
+                if !own.iter().any(|i| i.state != SlotState::Provisioning) {
+                    continue;
+                }
+                let live = own.iter().filter(|i| i.state != SlotState::Decommissioned).count() as u32;
+                let desired = rec.desired.get(&c.name).copied().unwrap_or(0);
+                if live != desired {
+                    continue;
+                }
+                let policy = ScalerPolicy {
+                    min_free: c.slots.min_free,
+                    per_instance: c.slots.per_instance,
+                    min_instances: c.scaling.min_instances,
+                    max_instances: c.scaling.max_instances,
+                    hysteresis: cfg.hysteresis,
+                    cooldown_out_ms: cfg.cooldown_out.as_millis() as u64,
+                    cooldown_in_ms: cfg.cooldown_in.as_millis() as u64,
+                };
+                let memory = sc.memory.get(&rec.serviceid).copied().unwrap_or_default();
+                let actions = scale(&policy, &view, &memory, now);
+                if !actions.is_empty() {
+                    plans.push((rec.serviceid.clone(), c.name.clone(), c.scaling.max_instances, actions));
+                }
+            }
+        }
+        let mut acted = false;
+        for (service, component, max, actions) in plans {
+            let mut delta: i64 = 0;
+            let mut out = false;
+            let mut inn = false;
+            let (reuse, per, min_instances, desired_now) = {
+                let reg = self.registry();
+                let rec = reg.services.get(&service);
+                let comp = rec.and_then(|r| r.service.component(&component));
+                (
+                    rec.is_some_and(|r| r.service.reuse_existing),
+                    comp.map_or(1, |c| c.slots.per_instance),
+                    comp.map_or(1, |c| c.scaling.min_instances),
+                    rec.and_then(|r| r.desired.get(&component).copied()).unwrap_or(0),
+                )
+            };
+            let overlaid: BTreeSet<String> =
+                self.scaler_state().overlays.get(&service).map(|o| o.keys().cloned().collect()).unwrap_or_default();
+            for a in actions {
+                match a {
+                    ScaleAction::Start(mut n) => {
+                        // Virtual elastic scaling first: a configuration on a running instance
+                        // with free resource slots is cheaper than a new instance.
+                        if reuse {
+                            let hosts = {
+                                let reg = self.registry();
+                                let inst = self.instances_state();
+                                let sc = self.scaler_state();
+                                let gw = self.gateway_state();
+                                overlay_hosts(&reg, &inst, &sc, &gw, &service)
+                            };
+                            for (host, admin, free) in hosts.into_iter().take(n as usize) {
+                                self.add_overlay(&service, &host, admin, free.min(per.max(1)));
+                                n -= 1;
+                                out = true;
+                            }
+                        }
+                        if n > 0 {
+                            tracing::info!(service, component, count = n, "scaling out: free slots below the minimum");
+                            delta += i64::from(n);
+                            out = true;
+                        }
+                    }
+                    ScaleAction::Decommission(id) if overlaid.contains(&id) => {
+                        tracing::info!(service, host = id, "virtual scale-in: draining the configuration");
+                        if let Some(ov) = self.scaler_state().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = true;
+                        }
+                        inn = true;
+                    }
+                    ScaleAction::Recommission(id) if overlaid.contains(&id) => {
+                        if let Some(ov) = self.scaler_state().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
+                            ov.draining = false;
+                        }
+                        out = true;
+                    }
+                    ScaleAction::Terminate(id) if overlaid.contains(&id) => self.remove_overlay(&service, &id),
+                    // Never below the minimum of the service's own instances: overlays come
+                    // and go with other services.
+                    ScaleAction::Decommission(_) if i64::from(desired_now) + delta <= i64::from(min_instances) => {}
+                    ScaleAction::Recommission(id) => {
+                        tracing::info!(service, instance = id, "scaling out: recommissioning a draining instance");
+                        self.set_state(&id, InstanceState::Running);
+                        delta += 1;
+                        out = true;
+                    }
+                    ScaleAction::Decommission(id) => {
+                        tracing::info!(service, instance = id, "scaling in: decommissioned, draining its sessions");
+                        self.set_state(&id, InstanceState::Decommissioned);
+                        delta -= 1;
+                        inn = true;
+                    }
+                    // The reconciler stops a drained instance once neither its report nor
+                    // the gateway shows a session (see `instances::usage`).
+                    ScaleAction::Terminate(_) => {}
+                }
+            }
+            if delta != 0 {
+                let r = self.update_service(&service, |rec| {
+                    let n = rec.desired.entry(component.clone()).or_insert(0);
+                    *n = (i64::from(*n) + delta).clamp(0, i64::from(max)) as u32;
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    tracing::warn!(service, "cannot record the scaler's instance count: {e}");
+                }
+            }
+            let mut sc = self.scaler_state();
+            let m = sc.memory.entry(service).or_default();
+            if out {
+                m.last_out_ms = Some(now);
+            }
+            if inn {
+                m.last_in_ms = Some(now);
+            }
+            acted |= out || inn;
+        }
+        acted
+    }
+}
