@@ -9,10 +9,11 @@
 //!   into named buckets against the desired counts and emits the actions that close the gap.
 //! * [`backoff`] — restart backoff for crashed instances and the retry policy of the
 //!   domain's deployment coordinator.
-//! * [`place`] — the domain's placement step behind a small boundary
-//!   (`place_service(zones, service, demand) -> Allocation`), with a deterministic greedy
-//!   placer now; the exact optimiser of `zonal-place` can replace its internals later. It also
-//!   holds the zone-side host choice ([`place::pick_host`]).
+//! * [`place`] — the zone-side host choice ([`place::pick_host`]) and the minimum instance
+//!   counts a zone starts a service with; the domain's placement is `zonal_place::decide`.
+//! * [`demand`] — measured demand: open sessions split over user regions by where clients
+//!   resolve from, combined with declared demand, and when a change is a shift worth
+//!   re-deciding for.
 //! * [`slots`] — FUSION session slots: what a zone advertises (free + headroom), the zone
 //!   scaler (drain-safe scale-in, hysteresis, cooldowns), the gateway's balancing policies,
 //!   the domain's resolution with spill-over and its on-demand hold-back rule, and Erlang-C
@@ -24,6 +25,7 @@
 //!   strategies (divide-and-conquer, two-phase).
 
 pub mod backoff;
+pub mod demand;
 pub mod evaluate;
 pub mod geography;
 pub mod place;

@@ -127,6 +127,78 @@ pub fn routes() -> Routes<Api> {
             post_consolidation,
         )
         .add(M::GET, "/1.0/regions", "Per user region: slots of each deployed service within reach", ANY, list_regions)
+        .add(
+            M::POST,
+            "/1.0/plans",
+            "Dry run: the decision the domain would make for {manifest?, serviceid?, slots?}, as a diff against what runs; nothing is stored",
+            PROVIDERS,
+            post_plan,
+        )
+        .add(M::GET, "/1.0/state", "The live state the placement pipeline decides on", PROVIDERS, get_live_state)
+        .add(M::GET, "/1.0/services/{id}/events", "What happened to a service (decisions, moves, drains)", ANY, service_events)
+        .add(M::GET, "/1.0/services/{id}/decision", "The service's last placement decision", ANY, service_decision)
+        .add(M::GET, "/1.0/infrastructure", "The infrastructure document (links, prices, proximity classes)", ANY, get_infrastructure)
+        .add(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
+        .add(M::GET, "/1.0/knowledge-base", "The knowledge base (workload tags → hardware profiles)", ANY, get_kb)
+        .add(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
+}
+
+async fn post_plan(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    JsonBody(b): JsonBody<crate::decisions::PlanRequest>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.dry_run(&who(p)?, &b).await?)))
+}
+
+async fn get_live_state(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.state_for(&who(p)?)?)))
+}
+
+async fn service_events(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.events(&who(p)?, &id)?)))
+}
+
+async fn service_decision(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    match api.core.last_decision(&who(p)?, &id)? {
+        Some(d) => Ok(Json(json!(d))),
+        None => Err(ApiError::not_found(format!("service {id} has not been placed yet (deploy it: zonal apply -f …)"))),
+    }
+}
+
+async fn get_infrastructure(State(api): State<Api>) -> R<Json<Value>> {
+    match api.core.infrastructure_document()? {
+        Some(i) => Ok(Json(json!(i))),
+        None => Err(ApiError::not_found(
+            "no infrastructure document has been given (zonal up sends its own; zonal apply -f infra.yaml replaces it)",
+        )),
+    }
+}
+
+async fn put_infrastructure(
+    State(api): State<Api>,
+    JsonBody(b): JsonBody<zonal_model::Infrastructure>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_infrastructure(b)?)))
+}
+
+async fn get_kb(State(api): State<Api>) -> R<Json<Value>> {
+    match api.core.knowledge_base()? {
+        Some(k) => Ok(Json(json!(k))),
+        None => Err(ApiError::not_found("no knowledge base has been given (zonal apply -f knowledge-base.yaml)")),
+    }
+}
+
+async fn put_kb(State(api): State<Api>, JsonBody(b): JsonBody<zonal_model::KnowledgeBase>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.set_knowledge_base(b)?)))
 }
 
 async fn get_geography(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
@@ -366,13 +438,25 @@ async fn get_state(State(api): State<Api>, p: Option<Extension<Principal>>, Path
     Ok(Json(json!({"state": v.state, "target": v.target, "message": v.message})))
 }
 
+#[derive(Deserialize)]
+struct DeployQuery {
+    /// Keep an infeasible service pending instead of refusing it.
+    pending: Option<bool>,
+}
+
 async fn put_state(
     State(api): State<Api>,
     p: Option<Extension<Principal>>,
     Path(id): Path<String>,
+    Query(q): Query<DeployQuery>,
     JsonBody(b): JsonBody<StateChange>,
 ) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, &b.state)?))))
+    let caller = who(p)?;
+    let view = match b.state.as_str() {
+        "deploy" | "deployed" | "provision" => api.core.deploy_service(&caller, &id, q.pending.unwrap_or(false)).await?,
+        other => api.core.set_state(&caller, &id, other)?,
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!(view))))
 }
 
 async fn get_slots(State(api): State<Api>, p: Option<Extension<Principal>>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -386,7 +470,7 @@ async fn put_slots(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<SlotsChange>,
 ) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_slots(&who(p)?, &id, b.slots)?))))
+    Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_slots(&who(p)?, &id, b.slots).await?))))
 }
 
 async fn delete_slots(

@@ -101,6 +101,9 @@ pub struct ZoneProgress {
     pub registered: bool,
     pub scaled: bool,
     pub deployed: bool,
+    /// The share the zone last confirmed; a different share is sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<zonal_proto::wire::ZoneSlotsChange>,
 }
 
 impl ZoneProgress {
@@ -136,6 +139,22 @@ pub struct ServiceRecord {
     /// `None` asks for a new round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offers: Option<crate::offers::OfferRound>,
+    /// The target being replaced, kept (with its counts) until the new target's instances
+    /// run, so that a service never has fewer instances serving than before a re-placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Allocation>,
+    /// The last decision (placement, re-placement, or one the gate declined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::decisions::DecisionRecord>,
+    /// What happened to the service, newest last (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::decisions::ServiceEvent>,
+    /// The regional demand the target was decided for (re-placement compares against it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub demand_basis: BTreeMap<String, u32>,
+    /// Zones draining the service before it is removed from them: since when (ms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub draining: BTreeMap<String, u64>,
 }
 
 /// Liveness and the last report of one zone (memory only).
@@ -155,6 +174,12 @@ pub struct DomainCore {
     pub(crate) services_lock: Mutex<()>,
     pub(crate) kick: Notify,
     pub state_dir: Option<PathBuf>,
+    /// How the domain decides placement (solver settings, switching costs, re-placement).
+    pub decisions: crate::decisions::DecisionSettings,
+    /// Serialises decisions: each one sees the capacity the previous one took.
+    pub(crate) decide_lock: tokio::sync::Mutex<()>,
+    /// Resolutions per service and region, for measured demand (memory only).
+    resolutions: Mutex<crate::snapshot::Resolutions>,
 }
 
 pub(crate) fn store_err(e: zonal_store::StoreError) -> ApiError {
@@ -225,8 +250,26 @@ impl DomainCore {
             services_lock: Mutex::new(()),
             kick: Notify::new(),
             state_dir: None,
+            decisions: Default::default(),
+            decide_lock: tokio::sync::Mutex::new(()),
+            resolutions: Mutex::new(Default::default()),
         };
         Ok((Arc::new(core), bootstrap))
+    }
+
+    /// The same domain with other decision settings (before it serves).
+    pub fn with_decisions(self: Arc<Self>, settings: crate::decisions::DecisionSettings) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut core) => {
+                core.decisions = settings;
+                Arc::new(core)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    pub(crate) fn resolutions(&self) -> MutexGuard<'_, crate::snapshot::Resolutions> {
+        self.resolutions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn hb(&self) -> MutexGuard<'_, HashMap<String, Heartbeat>> {
@@ -426,7 +469,7 @@ impl DomainCore {
         let mut batch = Batch::new();
         let mut changed = false;
         for (id, mut s) in services {
-            let placed_here = s.placement.as_ref().is_some_and(|p| p.zones.contains_key(name));
+            let placed_here = s.placement.iter().chain(s.previous.iter()).any(|p| p.zones.contains_key(name));
             let mut dirty = false;
             if placed_here && s.target == Target::Deployed && !reported.contains(&id) {
                 if let Some(p) = s.progress.get_mut(name) {
@@ -642,7 +685,7 @@ impl DomainCore {
         Ok(s)
     }
 
-    fn owned_service(&self, caller: &Principal, id: &str) -> Result<ServiceRecord, ApiError> {
+    pub(crate) fn owned(&self, caller: &Principal, id: &str) -> Result<ServiceRecord, ApiError> {
         let s = self.visible_service(caller, id)?;
         if !(caller.is_admin() || (caller.role == Role::Provider && s.owner == caller.name)) {
             return Err(ApiError::forbidden(format!(
@@ -693,16 +736,21 @@ impl DomainCore {
         }
     }
 
-    /// `POST /1.0/services`: validates the manifest and registers it (nothing is stored from
-    /// an invalid one).
-    pub fn register_service(&self, caller: &Principal, req: &RegisterService) -> Result<(u16, ServiceView), ApiError> {
-        let file = req.serviceid.clone().map_or_else(|| "manifest".to_string(), |s| format!("manifest of {s}"));
-        let service = zonal_descriptor::parse_manifest(&file, &req.manifest)
+    /// The record a manifest would register as (validated; nothing stored): the service,
+    /// its owner (the caller for a provider), nothing placed.
+    pub(crate) fn candidate_record(
+        &self,
+        caller: &Principal,
+        serviceid: Option<&str>,
+        manifest: &str,
+    ) -> Result<ServiceRecord, ApiError> {
+        let file = serviceid.map_or_else(|| "manifest".to_string(), |s| format!("manifest of {s}"));
+        let service = zonal_descriptor::parse_manifest(&file, manifest)
             .map_err(|e| ApiError::invalid_manifest(e.summary.clone(), e.diagnostic_lines()))?;
         let id = service.name.clone();
         valid_name("service", &id)?;
-        if let Some(want) = &req.serviceid {
-            if want != &id {
+        if let Some(want) = serviceid {
+            if want != id {
                 return Err(ApiError::bad_request(format!(
                     "serviceid {want:?} does not match the manifest's service name {id:?}"
                 )));
@@ -720,6 +768,35 @@ impl DomainCore {
             }
             _ => service.owner.clone().unwrap_or_else(|| caller.name.clone()),
         };
+        Ok(ServiceRecord {
+            serviceid: id,
+            owner,
+            manifest: manifest.to_string(),
+            service,
+            target: Target::Registered,
+            state: "registered".into(),
+            demand: 0,
+            placement: None,
+            progress: BTreeMap::new(),
+            cleanup: BTreeSet::new(),
+            message: None,
+            attempt: 0,
+            next_try_ms: 0,
+            generation: 1,
+            offers: None,
+            previous: None,
+            decision: None,
+            events: Vec::new(),
+            demand_basis: BTreeMap::new(),
+            draining: BTreeMap::new(),
+        })
+    }
+
+    /// `POST /1.0/services`: validates the manifest and registers it (nothing is stored from
+    /// an invalid one).
+    pub fn register_service(&self, caller: &Principal, req: &RegisterService) -> Result<(u16, ServiceView), ApiError> {
+        let rec = self.candidate_record(caller, req.serviceid.as_deref(), &req.manifest)?;
+        let id = rec.serviceid.clone();
         let _g = self.lock_services();
         if let Some(existing) = self.store.get::<ServiceRecord>(T_SERVICES, &id).map_err(store_err)? {
             if !self.can_see(caller, &existing) || (caller.role == Role::Provider && existing.owner != caller.name) {
@@ -736,36 +813,27 @@ impl DomainCore {
                 )));
             }
         }
-        let rec = ServiceRecord {
-            serviceid: id.clone(),
-            owner,
-            manifest: req.manifest.clone(),
-            service,
-            target: Target::Registered,
-            state: "registered".into(),
-            demand: 0,
-            placement: None,
-            progress: BTreeMap::new(),
-            cleanup: BTreeSet::new(),
-            message: None,
-            attempt: 0,
-            next_try_ms: 0,
-            generation: 1,
-            offers: None,
-        };
         self.store.put(T_SERVICES, &id, &rec).map_err(store_err)?;
         tracing::info!(service = id, owner = rec.owner, "service registered");
         Ok((201, self.service_view(&rec)))
     }
 
-    fn update_service(
+    /// Changes a record without an owner's request (an event of the domain itself).
+    pub(crate) fn update_service_quietly(&self, id: &str, f: impl FnOnce(&mut ServiceRecord)) -> Result<(), ApiError> {
+        let _g = self.lock_services();
+        let Some(mut s) = self.store.get::<ServiceRecord>(T_SERVICES, id).map_err(store_err)? else { return Ok(()) };
+        f(&mut s);
+        self.store.put(T_SERVICES, id, &s).map_err(store_err)
+    }
+
+    pub(crate) fn update_service(
         &self,
         caller: &Principal,
         id: &str,
         f: impl FnOnce(&mut ServiceRecord) -> Result<(), ApiError>,
     ) -> Result<ServiceView, ApiError> {
         let _g = self.lock_services();
-        let mut s = self.owned_service(caller, id)?;
+        let mut s = self.owned(caller, id)?;
         f(&mut s)?;
         s.generation += 1;
         s.attempt = 0;
@@ -812,32 +880,6 @@ impl DomainCore {
                 }
             }
             s.message = None;
-            Ok(())
-        })
-    }
-
-    /// `PUT /1.0/services/{id}/slots`: session slots wanted domain-wide.
-    pub fn set_slots(&self, caller: &Principal, id: &str, slots: u32) -> Result<ServiceView, ApiError> {
-        self.update_service(caller, id, |s| {
-            s.demand = slots;
-            if DomainCore::places_by_offers(s) {
-                // A new demand is a new offer round; the deployment re-places on its result.
-                s.offers = None;
-                if s.target == Target::Deployed && s.placement.is_some() {
-                    s.state = "deploying".into();
-                }
-            } else if let Some(p) = &mut s.placement {
-                let counts = zonal_control::place::instance_counts(&s.service, &PlacementDemand { slots });
-                for comps in p.zones.values_mut() {
-                    *comps = counts.iter().filter(|(_, n)| **n > 0).map(|(k, v)| (k.clone(), *v)).collect();
-                }
-                for prog in s.progress.values_mut() {
-                    prog.scaled = false;
-                }
-                if s.target == Target::Deployed {
-                    s.state = "deploying".into();
-                }
-            }
             Ok(())
         })
     }
@@ -1007,6 +1049,7 @@ mod tests {
                 power: Default::default(),
             }],
             location: None,
+            price: None,
         };
         core.register_zone(&admin(), reg).expect("zone");
     }
@@ -1087,6 +1130,7 @@ mod tests {
             tier: None,
             hosts: vec![],
             location: None,
+            price: None,
         };
         assert_eq!(core.register_zone(&z, reg).expect_err("403").status, 403);
         assert_eq!(core.zone_status(&z, "z1", ZoneReport::default()).expect_err("404").status, 404);
@@ -1097,6 +1141,7 @@ mod tests {
             tier: None,
             hosts: vec![],
             location: None,
+            price: None,
         };
         assert_eq!(core.register_zone(&z, reg).expect_err("400").status, 400);
         assert!(core.zones(&admin()).expect("zones").is_empty());

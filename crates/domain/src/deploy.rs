@@ -1,47 +1,78 @@
 //! The deployment coordinator: drives every service towards its target, zone by zone.
 //!
-//! FUSION's deployment protocol (seed 001 §4.1, steps 1–12) without offers: place the
-//! service (the pure placer of `zonal-control`), then in each chosen zone register the
-//! service (`POST /1.0/services`), set the instances wanted (`PUT …/slots`) and deploy
-//! (`PUT …/state`). Each step is idempotent at the zone and recorded in the service's
-//! progress in the store as soon as the zone confirms it, so a domain stopped mid-deployment
-//! resumes where it was. A failed step is retried with exponential backoff
-//! ([`Backoff::RETRY`]); the error is shown in the service's `message` meanwhile.
+//! A service's target is the placement pipeline's decision ([`crate::decisions`]): instances
+//! per component per zone, the hosts the plan chose, the channels that cross zones and the
+//! profiles of tagged components. Each zone gets its **share** in `PUT …/slots`
+//! ([`zonal_proto::wire::ZoneSlotsChange`]): its counts, its planned hosts, the overrides of
+//! its components, the accepted offer (services with an evaluator) and the **remote peers**:
+//! for every channel whose source runs in the zone and whose target does not, the target
+//! zone's gateway address for each of the target's ports (`component/port → host:port`),
+//! which the zone relays to through a local listener (late binding finds them in the
+//! zone's namespace too). A zone's share is sent only once the zones it needs peers from
+//! report their gateways (so its instances start with every `ZONAL_PEER_*`), or after
+//! [`PEER_WAIT`] when they do not (a cycle of channels across zones); it is sent again when
+//! anything in it changes (a peer's gateway moved).
 //!
-//! Termination and deletion cascade: `DELETE /1.0/services/{id}` at every zone that holds
-//! the service (the zone stops the instances through its adaptor, then unregisters it) until
-//! each answers 204 or 404; only then is the placement (or, for a delete, the service)
-//! dropped.
+//! FUSION's deployment protocol (seed 001 §4.1, steps 1–12) per zone: register the service
+//! (`POST /1.0/services`), set its share (`PUT …/slots`), deploy (`PUT …/state`). Each step
+//! is idempotent at the zone and recorded in the service's progress as soon as the zone
+//! confirms it, so a domain stopped mid-deployment resumes where it was. A failed step is
+//! retried with exponential backoff ([`Backoff::RETRY`]); the error is shown in the service's
+//! `message` meanwhile.
 //!
-//! Zones that miss heartbeats for `zone_timeout + replace_after` lose their services: the
-//! placer runs again without them, and the old zone is told to drop the service when it
-//! comes back.
+//! **Safe order.** When a decision replaces a target, the old one is kept as `previous` and
+//! every zone gets the larger of its old and new counts, until every zone of the new target
+//! runs its new instances; only then do the zones get their final counts. Zones that lose
+//! instances scale in by draining (decommissioned instances take no new session and stop
+//! once idle: sessions are not cut), and zones that leave the placement first drain to zero
+//! and are then told to drop the service, at the latest after the drain timeout. So a slot
+//! service never has fewer instances serving than its old target during a re-placement.
+//!
+//! **Termination and deletion** cascade: `DELETE /1.0/services/{id}` at every zone that
+//! holds the service until each answers 204 or 404; only then is the target (or, for a
+//! delete, the service) dropped — and with it the channel bandwidth it reserved.
+//!
+//! **Lost zones.** A zone silent for `zone_timeout + replace_after` makes the pipeline decide
+//! again without it (`ZoneLost`); the old zone is told to drop the service when it returns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use zonal_control::backoff::Backoff;
-use zonal_control::place::{place_service, PlacementDemand};
-use zonal_proto::wire::{StateChange, ZoneServiceRegister, ZoneSlotsChange};
+use zonal_control::reconcile::InstanceState;
+use zonal_model::Allocation;
+use zonal_place::decide::Trigger;
+use zonal_proto::wire::{ComponentOverride, StateChange, ZoneServiceRegister, ZoneSlotsChange};
 use zonal_proto::{now_ms, ClientError};
 use zonal_store::StoreExt;
 
 use crate::core::{DomainCore, ServiceRecord, Target, T_SERVICES};
+use crate::decisions::{push_event, DecideFailure};
+
+/// How long a zone's share waits for the gateways of its remote peers.
+pub const PEER_WAIT: Duration = Duration::from_secs(5);
 
 enum Outcome {
     /// Nothing more to do now.
     Done,
-    /// Waiting for zones (e.g. instances stopping): look again soon.
+    /// Waiting for zones (instances starting or stopping): look again soon.
     Pending,
     /// A step failed.
     Failed(String),
 }
 
+/// What one zone should be told.
+struct Share {
+    change: ZoneSlotsChange,
+    /// Remote peers it needs whose gateways are not known yet.
+    waiting_for: Vec<String>,
+}
+
 impl DomainCore {
     /// Applies `f` to the stored record if nobody changed it since `generation`.
-    fn commit(&self, id: &str, generation: u64, f: impl FnOnce(&mut ServiceRecord) -> bool) -> bool {
+    pub(crate) fn commit(&self, id: &str, generation: u64, f: impl FnOnce(&mut ServiceRecord) -> bool) -> bool {
         let _g = self.lock_services();
         let Ok(Some(mut s)) = self.store.get::<ServiceRecord>(T_SERVICES, id) else { return false };
         if s.generation != generation {
@@ -56,16 +87,32 @@ impl DomainCore {
         true
     }
 
+    /// Zones of the target that have been gone too long.
+    fn lost_zones(&self, s: &ServiceRecord) -> Vec<String> {
+        s.placement
+            .as_ref()
+            .map(|p| {
+                p.zones
+                    .keys()
+                    .filter(|z| self.zone_down_for(z).is_some_and(|d| d > self.timing.replace_after))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn needs_work(&self, s: &ServiceRecord) -> bool {
         match s.target {
             Target::Deployed => {
                 s.state != "deployed"
                     || s.placement.is_none()
+                    || s.previous.is_some()
                     || !s.cleanup.is_empty()
                     || s.progress.values().any(|p| !p.done())
-                    || (DomainCore::places_by_offers(s) && s.offers.is_none())
-                    || s.placement.as_ref().is_some_and(|p| {
-                        p.zones.keys().any(|z| self.zone_down_for(z).is_some_and(|d| d > self.timing.replace_after))
+                    || !self.lost_zones(s).is_empty()
+                    || self.shares(s).iter().any(|(z, share)| {
+                        share.waiting_for.is_empty()
+                            && s.progress.get(z).and_then(|p| p.sent.as_ref()) != Some(&share.change)
                     })
             }
             Target::Registered | Target::Terminated => {
@@ -127,84 +174,157 @@ impl DomainCore {
         wait
     }
 
-    async fn deploy(&self, mut s: ServiceRecord) -> Outcome {
+    /// A decision made by the coordinator itself: a service without a target (pending, or
+    /// placed while the domain was down) or one that lost zones.
+    async fn decide_here(&self, s: &ServiceRecord, trigger: Trigger) -> Outcome {
+        let _one = self.decide_lock.lock().await;
+        let id = s.serviceid.clone();
+        let Ok(fresh) = self.service_record(&id) else { return Outcome::Done };
+        if fresh.generation != s.generation {
+            return Outcome::Done; // changed meanwhile: the next pass sees the new record
+        }
+        match self.decide_for(&fresh, trigger.clone(), true).await {
+            Ok((decision, round)) => {
+                self.commit(&id, fresh.generation, |r| {
+                    self.apply_decision(r, decision, round);
+                    false
+                });
+                Outcome::Done
+            }
+            Err(e) => {
+                let pending = matches!(e, DecideFailure::Refused(_));
+                let msg = format!("cannot place service {id} ({}): {e}", trigger.describe());
+                self.commit(&id, fresh.generation, |r| {
+                    if pending {
+                        r.state = "pending".into();
+                    }
+                    if r.message.as_deref() != Some(msg.as_str()) {
+                        push_event(r, if pending { "pending" } else { "refused" }, msg.clone());
+                    }
+                    false
+                });
+                Outcome::Failed(msg)
+            }
+        }
+    }
+
+    /// Instances of `service` running in `zone` per component, from its last heartbeat.
+    fn running_in(&self, zone: &str, service: &str) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        if let Some(r) = self.hb().get(zone).and_then(|h| h.report.as_ref()) {
+            for p in r.placements.iter().filter(|p| p.service == service && p.state == InstanceState::Running) {
+                *out.entry(p.component.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Instances of `service` a zone still holds (any live state), from its last heartbeat.
+    fn held_in(&self, zone: &str, service: &str) -> u32 {
+        self.hb()
+            .get(zone)
+            .and_then(|h| h.report.as_ref())
+            .map_or(0, |r| r.placements.iter().filter(|p| p.service == service && p.state != InstanceState::Lost).count())
+            as u32
+    }
+
+    /// The gateways zone `zone` reports for `service`'s component `component`: port → address
+    /// (its own gateways only, not the relays to other zones).
+    fn gateways_of(&self, zone: &str, service: &str, component: &str) -> BTreeMap<String, String> {
+        let hb = self.hb();
+        let Some(view) =
+            hb.get(zone).and_then(|h| h.report.as_ref()).and_then(|r| r.services.iter().find(|v| v.serviceid == service))
+        else {
+            return BTreeMap::new();
+        };
+        let prefix = format!("{component}/");
+        view.peers
+            .iter()
+            .filter(|(k, addr)| k.starts_with(&prefix) && !view.remote_peers.contains_key(*addr))
+            .map(|(k, addr)| (k[prefix.len()..].to_string(), addr.clone()))
+            .collect()
+    }
+
+    /// What each zone of the target (and, during a transition, of the previous target)
+    /// should be told (see the module docs).
+    fn shares(&self, s: &ServiceRecord) -> BTreeMap<String, Share> {
+        let mut out = BTreeMap::new();
+        let Some(target) = &s.placement else { return out };
+        let effective: Allocation = match &s.previous {
+            Some(prev) => crate::decisions::union_max(target, prev),
+            None => target.clone(),
+        };
+        for (zone, comps) in &effective.zones {
+            let mut change = ZoneSlotsChange {
+                instances: comps.clone(),
+                hosts: effective.hosts.get(zone).cloned().unwrap_or_default(),
+                ..Default::default()
+            };
+            for comp in comps.keys() {
+                if let Some(o) = target.overrides.get(comp) {
+                    change.overrides.insert(
+                        comp.clone(),
+                        ComponentOverride { resources: o.resources.clone(), requires: o.requires.clone() },
+                    );
+                }
+            }
+            if let Some(taken) = s.offers.as_ref().and_then(|o| o.taken_in(zone)) {
+                change.slots = Some(taken.slots);
+                change.offer = Some(taken.offer.clone());
+            }
+            let mut waiting_for = Vec::new();
+            for ch in &s.service.channels {
+                let here = |c: &str| effective.count(zone, c) > 0;
+                if !here(&ch.from) || here(&ch.to) {
+                    continue;
+                }
+                // Where the target component runs: the end of the path the plan chose from
+                // this zone, else the first zone running it.
+                let to_zone = target
+                    .paths
+                    .iter()
+                    .find(|p| p.from == ch.from && p.to == ch.to && p.zones.first() == Some(zone))
+                    .and_then(|p| p.zones.last().cloned())
+                    .or_else(|| effective.zones.iter().find(|(_, c)| c.contains_key(&ch.to)).map(|(z, _)| z.clone()));
+                let Some(to_zone) = to_zone else { continue };
+                let gateways = self.gateways_of(&to_zone, &s.serviceid, &ch.to);
+                if gateways.is_empty() {
+                    waiting_for.push(format!("{}@{to_zone}", ch.to));
+                }
+                for (port, addr) in gateways {
+                    change.remote_peers.insert(format!("{}/{port}", ch.to), addr);
+                }
+            }
+            out.insert(zone.clone(), Share { change, waiting_for });
+        }
+        out
+    }
+
+    async fn deploy(&self, s: ServiceRecord) -> Outcome {
         let id = s.serviceid.clone();
         let gen = s.generation;
-        // Re-place when a zone of the placement has been gone too long.
-        let lost: Vec<String> = s
-            .placement
-            .as_ref()
-            .map(|p| {
-                p.zones
-                    .keys()
-                    .filter(|z| self.zone_down_for(z).is_some_and(|d| d > self.timing.replace_after))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        if s.placement.is_none() {
+            return self.decide_here(&s, Trigger::Apply).await;
+        }
+        let lost = self.lost_zones(&s);
         if !lost.is_empty() {
-            tracing::warn!(service = id, zones = ?lost, "zones missed their heartbeats for too long: placing the service again");
+            tracing::warn!(service = id, zones = ?lost, "zones missed their heartbeats for too long: deciding again");
+            return self.decide_here(&s, Trigger::ZoneLost { zones: lost }).await;
         }
-        let by_offers = DomainCore::places_by_offers(&s);
-        if s.placement.is_none() || !lost.is_empty() || (by_offers && s.offers.is_none()) {
-            let summaries = match self.zone_summaries() {
-                Ok(z) => z,
-                Err(e) => return Outcome::Failed(e.body.detail),
-            };
-            let (allocation, round) = if by_offers {
-                // Zones that missed their heartbeats for too long make no offers.
-                let candidates: Vec<_> = summaries.into_iter().filter(|z| !lost.contains(&z.name)).collect();
-                match self.place_by_offers(&s, &candidates).await {
-                    Ok((a, round)) => (a, Some(round)),
-                    Err(e) => return Outcome::Failed(format!("cannot place service {id}: {e}")),
-                }
-            } else {
-                match place_service(&summaries, &s.service, &PlacementDemand { slots: s.demand }) {
-                    Ok(a) => (a, None),
-                    Err(e) => return Outcome::Failed(format!("cannot place service {id}: {e}")),
-                }
-            };
-            let old: BTreeSet<String> = s.placement.iter().flat_map(|p| p.zones.keys().cloned()).collect();
-            let ok = self.commit(&id, gen, |r| {
-                for z in &old {
-                    if !allocation.zones.contains_key(z) {
-                        r.cleanup.insert(z.clone());
-                    }
-                }
-                r.progress.retain(|z, _| allocation.zones.contains_key(z));
-                for z in allocation.zones.keys() {
-                    // Zones kept from the old placement get their new share too.
-                    r.progress.entry(z.clone()).or_default().scaled = false;
-                    r.cleanup.remove(z);
-                }
-                tracing::info!(service = id, placement = ?allocation.zones, "placed");
-                r.placement = Some(allocation.clone());
-                r.state = "deploying".into();
-                r.message = round
-                    .as_ref()
-                    .filter(|o| o.uncovered > 0)
-                    .map(|o| format!("the offers covered {} of {} session slots", o.slots - o.uncovered, o.slots));
-                if let Some(round) = &round {
-                    for z in DomainCore::asked_but_not_chosen(r, round, &allocation) {
-                        r.cleanup.insert(z);
-                    }
-                    r.offers = Some(round.clone());
-                }
-                false
-            });
-            if !ok {
-                return Outcome::Done; // changed meanwhile: the next pass sees the new record
-            }
-            match self.service_record(&id) {
-                Ok(fresh) => s = fresh,
-                Err(_) => return Outcome::Done,
-            }
-        }
-        let Some(placement) = s.placement.clone() else { return Outcome::Done };
-        for (zone, components) in &placement.zones {
+        let shares = self.shares(&s);
+        let mut pending = false;
+        for (zone, share) in &shares {
             let mut prog = s.progress.get(zone).cloned().unwrap_or_default();
-            if prog.done() {
+            let current = prog.sent.as_ref() == Some(&share.change);
+            if prog.registered && prog.deployed && current {
                 continue;
+            }
+            if !share.waiting_for.is_empty() {
+                let since = s.decision.as_ref().map_or(0, |d| d.at_ms);
+                if now_ms().saturating_sub(since) < PEER_WAIT.as_millis() as u64 {
+                    pending = true;
+                    continue; // its peers' gateways first
+                }
             }
             let client = match self.zone_client(zone) {
                 Ok(c) => c,
@@ -216,16 +336,9 @@ impl DomainCore {
                     client.post::<_, serde_json::Value>("/1.0/services", &body).await?;
                     prog.registered = true;
                 }
-                if !prog.scaled {
-                    // Placed by offers: this zone's share and the offer it accepts.
-                    let taken = s.offers.as_ref().and_then(|o| o.taken_in(zone));
-                    let body = ZoneSlotsChange {
-                        instances: components.clone(),
-                        slots: taken.map(|t| t.slots).or((s.demand > 0).then_some(s.demand)),
-                        offer: taken.map(|t| t.offer.clone()),
-                        ..Default::default()
-                    };
-                    client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await?;
+                if !current {
+                    client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &share.change).await?;
+                    prog.sent = Some(share.change.clone());
                     prog.scaled = true;
                 }
                 if !prog.deployed {
@@ -236,7 +349,6 @@ impl DomainCore {
                 Ok(())
             }
             .await;
-            let step_ok = result.is_ok();
             let z = zone.clone();
             let p = prog.clone();
             if !self.commit(&id, gen, |r| {
@@ -248,16 +360,38 @@ impl DomainCore {
             if let Err(e) = result {
                 return Outcome::Failed(format!("zone {zone}: {e}"));
             }
-            debug_assert!(step_ok);
-            tracing::info!(service = id, zone, "deployed in zone");
+            tracing::info!(service = id, zone, "zone share sent");
         }
-        // Old zones drop the service (best effort, retried).
-        let mut pending = false;
+        // A transition ends when every zone of the new target runs its new instances.
+        if let (Some(target), Some(_)) = (&s.placement, &s.previous) {
+            let serving = target.zones.iter().all(|(zone, comps)| {
+                let running = self.running_in(zone, &id);
+                comps.iter().all(|(c, n)| running.get(c).copied().unwrap_or(0) >= *n)
+            });
+            if serving {
+                self.commit(&id, gen, |r| {
+                    if let Some(prev) = r.previous.take() {
+                        let keep: BTreeSet<String> =
+                            r.placement.iter().flat_map(|p| p.zones.keys()).cloned().collect();
+                        for z in prev.zones.keys().filter(|z| !keep.contains(*z)) {
+                            r.progress.remove(z);
+                            r.cleanup.insert(z.clone());
+                        }
+                        push_event(r, "serving", "the new placement serves: old instances drain");
+                    }
+                    false
+                });
+                return Outcome::Pending;
+            }
+            pending = true;
+        }
+        // Zones leaving the placement: drain to zero, then drop the service.
         for zone in s.cleanup.clone() {
-            match self.remove_from_zone(&id, &zone).await {
+            match self.drain_zone(&s, &zone).await {
                 Ok(true) => {
                     self.commit(&id, gen, |r| {
                         r.cleanup.remove(&zone);
+                        r.draining.remove(&zone);
                         false
                     });
                 }
@@ -265,22 +399,68 @@ impl DomainCore {
                 Err(e) => tracing::debug!(service = id, zone, "cannot remove the service from an old zone yet: {e}"),
             }
         }
-        let all_done = self.commit(&id, gen, |r| {
-            if r.state != "deployed" {
-                tracing::info!(service = id, "deployed");
-            }
-            r.state = "deployed".into();
-            if r.offers.as_ref().is_none_or(|o| o.uncovered == 0) {
-                r.message = None;
-            }
-            r.attempt = 0;
-            false
+        let all_sent = shares.iter().all(|(z, share)| {
+            self.service_record(&id)
+                .ok()
+                .and_then(|r| r.progress.get(z).cloned())
+                .is_some_and(|p| p.done() && p.sent.as_ref() == Some(&share.change))
         });
-        if pending && all_done {
+        if all_sent && s.previous.is_none() {
+            self.commit(&id, gen, |r| {
+                if r.state != "deployed" {
+                    tracing::info!(service = id, "deployed");
+                }
+                r.state = "deployed".into();
+                r.message = None;
+                r.attempt = 0;
+                false
+            });
+        }
+        if pending {
             Outcome::Pending
         } else {
             Outcome::Done
         }
+    }
+
+    /// A zone leaving `s`'s placement: first its instances drain (the zone is told to keep
+    /// none: decommissioned instances stop once idle), then it drops the service — when it
+    /// holds none, or after the drain timeout. Ok(true) when gone.
+    async fn drain_zone(&self, s: &ServiceRecord, zone: &str) -> Result<bool, String> {
+        if self.zone_record(zone).is_err() {
+            return Ok(true); // the zone itself is gone
+        }
+        let id = &s.serviceid;
+        let since = match s.draining.get(zone) {
+            Some(t) => *t,
+            None => {
+                let client = self.zone_client(zone)?;
+                let body = ZoneSlotsChange::default();
+                match client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => return Ok(true),
+                    // A zone that cannot drain (down, or refusing) is asked to drop it below.
+                    Err(_) => {}
+                }
+                let now = now_ms();
+                let z = zone.to_string();
+                self.commit(id, s.generation, |r| {
+                    r.draining.insert(z, now);
+                    false
+                });
+                now
+            }
+        };
+        let timed_out = now_ms().saturating_sub(since) >= self.decisions.drain_timeout.as_millis() as u64;
+        if self.held_in(zone, id) > 0 && !timed_out && self.zone_available(zone) {
+            return Ok(false);
+        }
+        if timed_out && self.held_in(zone, id) > 0 {
+            let _ = self.update_service_quietly(id, |r| {
+                push_event(r, "drain-timeout", format!("zone {zone}: instances still had sessions after the drain timeout; stopping them"))
+            });
+        }
+        self.remove_from_zone(id, zone).await
     }
 
     /// Asks `zone` to terminate and unregister service `id`. Ok(true) when gone.
@@ -300,8 +480,13 @@ impl DomainCore {
     async fn withdraw(&self, s: ServiceRecord) -> Outcome {
         let id = s.serviceid.clone();
         let gen = s.generation;
-        let zones: BTreeSet<String> =
-            s.placement.iter().flat_map(|p| p.zones.keys().cloned()).chain(s.cleanup.iter().cloned()).collect();
+        let zones: BTreeSet<String> = s
+            .placement
+            .iter()
+            .chain(s.previous.iter())
+            .flat_map(|p| p.zones.keys().cloned())
+            .chain(s.cleanup.iter().cloned())
+            .collect();
         let mut pending = false;
         let mut failure = None;
         let mut gone = BTreeSet::new();
@@ -319,8 +504,13 @@ impl DomainCore {
         self.commit(&id, gen, |r| {
             for z in &gone {
                 r.cleanup.remove(z);
+                r.draining.remove(z);
                 r.progress.remove(z);
                 if let Some(p) = &mut r.placement {
+                    p.zones.remove(z);
+                    p.hosts.remove(z);
+                }
+                if let Some(p) = &mut r.previous {
                     p.zones.remove(z);
                 }
             }
@@ -329,8 +519,10 @@ impl DomainCore {
             }
             if finished {
                 r.placement = None;
+                r.previous = None;
                 r.progress.clear();
                 r.cleanup.clear();
+                r.draining.clear();
                 r.message = None;
                 r.attempt = 0;
                 match target {
@@ -341,7 +533,7 @@ impl DomainCore {
                     Target::Terminated => r.state = "terminated".into(),
                     _ => r.state = "registered".into(),
                 }
-                tracing::info!(service = id, state = r.state, "withdrawn from all zones");
+                push_event(r, "withdrawn", "withdrawn from all zones; its channel bandwidth is released");
             }
             false
         });

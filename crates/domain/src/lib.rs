@@ -3,9 +3,14 @@
 //!
 //! * [`core`] — users and role-bound tokens, the zone registry with heartbeats, the service
 //!   registry, status aggregation and lifecycle rules; callable without HTTP.
-//! * [`deploy`] — the deployment coordinator: placement (the pure placer of
-//!   `zonal-control`), per-zone deployment steps with persisted progress and retries, cascade
-//!   of terminations, re-placement away from dead zones.
+//! * [`snapshot`] — the live state the placement pipeline decides on (zones as registered and
+//!   reported, the infrastructure document, regions, knowledge base, declared and measured
+//!   demand).
+//! * [`decisions`] — every apply, slot change, demand shift and lost or added zone decided by
+//!   `zonal_place::decide`; dry runs; the re-planner; service events.
+//! * [`deploy`] — the deployment coordinator: each zone's share of the target (counts, hosts,
+//!   profiles, remote peers), sent with persisted progress and retries, in a safe order
+//!   (new instances serve before old ones drain), cascade of terminations.
 //! * [`resolve`] — service resolution: the best zone endpoint for a client by latency
 //!   utility and advertised slots, spill-over, on-demand deployment.
 //! * [`api`] — the `/1.0` REST API and `/openapi.json`.
@@ -16,9 +21,11 @@
 pub mod api;
 pub mod consolidate;
 pub mod core;
+pub mod decisions;
 pub mod deploy;
 pub mod offers;
 pub mod resolve;
+pub mod snapshot;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +48,8 @@ pub struct DomainOptions {
     pub timing: Timing,
     /// When the domain consolidates by itself.
     pub consolidation: consolidate::ConsolidationPolicy,
+    /// How the domain decides placement.
+    pub decisions: decisions::DecisionSettings,
 }
 
 /// What a started domain tells its caller.
@@ -61,6 +70,7 @@ pub async fn serve(
         .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
     let store = Arc::new(RedbStore::open(&opts.state_dir.join("domain.redb")).map_err(|e| e.to_string())?);
     let (core, bootstrap) = DomainCore::open(store, &opts.name, opts.timing)?;
+    let core = core.with_decisions(opts.decisions.clone());
     let mut admin_token_file = None;
     if let Some(token) = bootstrap {
         let path = opts.state_dir.join("admin.token");
@@ -75,7 +85,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     core.recover_consolidation();
     let coordinator = tokio::spawn(deploy::run(core.clone(), stop_rx.clone()));
-    let triggers = tokio::spawn(consolidate::run_triggers(core.clone(), opts.consolidation.clone(), stop_rx));
+    let triggers = tokio::spawn(consolidate::run_triggers(core.clone(), opts.consolidation.clone(), stop_rx.clone()));
+    let replanner = tokio::spawn(decisions::run_replanner(core.clone(), stop_rx));
     ready(Ready { addr, admin_token_file });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -84,6 +95,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = coordinator.await;
     let _ = triggers.await;
+    let _ = replanner.await;
     tracing::info!("domain {} stopped", opts.name);
     result
 }

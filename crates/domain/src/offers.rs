@@ -1,20 +1,21 @@
 //! Placement via offers (FUSION S3, §2.7.4): for a service that names an evaluator, the
 //! domain asks every candidate zone for an offer at once (`POST /1.0/services/{id}/offers`
 //! with the manifest, the slots wanted, the demand regions and its RTT estimates from each
-//! region to that zone), waits until the offer deadline, and chooses among the offers that
-//! arrived by [`zonal_control::evaluate::choose_offers`] (valid ones only, best score first,
-//! several zones may share the slots). The round — offers received, zones that made none and
-//! why, what was taken — is kept on the service (`GET /1.0/services/{id}/offers`).
+//! region to that zone) and waits until the offer deadline. The offers that arrived are the
+//! input of the placement pipeline's offer stage (`zonal_place::decide::stages::offers`):
+//! only the offered environments may take the service, and their scores weigh in the
+//! objective. The round — offers received, zones that made none and why, what the decision
+//! took — is kept on the service (`GET /1.0/services/{id}/offers`).
 //!
-//! Each chosen zone then gets its share: instances for its slots, and the offer's id in `PUT
-//! …/slots` so the zone places them on the environments it offered.
+//! Each zone of the target then gets its share with the offer's id in `PUT …/slots`, which
+//! accepts the offer (the zone stops a component evaluator it ran for the round).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
-use zonal_control::evaluate::{allocation_for, choose_offers, evaluator_of, slots_wanted, Offer};
+use zonal_control::evaluate::{evaluator_of, slots_wanted, Offer};
 use zonal_control::geography::{Client as GeoClient, Estimator, ZonePlace};
 use zonal_control::place::{instance_counts, zone_admits, Allocation, PlacementDemand, ZoneSummary};
 use zonal_model::EvaluatorRef;
@@ -80,13 +81,14 @@ impl DomainCore {
         round.asked.iter().filter(|z| !chosen.zones.contains_key(*z)).cloned().collect()
     }
 
-    /// Runs an offer round for `s` over the zones in `summaries` and turns its choice into an
-    /// allocation. Errs (with every zone's reason) when no offer covers any slot.
-    pub(crate) async fn place_by_offers(
+    /// Runs an offer round for `s` over the zones in `summaries`: every candidate zone is
+    /// asked at once and the offers that arrive by the deadline are kept with why each other
+    /// zone made none. The choice among them is the placement pipeline's (its offer stage).
+    pub(crate) async fn offer_round_for(
         &self,
         s: &ServiceRecord,
         summaries: &[ZoneSummary],
-    ) -> Result<(Allocation, OfferRound), String> {
+    ) -> Result<OfferRound, String> {
         let id = &s.serviceid;
         let slots = slots_wanted(&s.service, s.demand);
         let deadline = self.timing.offer_deadline;
@@ -169,18 +171,8 @@ impl DomainCore {
                 round.declined.insert(zone, format!("no offer within the {} ms deadline", deadline.as_millis()));
             }
         }
-        let choice = choose_offers(&round.received, slots, now_ms());
-        round.uncovered = choice.uncovered;
-        round.taken = choice.taken.into_iter().map(|(offer, zone, slots)| TakenOffer { offer, zone, slots }).collect();
-        if round.taken.is_empty() {
-            let why: Vec<String> = round.declined.iter().map(|(z, w)| format!("{z}: {w}")).collect();
-            return Err(format!(
-                "no zone offered slots for service {id}{}",
-                if why.is_empty() { " (no zones are registered)".to_string() } else { format!(": {}", why.join("; ")) }
-            ));
-        }
-        let shares: Vec<(String, u32)> = round.taken.iter().map(|t| (t.zone.clone(), t.slots)).collect();
-        Ok((allocation_for(&s.service, &shares), round))
+        round.received.sort_by(|a, b| a.zone.cmp(&b.zone));
+        Ok(round)
     }
 
     /// `GET /1.0/services/{id}/offers`: the service's last offer round.

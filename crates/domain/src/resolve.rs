@@ -15,7 +15,7 @@
 use zonal_control::geography::{
     change_problems, region_availability, Client, Estimator, Geography, RttSource, ZonePlace,
 };
-use zonal_control::place::{place_service, PlacementDemand};
+use zonal_control::place::{instance_counts, zone_feasible, PlacementDemand};
 use zonal_control::slots::{resolve, when_full, Resolution, WhenFull, ZoneOffer};
 use zonal_model::{Location, Service, UtilitySla};
 use zonal_proto::wire::{GeographyChange, RegionServiceView, RegionView, Resolved, ZoneServiceView};
@@ -107,6 +107,25 @@ impl DomainCore {
         if let Some(m) = change.latency_model {
             geo.latency_model = m;
         }
+        if let Some(entries) = &change.demand {
+            let mut problems = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                if !geo.regions.iter().any(|r| r.name == e.region) {
+                    problems.push(format!("demand[{i}].region: unknown user region {:?}", e.region));
+                }
+                if let Some(p) = zonal_model::names::name_problem(&e.service) {
+                    problems.push(format!("demand[{i}].service: {p}"));
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ApiError::bad_request(format!("invalid demand: {}", problems.join("; "))));
+            }
+            let named: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.service.as_str()).collect();
+            let mut declared = self.declared_demand()?;
+            declared.retain(|e| !named.contains(e.service.as_str()));
+            declared.extend(entries.iter().cloned());
+            self.store_declared_demand(&declared)?;
+        }
         self.store.put(T_META, GEOGRAPHY, &geo).map_err(store_err)?;
         Ok(geo)
     }
@@ -159,6 +178,9 @@ impl DomainCore {
         let est = Estimator::new(&geo);
         let snap = self.snapshot(&s)?;
         let client = est.client(from, &snap.places()).map_err(ApiError::bad_request)?;
+        if let Some(region) = nearest_region(&geo, &client) {
+            self.record_resolution(id, &region);
+        }
         let sla = s.service.sla.unwrap_or_default();
         let utility = |rtt: f64| UtilitySla::utility(&sla, rtt);
         let (running, candidates) = snap.offers(&est, &client);
@@ -307,11 +329,14 @@ impl DomainCore {
         };
         let _g = self.lock_services();
         let mut s = self.service_record(id)?;
-        let allocation = match place_service(&[summary], &s.service, &PlacementDemand { slots: 0 }) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        let Some(counts) = allocation.zones.get(zone).cloned() else { return Ok(Err("no allocation".into())) };
+        // The service's minimum instances, on the zone's own hosts (the shared rules): the
+        // on-demand step scales the service out by one zone, like a zone's scaler by one
+        // instance; the next re-decision weighs where it should run.
+        let counts: std::collections::BTreeMap<String, u32> =
+            instance_counts(&s.service, &PlacementDemand { slots: 0 }).into_iter().filter(|(_, n)| *n > 0).collect();
+        if let Err(why) = zone_feasible(&summary, &s.service, &counts) {
+            return Ok(Err(why));
+        }
         let placement = s.placement.get_or_insert_with(Default::default);
         if placement.zones.contains_key(zone) {
             return Ok(Ok(()));
@@ -320,6 +345,7 @@ impl DomainCore {
         s.progress.insert(zone.to_string(), Default::default());
         s.cleanup.remove(zone);
         s.state = "deploying".into();
+        crate::decisions::push_event(&mut s, "on-demand", format!("no zone in reach had a free slot: deployed on demand in zone {zone}"));
         s.generation += 1;
         s.attempt = 0;
         s.next_try_ms = 0;
@@ -339,4 +365,19 @@ fn first_endpoint(service: &Service, view: &ZoneServiceView) -> Option<String> {
         .iter()
         .find_map(|p| view.endpoints.get(&p.name).cloned())
         .or_else(|| view.endpoints.values().next().cloned())
+}
+
+/// The user region a resolving client counts for (measured demand): the region it named,
+/// else the region nearest to its coordinates (within 100 km).
+fn nearest_region(geo: &Geography, client: &Client) -> Option<String> {
+    match client {
+        Client::Region(r) => geo.regions.iter().any(|x| x.name == r.name).then(|| r.name.clone()),
+        Client::At(l) => geo
+            .regions
+            .iter()
+            .filter_map(|r| r.location.map(|loc| (loc.distance_km(l), r)))
+            .filter(|(d, _)| *d <= 100.0)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, r)| r.name.clone()),
+    }
 }

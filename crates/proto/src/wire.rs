@@ -67,6 +67,10 @@ pub struct ZoneRegistration {
     /// client's latency to the zone from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// What running things in the zone costs (from the infrastructure file): the domain's
+    /// placement weighs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<zonal_model::Price>,
 }
 
 /// `PUT /1.0/zones/{zone}/status`: a zone's heartbeat with its summaries.
@@ -440,6 +444,10 @@ pub struct GeographyChange {
     pub latencies: Option<Vec<zonal_model::MeasuredLatency>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_model: Option<zonal_model::LatencyModel>,
+    /// Declared demand: session slots per service and region over the day (a Demand
+    /// document's entries); replaces the declared demand of the services it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<Vec<zonal_model::DemandEntry>>,
 }
 
 /// Domain `GET /1.0/regions`: one user region and the session slots within its reach.

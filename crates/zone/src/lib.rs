@@ -170,6 +170,7 @@ async fn domain_link(core: Arc<ZoneCore>, opts: ZoneOptions, url: String, mut st
                 tier: opts.tier.clone(),
                 hosts: opts.hosts.clone(),
                 location: opts.location,
+                price: Some(opts.price.clone()),
             };
             match client.post::<_, ZoneRegistered>("/1.0/zones", &reg).await {
                 Ok(r) => {

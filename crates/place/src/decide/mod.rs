@@ -198,6 +198,9 @@ pub struct Decision {
     pub move_cost: f64,
     /// True when the new plan is to be deployed; false when the gate kept what runs.
     pub apply: bool,
+    /// The regional demand decided for (slots per region; empty without regional demand).
+    #[serde(default)]
+    pub demand: BTreeMap<String, u32>,
     /// One line for the service's events.
     pub summary: String,
     pub notes: Vec<String>,
@@ -327,6 +330,7 @@ pub fn decide(state: &LiveState, service: &str, trigger: Trigger, opts: &DecideO
         gain,
         move_cost,
         apply,
+        demand: entries.iter().map(|e| (e.region.clone(), state.slots_of(e))).collect(),
         summary,
         notes,
         seconds: started.elapsed().as_secs_f64(),
