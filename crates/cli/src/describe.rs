@@ -1,5 +1,8 @@
-//! `zonal describe service NAME`: placement, instances, slots and state of one service.
+//! `zonal describe service NAME`: placement, instances, slots and state of one service, the
+//! decision that placed it (which placer and why, objective, paths, the diff it carried out)
+//! and what happened to it since (its events).
 
+use zonal_domain::decisions::{DecisionRecord, ServiceEvent};
 use zonal_domain::offers::OfferRound;
 use zonal_proto::wire::{InstanceView, ServiceView};
 
@@ -112,7 +115,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         if args.output == Output::Json {
             let mut v = v;
             v.manifest = None;
-            common::print_json(&v);
+            let decision: Option<DecisionRecord> = client.get(&format!("/1.0/services/{name}/decision")).await.ok();
+            let events: Vec<ServiceEvent> =
+                client.get(&format!("/1.0/services/{name}/events")).await.unwrap_or_default();
+            common::print_json(&serde_json::json!({"service": v, "decision": decision, "events": events}));
             return Ok(());
         }
         println!("Service:   {}", v.serviceid);
@@ -131,6 +137,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 println!("  {zone}: {}", parts.join(", "));
             }
         }
+        match client.get::<DecisionRecord>(&format!("/1.0/services/{name}/decision")).await {
+            Ok(d) => {
+                println!("Decision:  (at {})", since(d.at_ms));
+                for line in crate::decision::render(&d.decision).lines() {
+                    println!("  {line}");
+                }
+            }
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let events: Vec<ServiceEvent> = client.get(&format!("/1.0/services/{name}/events")).await.unwrap_or_default();
+        if !events.is_empty() {
+            println!("Events:");
+            for ev in events.iter().rev().take(10).rev() {
+                println!("  {:>8}  {:<12} {}", since(ev.at_ms), ev.kind, ev.message);
+            }
+        }
         match client.get::<OfferRound>(&format!("/1.0/services/{name}/offers")).await {
             Ok(round) => print!("{}", offer_section(&round)),
             Err(e) if e.status() == Some(404) => {}
@@ -144,4 +167,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+/// How long ago `at_ms` was, for people (`3 s ago`, `5 min ago`).
+fn since(at_ms: u64) -> String {
+    let ago = zonal_proto::now_ms().saturating_sub(at_ms) / 1000;
+    match ago {
+        0..=119 => format!("{ago} s ago"),
+        120..=7199 => format!("{} min ago", ago / 60),
+        _ => format!("{} h ago", ago / 3600),
+    }
 }

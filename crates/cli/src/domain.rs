@@ -34,6 +34,92 @@ pub struct Args {
     pub ready_file: Option<PathBuf>,
     #[command(flatten)]
     pub consolidation: ConsolidationArgs,
+    #[command(flatten)]
+    pub decisions: DecisionArgs,
+}
+
+/// How the domain decides placement (every apply, demand shift, lost or added zone).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DecisionArgs {
+    /// Time limit of each solve of a placement decision.
+    #[arg(long = "solve-time-limit", default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// A demand change re-decides a service when its relative L1 distance to the demand of
+    /// its last decision exceeds this (0–1).
+    #[arg(long = "demand-threshold", default_value_t = 0.25)]
+    pub demand_threshold: f64,
+    /// Least time between two re-decisions of one service (demand shifts, added zones).
+    #[arg(long = "replan-cooldown", default_value = "15s", value_parser = parse_duration)]
+    pub replan_cooldown: Duration,
+    /// How long a zone leaving a placement may drain its sessions before its instances stop.
+    #[arg(long = "drain-timeout", default_value = "60s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// What moving one instance costs a re-placement, as a multiple of the defaults (0.02
+    /// FUSION utility, 2 ms of channel delay, 0.05 per hour of instance cost): re-placements
+    /// that gain less do nothing.
+    #[arg(long = "move-cost", default_value_t = 1.0)]
+    pub move_cost: f64,
+    /// Among equally priced hosts, put single-component services where they pack best
+    /// (binpack: fewer hosts on) or leave the most room (spread).
+    #[arg(long = "scheduler", value_enum, default_value_t = SchedulerArg::Binpack)]
+    pub scheduler: SchedulerArg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulerArg {
+    Binpack,
+    Spread,
+}
+
+impl DecisionArgs {
+    pub fn settings(&self) -> Result<zonal_domain::decisions::DecisionSettings, Failure> {
+        if !(self.demand_threshold.is_finite() && (0.0..=1.0).contains(&self.demand_threshold)) {
+            return Err(Failure::new(
+                2,
+                format!("--demand-threshold {}: expected a number from 0 to 1", self.demand_threshold),
+            ));
+        }
+        if !(self.move_cost.is_finite() && self.move_cost >= 0.0) {
+            return Err(Failure::new(2, format!("--move-cost {}: expected a non-negative number", self.move_cost)));
+        }
+        let mut s = zonal_domain::decisions::DecisionSettings {
+            demand_threshold: self.demand_threshold,
+            replan_cooldown: self.replan_cooldown,
+            drain_timeout: self.drain_timeout,
+            ..Default::default()
+        };
+        let limit = Some(self.time_limit);
+        s.options.fusion.solver.time_limit = limit;
+        s.options.chain.solver.time_limit = limit;
+        s.options.heuristic.solver.time_limit = limit;
+        s.options.switching = zonal_place::decide::SwitchingCosts::scaled(self.move_cost);
+        s.options.scoring = match self.scheduler {
+            SchedulerArg::Binpack => zonal_place::single::Scoring::BestFit,
+            SchedulerArg::Spread => zonal_place::single::Scoring::Spread,
+        };
+        Ok(s)
+    }
+
+    /// The same settings as `zonal domain` flags (for `zonal up`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--solve-time-limit".into(),
+            format!("{}ms", self.time_limit.as_millis()),
+            "--demand-threshold".into(),
+            self.demand_threshold.to_string(),
+            "--replan-cooldown".into(),
+            format!("{}ms", self.replan_cooldown.as_millis()),
+            "--drain-timeout".into(),
+            format!("{}ms", self.drain_timeout.as_millis()),
+            "--move-cost".into(),
+            self.move_cost.to_string(),
+            "--scheduler".into(),
+            match self.scheduler {
+                SchedulerArg::Binpack => "binpack".into(),
+                SchedulerArg::Spread => "spread".into(),
+            },
+        ]
+    }
 }
 
 /// When the domain consolidates running instances by itself (INPUT's triggers).
@@ -111,6 +197,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         listen: args.listen,
         state_dir: state_dir.clone(),
         consolidation: args.consolidation.policy()?,
+        decisions: args.decisions.settings()?,
         timing: Timing {
             zone_timeout: args.zone_timeout,
             replace_after: args.replace_after,

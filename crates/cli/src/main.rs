@@ -11,6 +11,7 @@ mod bench;
 mod common;
 mod consolidate;
 mod convert;
+mod decision;
 mod delete;
 mod describe;
 mod domain;
@@ -52,7 +53,7 @@ enum Command {
     Bench(bench::Args),
     /// Run a whole domain on this machine: a domain orchestrator and one zone manager per zone.
     Up(up::Args),
-    /// Register a service from its manifest and deploy it; prints what was placed where.
+    /// Register a service and deploy it where the optimiser decides (--dry-run: show the decision as a diff).
     Apply(apply::Args),
     /// List zones, services, instances or users.
     Get(get::Args),

@@ -1,6 +1,11 @@
 //! `zonal plan -f FILE... [--algorithm auto|exact|heuristic] [--only fusion|chain] [--objective …]
 //! [--time-limit 10s] [--tradeoff N]`: offline placement of descriptors and datasets, checked by
 //! the independent plan checker.
+//!
+//! `zonal plan --context -f SERVICE.yaml…`: against the running domain instead — its live
+//! state (`GET /1.0/state`) with the files' services and demand added, each service decided
+//! by the same pipeline the domain runs (`zonal_place::decide`), printed as a diff against what
+//! runs. Nothing is stored.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -120,6 +125,18 @@ pub struct Args {
     pub datasets: DatasetArgs,
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Decide against the running domain: its live state, with the files' services and demand
+    /// added, by the pipeline the domain runs; prints each decision as a diff against what
+    /// runs. Optionally the client context file of that domain (default: the one `zonal up`
+    /// wrote, or $ZONAL_URL/$ZONAL_TOKEN).
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "CONTEXT_FILE")]
+    pub context: Option<PathBuf>,
+    /// Domain API URL for --context.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token for --context.
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 impl Args {
@@ -217,6 +234,9 @@ fn status_text(s: &PlanStatus) -> String {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load_valid(&args.files, &args.datasets)?;
+    if args.context.is_some() {
+        return in_context(&args, &loaded.bundle);
+    }
     let options = args.options()?;
     if let Some(n) = args.tradeoff {
         return tradeoff(&args, &loaded.bundle, &options, n);
@@ -482,4 +502,97 @@ pub fn curve_svg(c: &Curve) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// `--context`: the files' services decided on the running domain's live state, one after the
+/// other (each sees what the previous one would take), as the domain would.
+fn in_context(args: &Args, bundle: &zonal_model::Bundle) -> Result<(), Failure> {
+    use zonal_place::decide::{decide, DecideOptions, LiveService, LiveState, Trigger};
+    if bundle.infrastructures().next().is_some() {
+        return Err(Failure::new(
+            2,
+            "--context decides on the running domain's infrastructure; pass services and demand only (zonal apply -f changes the domain's infrastructure)",
+        ));
+    }
+    let services: Vec<&zonal_model::Service> = bundle.services().collect();
+    if services.is_empty() {
+        return Err(Failure::new(2, "--context: expected at least one service file to decide"));
+    }
+    let conn = crate::common::Conn {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        context: args.context.clone().filter(|p| !p.as_os_str().is_empty()),
+    };
+    let client = conn.client()?;
+    let mut state: LiveState = crate::common::client_runtime()?.block_on(client.get("/1.0/state"))?;
+    let demand = bundle.demand();
+    for r in &demand.regions {
+        state.regions.retain(|x| x.name != r.name);
+        state.regions.push(r.clone());
+    }
+    for s in &services {
+        let entries: Vec<_> = demand.entries.iter().filter(|e| e.service == s.name).cloned().collect();
+        match state.services.iter_mut().find(|x| x.service.name == s.name) {
+            Some(live) => {
+                live.service = (*s).clone();
+                if !entries.is_empty() {
+                    live.demand = entries;
+                }
+            }
+            None => state.services.push(LiveService {
+                service: (*s).clone(),
+                demand: entries,
+                slots: 0,
+                running: None,
+                offers: None,
+            }),
+        }
+    }
+    if let Some(kb) = bundle.knowledge_bases().next() {
+        state.knowledge_base = Some(kb.clone());
+    }
+    let mut options = DecideOptions::default();
+    let limit = Some(args.time_limit);
+    options.fusion.solver.time_limit = limit;
+    options.chain.solver.time_limit = limit;
+    options.heuristic.solver.time_limit = limit;
+    options.fusion.alpha = args.alpha;
+    let mut names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    let mut decisions = Vec::new();
+    let mut failed = Vec::new();
+    for name in names {
+        let running = state.service(name).is_some_and(|s| s.running.is_some());
+        let trigger = if running { Trigger::Demand } else { Trigger::Apply };
+        match with_progress(&format!("deciding {name}"), || decide(&state, name, trigger, &options)) {
+            Ok(d) => {
+                if d.apply {
+                    state.assume(name, &d.target);
+                }
+                decisions.push(d);
+            }
+            Err(e) => {
+                let mut msg = e.to_string();
+                for r in e.reasons() {
+                    msg.push_str(&format!("\n  {r}"));
+                }
+                failed.push(msg);
+            }
+        }
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&decisions).unwrap_or_default()),
+        Output::Table => {
+            for (i, d) in decisions.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", crate::decision::render(d));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Failure::new(1, failed.join("\n")));
+    }
+    Ok(())
 }

@@ -26,6 +26,8 @@ use crate::Failure;
 
 /// The example infrastructure, embedded so `zonal up` works from any directory.
 pub const DEFAULT_INFRASTRUCTURE: &str = include_str!("../../../examples/infrastructure.yaml");
+/// The example knowledge base (OPERA workload tags → hardware profiles), embedded too.
+pub const DEFAULT_KNOWLEDGE_BASE: &str = include_str!("../../../examples/knowledge-base.yaml");
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -57,6 +59,8 @@ pub struct Args {
     pub slots: crate::zone::SlotArgs,
     #[command(flatten)]
     pub consolidation: crate::domain::ConsolidationArgs,
+    #[command(flatten)]
+    pub decisions: crate::domain::DecisionArgs,
 }
 
 struct Daemon {
@@ -234,6 +238,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ]
         .into_iter()
         .chain(args.consolidation.to_args())
+        .chain(args.decisions.to_args())
         .collect(),
         env: Vec::new(),
         log: logs.join("domain.log"),
@@ -317,7 +322,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        // The infrastructure's measured latencies and latency model: resolution uses them.
+        // The infrastructure document (links, prices, proximity classes: the placement
+        // pipeline decides with them), the embedded knowledge base (OPERA profiles for tagged
+        // components), and the measured latencies and latency model (resolution uses them).
+        let mut docs = loaded.bundle.clone();
+        if docs.knowledge_bases().next().is_none() {
+            match zonal_descriptor::read_yaml_str("knowledge-base.yaml (embedded)", DEFAULT_KNOWLEDGE_BASE)
+                .bundle
+                .knowledge_bases()
+                .next()
+            {
+                Some(kb) => docs.documents.push(zonal_model::Document::KnowledgeBase(kb.clone())),
+                None => {
+                    tracing::warn!("the embedded knowledge base does not read; tagged components keep their resources")
+                }
+            }
+        }
+        rt.block_on(crate::apply::push_documents(&admin, &docs))?;
         if let Some(change) = crate::apply::geography_of(&loaded.bundle) {
             rt.block_on(crate::apply::push_geography(&admin, &change))?;
         }

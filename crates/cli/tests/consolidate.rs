@@ -1,5 +1,5 @@
 //! Consolidation end to end under `zonal up`: three services spread over three hosts of one
-//! zone (the zone picks the emptiest host for each new instance), the domain's trigger plans
+//! zone (`--scheduler spread`: the emptiest host for each new instance), the domain's trigger plans
 //! a consolidation by itself when they appear, `zonal consolidate` plans two checked moves
 //! onto one host, `--apply` carries them out (replacement first, then the old instance
 //! stops), and every service keeps a running instance. Ends with Ctrl-C and no process left.
@@ -45,7 +45,7 @@ fn running(h: &Harness, c: &zonal_proto::Client) -> Vec<(String, String)> {
 #[test]
 fn consolidation_plans_checked_moves_and_applies_them_without_a_gap() {
     let mut h = Harness::new();
-    let mut up = h.up(INFRA, &["--consolidate", "plan", "--consolidate-cooldown", "0s"]);
+    let mut up = h.up(INFRA, &["--consolidate", "plan", "--consolidate-cooldown", "0s", "--scheduler", "spread"]);
     let admin = h.client(&up.url, Some(&up.token));
     wait_for("the zone to report", Duration::from_secs(20), || {
         let v = h.get(&admin, "/1.0/zones");

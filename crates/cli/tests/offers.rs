@@ -182,9 +182,11 @@ fn placement_follows_the_zones_offers() {
     // domain's own deadline may come first.
     let why = round["declined"]["mid"].as_str().unwrap_or_default();
     assert!(why.contains("no answer from the evaluator within") || why.contains("deadline"), "{round}");
-    wait_for("mid emptied, big serving", Duration::from_secs(30), || {
+    wait_for("mid emptied (drained and stopped), big serving", Duration::from_secs(30), || {
         let r = running_by_zone(&h, &admin, "web");
-        (!r.contains_key("mid") && r.contains_key("big")).then_some(())
+        let anything_in_mid =
+            h.get(&admin, "/1.0/services/web/instances").as_array()?.iter().any(|i| i["zone"] == "mid");
+        (!anything_in_mid && r.contains_key("big")).then_some(())
     });
 
     // A built-in evaluator: the price evaluator takes the cheapest zone.

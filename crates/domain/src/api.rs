@@ -453,7 +453,9 @@ async fn put_state(
 ) -> R<(StatusCode, Json<Value>)> {
     let caller = who(p)?;
     let view = match b.state.as_str() {
-        "deploy" | "deployed" | "provision" => api.core.deploy_service(&caller, &id, q.pending.unwrap_or(false)).await?,
+        "deploy" | "deployed" | "provision" => {
+            api.core.deploy_service(&caller, &id, q.pending.unwrap_or(false)).await?
+        }
         other => api.core.set_state(&caller, &id, other)?,
     };
     Ok((StatusCode::ACCEPTED, Json(json!(view))))

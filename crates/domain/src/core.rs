@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
-use zonal_control::place::{Allocation, PlacementDemand, ZoneSummary};
+use zonal_control::place::{Allocation, ZoneSummary};
 use zonal_model::{Resources, Service};
 use zonal_proto::wire::{
     CreateToken, CreateUser, DomainInfo, InstanceView, RegisterService, ServiceView, SlotTotals, TokenCreated,
@@ -152,7 +152,8 @@ pub struct ServiceRecord {
     /// The regional demand the target was decided for (re-placement compares against it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub demand_basis: BTreeMap<String, u32>,
-    /// Zones draining the service before it is removed from them: since when (ms).
+    /// Zones that ran the service and leave its placement: they drain its sessions before
+    /// they drop it. Since when they were told (ms); 0 until they have been told.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub draining: BTreeMap<String, u64>,
 }
@@ -484,7 +485,7 @@ impl DomainCore {
                     }
                 }
             }
-            if !placed_here && reported.contains(&id) && !s.cleanup.contains(name) {
+            if !placed_here && reported.contains(&id) && !s.cleanup.contains(name) && !s.draining.contains_key(name) {
                 s.cleanup.insert(name.to_string());
                 dirty = true;
             }
@@ -597,7 +598,9 @@ impl DomainCore {
         let placed: Vec<&str> = services
             .iter()
             .filter(|(_, s)| {
-                s.placement.as_ref().is_some_and(|p| p.zones.contains_key(name)) || s.cleanup.contains(name)
+                s.placement.iter().chain(s.previous.iter()).any(|p| p.zones.contains_key(name))
+                    || s.cleanup.contains(name)
+                    || s.draining.contains_key(name)
             })
             .map(|(k, _)| k.as_str())
             .collect();
@@ -859,7 +862,7 @@ impl DomainCore {
                 }
                 "terminate" | "terminated" => {
                     s.target = Target::Terminated;
-                    s.state = if s.placement.is_some() || !s.cleanup.is_empty() {
+                    s.state = if s.placement.is_some() || !s.cleanup.is_empty() || !s.draining.is_empty() {
                         "terminating".into()
                     } else {
                         "terminated".into()
@@ -867,7 +870,7 @@ impl DomainCore {
                 }
                 "register" | "registered" => {
                     s.target = Target::Registered;
-                    s.state = if s.placement.is_some() || !s.cleanup.is_empty() {
+                    s.state = if s.placement.is_some() || !s.cleanup.is_empty() || !s.draining.is_empty() {
                         "terminating".into()
                     } else {
                         "registered".into()
@@ -901,8 +904,14 @@ impl DomainCore {
         };
         let mut by_zone: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for s in &services {
-            let zones: BTreeSet<String> =
-                s.placement.iter().flat_map(|p| p.zones.keys().cloned()).chain(s.cleanup.iter().cloned()).collect();
+            let zones: BTreeSet<String> = s
+                .placement
+                .iter()
+                .chain(s.previous.iter())
+                .flat_map(|p| p.zones.keys().cloned())
+                .chain(s.cleanup.iter().cloned())
+                .chain(s.draining.keys().cloned())
+                .collect();
             for z in zones {
                 by_zone.entry(z).or_default().push(s.serviceid.clone());
             }
@@ -1099,15 +1108,14 @@ mod tests {
         let acme = Principal { name: "acme".into(), role: Role::Provider };
         core.create_user(&CreateUser { name: "acme".into(), role: "provider".into() }).expect("user");
         core.register_service(&acme, &RegisterService { serviceid: None, manifest: WEB.into() }).expect("register");
-        core.set_state(&acme, "web", "deploy").expect("deploy");
-        // Place it by hand (the coordinator would).
-        {
-            let mut s = core.service_record("web").expect("web");
-            let summaries = core.zone_summaries().expect("summaries");
-            s.placement =
-                Some(zonal_control::place::place_service(&summaries, &s.service, &Default::default()).expect("placed"));
-            core.store.put(T_SERVICES, "web", &s).expect("put");
-        }
+        // Placed through the pipeline, as `PUT …/state deploy` does.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(core.deploy_service(&acme, "web", false))
+            .expect("deployed");
+        assert_eq!(core.service_record("web").expect("web").placement.map(|p| p.instances()), Some(1));
         let e = core.delete_zone("z1").expect_err("zone runs web");
         assert_eq!(e.status, 409);
         assert!(e.body.detail.contains("web"), "{}", e.body.detail);

@@ -187,7 +187,14 @@ pub(crate) fn union_max(a: &Allocation, b: &Allocation) -> Allocation {
     for (zone, comps) in &b.hosts {
         for (c, hosts) in comps {
             for (h, n) in hosts {
-                let e = out.hosts.entry(zone.clone()).or_default().entry(c.clone()).or_default().entry(h.clone()).or_default();
+                let e = out
+                    .hosts
+                    .entry(zone.clone())
+                    .or_default()
+                    .entry(c.clone())
+                    .or_default()
+                    .entry(h.clone())
+                    .or_default();
                 *e = (*e).max(*n);
             }
         }
@@ -232,9 +239,20 @@ impl DomainCore {
         candidate.target = Target::Deployed;
         let round = if offers { self.offers_for(&candidate).await? } else { None };
         if let Some(r) = &round {
+            if r.received.is_empty() {
+                // Evaluators that are slow to start or zones that are busy are no proof that
+                // the service cannot run: a new round is asked for later.
+                let why: Vec<String> = r.declined.iter().map(|(z, w)| format!("{z}: {w}")).collect();
+                return Err(DecideFailure::Other(format!(
+                    "no zone made an offer for service {} yet ({}); asking again",
+                    rec.serviceid,
+                    if why.is_empty() { "no zone is a candidate".to_string() } else { why.join("; ") }
+                )));
+            }
             candidate.offers = Some(r.clone());
         }
-        let state = self.live_state(std::slice::from_ref(&candidate)).map_err(|e| DecideFailure::Other(e.body.detail))?;
+        let state =
+            self.live_state(std::slice::from_ref(&candidate)).map_err(|e| DecideFailure::Other(e.body.detail))?;
         let options = self.decisions.options.clone();
         let id = rec.serviceid.clone();
         let decided = tokio::task::spawn_blocking(move || decide(&state, &id, trigger, &options))
@@ -274,8 +292,9 @@ impl DomainCore {
                 target.zones.keys().chain(s.previous.iter().flat_map(|p| p.zones.keys())).cloned().collect();
             for z in s.progress.keys().cloned().collect::<Vec<_>>() {
                 if !keep_zones.contains(&z) {
+                    // It ran the deployment: it drains before it drops the service.
                     s.progress.remove(&z);
-                    s.cleanup.insert(z);
+                    s.draining.entry(z).or_insert(0);
                 }
             }
             for z in &keep_zones {
@@ -312,7 +331,12 @@ impl DomainCore {
 
     /// `PUT /1.0/services/{id}/state deploy`: decides now; refused (422) when the optimiser
     /// proves it infeasible, unless `pending`.
-    pub async fn deploy_service(&self, caller: &Principal, id: &str, pending: bool) -> Result<zonal_proto::wire::ServiceView, ApiError> {
+    pub async fn deploy_service(
+        &self,
+        caller: &Principal,
+        id: &str,
+        pending: bool,
+    ) -> Result<zonal_proto::wire::ServiceView, ApiError> {
         let _one = self.decide_lock.lock().await;
         let rec = self.owned(caller, id)?;
         if rec.target == Target::Deleted {
@@ -333,6 +357,16 @@ impl DomainCore {
                 self.apply_decision(s, decision, round);
                 Ok(())
             }),
+            Err(DecideFailure::Other(why)) if DomainCore::places_by_offers(&rec) => {
+                self.update_service(caller, id, |s| {
+                    // No offer yet: the coordinator asks again (with backoff) until one comes.
+                    s.target = Target::Deployed;
+                    s.state = "placing".into();
+                    s.message = Some(why.clone());
+                    push_event(s, "placing", why.clone());
+                    Ok(())
+                })
+            }
             Err(DecideFailure::Refused(r)) if pending => self.update_service(caller, id, |s| {
                 s.target = Target::Deployed;
                 s.state = "pending".into();
@@ -352,7 +386,12 @@ impl DomainCore {
     /// `PUT /1.0/services/{id}/slots`: the slots wanted domain-wide; a deployed service is
     /// decided again at once (refused, 422, when the new demand cannot be placed: nothing
     /// changes then).
-    pub async fn set_slots(&self, caller: &Principal, id: &str, slots: u32) -> Result<zonal_proto::wire::ServiceView, ApiError> {
+    pub async fn set_slots(
+        &self,
+        caller: &Principal,
+        id: &str,
+        slots: u32,
+    ) -> Result<zonal_proto::wire::ServiceView, ApiError> {
         let _one = self.decide_lock.lock().await;
         let rec = self.owned(caller, id)?;
         if rec.target != Target::Deployed || rec.placement.is_none() {
@@ -393,11 +432,10 @@ impl DomainCore {
         }
         // A component evaluator would be started in the zones for a new round: a dry run
         // uses the service's last round instead.
-        let component_evaluator = evaluator_of(&rec.service)
-            .is_some_and(|(_, e)| matches!(e, zonal_model::EvaluatorRef::Component { .. }));
+        let component_evaluator =
+            evaluator_of(&rec.service).is_some_and(|(_, e)| matches!(e, zonal_model::EvaluatorRef::Component { .. }));
         let trigger = if rec.placement.is_some() { Trigger::Demand } else { Trigger::Apply };
-        let (mut decision, _) =
-            self.decide_for(&rec, trigger, !component_evaluator).await.map_err(|e| e.to_api())?;
+        let (mut decision, _) = self.decide_for(&rec, trigger, !component_evaluator).await.map_err(|e| e.to_api())?;
         if component_evaluator && DomainCore::places_by_offers(&rec) {
             decision.notes.push(match &rec.offers {
                 Some(_) => "dry run: the offers of the service's last round were used (no evaluator was started)".into(),
@@ -470,11 +508,8 @@ impl DomainCore {
                 out.push((id, Trigger::ZoneAdded { zones: added }));
                 continue;
             }
-            let demand: BTreeMap<String, u32> = self
-                .demand_now(&s, &declared, at)
-                .iter()
-                .map(|e| (e.region.clone(), e.slots.peak()))
-                .collect();
+            let demand: BTreeMap<String, u32> =
+                self.demand_now(&s, &declared, at).iter().map(|e| (e.region.clone(), e.slots.peak())).collect();
             let per = s.service.entry_component().map_or(1, |c| c.slots.per_instance.max(1));
             if zonal_control::demand::shifted(&s.demand_basis, &demand, self.decisions.demand_threshold, per) {
                 out.push((id, Trigger::Demand));

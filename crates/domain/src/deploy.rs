@@ -108,6 +108,7 @@ impl DomainCore {
                     || s.placement.is_none()
                     || s.previous.is_some()
                     || !s.cleanup.is_empty()
+                    || !s.draining.is_empty()
                     || s.progress.values().any(|p| !p.done())
                     || !self.lost_zones(s).is_empty()
                     || self.shares(s).iter().any(|(z, share)| {
@@ -116,7 +117,7 @@ impl DomainCore {
                     })
             }
             Target::Registered | Target::Terminated => {
-                s.placement.is_some() || !s.cleanup.is_empty() || s.state == "terminating"
+                s.placement.is_some() || !s.cleanup.is_empty() || !s.draining.is_empty() || s.state == "terminating"
             }
             Target::Deleted => true,
         }
@@ -221,19 +222,19 @@ impl DomainCore {
 
     /// Instances of `service` a zone still holds (any live state), from its last heartbeat.
     fn held_in(&self, zone: &str, service: &str) -> u32 {
-        self.hb()
-            .get(zone)
-            .and_then(|h| h.report.as_ref())
-            .map_or(0, |r| r.placements.iter().filter(|p| p.service == service && p.state != InstanceState::Lost).count())
-            as u32
+        self.hb().get(zone).and_then(|h| h.report.as_ref()).map_or(0, |r| {
+            r.placements.iter().filter(|p| p.service == service && p.state != InstanceState::Lost).count()
+        }) as u32
     }
 
     /// The gateways zone `zone` reports for `service`'s component `component`: port → address
     /// (its own gateways only, not the relays to other zones).
     fn gateways_of(&self, zone: &str, service: &str, component: &str) -> BTreeMap<String, String> {
         let hb = self.hb();
-        let Some(view) =
-            hb.get(zone).and_then(|h| h.report.as_ref()).and_then(|r| r.services.iter().find(|v| v.serviceid == service))
+        let Some(view) = hb
+            .get(zone)
+            .and_then(|h| h.report.as_ref())
+            .and_then(|r| r.services.iter().find(|v| v.serviceid == service))
         else {
             return BTreeMap::new();
         };
@@ -371,11 +372,10 @@ impl DomainCore {
             if serving {
                 self.commit(&id, gen, |r| {
                     if let Some(prev) = r.previous.take() {
-                        let keep: BTreeSet<String> =
-                            r.placement.iter().flat_map(|p| p.zones.keys()).cloned().collect();
+                        let keep: BTreeSet<String> = r.placement.iter().flat_map(|p| p.zones.keys()).cloned().collect();
                         for z in prev.zones.keys().filter(|z| !keep.contains(*z)) {
                             r.progress.remove(z);
-                            r.cleanup.insert(z.clone());
+                            r.draining.entry(z.clone()).or_insert(0);
                         }
                         push_event(r, "serving", "the new placement serves: old instances drain");
                     }
@@ -385,13 +385,25 @@ impl DomainCore {
             }
             pending = true;
         }
-        // Zones leaving the placement: drain to zero, then drop the service.
-        for zone in s.cleanup.clone() {
+        // Zones leaving the placement drain to zero, then drop the service; zones that only
+        // held it for an offer round (or hold it without the domain placing it) drop it now.
+        for zone in s.draining.keys().cloned().collect::<Vec<_>>() {
             match self.drain_zone(&s, &zone).await {
                 Ok(true) => {
                     self.commit(&id, gen, |r| {
-                        r.cleanup.remove(&zone);
                         r.draining.remove(&zone);
+                        false
+                    });
+                }
+                Ok(false) => pending = true,
+                Err(e) => tracing::debug!(service = id, zone, "cannot remove the service from an old zone yet: {e}"),
+            }
+        }
+        for zone in s.cleanup.clone() {
+            match self.remove_from_zone(&id, &zone).await {
+                Ok(true) => {
+                    self.commit(&id, gen, |r| {
+                        r.cleanup.remove(&zone);
                         false
                     });
                 }
@@ -423,41 +435,49 @@ impl DomainCore {
         }
     }
 
-    /// A zone leaving `s`'s placement: first its instances drain (the zone is told to keep
-    /// none: decommissioned instances stop once idle), then it drops the service — when it
-    /// holds none, or after the drain timeout. Ok(true) when gone.
+    /// A zone leaving `s`'s placement: first it is told to keep no instance (decommissioned
+    /// instances take no new session and stop once idle), then — when it holds none, or after
+    /// the drain timeout — it drops the service. A zone that cannot be told yet (down) is told
+    /// when it is back. Ok(true) when gone.
     async fn drain_zone(&self, s: &ServiceRecord, zone: &str) -> Result<bool, String> {
         if self.zone_record(zone).is_err() {
             return Ok(true); // the zone itself is gone
         }
         let id = &s.serviceid;
-        let since = match s.draining.get(zone) {
-            Some(t) => *t,
-            None => {
-                let client = self.zone_client(zone)?;
-                let body = ZoneSlotsChange::default();
-                match client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await {
-                    Ok(_) => {}
-                    Err(e) if e.status() == Some(404) => return Ok(true),
-                    // A zone that cannot drain (down, or refusing) is asked to drop it below.
-                    Err(_) => {}
-                }
-                let now = now_ms();
-                let z = zone.to_string();
-                self.commit(id, s.generation, |r| {
-                    r.draining.insert(z, now);
-                    false
-                });
-                now
+        let mut since = s.draining.get(zone).copied().unwrap_or(0);
+        if since == 0 {
+            if !self.zone_available(zone) {
+                return Ok(false);
             }
-        };
+            let client = self.zone_client(zone)?;
+            let body = ZoneSlotsChange::default();
+            match client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => return Ok(true),
+                Err(e) if e.status().is_some() => {} // refusing to drain: it is asked to drop it below
+                Err(e) => return Err(e.to_string()),
+            }
+            since = now_ms();
+            let z = zone.to_string();
+            self.commit(id, s.generation, |r| {
+                r.draining.insert(z, since);
+                false
+            });
+        }
         let timed_out = now_ms().saturating_sub(since) >= self.decisions.drain_timeout.as_millis() as u64;
-        if self.held_in(zone, id) > 0 && !timed_out && self.zone_available(zone) {
+        let held = self.held_in(zone, id);
+        if held > 0 && !timed_out {
             return Ok(false);
         }
-        if timed_out && self.held_in(zone, id) > 0 {
+        if timed_out && held > 0 {
             let _ = self.update_service_quietly(id, |r| {
-                push_event(r, "drain-timeout", format!("zone {zone}: instances still had sessions after the drain timeout; stopping them"))
+                push_event(
+                    r,
+                    "drain-timeout",
+                    format!(
+                        "zone {zone}: {held} instance(s) still held sessions after the drain timeout; stopping them"
+                    ),
+                )
             });
         }
         self.remove_from_zone(id, zone).await
@@ -486,6 +506,7 @@ impl DomainCore {
             .chain(s.previous.iter())
             .flat_map(|p| p.zones.keys().cloned())
             .chain(s.cleanup.iter().cloned())
+            .chain(s.draining.keys().cloned())
             .collect();
         let mut pending = false;
         let mut failure = None;

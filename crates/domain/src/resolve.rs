@@ -344,8 +344,13 @@ impl DomainCore {
         placement.zones.insert(zone.to_string(), counts);
         s.progress.insert(zone.to_string(), Default::default());
         s.cleanup.remove(zone);
+        s.draining.remove(zone);
         s.state = "deploying".into();
-        crate::decisions::push_event(&mut s, "on-demand", format!("no zone in reach had a free slot: deployed on demand in zone {zone}"));
+        crate::decisions::push_event(
+            &mut s,
+            "on-demand",
+            format!("no zone in reach had a free slot: deployed on demand in zone {zone}"),
+        );
         s.generation += 1;
         s.attempt = 0;
         s.next_try_ms = 0;

@@ -13,9 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use zonal_model::{
-    DemandEntry, Host, Infrastructure, KnowledgeBase, Link, SlotProfile, TimeOfDay, Zone,
-};
+use zonal_model::{DemandEntry, Host, Infrastructure, KnowledgeBase, Link, SlotProfile, TimeOfDay, Zone};
 use zonal_place::decide::{LiveInstance, LiveService, LiveState, OfferTerms, OfferedHost};
 use zonal_proto::{ApiError, Principal};
 use zonal_store::StoreExt;
@@ -136,12 +134,15 @@ impl DomainCore {
 
     /// The regional demand of `s` now: declared (at the time of day) and measured, each
     /// region the larger of the two ([`zonal_control::demand`]).
-    pub(crate) fn demand_now(&self, s: &ServiceRecord, declared: &[DemandEntry], at: Option<TimeOfDay>) -> Vec<DemandEntry> {
+    pub(crate) fn demand_now(
+        &self,
+        s: &ServiceRecord,
+        declared: &[DemandEntry],
+        at: Option<TimeOfDay>,
+    ) -> Vec<DemandEntry> {
         let mine: Vec<&DemandEntry> = declared.iter().filter(|e| e.service == s.serviceid).collect();
-        let declared_now: BTreeMap<String, u32> = mine
-            .iter()
-            .map(|e| (e.region.clone(), at.map_or(e.slots.peak(), |t| e.slots.at(t))))
-            .collect();
+        let declared_now: BTreeMap<String, u32> =
+            mine.iter().map(|e| (e.region.clone(), at.map_or(e.slots.peak(), |t| e.slots.at(t)))).collect();
         let open: u32 = {
             let hb = self.hb();
             hb.values()

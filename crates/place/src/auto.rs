@@ -308,7 +308,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
                 crate::decide::Route::Copies => {
                     crate::decide::methods::copies(&full, si, &wanted_n, &mut residual, options, &mut solvers)
                 }
-                _ => crate::decide::methods::single(&full, si, &wanted_n, &residual),
+                _ => crate::decide::methods::single(&full, si, &wanted_n, &residual, crate::single::Scoring::BestFit),
             };
             match result {
                 Ok((part, part_notes)) => {

@@ -417,7 +417,7 @@ fn build(
     residual: &Residual,
     objective: ChainObjective,
     host_costs: &HostCosts,
-    elastic: bool,
+    elastic: Elastic,
     relax: bool,
 ) -> Built {
     let binary = || if relax { variable().min(0.0).max(1.0) } else { variable().binary() };
@@ -453,7 +453,7 @@ fn build(
         }
     };
     // Host-dependent extra costs (instance price, evaluator preference, user latency).
-    if !elastic && !host_costs.is_zero() {
+    if !elastic.any() && !host_costs.is_zero() {
         for (t, slot) in slots.iter().enumerate() {
             if let Slot::Hosts(hs) = slot {
                 for (k, &h) in hs.iter().enumerate() {
@@ -497,7 +497,7 @@ fn build(
             let scale = if cap > 0.0 { 1.0 / cap } else { 1.0 };
             let mut e: Expression =
                 members.iter().map(|&(t, k)| (s.components[t].resources.get(r) as f64 * scale) * x[t][k].var).sum();
-            if elastic {
+            if elastic.capacity {
                 let sl = m.add(variable().min(0.0));
                 e -= sl.var;
                 obj += sl.var;
@@ -521,7 +521,7 @@ fn build(
         let cap_cpu = p.hosts[h].capacity.get(zonal_model::resources::CPU) as f64;
         let weight = if cap_cpu > 0.0 { 100.0 * free.get(zonal_model::resources::CPU) as f64 / cap_cpu } else { 0.0 };
         host_weight.insert(h, weight);
-        if w_servers > 0.0 && !elastic {
+        if w_servers > 0.0 && !elastic.any() {
             let y = m.add(binary());
             for &(t, k) in members {
                 m.constraints.push((Expression::from(y.var) - x[t][k].var).geq(0.0));
@@ -623,7 +623,7 @@ fn build(
         // Max latency.
         if r.max_latency.is_finite() {
             let mut e: Expression = r.arcs.iter().zip(&r.pi).map(|(&a, g)| arc(p, a).2 * g.var).sum();
-            if elastic {
+            if elastic.latency {
                 let sl = m.add(variable().min(0.0));
                 e -= r.max_latency.max(1e-6) * sl.var;
                 obj += sl.var;
@@ -648,7 +648,7 @@ fn build(
             let d = arc(p, a).2;
             if relax {
                 obj += (w_delay * mult * d) * g.var;
-            } else if !elastic {
+            } else if !elastic.any() {
                 obj += (w_delay * mult * d + tie * (d + 1e-3)) * g.var;
             }
         }
@@ -679,7 +679,7 @@ fn build(
         if potential <= cap {
             continue;
         }
-        if elastic {
+        if elastic.bandwidth {
             let sl = m.add(variable().min(0.0));
             e -= cap.max(1.0) * sl.var;
             obj += sl.var;
@@ -782,7 +782,7 @@ pub(crate) fn lp_relaxation(
     solver: &SolverOptions,
 ) -> Result<crate::solver::SolveStats, PlaceError> {
     let (ctx, slots) = candidates(problem, request, residual)?;
-    let built = build(&ctx, &slots, residual, objective, &HostCosts::default(), false, true);
+    let built = build(&ctx, &slots, residual, objective, &HostCosts::default(), Elastic::NONE, true);
     let solved = built.model.solve(solver)?;
     Ok(solved.stats)
 }
@@ -798,7 +798,7 @@ pub fn chain_ilp(
     objective: ChainObjective,
 ) -> Result<GoodLpModel, PlaceError> {
     let (ctx, slots) = candidates(problem, request, residual)?;
-    Ok(build(&ctx, &slots, residual, objective, &HostCosts::default(), false, false).model)
+    Ok(build(&ctx, &slots, residual, objective, &HostCosts::default(), Elastic::NONE, false).model)
 }
 
 /// Places one chain against the full capacity of the problem.
@@ -816,7 +816,7 @@ pub fn place_chain_with(
     let p = problem;
     let (ctx, slots) = candidates(p, request, residual)?;
     let s = &p.services[ctx.si].service;
-    let built = build(&ctx, &slots, residual, options.objective, &options.host_costs, false, false);
+    let built = build(&ctx, &slots, residual, options.objective, &options.host_costs, Elastic::NONE, false);
     let Built { model, x, slots, routes, host_weight, .. } = built;
     let solved = model.solve(&options.solver)?;
     if solved.stats.status == SolveStatus::Infeasible {
@@ -1002,16 +1002,46 @@ fn path_through(arcs: &[(usize, usize)], from: usize, to: usize) -> Option<Vec<u
     None
 }
 
+/// Which rows an elastic re-solve relaxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Elastic {
+    capacity: bool,
+    bandwidth: bool,
+    latency: bool,
+}
+
+impl Elastic {
+    const NONE: Elastic = Elastic { capacity: false, bandwidth: false, latency: false };
+    const ALL: Elastic = Elastic { capacity: true, bandwidth: true, latency: true };
+    fn any(self) -> bool {
+        self.capacity || self.bandwidth || self.latency
+    }
+}
+
+/// Why a chain has no solution: elastic re-solves that relax host capacity, link bandwidth
+/// and channel latency together, then each family alone with the others kept, so that every
+/// way out is named (a composite that fits no zone whole *and* cannot be split for lack of
+/// bandwidth gets both reasons).
 fn diagnose(ctx: &Context, slots: &[Slot], residual: &Residual, options: &ChainOptions) -> PlaceError {
-    let built = build(ctx, slots, residual, options.objective, &options.host_costs, true, false);
-    let slacks = built.slacks;
-    let result = built.model.solve(&options.solver);
-    let mut reasons = Vec::new();
-    if let Ok(s) = &result {
-        if s.stats.status.has_solution() {
-            for (g, r) in &slacks {
-                if g.value(&s.values) > 1e-6 {
-                    reasons.push(r.clone());
+    let mut reasons: Vec<InfeasibilityReason> = Vec::new();
+    let relaxations = [
+        Elastic::ALL,
+        Elastic { capacity: true, ..Elastic::NONE },
+        Elastic { bandwidth: true, ..Elastic::NONE },
+        Elastic { latency: true, ..Elastic::NONE },
+    ];
+    for relax in relaxations {
+        let built = build(ctx, slots, residual, options.objective, &options.host_costs, relax, false);
+        if built.slacks.is_empty() {
+            continue;
+        }
+        let slacks = built.slacks;
+        if let Ok(s) = built.model.solve(&options.solver) {
+            if s.stats.status.has_solution() {
+                for (g, r) in &slacks {
+                    if g.value(&s.values) > 1e-6 && !reasons.contains(r) {
+                        reasons.push(r.clone());
+                    }
                 }
             }
         }

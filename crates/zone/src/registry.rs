@@ -54,8 +54,14 @@ pub struct ServiceRecord {
     pub manifest: String,
     pub service: Service,
     pub state: ServiceState,
-    /// Instances wanted per component while deployed.
+    /// Instances wanted per component while deployed (the domain's counts, then the
+    /// scaler's).
     pub desired: BTreeMap<String, u32>,
+    /// The domain's counts per component as last given: the scaler never scales in below
+    /// them (the domain sized them for the demand it knows; the scaler adds to them for the
+    /// sessions that really come).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub planned: BTreeMap<String, u32>,
     pub slots: Option<u32>,
     /// The offer the domain accepted for these slots, and the hosts it named: new instances
     /// go there while they have room.
@@ -84,6 +90,7 @@ impl ServiceRecord {
             service,
             state: ServiceState::Registered,
             desired: BTreeMap::new(),
+            planned: BTreeMap::new(),
             slots: None,
             accepted_offer: None,
             evaluator: None,
@@ -292,6 +299,7 @@ impl ZoneCore {
             }
             placement::check_plan(id, &rec.service, change, &self.settings.hosts).map_err(ZoneError::Invalid)?;
             rec.desired = change.instances.clone();
+            rec.planned = change.instances.clone();
             rec.slots = change.slots;
             rec.planned_hosts = placement::without_zero_counts(&change.hosts);
             rec.overrides = change.overrides.clone();

@@ -255,13 +255,16 @@ impl ZoneCore {
                 }
                 let live = own.iter().filter(|i| i.state != SlotState::Decommissioned).count() as u32;
                 let desired = rec.desired.get(&c.name).copied().unwrap_or(0);
-                if live != desired {
+                // Nothing wanted here: the domain drains the service from this zone (bringing
+                // it back is the domain's decision, not the scaler's).
+                if live != desired || desired == 0 {
                     continue;
                 }
+                let planned = rec.planned.get(&c.name).copied().unwrap_or(0);
                 let policy = ScalerPolicy {
                     min_free: c.slots.min_free,
                     per_instance: c.slots.per_instance,
-                    min_instances: c.scaling.min_instances,
+                    min_instances: c.scaling.min_instances.max(planned),
                     max_instances: c.scaling.max_instances,
                     hysteresis: cfg.hysteresis,
                     cooldown_out_ms: cfg.cooldown_out.as_millis() as u64,
@@ -286,7 +289,8 @@ impl ZoneCore {
                 (
                     rec.is_some_and(|r| r.service.reuse_existing),
                     comp.map_or(1, |c| c.slots.per_instance),
-                    comp.map_or(1, |c| c.scaling.min_instances),
+                    comp.map_or(1, |c| c.scaling.min_instances)
+                        .max(rec.and_then(|r| r.planned.get(&component).copied()).unwrap_or(0)),
                     rec.and_then(|r| r.desired.get(&component).copied()).unwrap_or(0),
                 )
             };

@@ -368,6 +368,11 @@ impl Drop for Harness {
         for pid in processes_under(&self.path()) {
             kill_group(pid, libc::SIGKILL);
         }
+        // ZONAL_TEST_KEEP=1 keeps the temporary directory (daemon logs, stores) to look at.
+        if std::env::var_os("ZONAL_TEST_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("kept {}", dir.keep().display());
+        }
     }
 }
 

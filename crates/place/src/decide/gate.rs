@@ -17,9 +17,9 @@
 //! **Switching cost** ([`SwitchingCosts`]): the price of moving one instance, in the
 //! evaluation's unit. A move is a stop paired with a start of the same component elsewhere
 //! ([`super::diff::Diff::moves`]); scaling out or in is not a move. Defaults: 0.02 utility,
-//! 2 ms of channel delay, 0.01 per hour of instance cost — small enough that a lost zone or a
-//! clear shift of users pays for the moves, large enough that noise in measured demand does
-//! not make the domain shuffle instances.
+//! 2 ms of channel delay, 0.05 per hour of instance cost — small enough that a lost zone or a
+//! clear shift of users pays for the moves, large enough that noise in measured demand (or a
+//! cent an hour) does not make the domain shuffle instances.
 //!
 //! **Verdict** ([`verdict`]): an apply and a lost zone always act; a demand change, an added
 //! zone or a consolidation round act only when the running target cannot be evaluated any
@@ -48,11 +48,21 @@ pub struct SwitchingCosts {
 
 impl Default for SwitchingCosts {
     fn default() -> Self {
-        SwitchingCosts { utility_per_move: 0.02, delay_ms_per_move: 2.0, cost_per_move: 0.01 }
+        SwitchingCosts { utility_per_move: 0.02, delay_ms_per_move: 2.0, cost_per_move: 0.05 }
     }
 }
 
 impl SwitchingCosts {
+    /// The defaults times `factor` (the operator's one knob: `zonal domain --move-cost`).
+    pub fn scaled(factor: f64) -> SwitchingCosts {
+        let d = SwitchingCosts::default();
+        SwitchingCosts {
+            utility_per_move: d.utility_per_move * factor,
+            delay_ms_per_move: d.delay_ms_per_move * factor,
+            cost_per_move: d.cost_per_move * factor,
+        }
+    }
+
     /// The cost of `diff`'s moves in `unit`.
     pub fn cost_of(&self, diff: &Diff, unit: Unit) -> f64 {
         let per = match unit {

@@ -266,6 +266,57 @@ impl LiveState {
     }
 }
 
+impl LiveState {
+    /// The state after `service`'s target becomes `target` (a decision carried out): its
+    /// instances are those of the target's hosts (zone-level counts where the target names no
+    /// host are left out: nothing says which host they take), the capacity they take is gone
+    /// from the reported free capacity, and its `running` is the target. What `zonal plan
+    /// --context` and the simulator use to decide several services in a row.
+    pub fn assume(&mut self, service: &str, target: &Allocation) {
+        let Some(si) = self.services.iter().position(|s| s.service.name == service) else { return };
+        let svc = self.services[si].service.clone();
+        let mut released: Vec<LiveInstance> = Vec::new();
+        self.instances.retain(|i| {
+            if i.service == service {
+                released.push(i.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for i in released {
+            if let Some(f) = self.free.get_mut(&i.zone).and_then(|h| h.get_mut(&i.host)) {
+                f.add_scaled(&i.resources, 1);
+            }
+        }
+        for (zone, comps) in &target.hosts {
+            for (comp, hosts) in comps {
+                let resources = target
+                    .overrides
+                    .get(comp)
+                    .and_then(|o| o.resources.clone())
+                    .or_else(|| svc.component(comp).map(|c| c.resources.clone()))
+                    .unwrap_or_default();
+                for (host, n) in hosts {
+                    for _ in 0..*n {
+                        self.instances.push(LiveInstance {
+                            service: service.to_string(),
+                            component: comp.clone(),
+                            zone: zone.clone(),
+                            host: host.clone(),
+                            resources: resources.clone(),
+                        });
+                        if let Some(f) = self.free.get_mut(zone).and_then(|h| h.get_mut(host)) {
+                            f.sub_scaled(&resources, 1);
+                        }
+                    }
+                }
+            }
+        }
+        self.services[si].running = Some(target.clone());
+    }
+}
+
 /// `r` with no amount above `cap`'s (a report racing an instance start can overshoot).
 fn clamp_to(r: &Resources, cap: &Resources) -> Resources {
     let mut out = Resources::new();

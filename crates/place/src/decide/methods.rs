@@ -103,7 +103,7 @@ pub fn solve_service(
         }
         Route::Single => {
             let wanted = wanted_instances(&p.services[si].service, slots);
-            let (plan, notes) = single(p, si, &wanted, &residual)?;
+            let (plan, notes) = single(p, si, &wanted, &residual, opts.scoring)?;
             Ok(Solved { route, reason, plan, solvers: Vec::new(), notes })
         }
         Route::Split | Route::Greedy => Err(PlaceError::Solver { detail: format!("{route:?} is not a first route") }),
@@ -420,6 +420,7 @@ pub fn single(
     si: usize,
     wanted: &BTreeMap<String, u32>,
     residual: &Residual,
+    scoring: Scoring,
 ) -> Result<(Plan, Vec<String>), PlaceError> {
     let sd = &p.services[si];
     let Some(&ci) = sd.placed.first() else {
@@ -427,11 +428,14 @@ pub fn single(
     };
     let comp = &sd.service.components[ci];
     let n = wanted.get(&comp.name).copied().unwrap_or(0);
-    let mut placer = SinglePlacer::new(p, residual, Scoring::BestFit);
+    let mut placer = SinglePlacer::new(p, residual, scoring);
     placer.latency_weight = 0.0;
     placer.cost_weight = SINGLE_COST_WEIGHT;
     placer.preference_weight = SINGLE_PREFERENCE_WEIGHT;
     let compiled = placer.compile(&sd.name, None)?;
+    if n > 0 && compiled.candidates() == 0 {
+        return Err(PlaceError::Infeasible { reasons: vec![no_host_reason(p, si, ci)] });
+    }
     for k in 0..n {
         if placer.place(&compiled).is_none() {
             return Err(shortfall(
@@ -456,8 +460,42 @@ pub fn single(
         .filter_map(|pl| Some(f64::from(pl.instances) * p.zones[p.zone_index(&pl.zone)?].price.hourly(&comp.resources)))
         .sum();
     plan.notes.clear();
-    let note = format!("{n} instance(s) of {} by the fast path (cheapest host, then best fit)", comp.name);
+    let how = if scoring == Scoring::Spread { "most room left" } else { "best fit" };
+    let note = format!("{n} instance(s) of {} by the fast path (cheapest host, then {how})", comp.name);
     Ok((plan, vec![note]))
+}
+
+/// Why no host may take component `ci` of service `si`: every host's refusal by the shared
+/// rules ([`zonal_model::rules`]), counted by kind (`2 host(s): needs host features
+/// accelerator=tpu`), so the user sees which constraint to relax.
+pub fn no_host_reason(p: &Problem, si: usize, ci: usize) -> InfeasibilityReason {
+    let sd = &p.services[si];
+    let c = &sd.service.components[ci];
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for h in &p.hosts {
+        let view = zonal_model::rules::HostView {
+            zone: &p.zones[h.zone].name,
+            name: &h.name,
+            features: &h.features,
+            available: h.available,
+        };
+        if let Some(r) = zonal_model::rules::host_refusal(&c.placement, view) {
+            *by.entry(r.to_string()).or_default() += 1;
+        }
+    }
+    let why: Vec<String> = by.iter().map(|(r, n)| format!("{n} host(s): {r}")).collect();
+    InfeasibilityReason {
+        family: ConstraintFamily::Placement,
+        subject: vec![sd.name.clone(), c.name.clone()],
+        detail: format!(
+            "no host may take component {} of {} ({} hosts in {} zones checked; {})",
+            c.name,
+            sd.name,
+            p.hosts.len(),
+            p.zones.len(),
+            if why.is_empty() { "none is available".to_string() } else { why.join("; ") }
+        ),
+    }
 }
 
 /// Recomputes the terms that do not add up over merged parts (distinct hosts, summed path

@@ -139,6 +139,10 @@ pub struct DecideOptions {
     pub chain_solver: ChainSolver,
     pub heuristic: HeuristicOptions,
     pub switching: SwitchingCosts,
+    /// How single-component services are put on hosts among equally priced ones: packed
+    /// (best fit, the default: fewer hosts on, as consolidation wants) or spread (most room
+    /// left), like Nomad's `binpack` and `spread` schedulers.
+    pub scoring: crate::single::Scoring,
 }
 
 impl Default for DecideOptions {
@@ -151,6 +155,7 @@ impl Default for DecideOptions {
             chain_solver: ChainSolver::Auto,
             heuristic: HeuristicOptions { solver, ..Default::default() },
             switching: SwitchingCosts::default(),
+            scoring: crate::single::Scoring::BestFit,
         }
     }
 }
