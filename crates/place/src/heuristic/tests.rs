@@ -3,7 +3,7 @@
 
 use super::bound::{CoverSearch, COVER_BOUND_EXPANSIONS};
 use super::*;
-use crate::chain::{estimate_binaries, place_chain_with, place_chains, ChainOptions};
+use crate::chain::{place_chain_with, ChainOptions};
 use crate::testkit::*;
 use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Infrastructure, Pin, Service};
 
@@ -261,62 +261,4 @@ fn segment_programme_visits_each_zone_once() {
     assert_eq!((zone_of("a"), zone_of("b"), zone_of("c")), ("z3".into(), "z2".into(), "z1".into()));
     let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
     assert!((exact.objective - 5.0).abs() < 1e-9, "{}", exact.objective);
-}
-
-/// Interoute with INPUT SC1/SC2 subscriptions: every chain checked, never better than the
-/// exact optimum, bound never above it.
-#[test]
-fn interoute_chains_against_the_ilp() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/topology-zoo");
-    let path = dir.join("Interoute.graphml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("skipping: {} is absent", path.display());
-        return;
-    };
-    let (infra, _) = zonal_descriptor::import::import_graphml(
-        &text,
-        "Interoute.graphml",
-        &zonal_descriptor::import::GraphmlOptions::default(),
-    )
-    .unwrap();
-    for (shape, n) in [(&zonal_bench::scenarios::INPUT_CHAINS[0], 6), (&zonal_bench::scenarios::INPUT_CHAINS[1], 2)] {
-        let services = zonal_bench::scenarios::input_subscriptions(&infra, shape, n, 42).unwrap();
-        let mut docs = vec![Document::Infrastructure(infra.clone())];
-        docs.extend(services.iter().cloned().map(Document::Service));
-        let p = problem(&Bundle::new(docs));
-        let reqs: Vec<ChainRequest> = services
-            .iter()
-            .map(|s| ChainRequest { id: s.name.clone(), service: s.name.clone(), region: None })
-            .collect();
-        let heur = place_chains_heuristic(&p, &reqs, &HeuristicOptions::default());
-        checked(&p, &heur.combined);
-        let size = estimate_binaries(&p, &reqs[0], &Residual::full(&p), ChainObjective::Delay).unwrap();
-        eprintln!("{}: the chain ILP of the first subscription has {size} binaries", shape.name);
-        let exact = place_chains(&p, &reqs, &ChainOptions::default());
-        for (h, e) in heur.outcomes.iter().zip(&exact.outcomes) {
-            if let (Ok(h), Ok(e)) = (&h.result, &e.result) {
-                // The first chain of both sequences sees the same (full) capacity.
-                if h.subscriptions[0].id == reqs[0].id {
-                    assert!(
-                        h.objective >= e.objective - 1e-6,
-                        "{}: {} < exact {}",
-                        shape.name,
-                        h.objective,
-                        e.objective
-                    );
-                    assert!(h.bound.unwrap() <= e.objective + 1e-6);
-                }
-                assert!(h.gap.is_some() && h.notes.iter().any(|n| n.starts_with("bound")));
-            }
-        }
-        let ok = heur.outcomes.iter().filter(|o| o.result.is_ok()).count();
-        assert_eq!(ok, n, "{}: every subscription fits on Interoute", shape.name);
-        eprintln!(
-            "{}: heuristic {:.3} (bound {:.3}) vs exact {:.3}",
-            shape.name,
-            heur.combined.objective,
-            heur.combined.bound.unwrap_or(0.0),
-            exact.combined.objective
-        );
-    }
 }
