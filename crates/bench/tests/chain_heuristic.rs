@@ -1,7 +1,7 @@
 //! The chain heuristic against the exact chain ILP on INPUT SC1/SC2 subscriptions
 //! ([`zonal_bench::scenarios`]) on Interoute. It lives here, beside the scenario generator,
 //! so that `zonal-place` needs no dev-dependency on `zonal-bench` (which depends on it).
-//! Skips with a message when `../shared/data` is absent.
+//! A missing `../shared/data` file fails the test, naming it and saying how to get the data.
 
 use zonal_bench::scenarios::{input_subscriptions, INPUT_CHAINS};
 use zonal_model::{Bundle, Document};
@@ -13,12 +13,7 @@ use zonal_place::problem::{Problem, ProblemOptions};
 /// exact optimum, bound never above it.
 #[test]
 fn interoute_chains_against_the_ilp() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/topology-zoo");
-    let path = dir.join("Interoute.graphml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("skipping: {} is absent", path.display());
-        return;
-    };
+    let text = zonal_testdata::read("topology-zoo/Interoute.graphml");
     let (infra, _) = zonal_descriptor::import::import_graphml(
         &text,
         "Interoute.graphml",
