@@ -12,7 +12,7 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ZPath {
     pub(crate) zones: Vec<usize>,
-    /// Arc indices as in [`Residual::arc_free`].
+    /// Arc indices as in [`crate::chain::Residual::arc_free`].
     pub(crate) arcs: Vec<usize>,
     pub(crate) delay: f64,
 }
@@ -20,7 +20,7 @@ pub(crate) struct ZPath {
 /// k-shortest loop-free paths per zone pair (Yen), cached, plus a bandwidth-aware choice.
 pub(crate) struct Router {
     /// Per zone: (neighbour, arc, delay). Only the first link of a zone pair is used, as the
-    /// checker and [`consume`] do.
+    /// checker and [`crate::chain::consume`] do.
     adj: Vec<Vec<(usize, usize, f64)>>,
     k: usize,
     cache: BTreeMap<(usize, usize), Vec<Rc<ZPath>>>,
