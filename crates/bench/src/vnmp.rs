@@ -1220,15 +1220,11 @@ mod tests {
         assert_eq!(median_all(&[1.0, f64::INFINITY, 2.0]), Some(2.0));
     }
 
-    /// One real file, when the shared data is there.
+    /// One real file of the reference data (a missing file fails the test with the reason).
     #[test]
     fn reads_a_published_instance() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/vnmp/20/eu_20_0_prob.bz2");
-        let Ok(file) = std::fs::File::open(&path) else {
-            eprintln!("skipped: {} is absent", path.display());
-            return;
-        };
+        let path = zonal_testdata::path("vnmp/20/eu_20_0_prob.bz2");
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let text = decompress("eu_20_0_prob", file).unwrap();
         let i = parse_vnmp("eu_20_0_prob", &text).unwrap();
         assert_eq!((i.vertices.len(), i.arcs.len(), i.slices.len()), (20, 44, 40));

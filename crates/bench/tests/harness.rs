@@ -1,8 +1,6 @@
 //! The benchmark harness end to end on the reference data, kept small: a few SC1 chains on
-//! Interoute and a small MOOC sample. Every plan must pass the independent checker. Skips
-//! with a message when `../shared/data` is absent.
-
-use std::path::PathBuf;
+//! Interoute and a small MOOC sample. Every plan must pass the independent checker. A
+//! missing file of `../shared/data` fails the test, naming it and saying how to get the data.
 
 use zonal_bench::geovideo::{curve, lp_sweep, mooc_bundle, mooc_problem, paper_options, GeoVideoData, LpSize};
 use zonal_bench::geovideo::{LpSweep, LpVariant, MoocScenario, PointKind};
@@ -12,28 +10,13 @@ use zonal_bench::scenarios::INPUT_CHAINS;
 use zonal_bench::zoo::{run_zoo, summary, Topology, ZooRun};
 use zonal_place::SolverOptions;
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
-
-fn read(relative: &str) -> Option<String> {
-    let path = data_dir().join(relative);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Some(t),
-        Err(_) => {
-            eprintln!("skipped: {} is absent", path.display());
-            None
-        }
-    }
-}
-
 fn solver() -> SolverOptions {
     SolverOptions { time_limit: Some(std::time::Duration::from_secs(20)), ..Default::default() }
 }
 
 #[test]
 fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
-    let Some(graphml) = read("topology-zoo/Interoute.graphml") else { return };
+    let graphml = zonal_testdata::read("topology-zoo/Interoute.graphml");
     let run = ZooRun {
         chains: vec![INPUT_CHAINS[0].clone()],
         subscriptions: 2,
@@ -64,11 +47,9 @@ fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
 
 #[test]
 fn geo_video_suite_solves_a_sample_and_the_curves_are_checked() {
-    let (Some(dc_nodes), Some(mooc), Some(ec2_prices)) =
-        (read("geo-video/dcNodes.csv"), read("geo-video/mooc.out"), read("geo-video/ec2_price.out"))
-    else {
-        return;
-    };
+    let dc_nodes = zonal_testdata::read("geo-video/dcNodes.csv");
+    let mooc = zonal_testdata::read("geo-video/mooc.out");
+    let ec2_prices = zonal_testdata::read("geo-video/ec2_price.out");
     let data = GeoVideoData { dc_nodes: &dc_nodes, mooc: &mooc, ec2_prices: &ec2_prices };
     let sweep = LpSweep {
         sizes: vec![LpSize { regions: Some(40), zones: Some(20) }],
@@ -111,11 +92,8 @@ fn geo_video_suite_solves_a_sample_and_the_curves_are_checked() {
 #[test]
 fn vnmp_suite_runs_the_smallest_instance_and_every_plan_is_checked() {
     use zonal_bench::vnmp::{decompress, default_heuristic, parse_vnmp, run_vnmp, summary, LinkRule, VnmpRun};
-    let path = data_dir().join("vnmp/20/eu_20_0_prob.bz2");
-    let Ok(file) = std::fs::File::open(&path) else {
-        eprintln!("skipped: {} is absent", path.display());
-        return;
-    };
+    let path = zonal_testdata::path("vnmp/20/eu_20_0_prob.bz2");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let inst = parse_vnmp("eu_20_0_prob", &decompress("eu_20_0_prob", file).unwrap()).unwrap();
     for links in [LinkRule::Conservative, LinkRule::Relaxed] {
         let run = VnmpRun { slices: 4, links, solver: solver(), heuristic: default_heuristic() };

@@ -1,16 +1,12 @@
 //! End to end: `zonal bench --suite vnmp` on the smallest instance writes its CSV and
-//! summary. Skips with a message when `../shared/data` is absent.
+//! summary. A missing `../shared/data/vnmp/20` fails the test, saying how to get the data.
 
-use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn bench_vnmp_writes_csv_and_summary() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !data.join("vnmp/20").is_dir() {
-        eprintln!("skipped: {} is absent", data.join("vnmp/20").display());
-        return;
-    }
+    zonal_testdata::path("vnmp/20/eu_20_0_prob.bz2");
+    let data = zonal_testdata::dir();
     let out_dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_zonal"))
         .args(["bench", "--suite", "vnmp", "--sizes", "20", "--limit", "1", "--slices", "2", "--time-limit", "20s"])

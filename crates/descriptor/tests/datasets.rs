@@ -1,23 +1,12 @@
 //! Every importer on the real files under `../shared/data`, through the same entry point
 //! the CLI uses: each dataset loads without a diagnostic, and its conversion to native YAML
-//! reads back as the same model. Skipped (with a message) when the data is absent.
-
-use std::path::PathBuf;
+//! reads back as the same model. A missing file fails the test, naming it and saying how to
+//! get the data (`zonal-testdata`).
 
 use zonal_descriptor::{load_paths, read_yaml_str, write_documents};
 
-fn data() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: {} is absent", d.display());
-        None
-    }
-}
-
 fn round_trip(relative: &str) -> zonal_model::Bundle {
-    let path = data().unwrap().join(relative);
+    let path = zonal_testdata::path(relative);
     let loaded = load_paths(&[&path]);
     let msgs: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
     assert!(loaded.is_valid(), "{relative}: {}", msgs.join("\n"));
@@ -31,9 +20,6 @@ fn round_trip(relative: &str) -> zonal_model::Bundle {
 
 #[test]
 fn topology_zoo_files_load_and_convert() {
-    if data().is_none() {
-        return;
-    }
     for (file, zones, links) in [
         ("Interoute.graphml", 110, 146),
         ("Cogentco.graphml", 197, 243),
@@ -50,9 +36,8 @@ fn topology_zoo_files_load_and_convert() {
 
 #[test]
 fn wondernetwork_loads_with_its_pings() {
-    if data().is_none() {
-        return;
-    }
+    // The importer reads the pings file beside the servers file.
+    zonal_testdata::path("latency/wondernetwork-pings-2020-07-19-grouped.csv");
     let b = round_trip("latency/wondernetwork-servers-2020-07-19.csv");
     let infra = b.infrastructure();
     assert_eq!(infra.zones.len(), 246);
@@ -61,9 +46,8 @@ fn wondernetwork_loads_with_its_pings() {
 
 #[test]
 fn geo_video_and_eua_load() {
-    if data().is_none() {
-        return;
-    }
+    // The importer reads the EC2 prices beside dcNodes.csv.
+    zonal_testdata::path("geo-video/ec2_price.out");
     let dc = round_trip("geo-video/dcNodes.csv").infrastructure();
     assert_eq!(dc.host_count(), 2506, "one host per data centre");
     assert!(dc.zones.iter().all(|z| z.price.cpu_hour.amount() > 0.0), "EC2 prices found beside dcNodes.csv");

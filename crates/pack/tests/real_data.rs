@@ -1,29 +1,25 @@
-//! Tests on real benchmark data under `<workspace>/../shared/data` (skipped with a message
-//! when it is absent).
+//! Tests on real benchmark data under `<workspace>/../shared/data`; a missing file fails the
+//! test, naming it and saying how to get the data (`zonal-testdata`).
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use zonal_pack::formats::{openb, vbp};
 use zonal_pack::*;
 
-fn data() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if p.join("vbp").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent", p.display());
-        None
-    }
+/// Opens `relative` under the reference data folder; a missing file fails the test with the
+/// reason.
+#[track_caller]
+fn open(relative: &str) -> File {
+    let path = zonal_testdata::path(relative);
+    File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A few instances per family with a known optimum: the packing is valid, never below the
 /// optimum, and within a loose factor of it.
 #[test]
 fn vbp_instances_with_known_optimum() {
-    let Some(dir) = data() else { return };
     let wanted = [
         ("Panigrahy", vec!["class1_20_3_0", "class2_60_5_3", "class9_120_10_1"]),
         ("New", vec!["class1_20_3_0", "class4_60_5_2"]),
@@ -31,10 +27,8 @@ fn vbp_instances_with_known_optimum() {
     ];
     let mut seen = 0;
     for (fam, names) in wanted {
-        let known =
-            vbp::parse_summary(BufReader::new(File::open(dir.join(format!("vbp/{fam}_summary_known.csv"))).unwrap()))
-                .unwrap();
-        let archive = File::open(dir.join(format!("vbp/{fam}_instances.tar.gz"))).unwrap();
+        let known = vbp::parse_summary(BufReader::new(open(&format!("vbp/{fam}_summary_known.csv")))).unwrap();
+        let archive = open(&format!("vbp/{fam}_instances.tar.gz"));
         vbp::read_archive(
             BufReader::new(archive),
             |s| names.contains(&s),
@@ -69,8 +63,7 @@ fn vbp_instances_with_known_optimum() {
 /// Negative demands in Triplet instances are read, and the packing respects totals.
 #[test]
 fn triplet_negative_demands_are_read() {
-    let Some(dir) = data() else { return };
-    let archive = File::open(dir.join("vbp/Triplet_instances.tar.gz")).unwrap();
+    let archive = open("vbp/Triplet_instances.tar.gz");
     let mut found = false;
     vbp::read_archive(
         BufReader::new(archive),
@@ -90,10 +83,8 @@ fn triplet_negative_demands_are_read() {
 /// The openb trace loads; a consolidation of a slice of it yields a plan the checker accepts.
 #[test]
 fn openb_slice_consolidates_with_a_checked_plan() {
-    let Some(dir) = data() else { return };
-    let dir = dir.join("traces/alibaba-openb-2023");
-    let nodes = openb::read_nodes(File::open(dir.join("openb_node_list_all_node.csv")).unwrap()).unwrap();
-    let pods = openb::read_pods(File::open(dir.join("openb_pod_list_default.csv")).unwrap()).unwrap();
+    let nodes = openb::read_nodes(open("traces/alibaba-openb-2023/openb_node_list_all_node.csv")).unwrap();
+    let pods = openb::read_pods(open("traces/alibaba-openb-2023/openb_pod_list_default.csv")).unwrap();
     assert_eq!(nodes.len(), 1523);
     assert_eq!(pods.len(), 8152);
     // 60 nodes, 300 pods spread round-robin where they fit.

@@ -650,3 +650,7 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
     }
     CheckReport { violations: c.out, terms, unchecked_terms: unchecked }
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

@@ -1,9 +1,12 @@
 //! Small bundles for tests.
 
 use zonal_model::{
-    Amount, Bandwidth, Bundle, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link,
-    Location, Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
+    Amount, Bandwidth, Bundle, Channel, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link,
+    Location, MeasuredLatency, Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla,
+    Zone,
 };
+
+use crate::plan::{Assignment, ChannelPath, Placement};
 
 pub fn res(cores: u64, gib: u64) -> Resources {
     Resources::new().with("cpu", Amount::cpu(cores * 1000)).with("memory", Amount::bytes(gib << 30))
@@ -35,6 +38,21 @@ pub fn link(a: &str, b: &str, latency_ms: Option<f64>, mbps: Option<f64>) -> Lin
         latency: latency_ms.map(Duration::from_millis),
         bandwidth: mbps.map(Bandwidth::from_mbps),
         cost_per_gb: Money::new(0.0),
+    }
+}
+
+/// A measured round-trip time between two places (zones or regions).
+pub fn measured(from: &str, to: &str, rtt_ms: f64) -> MeasuredLatency {
+    MeasuredLatency { from: from.into(), to: to.into(), rtt: Duration::from_millis(rtt_ms) }
+}
+
+/// A channel with an optional bandwidth (Mbit/s) and max one-way latency (ms).
+pub fn channel(from: &str, to: &str, mbps: Option<f64>, max_latency_ms: Option<f64>) -> Channel {
+    Channel {
+        from: from.into(),
+        to: to.into(),
+        bandwidth: mbps.map(Bandwidth::from_mbps),
+        max_latency: max_latency_ms.map(Duration::from_millis),
     }
 }
 
@@ -100,6 +118,59 @@ pub fn line_bundle(zones: usize, regions: usize) -> Bundle {
         entries: (0..regions).map(|i| entry("svc", &format!("r{i}"), 2)).collect(),
     };
     Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(demand)])
+}
+
+/// A plan row: `instances` of `component` in `zone` (on `host`), using `slots` session slots.
+pub fn placement(
+    service: &str,
+    subscription: Option<&str>,
+    component: &str,
+    zone: &str,
+    host: Option<&str>,
+    instances: u32,
+    slots: f64,
+) -> Placement {
+    Placement {
+        service: service.into(),
+        subscription: subscription.map(Into::into),
+        component: component.into(),
+        zone: zone.into(),
+        host: host.map(Into::into),
+        instances,
+        slots,
+    }
+}
+
+/// A plan row: a `share` of `region`'s sessions of `service` served in `zone`.
+pub fn assignment(
+    service: &str,
+    region: &str,
+    zone: &str,
+    share: f64,
+    slots: f64,
+    latency_ms: f64,
+    utility: Option<f64>,
+) -> Assignment {
+    Assignment { service: service.into(), region: region.into(), zone: zone.into(), share, slots, latency_ms, utility }
+}
+
+/// A plan row: the route of channel `from → to` over `zones` (empty when collocated).
+pub fn path(
+    service: &str,
+    subscription: Option<&str>,
+    from: &str,
+    to: &str,
+    zones: &[&str],
+    latency_ms: f64,
+) -> ChannelPath {
+    ChannelPath {
+        service: service.into(),
+        subscription: subscription.map(Into::into),
+        from: from.into(),
+        to: to.into(),
+        zones: zones.iter().map(|z| z.to_string()).collect(),
+        latency_ms,
+    }
 }
 
 pub fn infra_mut(b: &mut Bundle) -> &mut Infrastructure {

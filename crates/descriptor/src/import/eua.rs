@@ -267,8 +267,8 @@ mod tests {
 
     #[test]
     fn real_eua_files() {
-        let Some((sf, sites)) = shared_data_file("edge-eua/edge-servers/site-optus-melbCBD.csv") else { return };
-        let Some((uf, users)) = shared_data_file("edge-eua/users/users-melbcbd-generated.csv") else { return };
+        let (sf, sites) = shared_data_file("edge-eua/edge-servers/site-optus-melbCBD.csv");
+        let (uf, users) = shared_data_file("edge-eua/users/users-melbcbd-generated.csv");
         let opts = EuaOptions::default();
         let (infra, _) = import_eua_sites(&sites, &sf, &opts).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(infra.zones.len(), 125);

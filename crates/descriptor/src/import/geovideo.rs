@@ -779,14 +779,14 @@ mod tests {
 
     #[test]
     fn real_geo_video_files() {
-        let Some((ef, ec2)) = shared_data_file("geo-video/ec2_price.out") else { return };
+        let (ef, ec2) = shared_data_file("geo-video/ec2_price.out");
         let ec2 = parse_price_table(&ec2, &ef).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ec2.len(), 6);
-        let Some((cf, cloudfront)) = shared_data_file("geo-video/cloudfront_price.out") else { return };
+        let (cf, cloudfront) = shared_data_file("geo-video/cloudfront_price.out");
         assert_eq!(parse_price_table(&cloudfront, &cf).unwrap_or_else(|e| panic!("{e}")).len(), 22);
 
         let opts = GeoVideoOptions { ec2_prices: Some(ec2), ..Default::default() };
-        let Some((df, dc)) = shared_data_file("geo-video/dcNodes.csv") else { return };
+        let (df, dc) = shared_data_file("geo-video/dcNodes.csv");
         let (infra, report) = import_dc_nodes(&dc, &df, &opts).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("dcNodes report:\n  {}", report.notes.join("\n  "));
         assert_eq!(infra.zones.len(), 709, "{report:?}");
@@ -802,14 +802,14 @@ mod tests {
         let (infra, _) = import_dc_nodes(&dc, &df, &mapped).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((infra.zones.len(), infra.host_count()), (682, 2346));
 
-        let Some((mf, many)) = shared_data_file("geo-video/manydc.out") else { return };
+        let (mf, many) = shared_data_file("geo-video/manydc.out");
         let (infra, report) = import_manydc(&many, &mf, &opts).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("manydc report:\n  {}", report.notes.join("\n  "));
         assert_eq!(infra.zones.len(), 764);
         assert_eq!(infra.host_count(), 2506);
         assert!(infra.zones.iter().all(|z| z.price.egress_per_gb.amount() == 0.02));
 
-        let Some((uf, mooc)) = shared_data_file("geo-video/mooc.out") else { return };
+        let (uf, mooc) = shared_data_file("geo-video/mooc.out");
         let opts = MoocOptions { service: Some("video".into()), ..Default::default() };
         let (demand, report) = import_mooc(&mooc, &uf, &opts).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("mooc report:\n  {}", report.notes.join("\n  "));

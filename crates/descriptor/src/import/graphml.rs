@@ -580,9 +580,9 @@ mod tests {
         assert!(e.message.contains("d99"), "{e}");
     }
 
-    fn real(file: &str) -> Option<(Infrastructure, ImportReport)> {
-        let (path, text) = shared_data_file(&format!("topology-zoo/{file}"))?;
-        Some(import_graphml(&text, &path, &GraphmlOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    fn real(file: &str) -> (Infrastructure, ImportReport) {
+        let (path, text) = shared_data_file(&format!("topology-zoo/{file}"));
+        import_graphml(&text, &path, &GraphmlOptions::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn imputed(infra: &Infrastructure) -> usize {
@@ -591,7 +591,7 @@ mod tests {
 
     #[test]
     fn interoute_matches_the_acceptance_counts() {
-        let Some((infra, report)) = real("Interoute.graphml") else { return };
+        let (infra, report) = real("Interoute.graphml");
         eprintln!("Interoute report:\n  {}", report.notes.join("\n  "));
         assert_eq!(infra.zones.len(), 110);
         assert_eq!(infra.links.len(), 146);
@@ -623,13 +623,12 @@ mod tests {
             ("Geant2012.graphml", 40, 61, 3),
             ("Kdl.graphml", 754, 895, 28),
         ] {
-            let Some((infra, report)) = real(file) else { return };
+            let (infra, report) = real(file);
             eprintln!("{file}: {}", report.notes[0]);
             assert_eq!((infra.zones.len(), infra.links.len(), imputed(&infra)), (zones, links, imp), "{file}");
             assert_eq!(infra.host_count(), 20, "{file}");
         }
-        if let Some((geant, _)) = real("Geant2012.graphml") {
-            assert_eq!(geant.links.iter().filter(|l| l.bandwidth.is_some()).count(), 39);
-        }
+        let (geant, _) = real("Geant2012.graphml");
+        assert_eq!(geant.links.iter().filter(|l| l.bandwidth.is_some()).count(), 39);
     }
 }

@@ -21,8 +21,8 @@
 //!   `-2`, `-3`, ... in file order.
 //! * Documents are named after the file stem; centroids are spherical means; distances are
 //!   great-circle (`Location::distance_km`).
-//! * Tests that read the real datasets find them at `<crate>/../../../shared/data` and skip,
-//!   with a message, when that folder is absent.
+//! * Tests that read the real datasets find them at `<workspace>/../shared/data` and fail,
+//!   naming the missing file and saying how to get the data, when it is absent.
 //!
 //! | module | dataset | produces |
 //! |---|---|---|
@@ -77,26 +77,10 @@ impl fmt::Display for ImportError {
 
 impl std::error::Error for ImportError {}
 
-/// The shared reference data folder (`<workspace>/../shared/data`), or `None` after printing
-/// why the tests that need it are skipped.
+/// Reads `rel` under the shared reference data folder (`<workspace>/../shared/data`):
+/// its path (for messages and import names) and text. A missing file fails the test, saying
+/// what is missing and how to get the data ([`zonal_testdata`]).
 #[cfg(test)]
-pub(crate) fn shared_data_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: reference data folder {} is absent", dir.display());
-        None
-    }
-}
-
-/// Reads `rel` under the shared data folder: `None` (with a message) when the folder is
-/// absent; a test failure when the folder is there but the file cannot be read.
-#[cfg(test)]
-pub(crate) fn shared_data_file(rel: &str) -> Option<(String, String)> {
-    let path = shared_data_dir()?.join(rel);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some((path.display().to_string(), text)),
-        Err(e) => panic!("reference data folder present but {} unreadable: {e}", path.display()),
-    }
+pub(crate) fn shared_data_file(rel: &str) -> (String, String) {
+    (zonal_testdata::path(rel).display().to_string(), zonal_testdata::read(rel))
 }

@@ -316,8 +316,8 @@ mod tests {
 
     #[test]
     fn real_wondernetwork_data() {
-        let Some((sf, servers)) = shared_data_file("latency/wondernetwork-servers-2020-07-19.csv") else { return };
-        let Some((pf, pings)) = shared_data_file("latency/wondernetwork-pings-2020-07-19-grouped.csv") else { return };
+        let (sf, servers) = shared_data_file("latency/wondernetwork-servers-2020-07-19.csv");
+        let (pf, pings) = shared_data_file("latency/wondernetwork-pings-2020-07-19-grouped.csv");
         let (infra, report) = import_wondernetwork(&servers, &sf, &pings, &pf).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("WonderNetwork report:\n  {}", report.notes.join("\n  "));
         assert_eq!(infra.zones.len(), 246);

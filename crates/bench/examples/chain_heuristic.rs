@@ -1,8 +1,10 @@
-//! Heuristic against exact on INPUT chains (SC1–SC3 of `zonal-bench`) on a Topology Zoo
-//! network (Interoute by default, 20 data centres of one 32-core host each).
+//! Heuristic against exact on INPUT chains (SC1–SC3 of [`zonal_bench::scenarios`]) on a
+//! Topology Zoo network (Interoute by default, 20 data centres of one 32-core host each).
+//! It lives in `zonal-bench`, beside the scenario generator, so that `zonal-place` needs no
+//! dev-dependency on this crate (which depends on it).
 //!
 //! ```text
-//! cargo run --release -p zonal-place --example chain_heuristic -- \
+//! cargo run --release -p zonal-bench --example chain_heuristic -- \
 //!     [graphml] [subscriptions per shape] [time limit s] [SC1,SC2,SC3] [delay|servers|weighted]
 //! ```
 //!

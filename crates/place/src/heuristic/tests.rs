@@ -1,0 +1,264 @@
+//! Unit tests of the heuristic's stages, through the entry points and, for the routing, the
+//! cover bound and the segment programme, through their internals.
+
+use super::bound::{CoverSearch, COVER_BOUND_EXPANSIONS};
+use super::*;
+use crate::chain::{place_chain_with, ChainOptions};
+use crate::testkit::*;
+use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Infrastructure, Pin, Service};
+
+/// `n` zones on a line (1 ms per link) plus a slow shortcut z0–z(n-1) (10 ms); one 4-core
+/// host per zone except z0 (transit); chain ue (pinned z0) → a → b → be (pinned z(n-1)).
+fn line(n: usize, mbps: Option<f64>) -> Bundle {
+    let zones = (0..n)
+        .map(|i| {
+            zone(&format!("z{i}"), 50.0, i as f64, if i == 0 { vec![] } else { vec![host(&format!("h{i}"), 4, 8)] })
+        })
+        .collect();
+    let mut links: Vec<_> = (1..n).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), mbps)).collect();
+    links.push(link("z0", &format!("z{}", n - 1), Some(10.0), mbps));
+    let infra = Infrastructure { name: "line".into(), zones, links, ..Default::default() };
+    let mut ue = component("ue", 0, 0);
+    ue.user_side = true;
+    ue.placement.pin = Some(Pin { zone: "z0".into(), host: None });
+    let mut be = component("be", 1, 1);
+    be.placement.pin = Some(Pin { zone: format!("z{}", n - 1), host: None });
+    let ch = |a: &str, b: &str| Channel {
+        from: a.into(),
+        to: b.into(),
+        bandwidth: Some(Bandwidth::from_mbps(10.0)),
+        max_latency: None,
+    };
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![ue, component("a", 2, 1), component("b", 2, 1), be],
+        channels: vec![ch("ue", "a"), ch("a", "b"), ch("b", "be")],
+        ..Default::default()
+    };
+    Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())])
+}
+
+fn req() -> ChainRequest {
+    ChainRequest { id: "s".into(), service: "chain".into(), region: None }
+}
+
+#[test]
+fn depth_first_fallback_places_what_both_greedy_orders_cannot() {
+    // z0–z1–z2–z3, 1 ms a link. a ∈ {z0, z3}, b ∈ {z0, z1}, c ∈ {z2, z3}; a–b and a–c
+    // within 3 ms, b–c within 1 ms. The look-ahead ignores b–c (not a tree edge), so the
+    // greedy puts a and b on z0, and then c has no zone within 1 ms of b.
+    let zones = (0..4).map(|i| zone(&format!("z{i}"), 50.0, i as f64, vec![host(&format!("h{i}"), 4, 8)])).collect();
+    let links = (1..4).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), Some(1.0), None)).collect();
+    let infra = Infrastructure { name: "line".into(), zones, links, ..Default::default() };
+    let comp = |name: &str, allowed: [&str; 2]| {
+        let mut c = component(name, 1, 1);
+        c.placement.zones = allowed.iter().map(|z| z.to_string()).collect();
+        c
+    };
+    let ch = |a: &str, b: &str, ms: f64| Channel {
+        from: a.into(),
+        to: b.into(),
+        bandwidth: None,
+        max_latency: Some(zonal_model::Duration::from_millis(ms)),
+    };
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![comp("a", ["z0", "z3"]), comp("b", ["z0", "z1"]), comp("c", ["z2", "z3"])],
+        channels: vec![ch("a", "b", 3.0), ch("a", "c", 3.0), ch("b", "c", 1.0)],
+        ..Default::default()
+    };
+    let b =
+        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let p = problem(&b);
+    let residual = Residual::full(&p);
+    let plan = place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions::default()).unwrap();
+    checked(&p, &plan);
+    assert!(plan.notes.iter().any(|n| n.contains("depth-first fallback")), "{:?}", plan.notes);
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    assert!((exact.objective - 4.0).abs() < 1e-9, "{}", exact.objective);
+    assert!((plan.objective - exact.objective).abs() < 1e-9, "{} vs {}", plan.objective, exact.objective);
+}
+
+#[test]
+fn yen_paths_are_distinct_loop_free_and_ordered() {
+    let p = problem(&line(5, None));
+    let mut router = Router::new(&p, 3);
+    let paths = router.k_shortest(0, 4);
+    assert_eq!(paths.len(), 2, "a line plus one shortcut has exactly two simple paths");
+    assert_eq!(paths[0].zones, vec![0, 1, 2, 3, 4]);
+    assert!((paths[0].delay - 4.0).abs() < 1e-9);
+    assert_eq!(paths[1].zones, vec![0, 4]);
+    for pth in paths {
+        let distinct: BTreeSet<_> = pth.zones.iter().collect();
+        assert_eq!(distinct.len(), pth.zones.len());
+    }
+}
+
+#[test]
+fn greedy_with_look_ahead_finds_the_delay_optimum_and_matches_the_ilp() {
+    let p = problem(&line(5, None));
+    let residual = Residual::full(&p);
+    let opts = HeuristicOptions { max_iterations: 0, ..Default::default() };
+    let plan = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
+    checked(&p, &plan);
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    assert!(
+        (plan.objective - exact.objective).abs() < 1e-9,
+        "{} vs {}\n{:#?}",
+        plan.objective,
+        exact.objective,
+        plan.placements
+    );
+    assert!((plan.objective - 4.0).abs() < 1e-9);
+    assert_eq!(plan.gap, Some(0.0), "the look-ahead bound proves it: {:?}", plan.notes);
+    assert_eq!(plan.status, PlanStatus::Optimal);
+}
+
+#[test]
+fn bandwidth_is_reserved_and_forces_the_other_path() {
+    // 10 Mbit/s channels on 15 Mbit/s links: a second chain cannot reuse the same arcs.
+    let mut b = line(3, Some(15.0));
+    for z in &mut infra_mut(&mut b).zones {
+        for h in &mut z.hosts {
+            h.capacity = res(8, 16);
+        }
+    }
+    let p = problem(&b);
+    let reqs: Vec<ChainRequest> = (0..2).map(|i| ChainRequest { id: format!("s{i}"), ..req() }).collect();
+    let seq = place_chains_heuristic(&p, &reqs, &HeuristicOptions::default());
+    assert!(
+        seq.outcomes.iter().all(|o| o.result.is_ok()),
+        "{:?}",
+        seq.outcomes.iter().map(|o| o.result.as_ref().err()).collect::<Vec<_>>()
+    );
+    checked(&p, &seq.combined);
+    assert!(seq.residual.arc_free.iter().all(|&f| f >= -1e-9));
+    let direct: Vec<_> = seq.combined.paths.iter().filter(|pa| pa.zones == ["z0", "z2"]).collect();
+    assert_eq!(
+        direct.len(),
+        1,
+        "the second user reaches its chain over the slow direct link: {:#?}",
+        seq.combined.paths
+    );
+}
+
+#[test]
+fn used_servers_consolidates_and_never_worse_than_greedy() {
+    let p = problem(&line(5, None));
+    let residual = Residual::full(&p);
+    let base = HeuristicOptions { objective: ChainObjective::UsedServers, ..Default::default() };
+    let greedy =
+        place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions { max_iterations: 0, ..base.clone() }).unwrap();
+    let plan = place_chain_heuristic(&p, &req(), &residual, &base).unwrap();
+    checked(&p, &plan);
+    assert!(plan.objective <= greedy.objective + 1e-9);
+    let exact = place_chain_with(
+        &p,
+        &req(),
+        &residual,
+        &ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() },
+    )
+    .unwrap();
+    assert!(plan.objective >= exact.objective - 1e-9);
+    assert!(plan.bound.unwrap() <= exact.objective + 1e-9);
+    // a, b (2 cores each) and be (1 core, pinned to z4): two 4-core hosts at least.
+    assert_eq!(plan.term("used_servers"), Some(2.0));
+}
+
+#[test]
+fn same_input_and_seed_give_the_same_plan() {
+    let p = problem(&line(6, Some(25.0)));
+    let reqs: Vec<ChainRequest> = (0..4).map(|i| ChainRequest { id: format!("s{i}"), ..req() }).collect();
+    let opts =
+        HeuristicOptions { objective: ChainObjective::Weighted { delay: 1.0, servers: 0.1 }, ..Default::default() };
+    let a = place_chains_heuristic(&p, &reqs, &opts).combined;
+    let b = place_chains_heuristic(&p, &reqs, &opts).combined;
+    assert_eq!((&a.placements, &a.paths, a.objective), (&b.placements, &b.paths, b.objective));
+    checked(&p, &a);
+}
+
+#[test]
+fn cover_bound_is_integral_and_falls_back_to_the_least_open_bound() {
+    // Hosts 0 (weight 100, 4 cores), 1 and 2 (60, 2 cores each); 4 cores needed and one
+    // component can only use host 1. Fractional cover: 4 cores at 25 a core = 100; the
+    // cheapest real cover is host 1 plus host 2 = 120 (host 1 plus host 0 = 160).
+    let free = vec![vec![4.0], vec![2.0], vec![2.0]];
+    let weight = vec![100.0, 60.0, 60.0];
+    let cand_pos = vec![vec![1], vec![1, 2, 0]];
+    let by_ratio = vec![vec![0, 1, 2]];
+    let cover = CoverSearch { free: &free, need: &[4.0], weight: &weight, cand_pos: &cand_pos, by_ratio: &by_ratio };
+    assert!((cover.solve(COVER_BOUND_EXPANSIONS) - 120.0).abs() < 1e-9);
+    assert!((cover.solve(0) - 100.0).abs() < 1e-9, "no expansion: the root's fractional bound");
+}
+
+#[test]
+fn used_servers_cover_bound_proves_a_two_host_plan_without_the_lp() {
+    // Line of 6 zones, 4-core hosts; the chain needs 2 + 2 + 1 cores: the back-end's host
+    // and one more, so the cover bound (not the fractional one) meets the plan.
+    let p = problem(&line(6, None));
+    let mut residual = Residual::full(&p);
+    // Take a core off the back-end's host, so the fractional cover would buy it cheaply.
+    let be_host = p.hosts.iter().position(|h| h.name == "h5").unwrap();
+    residual.host_free[be_host] = crate::testkit::res(2, 4);
+    let opts = HeuristicOptions { objective: ChainObjective::UsedServers, ..Default::default() };
+    let plan = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
+    checked(&p, &plan);
+    let exact = place_chain_with(
+        &p,
+        &req(),
+        &residual,
+        &ChainOptions { objective: ChainObjective::UsedServers, ..Default::default() },
+    )
+    .unwrap();
+    assert!((plan.objective - exact.objective).abs() < 1e-6, "{} vs {}", plan.objective, exact.objective);
+    assert_eq!(plan.stats.solves, 0, "no LP: {:?}", plan.notes);
+    assert_eq!(plan.status, PlanStatus::Optimal, "{:?}", plan.notes);
+}
+
+#[test]
+fn segment_programme_visits_each_zone_once() {
+    // ue (z0) – a – b – c – be (z1); links z0–z1, z1–z2, z0–z3 of 1 ms. b may only use z2.
+    // Hosts: z1 2 cores (1 left after the back-end), z2 1 core, z3 4 cores. Without the
+    // zone sets the cheapest split is a in z1, b in z2, c in z1 (3 ms), which z1 cannot
+    // hold; with each zone used once: a in z3, b in z2, c in z1 (1 + 3 + 1 = 5 ms).
+    let zones = vec![
+        zone("z0", 50.0, 0.0, vec![]),
+        zone("z1", 50.0, 1.0, vec![host("h1", 2, 8)]),
+        zone("z2", 50.0, 2.0, vec![host("h2", 1, 8)]),
+        zone("z3", 50.0, 3.0, vec![host("h3", 4, 8)]),
+    ];
+    let links =
+        vec![link("z0", "z1", Some(1.0), None), link("z1", "z2", Some(1.0), None), link("z0", "z3", Some(1.0), None)];
+    let infra = Infrastructure { name: "tri".into(), zones, links, ..Default::default() };
+    let mut ue = component("ue", 0, 0);
+    ue.user_side = true;
+    ue.placement.pin = Some(Pin { zone: "z0".into(), host: None });
+    let mut be = component("be", 1, 1);
+    be.placement.pin = Some(Pin { zone: "z1".into(), host: None });
+    let mut b = component("b", 1, 1);
+    b.placement.zones = vec!["z2".into()];
+    let ch = |x: &str, y: &str| Channel { from: x.into(), to: y.into(), bandwidth: None, max_latency: None };
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![ue, component("a", 1, 1), b, component("c", 1, 1), be],
+        channels: vec![ch("ue", "a"), ch("a", "b"), ch("b", "c"), ch("c", "be")],
+        ..Default::default()
+    };
+    let bundle =
+        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let p = problem(&bundle);
+    let residual = Residual::full(&p);
+    let request = req();
+    let m = Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    let mut router = Router::new(&p, 4);
+    let mut search = Search { m: &m, router: &mut router, st: State::empty(&m, &residual), backtracked: false };
+    assert!(search.segments(), "the segment programme found no plan");
+    assert!((search.objective() - 5.0).abs() < 1e-9, "{}", search.objective());
+    let zone_of = |name: &str| {
+        let t = p.services[m.si].service.components.iter().position(|c| c.name == name).unwrap();
+        p.zones[search.st.zone[t].unwrap()].name.clone()
+    };
+    assert_eq!((zone_of("a"), zone_of("b"), zone_of("c")), ("z3".into(), "z2".into(), "z1".into()));
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    assert!((exact.objective - 5.0).abs() < 1e-9, "{}", exact.objective);
+}
