@@ -163,8 +163,10 @@ mod tests {
 
     #[test]
     fn host_rule_adds_pin_host_availability_and_features() {
-        let mut c = PlacementConstraints::default();
-        c.requires = features(&[("arch", "x86_64"), ("accelerator", "*")]);
+        let mut c = PlacementConstraints {
+            requires: features(&[("arch", "x86_64"), ("accelerator", "*")]),
+            ..Default::default()
+        };
         let f = features(&[("arch", "x86_64")]);
         let h = HostView { zone: "a", name: "h0", features: &f, available: true };
         assert_eq!(host_refusal(&c, h), Some(Refusal::MissingFeatures { missing: vec!["accelerator=*".into()] }));

@@ -215,7 +215,7 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         instance_cost += f64::from(pl.instances) * p.zones[zi].price.hourly(&comp.resources);
         // Allowed zones and features.
         let pc = &comp.placement;
-        if !comp.placement.pin.as_ref().is_some_and(|pin| pin.zone != pl.zone)
+        if comp.placement.pin.as_ref().is_none_or(|pin| pin.zone == pl.zone)
             && zonal_model::rules::zone_refusal(pc, &pl.zone).is_some()
         {
             c.v(

@@ -30,7 +30,9 @@ pub fn greedy(p: &Problem, service: &str, slots: u32) -> Result<Solved, PlaceErr
     let mut order: Vec<&zonal_model::Component> =
         s.components.iter().filter(|c| wanted.get(&c.name).is_some_and(|n| *n > 0)).collect();
     order.sort_by(|a, b| b.resources.get(CPU).cmp(&a.resources.get(CPU)).then(a.name.cmp(&b.name)));
-    let mut best: Option<(usize, Resources, Vec<(String, usize, u32)>)> = None;
+    // (zone, its free capacity after, rows (component, host, instances)).
+    type Choice = (usize, Resources, Vec<(String, usize, u32)>);
+    let mut best: Option<Choice> = None;
     let mut reasons = Vec::new();
     for (zi, z) in p.zones.iter().enumerate() {
         if let Some((c, r)) = order.iter().find_map(|c| zone_refusal(&c.placement, &z.name).map(|r| (c, r))) {

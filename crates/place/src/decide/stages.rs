@@ -140,6 +140,9 @@ fn candidate_hosts(state: &LiveState, p: &Problem, si: usize, ci: usize) -> Vec<
     out
 }
 
+/// An evaluator's best score per (zone, host).
+pub type Preferences = BTreeMap<(String, String), f64>;
+
 /// FUSION evaluators as a stage: only the hosts the zones offered may take the service
 /// (every other host of `bundle` is marked unavailable for it), and each offered host's best
 /// score becomes its preference, which the objective weighs ([`set_preference`]). A price per
@@ -148,7 +151,7 @@ pub fn offers(
     bundle: &mut zonal_model::Bundle,
     service: &str,
     offers: &[OfferTerms],
-) -> Result<(BTreeMap<(String, String), f64>, Vec<String>), PlaceError> {
+) -> Result<(Preferences, Vec<String>), PlaceError> {
     let mut preference: BTreeMap<(String, String), f64> = BTreeMap::new();
     for o in offers {
         for env in &o.environments {
