@@ -413,6 +413,7 @@ impl DomainCore {
                         s.state = "done".into();
                         s.replacement = Some(replacement.clone());
                         current.insert(step.instance.clone(), replacement);
+                        self.record_move(&zone, &step);
                     }
                     Err(e) => {
                         tracing::warn!(zone, instance = id, to = step.to, "consolidation step failed: {e}");
@@ -428,6 +429,28 @@ impl DomainCore {
         run.state = if failed { "failed" } else { "done" }.into();
         self.save_consolidation(&run);
         tracing::info!(state = run.state, "consolidation applied");
+    }
+
+    /// A consolidation move changes where the service's target says its instance runs: the
+    /// planned host is moved too (so later decisions diff against what runs), and the
+    /// service's events say so.
+    fn record_move(&self, zone: &str, step: &StepView) {
+        let _ = self.update_service_quietly(&step.service, |r| {
+            if let Some(hosts) =
+                r.placement.as_mut().and_then(|p| p.hosts.get_mut(zone)).and_then(|c| c.get_mut(&step.component))
+            {
+                if let Some(n) = hosts.get_mut(&step.from) {
+                    *n = n.saturating_sub(1);
+                }
+                hosts.retain(|_, n| *n > 0);
+                *hosts.entry(step.to.clone()).or_default() += 1;
+            }
+            crate::decisions::push_event(
+                r,
+                "consolidated",
+                format!("{} moved from host {} to {} in zone {zone} (consolidation)", step.component, step.from, step.to),
+            );
+        });
     }
 
     async fn move_and_wait(&self, client: &zonal_proto::Client, id: &str, to: &str) -> Result<String, String> {

@@ -63,6 +63,36 @@ pub fn allocation(p: &Problem, plan: &Plan, overrides: &Overrides) -> Allocation
     a
 }
 
+/// `a` and `b` together: counts and hosts added, identical paths' copies added, profiles of
+/// both.
+pub fn sum(a: &Allocation, b: &Allocation) -> Allocation {
+    let mut out = a.clone();
+    for (zone, comps) in &b.zones {
+        for (c, n) in comps {
+            *out.zones.entry(zone.clone()).or_default().entry(c.clone()).or_default() += n;
+        }
+    }
+    for (zone, comps) in &b.hosts {
+        for (c, hosts) in comps {
+            for (h, n) in hosts {
+                *out.hosts.entry(zone.clone()).or_default().entry(c.clone()).or_default().entry(h.clone()).or_default() +=
+                    n;
+            }
+        }
+    }
+    for p in &b.paths {
+        match out.paths.iter_mut().find(|x| x.from == p.from && x.to == p.to && x.zones == p.zones) {
+            Some(x) => x.copies += p.copies,
+            None => out.paths.push(p.clone()),
+        }
+    }
+    for (c, o) in &b.overrides {
+        out.overrides.entry(c.clone()).or_insert_with(|| o.clone());
+    }
+    out.normalize();
+    out
+}
+
 /// One count that changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -115,5 +115,6 @@ pub fn greedy(p: &Problem, service: &str, slots: u32) -> Result<Solved, PlaceErr
         plan,
         solvers: Vec::new(),
         notes: Vec::new(),
+        base: None,
     })
 }

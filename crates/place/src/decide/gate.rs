@@ -22,8 +22,9 @@
 //! cent an hour) does not make the domain shuffle instances.
 //!
 //! **Verdict** ([`verdict`]): an apply and a lost zone always act; a demand change, an added
-//! zone or a consolidation round act only when the running target cannot be evaluated any
-//! more (it no longer fits or no longer covers the demand) or when gain > move cost.
+//! zone or a consolidation round act when nothing moves (the service only grows or shrinks),
+//! when the running target cannot be evaluated any more (it no longer fits or no longer
+//! covers the demand), or when gain > move cost.
 
 use std::collections::BTreeMap;
 
@@ -193,6 +194,10 @@ pub fn verdict(
             format!("{}: the running placement no longer serves; placed by {how}: {what}", trigger.describe()),
         );
     };
+    if moves == 0 {
+        // Nothing moves: the service only grows or shrinks with its demand.
+        return (true, format!("{}: resized by {how}: {what}", trigger.describe()));
+    }
     let gain = after.value - before.value;
     if gain <= move_cost {
         return (

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zonal_model::{DemandEntry, Resources, Service};
+use zonal_model::{Allocation, Resources, Service};
 
 use super::{shortfall, wanted_instances, DecideOptions, Route, Solved};
 use crate::auto::{assign_hosts, choose, AutoOptions, ChainSolver, SolverChoice};
@@ -57,7 +57,7 @@ pub fn solve_service(
     p: &Problem,
     service: &str,
     slots: u32,
-    _entries: &[DemandEntry],
+    running: Option<&Allocation>,
     opts: &DecideOptions,
 ) -> Result<Solved, PlaceError> {
     let si = p
@@ -67,6 +67,13 @@ pub fn solve_service(
     let auto = opts.auto(None);
     let mut residual = Residual::full(p);
     match route {
+        Route::Chain if running.is_some() => {
+            let running = running.unwrap_or(&EMPTY);
+            match online_chains(p, si, running, &mut residual, &auto) {
+                Some(solved) => solved,
+                None => solve_service(p, service, slots, None, opts),
+            }
+        }
         Route::Chain => {
             let requests = chain_requests(p, si);
             let mut solvers = Vec::new();
@@ -77,10 +84,10 @@ pub fn solve_service(
             let mut plan = batch.plan;
             plan.algorithm = format!("chain({})", batch.solver_names.join("+"));
             plan.normalize();
-            Ok(Solved { route, reason, plan, solvers, notes: batch.notes })
+            Ok(Solved { route, reason, plan, solvers, notes: batch.notes, base: None })
         }
         Route::Fusion => match fusion_plan(p, &opts.fusion) {
-            Ok((plan, notes)) => Ok(Solved { route, reason, plan, solvers: Vec::new(), notes }),
+            Ok((plan, notes)) => Ok(Solved { route, reason, plan, solvers: Vec::new(), notes, base: None }),
             Err(e) if p.services[si].placed.len() > 1 && whole_fit_problem(p, si, &e) => {
                 let mut solvers = Vec::new();
                 let (plan, mut notes) = split(p, si, &mut residual, &auto, &mut solvers)?;
@@ -91,6 +98,7 @@ pub fn solve_service(
                     plan,
                     solvers,
                     notes,
+                    base: None,
                 })
             }
             Err(e) => Err(e),
@@ -99,15 +107,92 @@ pub fn solve_service(
             let mut solvers = Vec::new();
             let wanted = wanted_instances(&p.services[si].service, slots);
             let (plan, notes) = copies(p, si, &wanted, &mut residual, &auto, &mut solvers)?;
-            Ok(Solved { route, reason, plan, solvers, notes })
+            Ok(Solved { route, reason, plan, solvers, notes, base: None })
         }
         Route::Single => {
             let wanted = wanted_instances(&p.services[si].service, slots);
             let (plan, notes) = single(p, si, &wanted, &residual, opts.scoring)?;
-            Ok(Solved { route, reason, plan, solvers: Vec::new(), notes })
+            Ok(Solved { route, reason, plan, solvers: Vec::new(), notes, base: None })
         }
         Route::Split | Route::Greedy => Err(PlaceError::Solver { detail: format!("{route:?} is not a first route") }),
     }
+}
+
+static EMPTY: Allocation =
+    Allocation { zones: BTreeMap::new(), hosts: BTreeMap::new(), paths: Vec::new(), overrides: BTreeMap::new() };
+
+/// Chains re-placed the way Superfluidity's OCM places them: online, never migrating a placed
+/// chain. The subscriptions that run stay where they are (their hosts and paths count as
+/// taken); only the ones demand added are placed, against what is left. `None` when that
+/// does not apply — fewer subscriptions are wanted than run (which to stop is not known per
+/// subscription), or the running target's hosts are not all known — and the whole chain is
+/// decided again instead (the gate then weighs the moves).
+fn online_chains(
+    p: &Problem,
+    si: usize,
+    running: &Allocation,
+    residual: &mut Residual,
+    auto: &AutoOptions,
+) -> Option<Result<Solved, PlaceError>> {
+    let s = &p.services[si].service;
+    let placed: Vec<&str> = s.components.iter().filter(|c| !c.user_side).map(|c| c.name.as_str()).collect();
+    // One instance of each placed component per subscription.
+    let running_subs = placed
+        .iter()
+        .map(|c| running.zones.values().map(|z| z.get(*c).copied().unwrap_or(0)).sum::<u32>())
+        .min()
+        .unwrap_or(0) as usize;
+    let known: u32 = running.hosts.values().flat_map(|c| c.values()).flat_map(|h| h.values()).sum();
+    if running_subs == 0 || known != running.instances() {
+        return None;
+    }
+    let requests = chain_requests(p, si);
+    if requests.len() < running_subs {
+        return None;
+    }
+    // What the running chains take.
+    for (zone, comps) in &running.hosts {
+        let Some(zi) = p.zone_index(zone) else { return None };
+        for (comp, hosts) in comps {
+            let c = s.component(comp)?;
+            for (host, n) in hosts {
+                let hi = p.host_index(zi, host)?;
+                let r = running.overrides.get(comp).and_then(|o| o.resources.clone()).unwrap_or_else(|| c.resources.clone());
+                residual.host_free[hi].sub_scaled(&r, u64::from(*n));
+            }
+        }
+    }
+    for path in &running.paths {
+        for w in path.zones.windows(2) {
+            let (Some(a), Some(b)) = (p.zone_index(&w[0]), p.zone_index(&w[1])) else { continue };
+            if let Some(li) = p.links.iter().position(|l| (l.a == a && l.b == b) || (l.a == b && l.b == a)) {
+                let arc = if p.links[li].a == a { 2 * li } else { 2 * li + 1 };
+                residual.arc_free[arc] -= path.reserved_mbps();
+            }
+        }
+    }
+    let new = &requests[running_subs..];
+    let mut solvers = Vec::new();
+    let batch = place_chain_requests(p, new, residual, auto, &mut solvers);
+    if let Some((id, e)) = batch.rejected.into_iter().next() {
+        return Some(Err(annotate(e, &format!("chain subscription {id}"))));
+    }
+    let mut plan = batch.plan;
+    plan.algorithm = if new.is_empty() { "online (nothing new)".into() } else { format!("online chain({})", batch.solver_names.join("+")) };
+    plan.normalize();
+    let mut notes = batch.notes;
+    notes.push(format!(
+        "OCM-style re-placement: the {running_subs} running subscription(s) stay where they are; {} new one(s) placed against what is left",
+        new.len()
+    ));
+    Some(Ok(Solved {
+        route: Route::Chain,
+        reason: "it has a user-side component: INPUT's chain placement, online (placed chains never move)".into(),
+        plan,
+        solvers,
+        notes,
+        base: Some(running.clone()),
+    }))
 }
 
 /// Adds where the error happened to an infeasibility's detail.

@@ -283,7 +283,9 @@ pub fn decide(state: &LiveState, service: &str, trigger: Trigger, opts: &DecideO
         stages::set_preference(&mut problem, service, pref);
     }
 
-    let solved = methods::solve_service(&problem, service, live.slots, &entries, opts);
+    // Optional re-placements of chains keep the chains that run (OCM never migrates them).
+    let keep = live.running.as_ref().filter(|r| trigger.is_optional() && r.instances() > 0);
+    let solved = methods::solve_service(&problem, service, live.slots, keep, opts);
     let mut solved = match solved {
         Ok(s) => s,
         Err(PlaceError::Solver { detail }) => {
@@ -303,6 +305,9 @@ pub fn decide(state: &LiveState, service: &str, trigger: Trigger, opts: &DecideO
         }));
     }
     let mut target = diff::allocation(&problem, &solved.plan, &overrides);
+    if let Some(base) = &solved.base {
+        target = diff::sum(base, &target);
+    }
     target.normalize();
     let after = gate::evaluate(&problem, service, &target, opts).unwrap_or_else(|e| {
         notes.push(format!("the new target could not be evaluated: {e}"));
@@ -350,6 +355,8 @@ pub struct Solved {
     pub plan: Plan,
     pub solvers: Vec<SolverChoice>,
     pub notes: Vec<String>,
+    /// The running target the plan comes on top of (online chain placement), if any.
+    pub base: Option<Allocation>,
 }
 
 /// An infeasibility naming the service and what is short.
