@@ -448,7 +448,10 @@ impl DomainCore {
             crate::decisions::push_event(
                 r,
                 "consolidated",
-                format!("{} moved from host {} to {} in zone {zone} (consolidation)", step.component, step.from, step.to),
+                format!(
+                    "{} moved from host {} to {} in zone {zone} (consolidation)",
+                    step.component, step.from, step.to
+                ),
             );
         });
     }

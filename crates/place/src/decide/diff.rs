@@ -75,8 +75,13 @@ pub fn sum(a: &Allocation, b: &Allocation) -> Allocation {
     for (zone, comps) in &b.hosts {
         for (c, hosts) in comps {
             for (h, n) in hosts {
-                *out.hosts.entry(zone.clone()).or_default().entry(c.clone()).or_default().entry(h.clone()).or_default() +=
-                    n;
+                *out.hosts
+                    .entry(zone.clone())
+                    .or_default()
+                    .entry(c.clone())
+                    .or_default()
+                    .entry(h.clone())
+                    .or_default() += n;
             }
         }
     }

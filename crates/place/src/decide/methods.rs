@@ -152,12 +152,16 @@ fn online_chains(
     }
     // What the running chains take.
     for (zone, comps) in &running.hosts {
-        let Some(zi) = p.zone_index(zone) else { return None };
+        let zi = p.zone_index(zone)?;
         for (comp, hosts) in comps {
             let c = s.component(comp)?;
             for (host, n) in hosts {
                 let hi = p.host_index(zi, host)?;
-                let r = running.overrides.get(comp).and_then(|o| o.resources.clone()).unwrap_or_else(|| c.resources.clone());
+                let r = running
+                    .overrides
+                    .get(comp)
+                    .and_then(|o| o.resources.clone())
+                    .unwrap_or_else(|| c.resources.clone());
                 residual.host_free[hi].sub_scaled(&r, u64::from(*n));
             }
         }
@@ -178,7 +182,11 @@ fn online_chains(
         return Some(Err(annotate(e, &format!("chain subscription {id}"))));
     }
     let mut plan = batch.plan;
-    plan.algorithm = if new.is_empty() { "online (nothing new)".into() } else { format!("online chain({})", batch.solver_names.join("+")) };
+    plan.algorithm = if new.is_empty() {
+        "online (nothing new)".into()
+    } else {
+        format!("online chain({})", batch.solver_names.join("+"))
+    };
     plan.normalize();
     let mut notes = batch.notes;
     notes.push(format!(
