@@ -171,8 +171,37 @@ pub fn fusion_problem(bundle: &Bundle, options: &ProblemOptions) -> Result<Probl
     Problem::from_bundle(&sub_bundle(bundle, &keep), options)
 }
 
+/// `bundle` with the OPERA profiles of its tagged components substituted, when it carries a
+/// knowledge base: the run-time pipeline's profile stage
+/// ([`crate::decide::stages::profiles`]), so both place the same components. Notes say what
+/// was chosen.
+fn with_profiles(bundle: &Bundle, options: &ProblemOptions) -> Result<(Bundle, Vec<String>), PlaceError> {
+    if bundle.knowledge_bases().next().is_none()
+        || !bundle.services().any(|s| s.components.iter().any(|c| c.tag.is_some()))
+    {
+        return Ok((bundle.clone(), Vec::new()));
+    }
+    let state = crate::decide::LiveState::from_bundle(bundle);
+    let full = Problem::from_bundle(bundle, options)?;
+    let mut notes = Vec::new();
+    let mut docs = Vec::new();
+    for d in &bundle.documents {
+        match d {
+            Document::Service(s) if s.components.iter().any(|c| c.tag.is_some()) => {
+                let (shaped, _, n) = crate::decide::stages::profiles(&state, s, &full);
+                notes.extend(n.into_iter().map(|x| format!("{}: {x}", s.name)));
+                docs.push(Document::Service(shaped));
+            }
+            other => docs.push(other.clone()),
+        }
+    }
+    Ok((Bundle::new(docs), notes))
+}
+
 /// Plans every service of `bundle` (see the module docs).
 pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan, PlaceError> {
+    let (profiled, profile_notes) = with_profiles(bundle, &options.problem)?;
+    let bundle = &profiled;
     let full = Problem::from_bundle(bundle, &options.problem)?;
     let demand = bundle.demand();
     let mut methods: Vec<(String, Method)> = bundle.services().map(|s| (s.name.clone(), method_of(s))).collect();
@@ -196,7 +225,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
     let _ = demand;
 
     let mut plan = Plan::new("auto");
-    let mut notes = Vec::new();
+    let mut notes = profile_notes;
     let mut parts = Vec::new();
 
     // FUSION services: the utility LP at zone level, then instances onto hosts.

@@ -1082,7 +1082,6 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
     let mut residual = Residual::full(p);
     let mut outcomes = Vec::new();
     let mut combined = Plan::new("input-chain-sequence");
-    let mut stats = PlanStats::default();
     let mut placed = 0usize;
     for req in requests {
         let started = Instant::now();
@@ -1090,19 +1089,7 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
         let seconds = started.elapsed().as_secs_f64();
         if let Ok(plan) = &result {
             consume(p, plan, &mut residual);
-            combined.placements.extend(plan.placements.iter().cloned());
-            combined.paths.extend(plan.paths.iter().cloned());
-            combined.subscriptions.extend(plan.subscriptions.iter().cloned());
-            combined.objective += plan.objective;
-            *combined.objective_terms.entry("delay_ms".into()).or_insert(0.0) += plan.term("delay_ms").unwrap_or(0.0);
-            stats.seconds += plan.stats.seconds;
-            stats.columns = stats.columns.max(plan.stats.columns);
-            stats.rows = stats.rows.max(plan.stats.rows);
-            stats.iterations += plan.stats.iterations;
-            stats.solves += plan.stats.solves;
-            if let PlanStatus::Feasible { .. } = plan.status {
-                combined.status = plan.status.clone();
-            }
+            combined.absorb(plan);
             placed += 1;
         }
         outcomes.push(ChainOutcome { id: req.id.clone(), result, seconds });
@@ -1114,8 +1101,10 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
         .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
         .collect();
     let used = hosts.len() as f64;
+    let delay = combined.term("delay_ms").unwrap_or(0.0);
+    combined.objective_terms.clear();
+    combined.objective_terms.insert("delay_ms".into(), delay);
     combined.objective_terms.insert("used_servers".into(), used);
-    combined.stats = stats;
     combined.notes.push(format!("{placed} of {} chains placed", requests.len()));
     combined.normalize();
     ChainSequence { outcomes, combined, residual }

@@ -188,6 +188,35 @@ impl Plan {
     pub fn term(&self, name: &str) -> Option<f64> {
         self.objective_terms.get(name).copied()
     }
+
+    /// Adds `part` (another subscription, copy or service placed against what this plan
+    /// left) to this plan: its rows, its objective and terms (summed: a caller recomputes
+    /// the terms that do not add up, such as distinct hosts), its solver effort, and a
+    /// time-limited status. Bound and gap are the caller's to combine. The one merge of plan
+    /// parts: chain sequences, the heuristic's sequences and the run-time pipeline use it.
+    pub fn absorb(&mut self, part: &Plan) {
+        self.placements.extend(part.placements.iter().cloned());
+        self.assignments.extend(part.assignments.iter().cloned());
+        self.paths.extend(part.paths.iter().cloned());
+        self.subscriptions.extend(part.subscriptions.iter().cloned());
+        self.objective += part.objective;
+        for (k, v) in &part.objective_terms {
+            *self.objective_terms.entry(k.clone()).or_insert(0.0) += v;
+        }
+        let s = &mut self.stats;
+        s.seconds += part.stats.seconds;
+        s.build_seconds += part.stats.build_seconds;
+        s.columns = s.columns.max(part.stats.columns);
+        s.rows = s.rows.max(part.stats.rows);
+        s.iterations += part.stats.iterations;
+        s.solves += part.stats.solves;
+        if let Some(n) = part.stats.nodes {
+            s.nodes = Some(s.nodes.unwrap_or(0) + n);
+        }
+        if let PlanStatus::Feasible { .. } = part.status {
+            self.status = part.status.clone();
+        }
+    }
 }
 
 #[cfg(test)]

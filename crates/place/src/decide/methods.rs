@@ -277,7 +277,7 @@ pub fn place_chain_requests(
 ) -> ChainBatch {
     let mut plan = Plan::new("chain");
     let mut rejected = Vec::new();
-    let (mut objective, mut delay, mut bound) = (0.0, 0.0, 0.0);
+    let mut bound = 0.0;
     let mut worst_gap: Option<f64> = None;
     let heuristic_options = HeuristicOptions { objective: options.chain.objective, ..options.heuristic.clone() };
     let mut heuristic = ChainHeuristic::new(p, heuristic_options);
@@ -307,33 +307,20 @@ pub fn place_chain_requests(
         match result {
             Ok(cp) => {
                 consume(p, &cp, residual);
-                plan.placements.extend(cp.placements.iter().cloned());
-                plan.paths.extend(cp.paths.iter().cloned());
-                plan.subscriptions.extend(cp.subscriptions.iter().cloned());
-                objective += cp.objective;
+                plan.absorb(&cp);
                 bound += cp.bound.unwrap_or(cp.objective);
-                delay += cp.term("delay_ms").unwrap_or(0.0);
                 worst_gap = match (worst_gap, cp.gap) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
-                if let PlanStatus::Feasible { .. } = cp.status {
-                    plan.status = cp.status.clone();
-                }
-                plan.stats.seconds += cp.stats.seconds;
-                plan.stats.build_seconds += cp.stats.build_seconds;
-                plan.stats.columns = plan.stats.columns.max(cp.stats.columns);
-                plan.stats.rows = plan.stats.rows.max(cp.stats.rows);
-                plan.stats.iterations += cp.stats.iterations;
-                plan.stats.solves += cp.stats.solves;
             }
             Err(e) => rejected.push((req.id.clone(), e)),
         }
     }
-    plan.objective = objective;
+    settle_terms(p, &mut plan);
+    let delay = plan.term("delay_ms").unwrap_or(0.0);
     plan.bound = Some(bound);
     plan.gap = worst_gap;
-    plan.objective_terms.insert("delay_ms".into(), delay);
     ChainBatch { plan, rejected, solver_names: used_solvers.into_iter().collect(), delay, bound, worst_gap, notes }
 }
 
@@ -623,13 +610,10 @@ pub fn settle_terms(p: &Problem, plan: &mut Plan) {
     plan.normalize();
 }
 
-/// Appends `part`'s placements, paths, subscriptions and effort to `plan`.
+/// Appends `part` to `plan` ([`Plan::absorb`]) and combines bounds (summed) and gaps (the
+/// worst).
 pub fn merge(plan: &mut Plan, part: Plan) {
-    plan.placements.extend(part.placements);
-    plan.paths.extend(part.paths);
-    plan.subscriptions.extend(part.subscriptions);
-    plan.assignments.extend(part.assignments);
-    plan.objective += part.objective;
+    plan.absorb(&part);
     plan.bound = match (plan.bound, part.bound) {
         (Some(a), Some(b)) => Some(a + b),
         (None, b) => b,
@@ -639,18 +623,6 @@ pub fn merge(plan: &mut Plan, part: Plan) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    if let PlanStatus::Feasible { .. } = part.status {
-        plan.status = part.status;
-    }
-    for (k, v) in part.objective_terms {
-        *plan.objective_terms.entry(k).or_insert(0.0) += v;
-    }
-    plan.stats.seconds += part.stats.seconds;
-    plan.stats.build_seconds += part.stats.build_seconds;
-    plan.stats.columns = plan.stats.columns.max(part.stats.columns);
-    plan.stats.rows = plan.stats.rows.max(part.stats.rows);
-    plan.stats.iterations += part.stats.iterations;
-    plan.stats.solves += part.stats.solves;
 }
 
 /// The options the whole-bundle planner uses for what the run-time pipeline routes.

@@ -338,3 +338,169 @@ fn services_without_demand_are_placed_by_the_offline_planner_too() {
     assert!(out.plan.placements.iter().any(|p| p.service == "epg" && p.component == "renderer"));
     assert!(!out.plan.notes.iter().any(|n| n.contains("nothing to place")));
 }
+
+mod properties {
+    //! Runtime placement equals `zonal plan`'s on the same state: for generated
+    //! infrastructures and one service of each shape (a chain with a user side, a FUSION slot
+    //! service with regional demand, a composite and a single component without demand), the
+    //! pipeline's target on an empty live state equals the target of the whole-bundle plan;
+    //! both pass the checker.
+
+    use proptest::prelude::*;
+    use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Infrastructure, Pin, Scaling, Service, SlotSpec};
+
+    use super::super::*;
+    use crate::testkit::*;
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        zones: Vec<(f64, f64, u64, f64)>, // lat, lon, cores, cpu price
+        shape: u8,
+        cores: Vec<u64>,
+        demand: Vec<u32>,
+        link_mbps: f64,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            prop::collection::vec((49.0..51.0f64, 0.0..4.0f64, 2u64..9, 0.01..0.2f64), 2..5),
+            0u8..4,
+            prop::collection::vec(1u64..4, 2..4),
+            prop::collection::vec(0u32..12, 2),
+            50.0..500.0f64,
+        )
+            .prop_map(|(zones, shape, cores, demand, link_mbps)| Case {
+                zones,
+                shape,
+                cores,
+                demand,
+                link_mbps,
+            })
+    }
+
+    fn bundle(c: &Case) -> Bundle {
+        let zones: Vec<_> = c
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, &(lat, lon, cores, price))| {
+                let mut z = zone(&format!("z{i}"), lat, lon, vec![host(&format!("h{i}"), cores, 16)]);
+                z.price.cpu_hour = zonal_model::Money::new(price);
+                z
+            })
+            .collect();
+        let links =
+            (1..zones.len()).map(|i| link(&format!("z{}", i - 1), &format!("z{i}"), None, Some(c.link_mbps))).collect();
+        let infra = Infrastructure { name: "g".into(), zones, links, ..Default::default() };
+        let run = zonal_model::RunSpec::Command { argv: vec!["true".into()], env: Default::default() };
+        let mut s = Service { name: "s".into(), sla: Some(sla(0.0, 5.0, 80.0)), ..Default::default() };
+        let mut comps: Vec<zonal_model::Component> = c
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| zonal_model::Component {
+                name: format!("c{i}"),
+                run: run.clone(),
+                resources: res(k, 1),
+                slots: SlotSpec { per_instance: 4, min_free: 0 },
+                scaling: Scaling { min_instances: 1, max_instances: 10 },
+                public: i == 0,
+                ..Default::default()
+            })
+            .collect();
+        let mut regions = Vec::new();
+        let mut entries = Vec::new();
+        match c.shape {
+            0 => {
+                // A chain: a user side pinned at z0, then the components in a line.
+                s.components.push(zonal_model::Component {
+                    name: "user".into(),
+                    user_side: true,
+                    placement: zonal_model::PlacementConstraints {
+                        pin: Some(Pin { zone: "z0".into(), host: None }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+                let names: Vec<String> =
+                    std::iter::once("user".to_string()).chain(comps.iter().map(|x| x.name.clone())).collect();
+                s.components.append(&mut comps);
+                for w in names.windows(2) {
+                    s.channels.push(Channel {
+                        from: w[0].clone(),
+                        to: w[1].clone(),
+                        bandwidth: Some(Bandwidth::from_mbps(10.0)),
+                        max_latency: None,
+                    });
+                }
+            }
+            1 => {
+                // One slot service with demand in two regions.
+                comps.truncate(1);
+                s.components = comps;
+                for (i, d) in c.demand.iter().enumerate() {
+                    let (lat, lon, ..) = c.zones[i % c.zones.len()];
+                    regions.push(region(&format!("r{i}"), Some((lat, lon)), None));
+                    entries.push(entry("s", &format!("r{i}"), *d + 1));
+                }
+            }
+            2 => {
+                // A composite without demand.
+                let names: Vec<String> = comps.iter().map(|x| x.name.clone()).collect();
+                s.components = comps;
+                for w in names.windows(2) {
+                    s.channels.push(Channel {
+                        from: w[0].clone(),
+                        to: w[1].clone(),
+                        bandwidth: Some(Bandwidth::from_mbps(20.0)),
+                        max_latency: None,
+                    });
+                }
+            }
+            _ => {
+                comps.truncate(1);
+                s.components = comps;
+            }
+        }
+        let mut docs = vec![Document::Infrastructure(infra), Document::Service(s)];
+        if !entries.is_empty() {
+            docs.push(Document::Demand(Demand { name: "d".into(), regions, entries }));
+        }
+        Bundle::new(docs)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        #[test]
+        fn runtime_decision_equals_the_offline_plan(c in case()) {
+            let b = bundle(&c);
+            let st = LiveState::from_bundle(&b);
+            let opts = DecideOptions::default();
+            let offline = crate::auto::plan_bundle(&b, &opts.auto(None));
+            let runtime = decide(&st, "s", Trigger::Apply, &opts);
+            match (runtime, offline) {
+                (Ok(d), Ok(off)) => {
+                    prop_assert!(d.check.is_ok(), "{}", d.check.summary());
+                    if off.rejected.is_empty() {
+                        prop_assert!(off.check.is_ok(), "{}", off.check.summary());
+                        let mut offline_target = diff::allocation(&off.problem, &off.plan, &Default::default());
+                        offline_target.normalize();
+                        prop_assert_eq!(&d.target.zones, &offline_target.zones);
+                        prop_assert_eq!(&d.target.hosts, &offline_target.hosts);
+                        prop_assert_eq!(&d.target.paths, &offline_target.paths);
+                    } else {
+                        prop_assert!(false, "the runtime placed what the offline plan rejected: {:?}", off.rejected);
+                    }
+                }
+                (Err(_), Ok(off)) => {
+                    // Refused at run time: the offline plan could not place it either.
+                    let placed = off.plan.placements.iter().any(|p| p.service == "s");
+                    prop_assert!(!placed || !off.rejected.is_empty(), "offline placed what the runtime refused");
+                }
+                (Ok(d), Err(e)) => prop_assert!(false, "runtime placed ({}) what the offline plan refused: {e}", d.summary),
+                (Err(_), Err(_)) => {}
+            }
+        }
+    }
+}

@@ -305,14 +305,8 @@ pub fn place_chains_heuristic(
         let seconds = started.elapsed().as_secs_f64();
         if let Ok(plan) = &result {
             consume(p, plan, &mut residual);
-            combined.placements.extend(plan.placements.iter().cloned());
-            combined.paths.extend(plan.paths.iter().cloned());
-            combined.subscriptions.extend(plan.subscriptions.iter().cloned());
-            combined.objective += plan.objective;
+            combined.absorb(plan);
             bound += plan.bound.unwrap_or(0.0);
-            *combined.objective_terms.entry("delay_ms".into()).or_insert(0.0) += plan.term("delay_ms").unwrap_or(0.0);
-            combined.stats.seconds += plan.stats.seconds;
-            combined.stats.solves += plan.stats.solves;
             placed += 1;
         }
         outcomes.push(ChainOutcome { id: req.id.clone(), result, seconds });
@@ -327,6 +321,9 @@ pub fn place_chains_heuristic(
         })
         .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
         .collect();
+    let delay = combined.term("delay_ms").unwrap_or(0.0);
+    combined.objective_terms.clear();
+    combined.objective_terms.insert("delay_ms".into(), delay);
     combined.objective_terms.insert("used_servers".into(), hosts.len() as f64);
     combined.bound = Some(bound);
     combined.gap = Some(if combined.objective.abs() > 1e-12 {
