@@ -1,7 +1,8 @@
 //! Planning a whole bundle: every service gets the algorithm its description calls for, the
 //! parts share the infrastructure's capacity, and the result is one [`Plan`] checked against
-//! the whole problem. This is the single entry point the CLI (`zonal plan`), the domain and
-//! the simulator call.
+//! the whole problem. `zonal plan` calls it; the running domain decides one service at a time
+//! with [`crate::decide::decide`], whose routes and methods this shares
+//! ([`crate::decide::methods`]), so a one-service bundle gets the same placement from both.
 //!
 //! * A service is a **chain** (INPUT) when it has a user-side component: it is about one
 //!   user's hosts and paths. Proximity classes and channel latency bounds alone do not make a
@@ -12,7 +13,11 @@
 //! * Every other service with demand is placed by the **FUSION** utility LP at zone level;
 //!   its instances are then put on hosts ([`assign_hosts`]).
 //! * FUSION services are planned first; chains are placed one after the other against the
-//!   capacity left on hosts and links.
+//!   capacity left on hosts and links; services without demand and without a user side are
+//!   placed last for their minimum instances, as the run-time pipeline places them
+//!   (composites as copies at least cost, single components by the fast path).
+//! * With a knowledge base in the bundle, tagged components get their OPERA profile first
+//!   (the pipeline's profile stage).
 //! * A chain is placed by the exact chain ILP ([`crate::chain`]) or by the heuristic
 //!   ([`crate::heuristic`]), as [`AutoOptions::chain_solver`] says. [`ChainSolver::Auto`]
 //!   decides per service with a size rule: **exact when the ILP of its first subscription has
