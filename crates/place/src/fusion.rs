@@ -77,8 +77,10 @@
 //!
 //! # Rounding into instances (ambiguity 6)
 //!
-//! The LP's slots per (service, zone) become `n = ⌈slots / slots_per_instance⌉` instances
-//! (slots within 1e-6 of a multiple are not rounded up). Then a repair pass:
+//! A region's share below a thousandth of a slot at a zone (the LP's tolerance) first joins
+//! the zone serving most of that region, when that zone's rounded instances hold it. The LP's slots per (service, zone) become
+//! `n = ⌈slots / slots_per_instance⌉` instances (slots within 1e-6 of a multiple are not
+//! rounded up). Then a repair pass:
 //! 1. where the shared zone capacity is exceeded, the instance that is least filled in that
 //!    zone is removed, until the zone fits;
 //! 2. sessions above the remaining instances' slots are moved, farthest region first, to the
@@ -1123,6 +1125,9 @@ fn slots_by_zone(p: &Problem, served: &Served) -> BTreeMap<(usize, usize), f64> 
     out
 }
 
+/// Slots below which a region's share at a zone is an artefact of the LP's tolerance.
+const CRUMB_SLOTS: f64 = 1e-3;
+
 /// Rounds served slots into whole instances (see the module docs) and repairs capacity.
 /// Returns the repaired served matrix and (service, zone) → (instances, slots).
 #[allow(clippy::type_complexity)]
@@ -1133,6 +1138,31 @@ fn round(
 ) -> Result<(Served, BTreeMap<(usize, usize), (u32, f64)>), PlaceError> {
     let spi = |si: usize| f64::from(p.services[si].slots_per_instance);
     let mut served = served.clone();
+    // Crumbs: the LP's tolerance can leave a region a sliver of a slot at another zone, and
+    // a sliver would start a whole instance. Each goes to the zone serving most of that
+    // region (already within its R_max) when the instances that zone rounds up to hold it.
+    let mut by_zone = slots_by_zone(p, &served);
+    for (di, rows) in served.iter_mut().enumerate() {
+        let si = p.demands[di].service;
+        let Some(main) = rows.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))).map(|r| r.0) else {
+            continue;
+        };
+        let crumbs: f64 = rows.iter().filter(|r| r.0 != main && r.1 < CRUMB_SLOTS).map(|r| r.1).sum();
+        let there = by_zone.get(&(si, main)).copied().unwrap_or(0.0);
+        let rounded = ((there / spi(si)) - 1e-6).ceil().max(0.0) * spi(si);
+        if crumbs > 0.0 && there + crumbs <= rounded.min(p.slot_capacity[si][main]) + 1e-9 {
+            for r in rows.iter().filter(|r| r.0 != main && r.1 < CRUMB_SLOTS) {
+                if let Some(v) = by_zone.get_mut(&(si, r.0)) {
+                    *v -= r.1;
+                }
+            }
+            rows.retain(|r| r.0 == main || r.1 >= CRUMB_SLOTS);
+            if let Some(r) = rows.iter_mut().find(|r| r.0 == main) {
+                r.1 += crumbs;
+            }
+            *by_zone.entry((si, main)).or_insert(0.0) += crumbs;
+        }
+    }
     let mut slots = slots_by_zone(p, &served);
     let mut n: BTreeMap<(usize, usize), u32> =
         slots.iter().map(|(&k, &s)| (k, ((s / spi(k.0)) - 1e-6).ceil().max(0.0) as u32)).collect();

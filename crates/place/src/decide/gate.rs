@@ -5,8 +5,10 @@
 //! **Evaluation** ([`evaluate`]), by what the service is about:
 //! * regional demand and no user side (FUSION): the sessions are assigned to the target's
 //!   entry slots by FUSION's service-selection LP (the same two steps, capacity = the target's
-//!   instances × slots per instance); the value is `α·Σ w·u − (1 − α)·instance cost per hour`
-//!   (FUSION's Step-2 objective with the target's real instance cost), unit `utility`;
+//!   instances × slots per instance); the value is `W·min u + α·Σ w·u − (1 − α)·instance cost
+//!   per hour` — FUSION's two steps in one number: the worst region's utility first (weighted by
+//!   the regions' total weight `W`, so a unit of it is worth a unit for everyone), then the
+//!   Step-2 objective with the target's real instance cost — unit `utility`;
 //! * a chain (INPUT): `−Σ` channel path delay × copies, unit `delay_ms`;
 //! * otherwise: `−(instance cost per hour + 0.01 × path delay)`, unit `cost`.
 //!
@@ -151,7 +153,11 @@ pub fn evaluate(p: &Problem, service: &str, a: &Allocation, opts: &DecideOptions
     terms.insert("worst_region_utility".into(), min_u);
     terms.insert("mean_user_latency_ms".into(), mean_latency);
     let alpha = opts.fusion.alpha;
-    Ok(Evaluation { value: alpha * total_u - (1.0 - alpha) * cost, unit: Unit::Utility, terms })
+    // FUSION decides max-min fairness first: a unit of the worst region's utility is worth as
+    // much as a unit for every region (the regions' total weight), then Step 2's trade-off.
+    let weight: f64 = p.demands.iter().filter(|d| d.service == si).map(|d| p.regions[d.region].weight).sum();
+    let value = weight.max(1.0) * min_u + alpha * total_u - (1.0 - alpha) * cost;
+    Ok(Evaluation { value, unit: Unit::Utility, terms })
 }
 
 /// Evaluates the running target; an error when it uses a zone that is down or cannot serve

@@ -189,6 +189,17 @@ impl LiveState {
 
     /// Free capacity of every host for `service` (see the module docs): zone → host → free.
     pub fn capacity_for(&self, service: &str) -> BTreeMap<(String, String), Resources> {
+        // Instances by host, once: (own, others') resources per (zone, host).
+        let mut held: BTreeMap<(&str, &str), (Resources, Resources)> = BTreeMap::new();
+        for i in &self.instances {
+            let e = held.entry((i.zone.as_str(), i.host.as_str())).or_default();
+            if i.service == service {
+                e.0.add_scaled(&i.resources, 1);
+            } else {
+                e.1.add_scaled(&i.resources, 1);
+            }
+        }
+        let none = (Resources::new(), Resources::new());
         let mut out = BTreeMap::new();
         for z in &self.infrastructure.zones {
             let down = self.unavailable.contains(&z.name);
@@ -198,22 +209,19 @@ impl LiveState {
                     out.insert(key, Resources::new());
                     continue;
                 }
-                let on_host = |i: &&LiveInstance| i.zone == z.name && i.host == h.name;
-                let mut free = match self.free.get(&z.name).and_then(|hs| hs.get(&h.name)) {
-                    Some(f) => f.clone(),
+                let (own, others) = held.get(&(z.name.as_str(), h.name.as_str())).unwrap_or(&none);
+                let free = match self.free.get(&z.name).and_then(|hs| hs.get(&h.name)) {
+                    Some(f) => {
+                        let mut f = f.clone();
+                        f.add_scaled(own, 1);
+                        f
+                    }
                     None => {
                         let mut f = h.capacity.clone();
-                        for i in self.instances.iter().filter(on_host).filter(|i| i.service != service) {
-                            f.sub_scaled(&i.resources, 1);
-                        }
+                        f.sub_scaled(others, 1);
                         f
                     }
                 };
-                if self.free.get(&z.name).is_some_and(|hs| hs.contains_key(&h.name)) {
-                    for i in self.instances.iter().filter(on_host).filter(|i| i.service == service) {
-                        free.add_scaled(&i.resources, 1);
-                    }
-                }
                 out.insert(key, clamp_to(&free, &h.capacity));
             }
         }

@@ -263,25 +263,8 @@ pub fn decide(state: &LiveState, service: &str, trigger: Trigger, opts: &DecideO
     let entries = state.regional_demand(live);
     let mut notes: Vec<String> = Vec::new();
 
-    // Stages that shape the service before the problem is built.
-    let deployable = stages::deployable(&live.service);
-    let base_problem = Problem::from_bundle(&state.bundle_for(&deployable, &entries), &ProblemOptions { at: state.at })
-        .map_err(refuse)?;
-    let (shaped, overrides, profile_notes) = stages::profiles(state, &deployable, &base_problem);
-    notes.extend(profile_notes);
-    let mut bundle = state.bundle_for(&shaped, &entries);
-    let preference = match &live.offers {
-        Some(offers) => {
-            let (pref, offer_notes) = stages::offers(&mut bundle, service, offers).map_err(refuse)?;
-            notes.extend(offer_notes);
-            Some(pref)
-        }
-        None => None,
-    };
-    let mut problem = Problem::from_bundle(&bundle, &ProblemOptions { at: state.at }).map_err(refuse)?;
-    if let Some(pref) = &preference {
-        stages::set_preference(&mut problem, service, pref);
-    }
+    let (problem, overrides, stage_notes) = problem_for(state, live, &entries).map_err(refuse)?;
+    notes.extend(stage_notes);
 
     // Optional re-placements of chains keep the chains that run (OCM never migrates them).
     let keep = live.running.as_ref().filter(|r| trigger.is_optional() && r.instances() > 0);
@@ -345,6 +328,43 @@ pub fn decide(state: &LiveState, service: &str, trigger: Trigger, opts: &DecideO
         notes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The problem `live` is decided on, after the stages that shape it (see the module docs):
+/// its deployable components, the profiles of tagged components (the overrides the zones
+/// need), the offers' restrictions and preferences. Returns notes saying what the stages did.
+pub fn problem_for(
+    state: &LiveState,
+    live: &LiveService,
+    entries: &[zonal_model::DemandEntry],
+) -> Result<(Problem, Overrides, Vec<String>), PlaceError> {
+    let options = ProblemOptions { at: state.at };
+    let mut notes = Vec::new();
+    let deployable = stages::deployable(&live.service);
+    let tagged = deployable.components.iter().any(|c| c.tag.is_some());
+    let (shaped, overrides) = if tagged {
+        // Profiles are ranked among the hosts the component may use: that needs the problem.
+        let base = Problem::from_bundle(&state.bundle_for(&deployable, entries), &options)?;
+        let (shaped, overrides, profile_notes) = stages::profiles(state, &deployable, &base);
+        notes.extend(profile_notes);
+        (shaped, overrides)
+    } else {
+        (deployable, Overrides::new())
+    };
+    let mut bundle = state.bundle_for(&shaped, entries);
+    let preference = match &live.offers {
+        Some(offers) => {
+            let (pref, offer_notes) = stages::offers(&mut bundle, &live.service.name, offers)?;
+            notes.extend(offer_notes);
+            Some(pref)
+        }
+        None => None,
+    };
+    let mut problem = Problem::from_bundle(&bundle, &options)?;
+    if let Some(pref) = &preference {
+        stages::set_preference(&mut problem, &live.service.name, pref);
+    }
+    Ok((problem, overrides, notes))
 }
 
 /// A plan and how it was obtained, before checking.
