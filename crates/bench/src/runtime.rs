@@ -1102,6 +1102,11 @@ pub fn latency_summary(records: &[LatencyRecord], scale: &Scale, seeds: usize, t
         }
     }
     s.notes.push("GREEDY P50: the live state turned into the service's problem, then the greedy (what the last resort costs); GREEDY ALONE: the greedy on the built problem; RATIO: the pipeline's percentile over the greedy's (end to end)".into());
+    let build: Vec<f64> = records.iter().map(|r| (r.greedy_total_seconds - r.greedy_seconds).max(0.0)).collect();
+    s.notes.push(format!(
+        "one build of the service's problem from the live state (LiveState::bundle_for + Problem::from_bundle): p50 {}; decide builds it twice (once for the profile stage)",
+        seconds(percentile(&build, 50.0))
+    ));
     for r in records.iter().filter(|r| r.refused.is_some()) {
         s.notes.push(format!("refused: seed {} {}: {}", r.seed, r.service, r.refused.as_deref().unwrap_or_default()));
     }
@@ -1591,13 +1596,42 @@ pub fn quality_summary(records: &[QualityRecord]) -> Summary {
         records.iter().filter(|r| r.greedy_violations > 0).count(),
         records.iter().filter(|r| r.greedy_error.is_none()).count()
     ));
+    // FUSION's own order: worst-region utility first (Step 1), then the Step-2 value.
+    let fair: Vec<&QualityRecord> =
+        records.iter().filter(|r| r.pipeline.as_ref().is_some_and(|q| q.users > 0) && r.greedy.is_some()).collect();
+    let fair_ok = fair
+        .iter()
+        .filter(|r| {
+            let key = |q: &Quality| if q.blocked > 0 { f64::NEG_INFINITY } else { q.worst_utility.unwrap_or(0.0) };
+            match (&r.pipeline, &r.greedy) {
+                (Some(a), Some(g)) => key(a) >= key(g) - 1e-6,
+                _ => false,
+            }
+        })
+        .count();
+    s.notes.push(format!(
+        "worst user utility (FUSION's Step-1 criterion) at least the greedy's on {fair_ok} of the {} services with users",
+        fair.len()
+    ));
     for r in records.iter().filter(|r| !r.verdict.at_least_as_good()) {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+        let (a, g) = (r.pipeline.clone().unwrap_or_default(), r.greedy.clone().unwrap_or_default());
         s.notes.push(format!(
-            "NOT at least as good: {} {}: {}{}",
+            "NOT at least as good: {} {} ({}): {}{}; value {} vs {} ({}), worst utility {} vs {}, user RTT {} vs {} ms, cost {:.4} vs {:.4} $/h",
             r.scenario,
             r.service,
+            if r.route.is_empty() { "refused" } else { &r.route },
             r.verdict.as_str(),
-            r.refused.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+            r.refused.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+            f(r.pipeline_value),
+            f(r.greedy_value),
+            r.unit,
+            a.worst_text(),
+            g.worst_text(),
+            f(a.mean_user_latency_ms),
+            f(g.mean_user_latency_ms),
+            a.instance_cost,
+            g.instance_cost
         ));
     }
     for r in records.iter().filter(|r| r.verdict.at_least_as_good() && !r.worse_on.is_empty()) {
