@@ -7,7 +7,7 @@
 //! # 1. Decision latency at scale ([`run_latency`])
 //!
 //! A synthetic live state ([`scale_state`], seeded): [`Scale::zones`] zones at random points of
-//! a 12° × 18° box (about 1,300 × 1,250 km, western and central Europe), a fifth of them core
+//! a 12° × 18° box (about 1,330 × 1,290 km, western and central Europe), a fifth of them core
 //! (hosts of 32–64 cores, cheaper) and the rest edge (8–32 cores, dearer), each with
 //! [`Scale::hosts_per_zone`] hosts of 2–8 GiB per core (some arm64, half with an SSD); links
 //! along a minimum spanning tree of the zones plus each zone's two nearest neighbours (so the
