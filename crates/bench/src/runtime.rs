@@ -246,7 +246,9 @@ fn complete(p: &Problem, si: usize, plan: &mut Plan) {
     let demands: Vec<_> = p.demands.iter().filter(|d| d.service == si).collect();
     let entry = &s.components[sd.entry].name;
     let zone = plan.placements.iter().find(|pl| &pl.component == entry).and_then(|pl| p.zone_index(&pl.zone));
-    if let (false, Some(zi)) = (demands.is_empty() || s.components.iter().any(|c| c.user_side), zone) {
+    // Regional demand without a user side: FUSION's kind of service, served by assignments.
+    let served_by_shares = !demands.is_empty() && !s.components.iter().any(|c| c.user_side);
+    if let Some(zi) = zone.filter(|_| served_by_shares) {
         let mut left: f64 = demands.iter().map(|d| d.slots).sum();
         let spi = f64::from(s.components[sd.entry].slots.per_instance);
         for pl in plan.placements.iter_mut().filter(|pl| &pl.component == entry) {
@@ -1016,16 +1018,17 @@ pub fn run_latency(
 
 /// One row per route built for and one overall: percentiles of the decision time, the greedy's
 /// median, ratios, fall-backs; notes on the targets.
-pub fn latency_summary(records: &[LatencyRecord], scale: &Scale, seeds: usize, time_limit: Duration) -> Summary {
+pub fn latency_summary(records: &[LatencyRecord], scale: &Scale, seeds: usize, solver: &SolverOptions) -> Summary {
     let mut s = Summary {
         title: format!(
-            "Run-time decisions: time per decision at {} zones × {} hosts, {} regions, {} services running ({} seed(s); solver 1 thread, {} s limit per solve)",
+            "Run-time decisions: time per decision at {} zones × {} hosts, {} regions, {} services running ({} seed(s); solver {} thread(s), {} limit per solve)",
             scale.zones,
             scale.hosts_per_zone,
             scale.regions,
             scale.background,
             seeds,
-            time_limit.as_secs_f64()
+            solver.threads.map_or("HiGHS's default".to_string(), |t| t.to_string()),
+            solver.time_limit.map_or("no".to_string(), |d| format!("{} s", d.as_secs_f64()))
         ),
         headers: [
             "ROUTE", "DECISIONS", "TAKEN", "FELL BACK", "REFUSED", "P50", "P95", "P99", "MAX", "GREEDY P50",
@@ -1929,9 +1932,8 @@ pub fn run_runtime(data: RuntimeData, run: &RuntimeRun, progress: Progress) -> R
 
 /// The three summaries.
 pub fn summaries(results: &RuntimeResults, run: &RuntimeRun) -> Vec<Summary> {
-    let limit = run.options.fusion.solver.time_limit.unwrap_or(Duration::from_secs(10));
     vec![
-        latency_summary(&results.latency, &run.scale, run.seeds.len(), limit),
+        latency_summary(&results.latency, &run.scale, run.seeds.len(), &run.options.fusion.solver),
         quality_summary(&results.quality),
         shift_summary(&results.shift),
     ]
@@ -2033,7 +2035,8 @@ mod tests {
         }
         let csv = crate::report::to_csv(&records);
         assert!(csv.starts_with("seed,index,kind,service,route,"), "{csv}");
-        let s = latency_summary(&records, &Scale::tiny(), 1, Duration::from_secs(10));
+        let s = latency_summary(&records, &Scale::tiny(), 1, &opts().fusion.solver);
+        assert!(s.title.contains("solver 1 thread(s), 10 s limit"), "{}", s.title);
         assert_eq!(s.rows.len(), 5, "four routes and all");
         assert!(s.notes[0].starts_with("targets over all decisions: p50"), "{:?}", s.notes);
     }
