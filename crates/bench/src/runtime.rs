@@ -20,7 +20,7 @@
 //!
 //! Then [`Scale::per_route`] new services of each route ([`Kind`]), interleaved, are decided
 //! one at a time with [`Trigger::Apply`], each decision carried out on the state before the
-//! next ([`deploy`]), as the domain does:
+//! next ([`LiveState::assume`]), as the domain does:
 //!
 //! * **chain**: a user-side component (attached where its one subscriber region attaches),
 //!   three service apps, the middle channel bounded to 2–5 ms, proximity class `edge` or
@@ -269,76 +269,6 @@ fn complete(p: &Problem, si: usize, plan: &mut Plan) {
         }
     }
     plan.normalize();
-}
-
-/// Carries `target` out on `state` as the zones would: the service's old instances go (their
-/// capacity back to the hosts' reported free), its new ones start where the target's host
-/// hints say (else on the first host of the zone with room), each taking its resources off
-/// the host's free capacity; the target is recorded as running.
-pub fn deploy(state: &mut LiveState, service: &str, target: &Allocation) {
-    let Some(live) = state.service(service) else { return };
-    let def = live.service.clone();
-    let resources = |comp: &str| -> Resources {
-        target
-            .overrides
-            .get(comp)
-            .and_then(|o| o.resources.clone())
-            .or_else(|| def.component(comp).map(|c| c.resources.clone()))
-            .unwrap_or_default()
-    };
-    let (gone, kept): (Vec<LiveInstance>, Vec<LiveInstance>) =
-        std::mem::take(&mut state.instances).into_iter().partition(|i| i.service == service);
-    state.instances = kept;
-    for i in gone {
-        if let Some(f) = state.free.get_mut(&i.zone).and_then(|hs| hs.get_mut(&i.host)) {
-            f.add_scaled(&i.resources, 1);
-        }
-    }
-    for (zone, comps) in &target.zones {
-        for (comp, &n) in comps {
-            let r = resources(comp);
-            let mut hosts: Vec<(String, u32)> = target
-                .hosts
-                .get(zone)
-                .and_then(|c| c.get(comp))
-                .map(|h| h.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                .unwrap_or_default();
-            let hinted: u32 = hosts.iter().map(|h| h.1).sum();
-            for _ in hinted..n {
-                if let Some(h) = roomy_host(state, zone, &r) {
-                    hosts.push((h, 1));
-                }
-            }
-            for (host, k) in hosts {
-                for _ in 0..k {
-                    if let Some(f) = state.free.get_mut(zone).and_then(|hs| hs.get_mut(&host)) {
-                        f.sub_scaled(&r, 1);
-                    }
-                    state.instances.push(LiveInstance {
-                        service: service.to_string(),
-                        component: comp.clone(),
-                        zone: zone.clone(),
-                        host: host.clone(),
-                        resources: r.clone(),
-                    });
-                }
-            }
-        }
-    }
-    if let Some(live) = state.services.iter_mut().find(|s| s.service.name == service) {
-        live.running = Some(target.clone());
-    }
-}
-
-/// The first host of `zone` whose reported free capacity fits `r` (else its first host).
-fn roomy_host(state: &LiveState, zone: &str, r: &Resources) -> Option<String> {
-    let z = state.infrastructure.zones.iter().find(|z| z.name == zone)?;
-    let free = state.free.get(zone);
-    z.hosts
-        .iter()
-        .find(|h| free.and_then(|f| f.get(&h.name)).is_some_and(|f| f.fits(r)))
-        .or(z.hosts.first())
-        .map(|h| h.name.clone())
 }
 
 /// The quality figures of one placement of one service (see the module docs).
@@ -1005,7 +935,7 @@ pub fn run_latency(
                     rec.check_ok = Some(check::check(&problem, &d.plan).is_ok() && d.check.is_ok());
                     rec.instances = d.target.instances();
                     rec.zones_used = d.target.zones.len();
-                    deploy(&mut state, &name, &d.target);
+                    state.assume(&name, &d.target);
                 }
                 Err(e) => rec.refused = Some(e.to_string()),
             }
@@ -1366,7 +1296,7 @@ pub fn compare(
                 rec.worse_on = worse_on(&q, g);
             }
             rec.pipeline = Some(q);
-            deploy(state, name, &d.target);
+            state.assume(name, &d.target);
         }
         Err(e) => {
             rec.refused = Some(e.to_string());
@@ -1760,7 +1690,7 @@ pub fn run_shift(bundle: &Bundle, opts: &DecideOptions) -> Result<Vec<ShiftRecor
         set(&mut state, SHIFT_INITIAL);
         let first = shift_decision(&state, Trigger::Apply, opts)?;
         out.push(shift_record(&state, &sla_text, "initial", String::new(), text(SHIFT_INITIAL), &first)?);
-        deploy(&mut state, SHIFT_SERVICE, &first.target);
+        state.assume(SHIFT_SERVICE, &first.target);
         for (case, d) in [("swap", SHIFT_SWAP), ("tiny", SHIFT_TINY)] {
             let mut st = state.clone();
             set(&mut st, d);
@@ -2039,27 +1969,6 @@ mod tests {
         assert!(s.title.contains("solver 1 thread(s), 10 s limit"), "{}", s.title);
         assert_eq!(s.rows.len(), 5, "four routes and all");
         assert!(s.notes[0].starts_with("targets over all decisions: p50"), "{:?}", s.notes);
-    }
-
-    #[test]
-    fn a_deployed_target_takes_capacity_and_a_new_one_gives_it_back() {
-        let mut st = scale_state(&Scale::tiny(), 3);
-        let (_, svc) = scale_services(&st, &Scale::tiny(), 3).remove(3);
-        let name = svc.service.name.clone();
-        st.services.push(svc);
-        let z = st.infrastructure.zones[0].name.clone();
-        let h = st.infrastructure.zones[0].hosts[0].name.clone();
-        let before = st.free[&z][&h].clone();
-        let mut target = Allocation::default();
-        target.zones.entry(z.clone()).or_default().insert("app".into(), 2);
-        target.hosts.entry(z.clone()).or_default().entry("app".into()).or_default().insert(h.clone(), 2);
-        deploy(&mut st, &name, &target);
-        assert_eq!(st.instances.iter().filter(|i| i.service == name).count(), 2);
-        assert!(st.free[&z][&h].get("cpu") < before.get("cpu"));
-        assert_eq!(st.service(&name).and_then(|s| s.running.clone()), Some(target));
-        deploy(&mut st, &name, &Allocation::default());
-        assert_eq!(st.free[&z][&h], before);
-        assert!(st.instances.iter().all(|i| i.service != name));
     }
 
     /// A metro chain whose user is at a small edge zone, and a big core zone far away: the

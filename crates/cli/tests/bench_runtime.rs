@@ -1,7 +1,8 @@
 //! End to end: `zonal bench --suite runtime --limit 2` through the real binary writes its
-//! three CSVs and the summary, and every decision passed the checker. Without
-//! `../shared/data` the run must fail naming the missing file (checked always, with an empty
-//! data directory); the full run skips with a message when the data is absent.
+//! three CSVs and the summary, and every decision passed the checker. Without the Topology
+//! Zoo file the run must fail naming it (checked with an empty data directory). A missing
+//! `../shared/data/topology-zoo/Interoute.graphml` fails the full run's test, saying how to
+//! get the data.
 
 use std::path::Path;
 use std::process::Command;
@@ -62,11 +63,8 @@ fn bench_runtime_fails_naming_the_missing_topology() {
 
 #[test]
 fn bench_runtime_writes_csvs_and_every_decision_passes_the_checker() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !data.join("topology-zoo/Interoute.graphml").is_file() {
-        eprintln!("skipped: {} is absent", data.join("topology-zoo/Interoute.graphml").display());
-        return;
-    }
+    zonal_testdata::path("topology-zoo/Interoute.graphml");
+    let data = zonal_testdata::dir();
     let out_dir = tempfile::tempdir().unwrap();
     let out = zonal(&["--limit", "2", "--seeds", "1"], &data, out_dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
