@@ -11,7 +11,8 @@
 //! | [`scenarios`] | INPUT SC1–SC3 subscriptions on a topology |
 //! | [`geovideo`] | FUSION's MOOC placement (seed 000 §4.4): scenario, LP-size sweep, cost/utility curve with and without Step 1 |
 //! | [`zoo`] | INPUT chains on Topology Zoo WANs (seed 004 §V.C): time to place and route, gap |
-//! | [`report`] | CSV rows, medians, summary tables |
+//! | [`report`] | CSV rows, medians, percentiles, summary tables |
+//! | [`runtime`] | the run-time decision pipeline (`decide`) against the greedy it replaced: latency percentiles at 100 zones × 20 hosts, quality per service, re-placement under a demand shift |
 //! | [`vbp`] | the vector bin packing suite (`zonal-pack`) against a peer solver on the same instances |
 //! | [`vnmp`] | Inführ & Raidl's VNMP slices as delay-constrained chains: exact chain ILP against the heuristic, both checked |
 //! | [`peer`] | OR-Tools CP-SAT and highspy as peers: own virtualenvs, own processes, JSON in and out |
@@ -23,6 +24,7 @@ pub mod chain_peer;
 pub mod geovideo;
 pub mod peer;
 pub mod report;
+pub mod runtime;
 pub mod scenarios;
 pub mod vbp;
 pub mod vnmp;

@@ -1,10 +1,11 @@
-//! `zonal bench --suite geo-video|zoo|vbp|openb|vnmp [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
+//! `zonal bench --suite geo-video|zoo|vbp|openb|vnmp|runtime [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
 //! runs a benchmark suite of `zonal-bench`, writes its CSV into `--out` and prints a summary.
 //! Each suite lives in its own module; this one parses the shared arguments, reads the data
 //! files, shows progress and prints tables.
 
 mod geovideo;
 mod pack;
+mod runtime;
 mod vnmp;
 mod zoo;
 
@@ -38,6 +39,10 @@ pub enum Suite {
     /// heuristic against the exact chain ILP, both plans checked; with --peer, CP-SAT or HiGHS
     /// on the same ILPs.
     Vnmp,
+    /// The run-time decision pipeline against the greedy it replaced: decision latency
+    /// percentiles at 100 zones × 20 hosts (1 solver thread), quality per service on the
+    /// examples and on Interoute, re-placement under a demand shift.
+    Runtime,
 }
 
 /// How `--suite vnmp` turns the two directed arcs of a vertex pair into one link.
@@ -75,13 +80,16 @@ pub struct Args {
     /// Cap on the work: geo-video, the first N sizes of the LP sweep; zoo, N subscriptions
     /// per (topology, chain, seed) (default 10, with --reproduce 100); vbp, N instances per
     /// family, evenly spaced (default 20; 0 = all 2,940); vnmp, the first N instances per size
-    /// (default 2; 0 = all).
+    /// (default 2; 0 = all); runtime, N new services per route at scale and N per kind on
+    /// Interoute (default 25 and 4).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Seeds 1..=K; figures are medians over them.
+    /// Seeds 1..=K; figures are medians over them (runtime: one synthetic state and one
+    /// Interoute scenario per seed, percentiles over every decision).
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub seeds: u64,
-    /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s).
+    /// Time limit of each solve (default: geo-video and zoo 60s, vbp 2s, openb 4s, vnmp 30s,
+    /// runtime 10s).
     #[arg(long, value_name = "S", value_parser = crate::common::parse_duration)]
     pub time_limit: Option<Duration>,
     /// vbp, openb, zoo, vnmp: also solve every instance with this peer (its own virtualenv and
@@ -99,6 +107,9 @@ pub struct Args {
     /// The reference data directory (`geo-video/`, `topology-zoo/`).
     #[arg(long, value_name = "DIR", default_value = "../shared/data")]
     pub data: PathBuf,
+    /// runtime: the directory of the example descriptors (infrastructure.yaml, web.yaml, …).
+    #[arg(long, value_name = "DIR", default_value = "examples")]
+    pub examples: PathBuf,
     /// Reproduce the paper's evaluation instead of the benchmark sweep.
     #[arg(long)]
     pub reproduce: bool,
@@ -132,7 +143,7 @@ pub struct Args {
     /// vnmp: how the two directed arcs of a substrate vertex pair become one link.
     #[arg(long, value_enum, default_value_t = LinksArg::Conservative)]
     pub links: LinksArg,
-    /// Solver threads (HiGHS default when absent).
+    /// Solver threads (HiGHS default when absent; runtime: 1).
     #[arg(long)]
     pub threads: Option<u32>,
 }
@@ -167,6 +178,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Suite::Vbp => pack::run_vbp(&args),
         Suite::Openb => pack::run_openb(&args),
         Suite::Vnmp => vnmp::run(&args),
+        Suite::Runtime => runtime::run(&args),
     }
 }
 
