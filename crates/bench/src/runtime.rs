@@ -97,11 +97,11 @@ use zonal_model::{
     Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
 };
 use zonal_place::decide::{
-    self, diff, fallback, gate, methods, stages, DecideOptions, Decision, LiveInstance, LiveService, LiveState,
-    Overrides, Route, Trigger,
+    self, diff, fallback, gate, methods, DecideOptions, Decision, LiveInstance, LiveService, LiveState, Overrides,
+    Route, Trigger,
 };
 use zonal_place::plan::Subscription;
-use zonal_place::{check, ChannelPath, PlaceError, Placement, Plan, Problem, ProblemOptions, SolverOptions};
+use zonal_place::{check, ChannelPath, PlaceError, Placement, Plan, Problem, SolverOptions};
 
 use crate::report::{num, percentile, seconds, CsvRow, Summary};
 use crate::zoo::{zoo_infrastructure, Topology};
@@ -136,27 +136,9 @@ pub fn options(time_limit: Duration, threads: u32) -> DecideOptions {
 /// pass the checker on it.
 pub fn decision_problem(state: &LiveState, service: &str) -> Result<(Problem, Overrides), BenchError> {
     let live = state.service(service).ok_or_else(|| BenchError::new(format!("no service {service:?} in the state")))?;
-    let fail = |e: PlaceError| BenchError::new(format!("service {service}: {e}"));
     let entries = state.regional_demand(live);
-    let deployable = stages::deployable(&live.service);
-    let at = ProblemOptions { at: state.at };
-    // The first build only feeds the profile stage; without tagged components it is the one.
-    let (shaped, overrides) = if deployable.components.iter().any(|c| c.tag.is_some()) {
-        let base = Problem::from_bundle(&state.bundle_for(&deployable, &entries), &at).map_err(fail)?;
-        let (shaped, overrides, _) = stages::profiles(state, &deployable, &base);
-        (shaped, overrides)
-    } else {
-        (deployable, Overrides::new())
-    };
-    let mut bundle = state.bundle_for(&shaped, &entries);
-    let preference = match &live.offers {
-        Some(offers) => Some(stages::offers(&mut bundle, service, offers).map_err(fail)?.0),
-        None => None,
-    };
-    let mut problem = Problem::from_bundle(&bundle, &at).map_err(fail)?;
-    if let Some(pref) = &preference {
-        stages::set_preference(&mut problem, service, pref);
-    }
+    let (problem, overrides, _) = zonal_place::decide::problem_for(state, live, &entries)
+        .map_err(|e| BenchError::new(format!("service {service}: {e}")))?;
     Ok((problem, overrides))
 }
 
@@ -1932,7 +1914,7 @@ mod tests {
         assert!(!a.instances.is_empty());
         let p = Problem::from_bundle(
             &Bundle::new(vec![Document::Infrastructure(a.infrastructure.clone())]),
-            &ProblemOptions::default(),
+            &zonal_place::ProblemOptions::default(),
         )
         .expect("problem");
         assert!(p.zone_delay.iter().flatten().all(|d| d.is_finite()), "the link graph is connected");
