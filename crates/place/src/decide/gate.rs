@@ -185,7 +185,14 @@ pub fn verdict(
     move_cost: f64,
     unchanged: bool,
 ) -> (bool, String) {
-    let how = format!("{} ({})", solved.route.as_str(), solved.plan.algorithm);
+    let limit = match &solved.plan.status {
+        crate::plan::PlanStatus::Feasible { limit } if limit != "heuristic" && limit != "greedy last resort" => format!(
+            ", {limit}: best plan's gap {}",
+            solved.plan.gap.map_or("unknown".to_string(), |g| format!("{:.2}%", g * 100.0))
+        ),
+        _ => String::new(),
+    };
+    let how = format!("{} ({}{limit})", solved.route.as_str(), solved.plan.algorithm);
     if unchanged {
         return (true, format!("{}: placement unchanged by {how}", trigger.describe()));
     }
