@@ -14,13 +14,13 @@
 //! | [`crate::offers`] | — | offer rounds (FUSION S3) |
 //! | [`crate::resolve`] | — (takes `documents` to change the geography) | client resolution, per-region slots, on-demand deployment, the geography |
 //! | [`crate::consolidate`] | — (store: last run) | consolidation plans and their moves |
-//! | [`crate::metrics`] | — | `/metrics`: the domain's gauges |
+//! | [`crate::metrics`] | `metrics` | `/metrics`: gauges, decision counts and times, reserved bandwidth |
 //! | `api` | — | the `/1.0` REST API; the only place a [`DomainError`] becomes an HTTP status |
 //!
 //! **Lock order.** A method that holds several locks takes them in this order, and never
 //! takes an earlier one while holding a later one: `decider` → `services` → `heartbeats`.
-//! `documents` and `resolutions` are leaves: nothing else is taken while one of them is
-//! held. `heartbeats` is a leaf too in practice: its accessors copy what they read
+//! `documents`, `resolutions` and `metrics` are leaves: nothing else is taken while one of
+//! them is held. `heartbeats` is a leaf too in practice: its accessors copy what they read
 //! (reports are shared `Arc`s) and release it at once. The `decider` is a tokio mutex and is
 //! held across the awaits of one decision (offer round, solver) so that each decision sees
 //! the capacity the previous one took; every other lock is a std mutex, never held across an
@@ -89,6 +89,8 @@ pub struct DomainCore {
     pub(crate) documents: crate::snapshot::DocumentLock,
     /// Resolutions per service and region, for measured demand ([`crate::snapshot`]).
     pub(crate) resolutions: crate::snapshot::ResolutionLog,
+    /// Decision counts and times ([`crate::metrics`]).
+    pub(crate) metrics: crate::metrics::DecisionMetrics,
 }
 
 /// A poisoned lock means a panic elsewhere while it was held; the state is still the best
@@ -123,6 +125,7 @@ impl DomainCore {
             heartbeats,
             documents: Default::default(),
             resolutions: Default::default(),
+            metrics: Default::default(),
         };
         Ok((Arc::new(core), bootstrap))
     }

@@ -21,18 +21,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use zonal_control::evaluate::evaluator_of;
 use zonal_model::Allocation;
-use zonal_place::decide::{decide, DecideOptions, Decision, Refused, Trigger};
+use zonal_place::decide::{decide, DecideOptions, Decision, Refused, Route, Trigger};
 use zonal_proto::wire::ServiceView;
 use zonal_proto::{now_ms, Principal};
 
 use crate::core::DomainCore;
 use crate::error::DomainError;
+use crate::metrics::DecisionOutcome;
 use crate::offers::{OfferRound, TakenOffer};
 use crate::services::{ServiceRecord, ServiceState, Target};
 
@@ -214,6 +215,19 @@ impl DomainCore {
         self.decider.one.lock().await
     }
 
+    /// Counts a decision in `/metrics`: its route and outcome, and the time since `started`.
+    /// A decision that could not be made (no offers yet, the store failed) is not one.
+    pub(crate) fn count_decision(&self, decided: &Decided, started: Instant) {
+        let (route, outcome) = match decided {
+            Ok((d, _)) if d.route == Route::Greedy => (d.route.as_str(), DecisionOutcome::Fallback),
+            Ok((d, _)) if d.apply => (d.route.as_str(), DecisionOutcome::Applied),
+            Ok((d, _)) => (d.route.as_str(), DecisionOutcome::Kept),
+            Err(DecideFailure::Refused(_)) => ("none", DecisionOutcome::Refused),
+            Err(DecideFailure::Other(_)) => return,
+        };
+        self.metrics.record(route, outcome, started.elapsed().as_secs_f64());
+    }
+
     /// An offer round for `rec` when it names an evaluator (the pipeline's offer stage reads
     /// its offers); `None` for other services.
     async fn offers_for(&self, rec: &ServiceRecord) -> Result<Option<OfferRound>, DecideFailure> {
@@ -345,7 +359,10 @@ impl DomainCore {
                 Ok(())
             });
         }
-        match self.decide_for(&rec, Trigger::Apply, true).await {
+        let started = Instant::now();
+        let decided = self.decide_for(&rec, Trigger::Apply, true).await;
+        self.count_decision(&decided, started);
+        match decided {
             Ok((decision, round)) => self.update_service(caller, id, |s| {
                 s.target = Target::Deployed;
                 self.apply_decision(s, decision, round);
@@ -391,7 +408,10 @@ impl DomainCore {
         }
         let mut candidate = rec.clone();
         candidate.demand = slots;
-        let (decision, round) = self.decide_for(&candidate, Trigger::Apply, true).await?;
+        let started = Instant::now();
+        let decided = self.decide_for(&candidate, Trigger::Apply, true).await;
+        self.count_decision(&decided, started);
+        let (decision, round) = decided?;
         self.update_service(caller, id, |s| {
             s.demand = slots;
             self.apply_decision(s, decision, round);
@@ -399,7 +419,7 @@ impl DomainCore {
         })
     }
 
-    /// `POST /1.0/plans`: the decision the domain would make, not stored.
+    /// `POST /1.0/plans`: the decision the domain would make, not stored (nor counted).
     pub async fn dry_run(&self, caller: &Principal, req: &PlanRequest) -> Result<Decision, DomainError> {
         let _one = self.one_decision().await;
         let mut rec = match (&req.manifest, &req.serviceid) {
@@ -443,7 +463,9 @@ impl DomainCore {
             return false;
         }
         let gen = rec.generation;
+        let started = Instant::now();
         let outcome = self.decide_for(&rec, trigger.clone(), true).await;
+        self.count_decision(&outcome, started);
         let mut changed = false;
         self.commit(id, gen, |s| {
             match outcome {

@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use zonal_control::backoff::Backoff;
@@ -159,7 +159,10 @@ impl DomainCore {
         if fresh.generation != s.generation {
             return Outcome::Done; // changed meanwhile: the next pass sees the new record
         }
-        match self.decide_for(&fresh, trigger.clone(), true).await {
+        let started = Instant::now();
+        let decided = self.decide_for(&fresh, trigger.clone(), true).await;
+        self.count_decision(&decided, started);
+        match decided {
             Ok((decision, round)) => {
                 self.commit(&id, fresh.generation, |r| {
                     self.apply_decision(r, decision, round);

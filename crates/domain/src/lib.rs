@@ -20,7 +20,7 @@
 //!   utility and advertised slots, spill-over, on-demand deployment.
 //! * [`offers`] — offer rounds for services that name an evaluator (FUSION S3).
 //! * [`consolidate`] — consolidation plans (`zonal-pack`) carried out through zone moves.
-//! * [`metrics`] — `/metrics`: the domain's gauges.
+//! * [`metrics`] — `/metrics`: gauges, decision counts and times, reserved bandwidth.
 //! * [`error`] — [`DomainError`], what the logic returns.
 //! * [`api`] — the `/1.0` REST API and `/openapi.json`; the only place a [`DomainError`]
 //!   becomes an HTTP status.
