@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use zonal_domain::consolidate::{ConsolidationRequest, ConsolidationRun, ZoneConsolidation};
+use zonal_domain::consolidate::{ConsolidationRequest, ConsolidationRun, RunState, StepState, ZoneConsolidation};
 
 use crate::common::{self, parse_duration, Conn};
 use crate::table::Table;
@@ -80,7 +80,7 @@ fn render(run: &ConsolidationRun) -> String {
                     format!("{}/{}", s.service, s.component),
                     s.from.clone(),
                     s.to.clone(),
-                    s.state.clone(),
+                    s.state.to_string(),
                     note,
                 ]);
             }
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             time_limit_ms: Some(args.time_limit.as_millis() as u64),
         };
         let mut run: ConsolidationRun = client.post("/1.0/consolidation", &req).await?;
-        if run.state != "applying" {
+        if run.state != RunState::Applying {
             return Ok(run);
         }
         let total: usize = run.zones.iter().map(|z| z.steps.len()).sum();
@@ -140,12 +140,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        while run.state == "applying" {
+        while run.state == RunState::Applying {
             tokio::time::sleep(Duration::from_millis(200)).await;
             run = client.get("/1.0/consolidation").await?;
-            let done = run.zones.iter().flat_map(|z| &z.steps).filter(|s| s.state == "done").count();
+            let done = run.zones.iter().flat_map(|z| &z.steps).filter(|s| s.state == StepState::Done).count();
             bar.set_position(done as u64);
-            if let Some(s) = run.zones.iter().flat_map(|z| &z.steps).find(|s| s.state == "moving") {
+            if let Some(s) = run.zones.iter().flat_map(|z| &z.steps).find(|s| s.state == StepState::Moving) {
                 bar.set_message(format!("moving {} to {}", s.instance, s.to));
             }
         }
@@ -156,7 +156,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Output::Json => common::print_json(&run),
         Output::Table => print!("{}", render(&run)),
     }
-    if run.state == "failed" {
+    if run.state == RunState::Failed {
         return Err(Failure::new(1, "a consolidation step failed (see its note); the steps before it stay done"));
     }
     Ok(())

@@ -18,7 +18,8 @@ fn status(s: &PlanStatus) -> String {
 }
 
 fn num(v: Option<f64>) -> String {
-    v.map_or("-".into(), |x| format!("{x:.4}"))
+    // `+ 0.0` turns a negative zero (an empty sum) into 0.
+    v.map_or("-".into(), |x| format!("{:.4}", x + 0.0))
 }
 
 /// The decision as text for people.
@@ -60,8 +61,8 @@ pub fn render(d: &Decision) -> String {
         for n in names {
             t.row([
                 n.clone(),
-                d.before.as_ref().and_then(|b| b.terms.get(n)).map_or("-".into(), |v| format!("{v:.4}")),
-                d.after.terms.get(n).map_or("-".into(), |v| format!("{v:.4}")),
+                num(d.before.as_ref().and_then(|b| b.terms.get(n)).copied()),
+                num(d.after.terms.get(n).copied()),
             ]);
         }
         for line in t.render().lines() {
@@ -69,9 +70,9 @@ pub fn render(d: &Decision) -> String {
         }
     }
     out.push_str(&format!(
-        "value:    before {} after {:.4} ({:?}); gain {}; move cost {:.4}\n",
+        "value:    before {} after {} ({:?}); gain {}; move cost {:.4}\n",
         num(d.before.as_ref().map(|b| b.value)),
-        d.after.value,
+        num(Some(d.after.value)),
         d.after.unit,
         num(d.gain),
         d.move_cost

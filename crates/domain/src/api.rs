@@ -1,6 +1,7 @@
 //! The domain orchestrator's `/1.0` REST API (FUSION §7.1). Handlers only translate HTTP to
-//! calls on [`DomainCore`] and back; authentication, role checks, request ids, metrics and
-//! error mapping are layers (see `zonal_proto::server`).
+//! calls on [`DomainCore`] and back; authentication, role checks, request ids and metrics are
+//! layers (see `zonal_proto::server`). This is the one place where the logic's
+//! [`DomainError`] becomes an HTTP status and `{error, detail}` body.
 
 use std::sync::Arc;
 
@@ -17,9 +18,30 @@ use zonal_proto::wire::{
 };
 use zonal_proto::{ApiError, Principal, Role};
 
+use crate::consolidate::RunState;
 use crate::core::DomainCore;
+use crate::error::DomainError;
+use crate::services::{Registration, StateRequest};
 
 type R<T> = Result<T, ApiError>;
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> ApiError {
+        match e {
+            DomainError::NotFound(d) => ApiError::not_found(d),
+            DomainError::Conflict(d) => ApiError::conflict(d),
+            DomainError::Invalid(d) => ApiError::bad_request(d),
+            DomainError::InvalidManifest { summary, diagnostics } => ApiError::invalid_manifest(summary, diagnostics),
+            DomainError::Forbidden(d) => ApiError::forbidden(d),
+            DomainError::Unprocessable { detail, reasons } => {
+                ApiError::new(422, "infeasible", detail).with_diagnostics(reasons)
+            }
+            DomainError::NoSlot { why, detail } => ApiError::new(503, why.as_str(), detail),
+            DomainError::Unavailable(d) => ApiError::unavailable(d),
+            DomainError::Store(d) => ApiError::internal(d),
+        }
+    }
+}
 
 const ADMIN: Access = Access::Roles(&[Role::Admin]);
 const ANY: Access = Access::Roles(&[Role::Admin, Role::Provider, Role::Zone]);
@@ -255,12 +277,12 @@ async fn get_resolve(
     match api.core.resolve(&who(p)?, &id, &from) {
         Ok(r) => Ok(Json(r).into_response()),
         // Tell clients when to come back while an on-demand deployment is under way.
-        Err(e) if e.status == 503 => {
-            let mut resp = e.into_response();
+        Err(e @ DomainError::NoSlot { .. }) => {
+            let mut resp = ApiError::from(e).into_response();
             resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
             Ok(resp)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -389,8 +411,12 @@ async fn post_service(
     p: Option<Extension<Principal>>,
     JsonBody(b): JsonBody<RegisterService>,
 ) -> R<(StatusCode, Json<Value>)> {
-    let (status, view) = api.core.register_service(&who(p)?, &b)?;
-    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(json!(view))))
+    let (registration, view) = api.core.register_service(&who(p)?, &b)?;
+    let status = match registration {
+        Registration::Created => StatusCode::CREATED,
+        Registration::Unchanged => StatusCode::OK,
+    };
+    Ok((status, Json(json!(view))))
 }
 
 async fn delete_services(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<(StatusCode, Json<Value>)> {
@@ -452,11 +478,9 @@ async fn put_state(
     JsonBody(b): JsonBody<StateChange>,
 ) -> R<(StatusCode, Json<Value>)> {
     let caller = who(p)?;
-    let view = match b.state.as_str() {
-        "deploy" | "deployed" | "provision" => {
-            api.core.deploy_service(&caller, &id, q.pending.unwrap_or(false)).await?
-        }
-        other => api.core.set_state(&caller, &id, other)?,
+    let view = match StateRequest::parse(&b.state) {
+        Some(StateRequest::Deploy) => api.core.deploy_service(&caller, &id, q.pending.unwrap_or(false)).await?,
+        _ => api.core.set_state(&caller, &id, &b.state)?,
     };
     Ok((StatusCode::ACCEPTED, Json(json!(view))))
 }
@@ -495,7 +519,7 @@ async fn post_consolidation(
     JsonBody(b): JsonBody<crate::consolidate::ConsolidationRequest>,
 ) -> R<(StatusCode, Json<Value>)> {
     let run = api.core.plan_consolidation(&b, vec!["requested".into()]).await?;
-    if run.state == "applying" {
+    if run.state == RunState::Applying {
         tokio::spawn(api.core.clone().apply_consolidation());
         return Ok((StatusCode::ACCEPTED, Json(json!(run))));
     }
@@ -591,6 +615,52 @@ mod tests {
             .map(|seg| if seg.starts_with('{') { "x".to_string() } else { seg.to_string() })
             .collect::<Vec<_>>()
             .join("/")
+    }
+
+    /// Each kind of error keeps the status, error word, detail and diagnostics the API has
+    /// always answered with.
+    #[test]
+    fn domain_errors_map_to_their_statuses_and_words() {
+        use crate::error::NoSlot;
+        let cases = [
+            (DomainError::NotFound("no service \"x\"".into()), 404, "not_found"),
+            (DomainError::Conflict("busy".into()), 409, "conflict"),
+            (DomainError::Invalid("bad name".into()), 400, "bad_request"),
+            (
+                DomainError::InvalidManifest {
+                    summary: "2 problems".into(),
+                    diagnostics: vec!["a".into(), "b".into()],
+                },
+                400,
+                "invalid_manifest",
+            ),
+            (DomainError::Forbidden("not yours".into()), 403, "forbidden"),
+            (
+                DomainError::Unprocessable { detail: "cannot place".into(), reasons: vec!["cpu".into()] },
+                422,
+                "infeasible",
+            ),
+            (DomainError::NoSlot { why: NoSlot::Placing, detail: "placing".into() }, 503, "deploying"),
+            (
+                DomainError::NoSlot { why: NoSlot::DeployingOnDemand, detail: "coming".into() },
+                503,
+                "deploying_on_demand",
+            ),
+            (DomainError::NoSlot { why: NoSlot::NoSlots, detail: "full".into() }, 503, "no_slots"),
+            (DomainError::Unavailable("zone down".into()), 503, "unavailable"),
+            (DomainError::Store("the domain's store failed: disk".into()), 500, "internal"),
+        ];
+        for (e, status, word) in cases {
+            let detail = e.detail().to_string();
+            let diagnostics = match &e {
+                DomainError::InvalidManifest { diagnostics, .. } => diagnostics.clone(),
+                DomainError::Unprocessable { reasons, .. } => reasons.clone(),
+                _ => Vec::new(),
+            };
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.body.error.as_str()), (status, word), "{detail}");
+            assert_eq!((api.body.detail, api.body.diagnostics), (detail, diagnostics));
+        }
     }
 
     #[tokio::test]

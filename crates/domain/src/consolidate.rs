@@ -28,11 +28,14 @@ use zonal_pack::{
     check_plan, consolidate, ConsHost, ConsInstance, ConsolidationOptions, ConsolidationProblem, MigrationBudget,
     MigrationCost, Utilisation,
 };
+use zonal_proto::now_ms;
 use zonal_proto::wire::{HostInfo, InstanceView};
-use zonal_proto::{now_ms, ApiError};
 use zonal_store::StoreExt;
 
-use crate::core::{store_err, DomainCore, ServiceRecord, ZoneRecord, T_META, T_SERVICES, T_ZONES};
+use crate::core::{DomainCore, T_META};
+use crate::error::DomainError;
+use crate::services::ServiceState;
+use crate::zones::{ZoneRecord, T_ZONES};
 
 /// What to consolidate and how.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +54,65 @@ pub struct ConsolidationRequest {
     pub time_limit_ms: Option<u64>,
 }
 
+/// Where a step of a plan stands. Stored and shown as the lower-case word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Planned,
+    /// Its zone is moving the instance.
+    Moving,
+    Done,
+    Failed,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Planned => "planned",
+            StepState::Moving => "moving",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a consolidation run stands. Stored and shown as the lower-case word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Planned only (or being planned).
+    #[default]
+    Planned,
+    /// Its steps are being carried out.
+    Applying,
+    Done,
+    /// A step failed (or the domain stopped while applying).
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Planned => "planned",
+            RunState::Applying => "applying",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One step of a zone's plan, and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepView {
@@ -61,8 +123,7 @@ pub struct StepView {
     pub to: String,
     /// A stop on the way that breaks a cycle of moves.
     pub temporary: bool,
-    /// `planned`, `moving`, `done`, `failed`.
-    pub state: String,
+    pub state: StepState,
     /// The instance that replaced it on `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
@@ -97,8 +158,7 @@ pub struct ConsolidationRun {
     /// `requested`, or the triggers that fired.
     pub reasons: Vec<String>,
     pub apply: bool,
-    /// `planned`, `applying`, `done`, `failed`.
-    pub state: String,
+    pub state: RunState,
     pub zones: Vec<ZoneConsolidation>,
     /// Zones that could not be planned, with why.
     pub errors: BTreeMap<String, String>,
@@ -225,7 +285,7 @@ pub fn plan_zone(zone: &str, zp: &ZoneProblem, req: &ConsolidationRequest) -> Re
                 from: host(st.from),
                 to: host(st.to),
                 temporary: st.temporary,
-                state: "planned".into(),
+                state: StepState::Planned,
                 replacement: None,
                 error: None,
             }
@@ -248,14 +308,14 @@ pub fn plan_zone(zone: &str, zp: &ZoneProblem, req: &ConsolidationRequest) -> Re
 
 impl ConsolidationRequest {
     /// Checks the request; the error names the field.
-    pub fn check(&self) -> Result<(), ApiError> {
+    pub fn check(&self) -> Result<(), DomainError> {
         for (name, v) in [("per_move_watts", self.per_move_watts), ("per_gib_watts", self.per_gib_watts)] {
             if v.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
-                return Err(ApiError::bad_request(format!("{name}: expected a non-negative number of watts")));
+                return Err(DomainError::Invalid(format!("{name}: expected a non-negative number of watts")));
             }
         }
         if self.time_limit_ms.is_some_and(|t| t == 0 || t > 60_000) {
-            return Err(ApiError::bad_request("time_limit_ms: expected 1 to 60000 milliseconds"));
+            return Err(DomainError::Invalid("time_limit_ms: expected 1 to 60000 milliseconds".into()));
         }
         Ok(())
     }
@@ -263,7 +323,7 @@ impl ConsolidationRequest {
 
 impl ConsolidationRun {
     pub fn new(reasons: Vec<String>, apply: bool) -> Self {
-        ConsolidationRun { at_ms: now_ms(), reasons, apply, state: "planned".into(), ..Default::default() }
+        ConsolidationRun { at_ms: now_ms(), reasons, apply, state: RunState::Planned, ..Default::default() }
     }
 }
 
@@ -289,10 +349,23 @@ pub enum AutoMode {
     Apply,
 }
 
+/// Where a zone's move stands (the zone's words; `GET /1.0/instances/{i}/move`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MoveState {
+    Starting,
+    Draining,
+    Done,
+    Failed,
+    /// A word this domain does not know (a newer zone): still under way.
+    #[serde(other)]
+    Other,
+}
+
 /// A zone's reply to a move request, as far as the domain needs it.
 #[derive(Debug, Deserialize)]
 struct MoveReply {
-    state: String,
+    state: MoveState,
     #[serde(default)]
     replacement: Option<String>,
     #[serde(default)]
@@ -301,19 +374,20 @@ struct MoveReply {
 
 impl DomainCore {
     /// The last consolidation run, if any.
-    pub fn last_consolidation(&self) -> Result<Option<ConsolidationRun>, ApiError> {
-        self.store.get::<ConsolidationRun>(T_META, LAST_RUN).map_err(store_err)
+    pub fn last_consolidation(&self) -> Result<Option<ConsolidationRun>, DomainError> {
+        Ok(self.store.get::<ConsolidationRun>(T_META, LAST_RUN)?)
     }
 
     /// After a restart: a run that was being applied stopped with the domain.
     pub fn recover_consolidation(&self) {
         if let Ok(Some(mut run)) = self.last_consolidation() {
-            if run.state == "applying" {
-                run.state = "failed".into();
+            if run.state == RunState::Applying {
+                run.state = RunState::Failed;
                 run.errors
                     .insert("domain".into(), "the domain stopped while applying; the steps marked done stay".into());
-                for s in run.zones.iter_mut().flat_map(|z| z.steps.iter_mut()).filter(|s| s.state == "moving") {
-                    s.state = "failed".into();
+                for s in run.zones.iter_mut().flat_map(|z| z.steps.iter_mut()).filter(|s| s.state == StepState::Moving)
+                {
+                    s.state = StepState::Failed;
                     s.error = Some("interrupted".into());
                 }
                 self.save_consolidation(&run);
@@ -333,24 +407,19 @@ impl DomainCore {
         &self,
         req: &ConsolidationRequest,
         reasons: Vec<String>,
-    ) -> Result<ConsolidationRun, ApiError> {
+    ) -> Result<ConsolidationRun, DomainError> {
         req.check()?;
-        if self.last_consolidation()?.is_some_and(|r| r.state == "applying") {
-            return Err(ApiError::conflict("a consolidation is being applied; wait until it is done"));
+        if self.last_consolidation()?.is_some_and(|r| r.state == RunState::Applying) {
+            return Err(DomainError::Conflict("a consolidation is being applied; wait until it is done".into()));
         }
-        let zones = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
+        let zones = self.store.list::<ZoneRecord>(T_ZONES, "")?;
         for z in &req.zones {
             if !zones.iter().any(|(n, _)| n == z) {
-                return Err(ApiError::bad_request(format!("zones: no zone {z:?} is registered")));
+                return Err(DomainError::Invalid(format!("zones: no zone {z:?} is registered")));
             }
         }
-        let services: BTreeMap<String, Service> = self
-            .store
-            .list::<ServiceRecord>(T_SERVICES, "")
-            .map_err(store_err)?
-            .into_iter()
-            .map(|(id, s)| (id, s.service))
-            .collect();
+        let services: BTreeMap<String, Service> =
+            self.service_records()?.into_iter().map(|(id, s)| (id, s.service)).collect();
         let mut run = ConsolidationRun::new(reasons, req.apply);
         for (name, rec) in zones {
             if !req.zones.is_empty() && !req.zones.contains(&name) {
@@ -362,7 +431,7 @@ impl DomainCore {
             }
             let instances = match self.zone_client(&name) {
                 Ok(c) => c.get::<Vec<InstanceView>>("/1.0/instances").await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             };
             let planned = instances.and_then(|inst| {
                 let zp = zone_problem(&rec.registration.hosts, true, &inst, &services, req)?;
@@ -375,11 +444,12 @@ impl DomainCore {
                 }
             }
         }
-        run.state =
-            if req.apply && run.zones.iter().any(|z| !z.steps.is_empty()) { "applying" } else { "planned" }.into();
-        if req.apply && run.state == "planned" {
-            run.state = "done".into();
-        }
+        run.state = match (req.apply, run.zones.iter().any(|z| !z.steps.is_empty())) {
+            (true, true) => RunState::Applying,
+            // Nothing to move: applying it is done at once.
+            (true, false) => RunState::Done,
+            (false, _) => RunState::Planned,
+        };
         self.save_consolidation(&run);
         Ok(run)
     }
@@ -394,7 +464,7 @@ impl DomainCore {
             let client = match self.zone_client_within(&zone, Duration::from_secs(10)) {
                 Ok(c) => c,
                 Err(e) => {
-                    run.errors.insert(zone, e);
+                    run.errors.insert(zone, e.to_string());
                     failed = true;
                     continue;
                 }
@@ -404,20 +474,20 @@ impl DomainCore {
             for si in 0..run.zones[zi].steps.len() {
                 let step = run.zones[zi].steps[si].clone();
                 let id = current.get(&step.instance).cloned().unwrap_or_else(|| step.instance.clone());
-                run.zones[zi].steps[si].state = "moving".into();
+                run.zones[zi].steps[si].state = StepState::Moving;
                 self.save_consolidation(&run);
                 let outcome = self.move_and_wait(&client, &id, &step.to).await;
                 let s = &mut run.zones[zi].steps[si];
                 match outcome {
                     Ok(replacement) => {
-                        s.state = "done".into();
+                        s.state = StepState::Done;
                         s.replacement = Some(replacement.clone());
                         current.insert(step.instance.clone(), replacement);
                         self.record_move(&zone, &step);
                     }
                     Err(e) => {
                         tracing::warn!(zone, instance = id, to = step.to, "consolidation step failed: {e}");
-                        s.state = "failed".into();
+                        s.state = StepState::Failed;
                         s.error = Some(e);
                         failed = true;
                         break;
@@ -426,9 +496,9 @@ impl DomainCore {
                 self.save_consolidation(&run);
             }
         }
-        run.state = if failed { "failed" } else { "done" }.into();
+        run.state = if failed { RunState::Failed } else { RunState::Done };
         self.save_consolidation(&run);
-        tracing::info!(state = run.state, "consolidation applied");
+        tracing::info!(state = run.state.as_str(), "consolidation applied");
     }
 
     /// A consolidation move changes where the service's target says its instance runs: the
@@ -466,10 +536,13 @@ impl DomainCore {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             match client.get::<MoveReply>(&format!("/1.0/instances/{id}/move")).await {
-                Ok(m) if m.state == "done" => {
+                Ok(m) if m.state == MoveState::Done => {
                     return m.replacement.ok_or_else(|| format!("the zone finished moving {id} without a replacement"))
                 }
-                Ok(m) if m.state == "failed" => return Err(m.error.unwrap_or_else(|| "the move failed".into())),
+                Ok(m) if m.state == MoveState::Failed => {
+                    return Err(m.error.unwrap_or_else(|| "the move failed".into()))
+                }
+                // Starting, draining (or a newer word): still under way.
                 Ok(_) => {}
                 Err(e) if tokio::time::Instant::now() >= stop => return Err(e.to_string()),
                 Err(_) => {}
@@ -484,16 +557,14 @@ impl DomainCore {
     /// utilisation, from the zones' heartbeats.
     fn consolidation_observation(&self, now_s: u64) -> zonal_pack::Observation {
         let services = self
-            .store
-            .list::<ServiceRecord>(T_SERVICES, "")
-            .map(|v| v.iter().filter(|(_, s)| s.state == "deployed").count())
+            .service_records()
+            .map(|v| v.iter().filter(|(_, s)| s.state == ServiceState::Deployed).count())
             .unwrap_or(0);
         let zones = self.store.list::<ZoneRecord>(T_ZONES, "").unwrap_or_default();
-        let hb = self.hb();
         let mut instances = 0usize;
         let mut host_utilisation = BTreeMap::new();
         for (name, rec) in zones {
-            let Some(report) = hb.get(&name).and_then(|h| h.report.as_ref()) else { continue };
+            let Some(report) = self.zone_report(&name) else { continue };
             instances += report.instances as usize;
             for h in &report.hosts {
                 let cap = rec
@@ -537,12 +608,17 @@ pub async fn run_triggers(
         let req = ConsolidationRequest { apply: policy.mode == AutoMode::Apply, ..Default::default() };
         match core.plan_consolidation(&req, reasons.clone()).await {
             Ok(run) => {
-                tracing::info!(?reasons, zones = run.zones.len(), state = run.state, "consolidation triggered");
-                if run.state == "applying" {
+                tracing::info!(
+                    ?reasons,
+                    zones = run.zones.len(),
+                    state = run.state.as_str(),
+                    "consolidation triggered"
+                );
+                if run.state == RunState::Applying {
                     core.clone().apply_consolidation().await;
                 }
             }
-            Err(e) => tracing::warn!("triggered consolidation not planned: {}", e.body.detail),
+            Err(e) => tracing::warn!("triggered consolidation not planned: {e}"),
         }
     }
 }
@@ -622,6 +698,29 @@ mod tests {
         );
         assert!(e.err().is_some_and(|m| m.contains("nowhere")));
         let bad = ConsolidationRequest { per_move_watts: Some(-1.0), ..Default::default() };
-        assert!(bad.check().err().is_some_and(|e| e.body.detail.contains("per_move_watts")));
+        assert!(bad.check().err().is_some_and(|e| e.detail().contains("per_move_watts")));
+    }
+
+    /// A run exactly as the domain stored it while its states were strings still loads, and
+    /// is written back with the same words.
+    #[test]
+    fn a_run_written_before_the_states_were_enums_still_loads() {
+        let text = include_str!("../testdata/consolidation_run_before_enums.json");
+        let run: ConsolidationRun = serde_json::from_str(text).expect("the old run loads");
+        assert_eq!(run.state, RunState::Applying);
+        let steps: Vec<StepState> = run.zones[0].steps.iter().map(|s| s.state).collect();
+        assert_eq!(steps, [StepState::Done, StepState::Moving, StepState::Planned]);
+        let old: serde_json::Value = serde_json::from_str(text).expect("json");
+        assert_eq!(serde_json::to_value(&run).expect("json"), old);
+    }
+
+    #[test]
+    fn a_zones_move_states_are_read_and_unknown_ones_mean_under_way() {
+        let reply = |state: &str| serde_json::from_value::<MoveReply>(serde_json::json!({"state": state}));
+        assert_eq!(reply("done").expect("done").state, MoveState::Done);
+        assert_eq!(reply("failed").expect("failed").state, MoveState::Failed);
+        assert_eq!(reply("draining").expect("draining").state, MoveState::Draining);
+        assert_eq!(reply("starting").expect("starting").state, MoveState::Starting);
+        assert_eq!(reply("paused").expect("a newer word").state, MoveState::Other);
     }
 }

@@ -21,21 +21,31 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use zonal_control::evaluate::evaluator_of;
 use zonal_model::Allocation;
-use zonal_place::decide::{decide, DecideOptions, Decision, Refused, Trigger};
-use zonal_proto::{now_ms, ApiError, Principal};
-use zonal_store::StoreExt;
+use zonal_place::decide::{decide, DecideOptions, Decision, Refused, Route, Trigger};
+use zonal_proto::wire::ServiceView;
+use zonal_proto::{now_ms, Principal};
 
-use crate::core::{DomainCore, ServiceRecord, Target, T_SERVICES};
+use crate::core::DomainCore;
+use crate::error::DomainError;
+use crate::metrics::DecisionOutcome;
 use crate::offers::{OfferRound, TakenOffer};
+use crate::services::{ServiceRecord, ServiceState, Target};
 
 /// Events kept per service.
 pub const EVENTS_KEPT: usize = 64;
+
+/// The `decider` lock: one decision at a time, so that each sees the capacity the previous
+/// one took. A tokio mutex, held across the awaits of one decision (offer round, solver).
+#[derive(Debug, Default)]
+pub(crate) struct Decider {
+    one: AsyncMutex<()>,
+}
 
 /// How the domain decides placement.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,26 +139,23 @@ impl std::fmt::Display for DecideFailure {
     }
 }
 
-impl DecideFailure {
-    /// The 422 (infeasible) or 503 (could not decide) the API answers.
-    pub fn to_api(&self) -> ApiError {
-        match self {
-            DecideFailure::Refused(r) => {
-                let reasons: Vec<String> = r.reasons().iter().map(ToString::to_string).collect();
-                let mut e = ApiError::new(
-                    422,
-                    "infeasible",
-                    format!("{r}; nothing was deployed (apply with ?pending=true to keep it pending until it fits)"),
-                );
-                if !reasons.is_empty() {
-                    e = e.with_diagnostics(reasons);
-                }
-                e
-            }
-            DecideFailure::Other(s) => ApiError::unavailable(s.clone()),
+impl From<DecideFailure> for DomainError {
+    /// Infeasible (with every reason), or the decision could not be made.
+    fn from(e: DecideFailure) -> DomainError {
+        match e {
+            DecideFailure::Refused(r) => DomainError::Unprocessable {
+                reasons: r.reasons().iter().map(ToString::to_string).collect(),
+                detail: format!(
+                    "{r}; nothing was deployed (apply with ?pending=true to keep it pending until it fits)"
+                ),
+            },
+            DecideFailure::Other(s) => DomainError::Unavailable(s),
         }
     }
 }
+
+/// What `DomainCore::decide_for` answers.
+pub(crate) type Decided = Result<(Decision, Option<OfferRound>), DecideFailure>;
 
 /// `POST /1.0/plans`: what would the domain decide? Nothing is stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,12 +210,22 @@ pub(crate) fn union_max(a: &Allocation, b: &Allocation) -> Allocation {
 }
 
 impl DomainCore {
-    /// Zones up now.
-    fn zones_up(&self) -> Vec<String> {
-        let names: Vec<String> = self.hb().keys().cloned().collect();
-        let mut up: Vec<String> = names.into_iter().filter(|z| self.zone_available(z)).collect();
-        up.sort();
-        up
+    /// Waits for the `decider` lock (see [`crate::core`]).
+    pub(crate) async fn one_decision(&self) -> AsyncMutexGuard<'_, ()> {
+        self.decider.one.lock().await
+    }
+
+    /// Counts a decision in `/metrics`: its route and outcome, and the time since `started`.
+    /// A decision that could not be made (no offers yet, the store failed) is not one.
+    pub(crate) fn count_decision(&self, decided: &Decided, started: Instant) {
+        let (route, outcome) = match decided {
+            Ok((d, _)) if d.route == Route::Greedy => (d.route.as_str(), DecisionOutcome::Fallback),
+            Ok((d, _)) if d.apply => (d.route.as_str(), DecisionOutcome::Applied),
+            Ok((d, _)) => (d.route.as_str(), DecisionOutcome::Kept),
+            Err(DecideFailure::Refused(_)) => ("none", DecisionOutcome::Refused),
+            Err(DecideFailure::Other(_)) => return,
+        };
+        self.metrics.record(route, outcome, started.elapsed().as_secs_f64());
     }
 
     /// An offer round for `rec` when it names an evaluator (the pipeline's offer stage reads
@@ -217,24 +234,14 @@ impl DomainCore {
         if !DomainCore::places_by_offers(rec) {
             return Ok(None);
         }
-        let summaries = self.zone_summaries().map_err(|e| DecideFailure::Other(e.body.detail))?;
-        let lost: Vec<String> = summaries
-            .iter()
-            .filter(|z| self.zone_down_for(&z.name).is_some_and(|d| d > self.timing.replace_after))
-            .map(|z| z.name.clone())
-            .collect();
-        let candidates: Vec<_> = summaries.into_iter().filter(|z| !lost.contains(&z.name)).collect();
-        self.offer_round_for(rec, &candidates).await.map(Some).map_err(DecideFailure::Other)
+        let summaries = self.zone_summaries().map_err(|e| DecideFailure::Other(e.to_string()))?;
+        let candidates: Vec<_> = summaries.into_iter().filter(|z| !self.zone_lost(&z.name)).collect();
+        self.offer_round_for(rec, &candidates).await.map(Some).map_err(|e| DecideFailure::Other(e.to_string()))
     }
 
     /// Decides for `rec` (standing for the stored record, which it may not be yet) on the
     /// live state; an offer round first when `offers` is set and it names an evaluator.
-    pub(crate) async fn decide_for(
-        &self,
-        rec: &ServiceRecord,
-        trigger: Trigger,
-        offers: bool,
-    ) -> Result<(Decision, Option<OfferRound>), DecideFailure> {
+    pub(crate) async fn decide_for(&self, rec: &ServiceRecord, trigger: Trigger, offers: bool) -> Decided {
         let mut candidate = rec.clone();
         candidate.target = Target::Deployed;
         let round = if offers { self.offers_for(&candidate).await? } else { None };
@@ -252,7 +259,7 @@ impl DomainCore {
             candidate.offers = Some(r.clone());
         }
         let state =
-            self.live_state(std::slice::from_ref(&candidate)).map_err(|e| DecideFailure::Other(e.body.detail))?;
+            self.live_state(std::slice::from_ref(&candidate)).map_err(|e| DecideFailure::Other(e.to_string()))?;
         let options = self.decisions.options.clone();
         let id = rec.serviceid.clone();
         let decided = tokio::task::spawn_blocking(move || decide(&state, &id, trigger, &options))
@@ -303,7 +310,7 @@ impl DomainCore {
                 s.progress.entry(z.clone()).or_default();
             }
             s.placement = Some(target);
-            s.state = "deploying".into();
+            s.state = ServiceState::Deploying;
             s.message = None;
             s.attempt = 0;
             s.demand_basis = decision.demand.clone();
@@ -329,29 +336,33 @@ impl DomainCore {
         s.decision = Some(DecisionRecord::new(decision, self.zones_up()));
     }
 
-    /// `PUT /1.0/services/{id}/state deploy`: decides now; refused (422) when the optimiser
-    /// proves it infeasible, unless `pending`.
+    /// `PUT /1.0/services/{id}/state deploy`: decides now; refused
+    /// ([`DomainError::Unprocessable`]) when the optimiser proves it infeasible, unless
+    /// `pending`.
     pub async fn deploy_service(
         &self,
         caller: &Principal,
         id: &str,
         pending: bool,
-    ) -> Result<zonal_proto::wire::ServiceView, ApiError> {
-        let _one = self.decide_lock.lock().await;
+    ) -> Result<ServiceView, DomainError> {
+        let _one = self.one_decision().await;
         let rec = self.owned(caller, id)?;
         if rec.target == Target::Deleted {
-            return Err(ApiError::conflict(format!("service {id} is being deleted")));
+            return Err(DomainError::Conflict(format!("service {id} is being deleted")));
         }
         if rec.target == Target::Deployed && rec.placement.is_some() {
             // Already placed: deploying again changes nothing (a new slot count does).
             return self.update_service(caller, id, |s| {
-                if s.state != "deployed" && s.state != "pending" {
-                    s.state = "deploying".into();
+                if !matches!(s.state, ServiceState::Deployed | ServiceState::Pending) {
+                    s.state = ServiceState::Deploying;
                 }
                 Ok(())
             });
         }
-        match self.decide_for(&rec, Trigger::Apply, true).await {
+        let started = Instant::now();
+        let decided = self.decide_for(&rec, Trigger::Apply, true).await;
+        self.count_decision(&decided, started);
+        match decided {
             Ok((decision, round)) => self.update_service(caller, id, |s| {
                 s.target = Target::Deployed;
                 self.apply_decision(s, decision, round);
@@ -361,7 +372,7 @@ impl DomainCore {
                 self.update_service(caller, id, |s| {
                     // No offer yet: the coordinator asks again (with backoff) until one comes.
                     s.target = Target::Deployed;
-                    s.state = "placing".into();
+                    s.state = ServiceState::Placing;
                     s.message = Some(why.clone());
                     push_event(s, "placing", why.clone());
                     Ok(())
@@ -369,7 +380,7 @@ impl DomainCore {
             }
             Err(DecideFailure::Refused(r)) if pending => self.update_service(caller, id, |s| {
                 s.target = Target::Deployed;
-                s.state = "pending".into();
+                s.state = ServiceState::Pending;
                 s.message = Some(DecideFailure::Refused(r.clone()).to_string());
                 push_event(s, "pending", format!("waiting until it fits: {r}"));
                 Ok(())
@@ -378,21 +389,16 @@ impl DomainCore {
                 if let DecideFailure::Refused(r) = &e {
                     let _ = self.update_service_quietly(id, |s| push_event(s, "refused", r.to_string()));
                 }
-                Err(e.to_api())
+                Err(e.into())
             }
         }
     }
 
     /// `PUT /1.0/services/{id}/slots`: the slots wanted domain-wide; a deployed service is
-    /// decided again at once (refused, 422, when the new demand cannot be placed: nothing
-    /// changes then).
-    pub async fn set_slots(
-        &self,
-        caller: &Principal,
-        id: &str,
-        slots: u32,
-    ) -> Result<zonal_proto::wire::ServiceView, ApiError> {
-        let _one = self.decide_lock.lock().await;
+    /// decided again at once (refused when the new demand cannot be placed: nothing changes
+    /// then).
+    pub async fn set_slots(&self, caller: &Principal, id: &str, slots: u32) -> Result<ServiceView, DomainError> {
+        let _one = self.one_decision().await;
         let rec = self.owned(caller, id)?;
         if rec.target != Target::Deployed || rec.placement.is_none() {
             return self.update_service(caller, id, |s| {
@@ -402,7 +408,10 @@ impl DomainCore {
         }
         let mut candidate = rec.clone();
         candidate.demand = slots;
-        let (decision, round) = self.decide_for(&candidate, Trigger::Apply, true).await.map_err(|e| e.to_api())?;
+        let started = Instant::now();
+        let decided = self.decide_for(&candidate, Trigger::Apply, true).await;
+        self.count_decision(&decided, started);
+        let (decision, round) = decided?;
         self.update_service(caller, id, |s| {
             s.demand = slots;
             self.apply_decision(s, decision, round);
@@ -410,9 +419,9 @@ impl DomainCore {
         })
     }
 
-    /// `POST /1.0/plans`: the decision the domain would make, not stored.
-    pub async fn dry_run(&self, caller: &Principal, req: &PlanRequest) -> Result<Decision, ApiError> {
-        let _one = self.decide_lock.lock().await;
+    /// `POST /1.0/plans`: the decision the domain would make, not stored (nor counted).
+    pub async fn dry_run(&self, caller: &Principal, req: &PlanRequest) -> Result<Decision, DomainError> {
+        let _one = self.one_decision().await;
         let mut rec = match (&req.manifest, &req.serviceid) {
             (Some(manifest), _) => {
                 let candidate = self.candidate_record(caller, req.serviceid.as_deref(), manifest)?;
@@ -424,7 +433,7 @@ impl DomainCore {
             }
             (None, Some(id)) => self.owned(caller, id)?,
             (None, None) => {
-                return Err(ApiError::bad_request("POST /1.0/plans: expected a manifest or a serviceid"));
+                return Err(DomainError::Invalid("POST /1.0/plans: expected a manifest or a serviceid".into()));
             }
         };
         if let Some(slots) = req.slots {
@@ -435,7 +444,7 @@ impl DomainCore {
         let component_evaluator =
             evaluator_of(&rec.service).is_some_and(|(_, e)| matches!(e, zonal_model::EvaluatorRef::Component { .. }));
         let trigger = if rec.placement.is_some() { Trigger::Demand } else { Trigger::Apply };
-        let (mut decision, _) = self.decide_for(&rec, trigger, !component_evaluator).await.map_err(|e| e.to_api())?;
+        let (mut decision, _) = self.decide_for(&rec, trigger, !component_evaluator).await?;
         if component_evaluator && DomainCore::places_by_offers(&rec) {
             decision.notes.push(match &rec.offers {
                 Some(_) => "dry run: the offers of the service's last round were used (no evaluator was started)".into(),
@@ -448,13 +457,15 @@ impl DomainCore {
     /// The decision of one re-placement, stored (applied or declined). Returns whether the
     /// target changed.
     pub(crate) async fn replan(&self, id: &str, trigger: Trigger) -> bool {
-        let _one = self.decide_lock.lock().await;
+        let _one = self.one_decision().await;
         let Ok(rec) = self.service_record(id) else { return false };
         if rec.target != Target::Deployed || rec.placement.is_none() {
             return false;
         }
         let gen = rec.generation;
+        let started = Instant::now();
         let outcome = self.decide_for(&rec, trigger.clone(), true).await;
+        self.count_decision(&outcome, started);
         let mut changed = false;
         self.commit(id, gen, |s| {
             match outcome {
@@ -476,18 +487,18 @@ impl DomainCore {
     }
 
     /// `GET /1.0/services/{id}/events`.
-    pub fn events(&self, caller: &Principal, id: &str) -> Result<Vec<ServiceEvent>, ApiError> {
+    pub fn events(&self, caller: &Principal, id: &str) -> Result<Vec<ServiceEvent>, DomainError> {
         Ok(self.visible_service(caller, id)?.events)
     }
 
     /// `GET /1.0/services/{id}/decision`: the last decision.
-    pub fn last_decision(&self, caller: &Principal, id: &str) -> Result<Option<DecisionRecord>, ApiError> {
+    pub fn last_decision(&self, caller: &Principal, id: &str) -> Result<Option<DecisionRecord>, DomainError> {
         Ok(self.visible_service(caller, id)?.decision)
     }
 
     /// Services whose demand moved or that gained a zone, for the re-planner.
     fn replan_candidates(&self) -> Vec<(String, Trigger)> {
-        let Ok(services) = self.store.list::<ServiceRecord>(T_SERVICES, "") else { return Vec::new() };
+        let Ok(services) = self.service_records() else { return Vec::new() };
         let up: BTreeSet<String> = self.zones_up().into_iter().collect();
         let declared = self.declared_demand().unwrap_or_default();
         let at = crate::snapshot::time_of_day();

@@ -37,19 +37,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use zonal_control::backoff::Backoff;
-use zonal_control::reconcile::InstanceState;
 use zonal_model::Allocation;
 use zonal_place::decide::Trigger;
 use zonal_proto::wire::{ComponentOverride, StateChange, ZoneServiceRegister, ZoneSlotsChange};
 use zonal_proto::{now_ms, ClientError};
-use zonal_store::StoreExt;
 
-use crate::core::{DomainCore, ServiceRecord, Target, T_SERVICES};
+use crate::core::DomainCore;
 use crate::decisions::{push_event, DecideFailure};
+use crate::services::{ServiceRecord, ServiceState, Target};
 
 /// How long a zone's share waits for the gateways of its remote peers.
 pub const PEER_WAIT: Duration = Duration::from_secs(5);
@@ -71,40 +70,18 @@ struct Share {
 }
 
 impl DomainCore {
-    /// Applies `f` to the stored record if nobody changed it since `generation`.
-    pub(crate) fn commit(&self, id: &str, generation: u64, f: impl FnOnce(&mut ServiceRecord) -> bool) -> bool {
-        let _g = self.lock_services();
-        let Ok(Some(mut s)) = self.store.get::<ServiceRecord>(T_SERVICES, id) else { return false };
-        if s.generation != generation {
-            return false;
-        }
-        let delete = f(&mut s);
-        let r = if delete { self.store.delete(T_SERVICES, id) } else { self.store.put(T_SERVICES, id, &s) };
-        if let Err(e) = r {
-            tracing::error!(service = id, "cannot record deployment progress: {e}");
-            return false;
-        }
-        true
-    }
-
     /// Zones of the target that have been gone too long.
     fn lost_zones(&self, s: &ServiceRecord) -> Vec<String> {
         s.placement
             .as_ref()
-            .map(|p| {
-                p.zones
-                    .keys()
-                    .filter(|z| self.zone_down_for(z).is_some_and(|d| d > self.timing.replace_after))
-                    .cloned()
-                    .collect()
-            })
+            .map(|p| p.zones.keys().filter(|z| self.zone_lost(z)).cloned().collect())
             .unwrap_or_default()
     }
 
     fn needs_work(&self, s: &ServiceRecord) -> bool {
         match s.target {
             Target::Deployed => {
-                s.state != "deployed"
+                s.state != ServiceState::Deployed
                     || s.placement.is_none()
                     || s.previous.is_some()
                     || !s.cleanup.is_empty()
@@ -116,16 +93,14 @@ impl DomainCore {
                             && s.progress.get(z).and_then(|p| p.sent.as_ref()) != Some(&share.change)
                     })
             }
-            Target::Registered | Target::Terminated => {
-                s.placement.is_some() || !s.cleanup.is_empty() || !s.draining.is_empty() || s.state == "terminating"
-            }
+            Target::Registered | Target::Terminated => s.holds_zones() || s.state == ServiceState::Terminating,
             Target::Deleted => true,
         }
     }
 
     /// One pass over every service that needs work. Returns the wait before the next pass.
     pub async fn coordinate(&self) -> Duration {
-        let services = match self.store.list::<ServiceRecord>(T_SERVICES, "") {
+        let services = match self.service_records() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot read services: {e}");
@@ -178,13 +153,16 @@ impl DomainCore {
     /// A decision made by the coordinator itself: a service without a target (pending, or
     /// placed while the domain was down) or one that lost zones.
     async fn decide_here(&self, s: &ServiceRecord, trigger: Trigger) -> Outcome {
-        let _one = self.decide_lock.lock().await;
+        let _one = self.one_decision().await;
         let id = s.serviceid.clone();
         let Ok(fresh) = self.service_record(&id) else { return Outcome::Done };
         if fresh.generation != s.generation {
             return Outcome::Done; // changed meanwhile: the next pass sees the new record
         }
-        match self.decide_for(&fresh, trigger.clone(), true).await {
+        let started = Instant::now();
+        let decided = self.decide_for(&fresh, trigger.clone(), true).await;
+        self.count_decision(&decided, started);
+        match decided {
             Ok((decision, round)) => {
                 self.commit(&id, fresh.generation, |r| {
                     self.apply_decision(r, decision, round);
@@ -197,7 +175,7 @@ impl DomainCore {
                 let msg = format!("cannot place service {id} ({}): {e}", trigger.describe());
                 self.commit(&id, fresh.generation, |r| {
                     if pending {
-                        r.state = "pending".into();
+                        r.state = ServiceState::Pending;
                     }
                     if r.message.as_deref() != Some(msg.as_str()) {
                         push_event(r, if pending { "pending" } else { "refused" }, msg.clone());
@@ -207,43 +185,6 @@ impl DomainCore {
                 Outcome::Failed(msg)
             }
         }
-    }
-
-    /// Instances of `service` running in `zone` per component, from its last heartbeat.
-    fn running_in(&self, zone: &str, service: &str) -> BTreeMap<String, u32> {
-        let mut out = BTreeMap::new();
-        if let Some(r) = self.hb().get(zone).and_then(|h| h.report.as_ref()) {
-            for p in r.placements.iter().filter(|p| p.service == service && p.state == InstanceState::Running) {
-                *out.entry(p.component.clone()).or_default() += 1;
-            }
-        }
-        out
-    }
-
-    /// Instances of `service` a zone still holds (any live state), from its last heartbeat.
-    fn held_in(&self, zone: &str, service: &str) -> u32 {
-        self.hb().get(zone).and_then(|h| h.report.as_ref()).map_or(0, |r| {
-            r.placements.iter().filter(|p| p.service == service && p.state != InstanceState::Lost).count()
-        }) as u32
-    }
-
-    /// The gateways zone `zone` reports for `service`'s component `component`: port → address
-    /// (its own gateways only, not the relays to other zones).
-    fn gateways_of(&self, zone: &str, service: &str, component: &str) -> BTreeMap<String, String> {
-        let hb = self.hb();
-        let Some(view) = hb
-            .get(zone)
-            .and_then(|h| h.report.as_ref())
-            .and_then(|r| r.services.iter().find(|v| v.serviceid == service))
-        else {
-            return BTreeMap::new();
-        };
-        let prefix = format!("{component}/");
-        view.peers
-            .iter()
-            .filter(|(k, addr)| k.starts_with(&prefix) && !view.remote_peers.contains_key(*addr))
-            .map(|(k, addr)| (k[prefix.len()..].to_string(), addr.clone()))
-            .collect()
     }
 
     /// What each zone of the target (and, during a transition, of the previous target)
@@ -329,7 +270,7 @@ impl DomainCore {
             }
             let client = match self.zone_client(zone) {
                 Ok(c) => c,
-                Err(e) => return Outcome::Failed(e),
+                Err(e) => return Outcome::Failed(e.to_string()),
             };
             let result: Result<(), ClientError> = async {
                 if !prog.registered {
@@ -419,10 +360,10 @@ impl DomainCore {
         });
         if all_sent && s.previous.is_none() {
             self.commit(&id, gen, |r| {
-                if r.state != "deployed" {
+                if r.state != ServiceState::Deployed {
                     tracing::info!(service = id, "deployed");
                 }
-                r.state = "deployed".into();
+                r.state = ServiceState::Deployed;
                 r.message = None;
                 r.attempt = 0;
                 false
@@ -449,7 +390,7 @@ impl DomainCore {
             if !self.zone_available(zone) {
                 return Ok(false);
             }
-            let client = self.zone_client(zone)?;
+            let client = self.zone_client(zone).map_err(|e| e.to_string())?;
             let body = ZoneSlotsChange::default();
             match client.put::<_, serde_json::Value>(&format!("/1.0/services/{id}/slots"), &body).await {
                 Ok(_) => {}
@@ -488,7 +429,7 @@ impl DomainCore {
         if self.zone_record(zone).is_err() {
             return Ok(true); // the zone itself is gone
         }
-        let client = self.zone_client(zone)?;
+        let client = self.zone_client(zone).map_err(|e| e.to_string())?;
         match client.delete(&format!("/1.0/services/{id}")).await {
             Ok(202) => Ok(false),
             Ok(_) => Ok(true),
@@ -500,14 +441,7 @@ impl DomainCore {
     async fn withdraw(&self, s: ServiceRecord) -> Outcome {
         let id = s.serviceid.clone();
         let gen = s.generation;
-        let zones: BTreeSet<String> = s
-            .placement
-            .iter()
-            .chain(s.previous.iter())
-            .flat_map(|p| p.zones.keys().cloned())
-            .chain(s.cleanup.iter().cloned())
-            .chain(s.draining.keys().cloned())
-            .collect();
+        let zones = s.zones_holding();
         let mut pending = false;
         let mut failure = None;
         let mut gone = BTreeSet::new();
@@ -551,8 +485,8 @@ impl DomainCore {
                         tracing::info!(service = id, "deleted");
                         return true;
                     }
-                    Target::Terminated => r.state = "terminated".into(),
-                    _ => r.state = "registered".into(),
+                    Target::Terminated => r.state = ServiceState::Terminated,
+                    _ => r.state = ServiceState::Registered,
                 }
                 push_event(r, "withdrawn", "withdrawn from all zones; its channel bandwidth is released");
             }
@@ -572,7 +506,7 @@ pub async fn run(core: Arc<DomainCore>, mut stop: watch::Receiver<bool>) {
     loop {
         let wait = core.coordinate().await;
         tokio::select! {
-            _ = core.kick.notified() => {}
+            _ = core.kicked() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }

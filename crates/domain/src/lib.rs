@@ -1,8 +1,13 @@
 //! The domain orchestrator (FUSION §3.2), as a library; `zonal domain` is a thin shell over
 //! [`serve`].
 //!
-//! * [`core`] — users and role-bound tokens, the zone registry with heartbeats, the service
-//!   registry, status aggregation and lifecycle rules; callable without HTTP.
+//! * [`core`] — [`DomainCore`], the hub: shared handles, each concern's state, the lock
+//!   order (read it first).
+//! * [`auth`] — the bootstrap admin, users, role-bound tokens, authentication.
+//! * [`zones`] — the zone registry: registration, heartbeats and availability, zone views,
+//!   summaries and clients.
+//! * [`services`] — the service registry: records and their lifecycle states, registration,
+//!   state changes, views, visibility, instances asked live from the zones.
 //! * [`snapshot`] — the live state the placement pipeline decides on (zones as registered and
 //!   reported, the infrastructure document, regions, knowledge base, declared and measured
 //!   demand).
@@ -13,19 +18,29 @@
 //!   (new instances serve before old ones drain), cascade of terminations.
 //! * [`resolve`] — service resolution: the best zone endpoint for a client by latency
 //!   utility and advertised slots, spill-over, on-demand deployment.
-//! * [`api`] — the `/1.0` REST API and `/openapi.json`.
+//! * [`offers`] — offer rounds for services that name an evaluator (FUSION S3).
+//! * [`consolidate`] — consolidation plans (`zonal-pack`) carried out through zone moves.
+//! * [`metrics`] — `/metrics`: gauges, decision counts and times, reserved bandwidth.
+//! * [`error`] — [`DomainError`], what the logic returns.
+//! * [`api`] — the `/1.0` REST API and `/openapi.json`; the only place a [`DomainError`]
+//!   becomes an HTTP status.
 //!
 //! On first start the domain creates the user `admin` and writes its token to
 //! `<state>/admin.token` (mode 0600); that is the only place the token exists in clear.
 
 pub mod api;
+pub mod auth;
 pub mod consolidate;
 pub mod core;
 pub mod decisions;
 pub mod deploy;
+pub mod error;
+pub mod metrics;
 pub mod offers;
 pub mod resolve;
+pub mod services;
 pub mod snapshot;
+pub mod zones;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +53,7 @@ use zonal_proto::server::HttpMetrics;
 use zonal_store::RedbStore;
 
 pub use crate::core::{DomainCore, Timing};
+pub use crate::error::DomainError;
 
 /// How to run a domain orchestrator.
 #[derive(Debug, Clone)]
@@ -69,7 +85,7 @@ pub async fn serve(
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
     let store = Arc::new(RedbStore::open(&opts.state_dir.join("domain.redb")).map_err(|e| e.to_string())?);
-    let (core, bootstrap) = DomainCore::open(store, &opts.name, opts.timing)?;
+    let (core, bootstrap) = DomainCore::open(store, &opts.name, opts.timing).map_err(|e| e.to_string())?;
     let core = core.with_decisions(opts.decisions.clone());
     let mut admin_token_file = None;
     if let Some(token) = bootstrap {

@@ -20,10 +20,13 @@ use zonal_control::geography::{Client as GeoClient, Estimator, ZonePlace};
 use zonal_control::place::{instance_counts, zone_admits, Allocation, PlacementDemand, ZoneSummary};
 use zonal_model::EvaluatorRef;
 use zonal_proto::wire::OfferRequest;
-use zonal_proto::{now_ms, ApiError, ClientError, Principal};
+use zonal_proto::{now_ms, ClientError, Principal};
 use zonal_store::StoreExt;
 
-use crate::core::{DomainCore, ServiceRecord, ZoneRecord, T_ZONES};
+use crate::core::DomainCore;
+use crate::error::DomainError;
+use crate::services::ServiceRecord;
+use crate::zones::{ZoneRecord, T_ZONES};
 
 /// How long the domain waits for zones' offers unless told otherwise.
 pub const DEFAULT_OFFER_DEADLINE: Duration = Duration::from_secs(2);
@@ -88,14 +91,13 @@ impl DomainCore {
         &self,
         s: &ServiceRecord,
         summaries: &[ZoneSummary],
-    ) -> Result<OfferRound, String> {
+    ) -> Result<OfferRound, DomainError> {
         let id = &s.serviceid;
         let slots = slots_wanted(&s.service, s.demand);
         let deadline = self.timing.offer_deadline;
-        let geo = self.geography().map_err(|e| e.body.detail)?;
+        let geo = self.geography()?;
         let est = Estimator::new(&geo);
-        let records: BTreeMap<String, ZoneRecord> =
-            self.store.list::<ZoneRecord>(T_ZONES, "").map_err(|e| e.to_string())?.into_iter().collect();
+        let records: BTreeMap<String, ZoneRecord> = self.store.list::<ZoneRecord>(T_ZONES, "")?.into_iter().collect();
         let places: Vec<ZonePlace> =
             records.iter().map(|(n, r)| ZonePlace { name: n, location: r.registration.location }).collect();
         let regions: BTreeMap<String, f64> = geo.regions.iter().map(|r| (r.name.clone(), r.weight)).collect();
@@ -131,7 +133,7 @@ impl DomainCore {
             let client = match self.zone_client_within(&zone.name, deadline) {
                 Ok(c) => c,
                 Err(e) => {
-                    round.declined.insert(zone.name.clone(), e);
+                    round.declined.insert(zone.name.clone(), e.to_string());
                     continue;
                 }
             };
@@ -176,7 +178,7 @@ impl DomainCore {
     }
 
     /// `GET /1.0/services/{id}/offers`: the service's last offer round.
-    pub fn offer_round(&self, caller: &Principal, id: &str) -> Result<Option<OfferRound>, ApiError> {
+    pub fn offer_round(&self, caller: &Principal, id: &str) -> Result<Option<OfferRound>, DomainError> {
         Ok(self.visible_service(caller, id)?.offers)
     }
 }

@@ -19,12 +19,15 @@ use zonal_control::place::{instance_counts, zone_feasible, PlacementDemand};
 use zonal_control::slots::{resolve, when_full, Resolution, WhenFull, ZoneOffer};
 use zonal_model::{Location, Service, UtilitySla};
 use zonal_proto::wire::{GeographyChange, RegionServiceView, RegionView, Resolved, ZoneServiceView};
-use zonal_proto::{ApiError, Principal};
+use zonal_proto::Principal;
 use zonal_store::StoreExt;
 
 pub use zonal_control::geography::Origin;
 
-use crate::core::{store_err, DomainCore, ServiceRecord, Target, ZoneRecord, T_META, T_SERVICES, T_ZONES};
+use crate::core::{DomainCore, T_META};
+use crate::error::{DomainError, NoSlot};
+use crate::services::{ServiceRecord, ServiceState, Target};
+use crate::zones::{ReportedState, ZoneRecord, T_ZONES};
 
 /// The key of the geography in the meta table.
 const GEOGRAPHY: &str = "geography";
@@ -85,18 +88,18 @@ impl Snapshot {
 
 impl DomainCore {
     /// What the domain knows about where users are (empty until set).
-    pub fn geography(&self) -> Result<Geography, ApiError> {
-        Ok(self.store.get::<Geography>(T_META, GEOGRAPHY).map_err(store_err)?.unwrap_or_default())
+    pub fn geography(&self) -> Result<Geography, DomainError> {
+        Ok(self.store.get::<Geography>(T_META, GEOGRAPHY)?.unwrap_or_default())
     }
 
     /// `PUT /1.0/geography`: replaces the parts given, after checking all of them; an
     /// invalid change changes nothing.
-    pub fn set_geography(&self, change: GeographyChange) -> Result<Geography, ApiError> {
+    pub fn set_geography(&self, change: GeographyChange) -> Result<Geography, DomainError> {
         let problems = change_problems(change.regions.as_deref(), change.latencies.as_deref());
         if !problems.is_empty() {
-            return Err(ApiError::bad_request(format!("invalid geography: {}", problems.join("; "))));
+            return Err(DomainError::Invalid(format!("invalid geography: {}", problems.join("; "))));
         }
-        let _g = self.lock_services();
+        let _g = self.documents.hold();
         let mut geo = self.geography()?;
         if let Some(r) = change.regions {
             geo.regions = r;
@@ -118,7 +121,7 @@ impl DomainCore {
                 }
             }
             if !problems.is_empty() {
-                return Err(ApiError::bad_request(format!("invalid demand: {}", problems.join("; "))));
+                return Err(DomainError::Invalid(format!("invalid demand: {}", problems.join("; "))));
             }
             let named: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.service.as_str()).collect();
             let mut declared = self.declared_demand()?;
@@ -126,28 +129,22 @@ impl DomainCore {
             declared.extend(entries.iter().cloned());
             self.store_declared_demand(&declared)?;
         }
-        self.store.put(T_META, GEOGRAPHY, &geo).map_err(store_err)?;
+        self.store.put(T_META, GEOGRAPHY, &geo)?;
         Ok(geo)
     }
 
     /// The available zones and what their heartbeats say of service `s`.
-    fn snapshot(&self, s: &ServiceRecord) -> Result<Snapshot, ApiError> {
+    fn snapshot(&self, s: &ServiceRecord) -> Result<Snapshot, DomainError> {
         let id = s.service.name.as_str();
-        let zones = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
+        let zones = self.store.list::<ZoneRecord>(T_ZONES, "")?;
         let placed: Vec<&String> = s.placement.as_ref().map(|p| p.zones.keys().collect()).unwrap_or_default();
-        // Availability first: it takes the heartbeat lock itself.
-        let available: Vec<bool> = zones.iter().map(|(n, _)| self.zone_available(n)).collect();
-        let hb = self.hb();
         let mut out = Vec::new();
-        for ((name, z), up) in zones.iter().zip(available) {
-            if !up {
+        for (name, z) in &zones {
+            if !self.zone_available(name) {
                 continue;
             }
-            let view = hb
-                .get(name)
-                .and_then(|h| h.report.as_ref())
-                .and_then(|r| r.services.iter().find(|v| v.serviceid == id && v.state == "deployed"));
-            let running = view.and_then(|v| {
+            let view = self.reported_service(name, id).filter(|v| ReportedState::of(v) == ReportedState::Deployed);
+            let running = view.as_ref().and_then(|v| {
                 Some(Running {
                     advertised: v.advertised,
                     endpoint: first_endpoint(&s.service, v)?,
@@ -166,10 +163,10 @@ impl DomainCore {
     }
 
     /// `GET /1.0/resolve/{service}`.
-    pub fn resolve(&self, caller: &Principal, id: &str, from: &Origin) -> Result<Resolved, ApiError> {
+    pub fn resolve(&self, caller: &Principal, id: &str, from: &Origin) -> Result<Resolved, DomainError> {
         let s = self.visible_service(caller, id)?;
         if s.target != Target::Deployed {
-            return Err(ApiError::conflict(format!(
+            return Err(DomainError::Conflict(format!(
                 "service {id} is not deployed (it is {}); deploy it before resolving it",
                 s.state
             )));
@@ -177,7 +174,7 @@ impl DomainCore {
         let geo = self.geography()?;
         let est = Estimator::new(&geo);
         let snap = self.snapshot(&s)?;
-        let client = est.client(from, &snap.places()).map_err(ApiError::bad_request)?;
+        let client = est.client(from, &snap.places()).map_err(DomainError::Invalid)?;
         if let Some(region) = nearest_region(&geo, &client) {
             self.record_resolution(id, &region);
         }
@@ -222,34 +219,31 @@ impl DomainCore {
         let mut refused: Vec<String> = Vec::new();
         match when_full(s.placement.as_ref().map(|_| placed.as_slice()), &reporting, &starting) {
             WhenFull::Placing => {
-                return Err(ApiError::new(
-                    503,
-                    "deploying",
-                    format!("service {id} is being placed; retry in a few seconds"),
-                ))
+                return Err(DomainError::NoSlot {
+                    why: NoSlot::Placing,
+                    detail: format!("service {id} is being placed; retry in a few seconds"),
+                })
             }
             WhenFull::Deploying(zones) => {
-                return Err(ApiError::new(
-                    503,
-                    "deploying_on_demand",
-                    format!(
+                return Err(DomainError::NoSlot {
+                    why: NoSlot::DeployingOnDemand,
+                    detail: format!(
                         "no zone has a free slot for {id}; it is being deployed in {}; retry in a few seconds",
                         zones.join(", ")
                     ),
-                ))
+                })
             }
             WhenFull::DeployOnDemand => {
                 let mut pool = candidates;
                 while let Resolution::DeployOnDemand { zone, utility: u } = resolve(&pool, &utility) {
                     match self.deploy_on_demand(id, &zone)? {
                         Ok(()) => {
-                            return Err(ApiError::new(
-                                503,
-                                "deploying_on_demand",
-                                format!(
+                            return Err(DomainError::NoSlot {
+                                why: NoSlot::DeployingOnDemand,
+                                detail: format!(
                                     "no zone within reach has a free slot for {id}; deploying it on demand in zone {zone} (utility {u:.2}); retry in a few seconds"
                                 ),
-                            ))
+                            })
                         }
                         Err(why) => {
                             tracing::info!(service = id, zone, "on-demand deployment not possible: {why}");
@@ -264,20 +258,19 @@ impl DomainCore {
             Client::At(l) => format!("({:.4}, {:.4})", l.lat, l.lon),
             Client::Region(r) => format!("region {}", r.name),
         };
-        Err(ApiError::new(
-            503,
-            "no_slots",
-            format!(
+        Err(DomainError::NoSlot {
+            why: NoSlot::NoSlots,
+            detail: format!(
                 "no zone within the service's r_max ({}) of {whence} has a free slot for {id}, and none can take another deployment{}",
                 sla.r_max,
                 if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) }
             ),
-        ))
+        })
     }
 
     /// `GET /1.0/regions`: per user region, the slots of each deployed service the caller may
     /// see within its R_max, and where a client of the region would be sent now.
-    pub fn regions(&self, caller: &Principal) -> Result<Vec<RegionView>, ApiError> {
+    pub fn regions(&self, caller: &Principal) -> Result<Vec<RegionView>, DomainError> {
         let geo = self.geography()?;
         let est = Estimator::new(&geo);
         let services: Vec<(ServiceRecord, Snapshot)> = self
@@ -322,43 +315,44 @@ impl DomainCore {
 
     /// Adds `zone` to the service's placement with the components' minimum counts; the
     /// coordinator deploys it there. The inner error says why the zone cannot take it.
-    fn deploy_on_demand(&self, id: &str, zone: &str) -> Result<Result<(), String>, ApiError> {
+    fn deploy_on_demand(&self, id: &str, zone: &str) -> Result<Result<(), String>, DomainError> {
         let summaries = self.zone_summaries()?;
         let Some(summary) = summaries.into_iter().find(|z| z.name == zone) else {
             return Ok(Err("zone gone".into()));
         };
-        let _g = self.lock_services();
-        let mut s = self.service_record(id)?;
-        // The service's minimum instances, on the zone's own hosts (the shared rules): the
-        // on-demand step scales the service out by one zone, like a zone's scaler by one
-        // instance; the next re-decision weighs where it should run.
-        let counts: std::collections::BTreeMap<String, u32> =
-            instance_counts(&s.service, &PlacementDemand { slots: 0 }).into_iter().filter(|(_, n)| *n > 0).collect();
-        if let Err(why) = zone_feasible(&summary, &s.service, &counts) {
-            return Ok(Err(why));
+        let mut outcome = Ok(());
+        let deployed = self.change_service(id, |s| {
+            // The service's minimum instances, on the zone's own hosts (the shared rules): the
+            // on-demand step scales the service out by one zone, like a zone's scaler by one
+            // instance; the next re-decision weighs where it should run.
+            let counts: std::collections::BTreeMap<String, u32> =
+                instance_counts(&s.service, &PlacementDemand { slots: 0 })
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+            if let Err(why) = zone_feasible(&summary, &s.service, &counts) {
+                outcome = Err(why);
+                return Ok(false);
+            }
+            if s.placement.as_ref().is_some_and(|p| p.zones.contains_key(zone)) {
+                return Ok(false);
+            }
+            s.placement.get_or_insert_with(Default::default).zones.insert(zone.to_string(), counts);
+            s.progress.insert(zone.to_string(), Default::default());
+            s.cleanup.remove(zone);
+            s.draining.remove(zone);
+            s.state = ServiceState::Deploying;
+            crate::decisions::push_event(
+                s,
+                "on-demand",
+                format!("no zone in reach had a free slot: deployed on demand in zone {zone}"),
+            );
+            Ok(true)
+        })?;
+        if deployed {
+            tracing::info!(service = id, zone, "no free slots: deploying on demand");
         }
-        let placement = s.placement.get_or_insert_with(Default::default);
-        if placement.zones.contains_key(zone) {
-            return Ok(Ok(()));
-        }
-        placement.zones.insert(zone.to_string(), counts);
-        s.progress.insert(zone.to_string(), Default::default());
-        s.cleanup.remove(zone);
-        s.draining.remove(zone);
-        s.state = "deploying".into();
-        crate::decisions::push_event(
-            &mut s,
-            "on-demand",
-            format!("no zone in reach had a free slot: deployed on demand in zone {zone}"),
-        );
-        s.generation += 1;
-        s.attempt = 0;
-        s.next_try_ms = 0;
-        self.store.put(T_SERVICES, id, &s).map_err(store_err)?;
-        drop(_g);
-        tracing::info!(service = id, zone, "no free slots: deploying on demand");
-        self.kick();
-        Ok(Ok(()))
+        Ok(outcome)
     }
 }
 

@@ -9,16 +9,23 @@
 //! `PUT /1.0/knowledge-base` (OPERA's tags → profiles), and the declared demand
 //! (`PUT /1.0/geography` with `demand`, from `zonal apply -f demand.yaml`); and the measured
 //! demand: resolutions per service and region in a sliding window ([`Resolutions`]).
+//!
+//! Locks: `documents` (`DocumentLock`: changes of the geography and the declared demand)
+//! and `resolutions` (the window of resolutions), both leaves.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use zonal_model::{DemandEntry, Host, Infrastructure, KnowledgeBase, Link, SlotProfile, TimeOfDay, Zone};
 use zonal_place::decide::{LiveInstance, LiveService, LiveState, OfferTerms, OfferedHost};
-use zonal_proto::{ApiError, Principal};
+use zonal_proto::Principal;
 use zonal_store::StoreExt;
 
-use crate::core::{store_err, DomainCore, ServiceRecord, Target, ZoneRecord, T_META, T_SERVICES, T_ZONES};
+use crate::core::{guard, DomainCore, T_META};
+use crate::error::DomainError;
+use crate::services::{ServiceRecord, Target};
+use crate::zones::{ZoneRecord, T_ZONES};
 
 const INFRASTRUCTURE: &str = "infrastructure";
 const KNOWLEDGE_BASE: &str = "knowledge_base";
@@ -26,6 +33,25 @@ const DEMAND: &str = "demand";
 
 /// How long resolutions count towards measured demand.
 pub const RESOLUTION_WINDOW: Duration = Duration::from_secs(60);
+
+/// The `documents` lock: serialises changes of the geography and the declared demand (each
+/// a read-modify-write of a `meta` row). A leaf: only the store is used under it.
+#[derive(Debug, Default)]
+pub(crate) struct DocumentLock {
+    lock: Mutex<()>,
+}
+
+impl DocumentLock {
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        guard(&self.lock)
+    }
+}
+
+/// The `resolutions` lock: the measured demand's counts. A leaf.
+#[derive(Default)]
+pub(crate) struct ResolutionLog {
+    log: Mutex<Resolutions>,
+}
 
 /// Resolutions per service: when, and from which region (memory only).
 #[derive(Default)]
@@ -72,17 +98,17 @@ pub fn time_of_day() -> Option<TimeOfDay> {
 
 impl DomainCore {
     /// The infrastructure document the operator gave (none yet: zones as registered only).
-    pub fn infrastructure_document(&self) -> Result<Option<Infrastructure>, ApiError> {
-        self.store.get::<Infrastructure>(T_META, INFRASTRUCTURE).map_err(store_err)
+    pub fn infrastructure_document(&self) -> Result<Option<Infrastructure>, DomainError> {
+        Ok(self.store.get::<Infrastructure>(T_META, INFRASTRUCTURE)?)
     }
 
     /// `PUT /1.0/infrastructure`: replaces the infrastructure document after checking it
     /// (unique zone names, links between known zones); its measured latencies and latency
     /// model also become the geography's.
-    pub fn set_infrastructure(&self, infra: Infrastructure) -> Result<Infrastructure, ApiError> {
+    pub fn set_infrastructure(&self, infra: Infrastructure) -> Result<Infrastructure, DomainError> {
         let problems = zonal_model::Bundle::new(vec![zonal_model::Document::Infrastructure(infra.clone())]).validate();
         if let Some(p) = problems.first() {
-            return Err(ApiError::bad_request(format!(
+            return Err(DomainError::Invalid(format!(
                 "invalid infrastructure ({} problem(s)); first: {}: {}",
                 problems.len(),
                 p.path,
@@ -94,42 +120,42 @@ impl DomainCore {
             latency_model: Some(infra.latency_model),
             ..Default::default()
         })?;
-        self.store.put(T_META, INFRASTRUCTURE, &infra).map_err(store_err)?;
+        self.store.put(T_META, INFRASTRUCTURE, &infra)?;
         self.kick();
         Ok(infra)
     }
 
-    pub fn knowledge_base(&self) -> Result<Option<KnowledgeBase>, ApiError> {
-        self.store.get::<KnowledgeBase>(T_META, KNOWLEDGE_BASE).map_err(store_err)
+    pub fn knowledge_base(&self) -> Result<Option<KnowledgeBase>, DomainError> {
+        Ok(self.store.get::<KnowledgeBase>(T_META, KNOWLEDGE_BASE)?)
     }
 
     /// `PUT /1.0/knowledge-base`: OPERA's workload tags → hardware profiles, checked first.
-    pub fn set_knowledge_base(&self, kb: KnowledgeBase) -> Result<KnowledgeBase, ApiError> {
+    pub fn set_knowledge_base(&self, kb: KnowledgeBase) -> Result<KnowledgeBase, DomainError> {
         let problems = zonal_model::Bundle::new(vec![zonal_model::Document::KnowledgeBase(kb.clone())]).validate();
         if let Some(p) = problems.first() {
-            return Err(ApiError::bad_request(format!(
+            return Err(DomainError::Invalid(format!(
                 "invalid knowledge base ({} problem(s)); first: {}: {}",
                 problems.len(),
                 p.path,
                 p.message
             )));
         }
-        self.store.put(T_META, KNOWLEDGE_BASE, &kb).map_err(store_err)?;
+        self.store.put(T_META, KNOWLEDGE_BASE, &kb)?;
         Ok(kb)
     }
 
     /// The declared demand entries (demand documents applied to the domain).
-    pub fn declared_demand(&self) -> Result<Vec<DemandEntry>, ApiError> {
-        Ok(self.store.get::<Vec<DemandEntry>>(T_META, DEMAND).map_err(store_err)?.unwrap_or_default())
+    pub fn declared_demand(&self) -> Result<Vec<DemandEntry>, DomainError> {
+        Ok(self.store.get::<Vec<DemandEntry>>(T_META, DEMAND)?.unwrap_or_default())
     }
 
-    pub(crate) fn store_declared_demand(&self, entries: &[DemandEntry]) -> Result<(), ApiError> {
-        self.store.put(T_META, DEMAND, &entries.to_vec()).map_err(store_err)
+    pub(crate) fn store_declared_demand(&self, entries: &[DemandEntry]) -> Result<(), DomainError> {
+        Ok(self.store.put(T_META, DEMAND, &entries.to_vec())?)
     }
 
     /// Counts a resolution of `service` from `region` towards measured demand.
     pub(crate) fn record_resolution(&self, service: &str, region: &str) {
-        self.resolutions().record(service, region, Instant::now());
+        guard(&self.resolutions.log).record(service, region, Instant::now());
     }
 
     /// The regional demand of `s` now: declared (at the time of day) and measured, each
@@ -143,15 +169,13 @@ impl DomainCore {
         let mine: Vec<&DemandEntry> = declared.iter().filter(|e| e.service == s.serviceid).collect();
         let declared_now: BTreeMap<String, u32> =
             mine.iter().map(|e| (e.region.clone(), at.map_or(e.slots.peak(), |t| e.slots.at(t)))).collect();
-        let open: u32 = {
-            let hb = self.hb();
-            hb.values()
-                .filter_map(|h| h.report.as_ref())
-                .flat_map(|r| r.services.iter().filter(|v| v.serviceid == s.serviceid))
-                .map(|v| v.slots.used.max(v.gateway_sessions))
-                .sum()
-        };
-        let counts = self.resolutions().counts(&s.serviceid, Instant::now());
+        let open: u32 = self
+            .zone_reports()
+            .iter()
+            .flat_map(|(_, r)| r.services.iter().filter(|v| v.serviceid == s.serviceid))
+            .map(|v| v.slots.used.max(v.gateway_sessions))
+            .sum();
+        let counts = guard(&self.resolutions.log).counts(&s.serviceid, Instant::now());
         let measured = zonal_control::demand::estimate(&counts, open);
         zonal_control::demand::combine(&declared_now, &measured)
             .into_iter()
@@ -169,10 +193,10 @@ impl DomainCore {
     }
 
     /// The infrastructure the pipeline decides on (see the module docs).
-    fn live_infrastructure(&self) -> Result<Infrastructure, ApiError> {
+    fn live_infrastructure(&self) -> Result<Infrastructure, DomainError> {
         let doc = self.infrastructure_document()?.unwrap_or_default();
         let geo = self.geography()?;
-        let records: Vec<(String, ZoneRecord)> = self.store.list::<ZoneRecord>(T_ZONES, "").map_err(store_err)?;
+        let records: Vec<(String, ZoneRecord)> = self.store.list::<ZoneRecord>(T_ZONES, "")?;
         let registered: BTreeSet<&str> = records.iter().map(|(n, _)| n.as_str()).collect();
         let mut zones: Vec<Zone> = Vec::new();
         for (name, rec) in &records {
@@ -222,7 +246,7 @@ impl DomainCore {
 
     /// The live state (see the module docs). `extra` stands in for services being decided
     /// that are not stored (a dry run), replacing a stored one of the same name.
-    pub fn live_state(&self, extra: &[ServiceRecord]) -> Result<LiveState, ApiError> {
+    pub fn live_state(&self, extra: &[ServiceRecord]) -> Result<LiveState, DomainError> {
         let infrastructure = self.live_infrastructure()?;
         let geo = self.geography()?;
         let declared = self.declared_demand()?;
@@ -235,33 +259,27 @@ impl DomainCore {
                 unavailable.insert(z.name.clone());
             }
         }
-        {
-            let hb = self.hb();
-            for (zone, h) in hb.iter() {
-                let Some(r) = &h.report else { continue };
-                let hosts = free.entry(zone.clone()).or_default();
-                for host in &r.hosts {
-                    hosts.insert(host.name.clone(), host.free.clone());
+        for (zone, r) in self.zone_reports() {
+            let hosts = free.entry(zone.clone()).or_default();
+            for host in &r.hosts {
+                hosts.insert(host.name.clone(), host.free.clone());
+            }
+            for p in &r.placements {
+                use zonal_control::reconcile::InstanceState as S;
+                if matches!(p.state, S::Lost | S::Terminating) {
+                    continue;
                 }
-                for p in &r.placements {
-                    use zonal_control::reconcile::InstanceState as S;
-                    if matches!(p.state, S::Lost | S::Terminating) {
-                        continue;
-                    }
-                    instances.push(LiveInstance {
-                        service: p.service.clone(),
-                        component: p.component.clone(),
-                        zone: zone.clone(),
-                        host: p.host.clone(),
-                        resources: p.resources.clone(),
-                    });
-                }
+                instances.push(LiveInstance {
+                    service: p.service.clone(),
+                    component: p.component.clone(),
+                    zone: zone.clone(),
+                    host: p.host.clone(),
+                    resources: p.resources.clone(),
+                });
             }
         }
         let mut records: BTreeMap<String, ServiceRecord> = self
-            .store
-            .list::<ServiceRecord>(T_SERVICES, "")
-            .map_err(store_err)?
+            .service_records()?
             .into_iter()
             .filter(|(_, s)| s.target == Target::Deployed || s.placement.is_some())
             .collect();
@@ -292,7 +310,7 @@ impl DomainCore {
 
     /// `GET /1.0/state`: the live state as the pipeline sees it (admins: everything;
     /// providers: their own services only, the infrastructure and regions as they are).
-    pub fn state_for(&self, caller: &Principal) -> Result<LiveState, ApiError> {
+    pub fn state_for(&self, caller: &Principal) -> Result<LiveState, DomainError> {
         let mut st = self.live_state(&[])?;
         if !caller.is_admin() {
             let mine: BTreeSet<String> = self.visible_services(caller)?.into_iter().map(|s| s.serviceid).collect();

@@ -186,10 +186,12 @@ pub fn verdict(
     unchanged: bool,
 ) -> (bool, String) {
     let limit = match &solved.plan.status {
-        crate::plan::PlanStatus::Feasible { limit } if limit != "heuristic" && limit != "greedy last resort" => format!(
-            ", {limit}: best plan's gap {}",
-            solved.plan.gap.map_or("unknown".to_string(), |g| format!("{:.2}%", g * 100.0))
-        ),
+        crate::plan::PlanStatus::Feasible { limit } if limit != "heuristic" && limit != "greedy last resort" => {
+            format!(
+                ", {limit}: best plan's gap {}",
+                solved.plan.gap.map_or("unknown".to_string(), |g| format!("{:.2}%", g * 100.0))
+            )
+        }
         _ => String::new(),
     };
     let how = format!("{} ({}{limit})", solved.route.as_str(), solved.plan.algorithm);
