@@ -94,7 +94,7 @@ use rand::{Rng, SeedableRng};
 use zonal_model::{
     Allocation, Amount, Bandwidth, Bundle, Channel, Component, Demand, DemandEntry, Document, Host, Infrastructure,
     LatencyModel, Link, Location, Money, Pin, PlacementConstraints, Price, Region, ReservedPath, Resources, RunSpec,
-    Scaling, Service, SlotProfile, SlotSpec, UtilitySla, Zone,
+    Scaling, Service, SlotSpec, UtilitySla, Zone,
 };
 use zonal_place::decide::{
     self, diff, fallback, gate, methods, DecideOptions, Decision, LiveInstance, LiveService, LiveState, Overrides,
@@ -456,13 +456,7 @@ fn sla(r_min: f64, r_med: f64, r_max: f64) -> UtilitySla {
 }
 
 fn entry(service: &str, region: &str, slots: u32) -> DemandEntry {
-    DemandEntry {
-        service: service.into(),
-        region: region.into(),
-        slots: SlotProfile::Constant(slots),
-        sla: None,
-        session_bandwidth: None,
-    }
+    DemandEntry::constant(service, region, slots)
 }
 
 fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {

@@ -9,11 +9,12 @@ use zonal_place::PlanStatus;
 
 use crate::table::Table;
 
-fn status(s: &PlanStatus) -> String {
+/// A plan's status for people (also `zonal plan`'s).
+pub fn status(s: &PlanStatus) -> String {
     match s {
         PlanStatus::Optimal => "optimal".into(),
-        PlanStatus::Feasible { limit } if limit == "heuristic" => "feasible (heuristic)".into(),
-        PlanStatus::Feasible { limit } => format!("feasible ({limit})"),
+        PlanStatus::Feasible { limit } if limit == "heuristic" => "feasible (heuristic, not proven optimal)".into(),
+        PlanStatus::Feasible { limit } => format!("feasible ({limit} reached)"),
     }
 }
 
@@ -123,23 +124,20 @@ pub fn render(d: &Decision) -> String {
     }
     let mut t = Table::new(["CHANNEL", "PATH", "LATENCY", "BANDWIDTH", ""]);
     let added: BTreeSet<_> = d.diff.paths_added.iter().map(|p| (&p.from, &p.to, &p.zones)).collect();
-    for p in &d.target.paths {
-        t.row([
+    let row = |p: &zonal_model::ReservedPath, what: &str| {
+        [
             format!("{} → {}", p.from, p.to),
             p.zones.join(" → "),
             format!("{:.3} ms", p.latency_ms),
             format!("{} × {} Mbit/s", p.copies, p.mbps),
-            if added.contains(&(&p.from, &p.to, &p.zones)) { "new".into() } else { String::new() },
-        ]);
+            what.to_string(),
+        ]
+    };
+    for p in &d.target.paths {
+        t.row(row(p, if added.contains(&(&p.from, &p.to, &p.zones)) { "new" } else { "" }));
     }
     for p in &d.diff.paths_released {
-        t.row([
-            format!("{} → {}", p.from, p.to),
-            p.zones.join(" → "),
-            format!("{:.3} ms", p.latency_ms),
-            format!("{} × {} Mbit/s", p.copies, p.mbps),
-            "released".into(),
-        ]);
+        t.row(row(p, "released"));
     }
     if !t.is_empty() {
         out.push_str("paths:    channels that cross zones and the bandwidth they reserve\n");

@@ -224,14 +224,6 @@ fn explain(e: &PlaceError) -> Failure {
     }
 }
 
-fn status_text(s: &PlanStatus) -> String {
-    match s {
-        PlanStatus::Optimal => "optimal".into(),
-        PlanStatus::Feasible { limit } if limit == "heuristic" => "feasible (heuristic, not proven optimal)".into(),
-        PlanStatus::Feasible { limit } => format!("feasible ({limit} reached)"),
-    }
-}
-
 pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load_valid(&args.files, &args.datasets)?;
     if args.context.is_some() {
@@ -287,7 +279,7 @@ fn print_table(r: &BundlePlan) {
     println!(
         "plan: {}  status {}  objective {:.6}  bound {}  gap {}  solved in {:.3} s ({} solves, {} columns, {} rows)",
         p.algorithm,
-        status_text(&p.status),
+        crate::decision::status(&p.status),
         p.objective,
         fmt_opt(p.bound),
         p.gap.map_or("-".into(), |g| format!("{:.4}%", g * 100.0)),

@@ -154,15 +154,10 @@ impl DomainCore {
 
 /// A user, zone or service name as the API accepts it.
 pub(crate) fn valid_name(kind: &str, name: &str) -> Result<(), DomainError> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(DomainError::Invalid(format!(
-            "{kind} name {name:?} is not valid; expected 1–128 characters from a-z, A-Z, 0-9, '-', '_', '.'"
-        )));
+    match zonal_model::names::api_name_problem(name) {
+        Some(why) => Err(DomainError::Invalid(format!("{kind} name {why}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Awaits the futures one after the other, collecting their outputs in order. Zones answer

@@ -43,6 +43,19 @@ pub struct DemandEntry {
     pub session_bandwidth: Option<Bandwidth>,
 }
 
+impl DemandEntry {
+    /// The same number of slots all day, with the service's own SLA and session bandwidth.
+    pub fn constant(service: &str, region: &str, slots: u32) -> DemandEntry {
+        DemandEntry {
+            service: service.to_string(),
+            region: region.to_string(),
+            slots: SlotProfile::Constant(slots),
+            sla: None,
+            session_bandwidth: None,
+        }
+    }
+}
+
 /// Slots wanted over the day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,6 +11,16 @@ pub fn name_problem(name: &str) -> Option<String> {
     (!ok).then(|| format!("expected a name (1-128 characters, no '/', no leading or trailing spaces), found {name:?}"))
 }
 
+/// Why `name` cannot be the name of an object of the running system (a user, zone, service
+/// or instance: it appears in URLs, file names and environment variables), or `None`: 1–128
+/// characters from `a-z`, `A-Z`, `0-9`, `-`, `_`, `.`.
+pub fn api_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    (!ok).then(|| format!("{name:?} is not valid; expected 1–128 characters from a-z, A-Z, 0-9, '-', '_', '.'"))
+}
+
 /// Turns arbitrary text (a dataset label) into a valid name: `/` becomes `-`, control
 /// characters are dropped, spaces trimmed, length capped; empty text becomes `unnamed`.
 pub fn sanitize(text: &str) -> String {

@@ -294,17 +294,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
             plan.status = cp.status.clone();
         }
         rejected = batch.rejected;
-        let used: BTreeSet<(&str, &str)> = plan
-            .placements
-            .iter()
-            .filter(|pl| chain_services.contains(pl.service.as_str()))
-            .filter(|pl| {
-                !p.service_index(&pl.service)
-                    .and_then(|si| p.services[si].service.component(&pl.component))
-                    .is_some_and(|c| c.user_side)
-            })
-            .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
-            .collect();
+        let used = cp.used_hosts(&p);
         plan.objective_terms.insert("chain_delay_ms".into(), batch.delay);
         plan.objective_terms.insert("chain_used_servers".into(), used.len() as f64);
         plan.objective_terms.insert("chain_objective".into(), cp.objective);

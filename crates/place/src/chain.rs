@@ -1094,12 +1094,7 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
         }
         outcomes.push(ChainOutcome { id: req.id.clone(), result, seconds });
     }
-    let hosts: BTreeSet<(&str, &str)> = combined
-        .placements
-        .iter()
-        .filter(|pl| pl.host.is_some() && !is_user_side(p, pl))
-        .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
-        .collect();
+    let hosts = combined.used_hosts(p);
     let used = hosts.len() as f64;
     let delay = combined.term("delay_ms").unwrap_or(0.0);
     combined.objective_terms.clear();
@@ -1108,12 +1103,6 @@ pub fn place_chains(problem: &Problem, requests: &[ChainRequest], options: &Chai
     combined.notes.push(format!("{placed} of {} chains placed", requests.len()));
     combined.normalize();
     ChainSequence { outcomes, combined, residual }
-}
-
-fn is_user_side(p: &Problem, pl: &Placement) -> bool {
-    p.service_index(&pl.service)
-        .and_then(|si| p.services[si].service.component(&pl.component))
-        .is_some_and(|c| c.user_side)
 }
 
 /// Subtracts a placed chain's resources and bandwidth from `residual`.

@@ -189,6 +189,20 @@ impl Plan {
         self.objective_terms.get(name).copied()
     }
 
+    /// The distinct `(zone, host)` pairs holding placed components (user-side components run
+    /// at the user's and hold no server): the `used_servers` term.
+    pub fn used_hosts(&self, p: &crate::problem::Problem) -> std::collections::BTreeSet<(String, String)> {
+        self.placements
+            .iter()
+            .filter(|pl| {
+                !p.service_index(&pl.service)
+                    .and_then(|si| p.services[si].service.component(&pl.component))
+                    .is_some_and(|c| c.user_side)
+            })
+            .filter_map(|pl| pl.host.as_ref().map(|h| (pl.zone.clone(), h.clone())))
+            .collect()
+    }
+
     /// Adds `part` (another subscription, copy or service placed against what this plan
     /// left) to this plan: its rows, its objective and terms (summed: a caller recomputes
     /// the terms that do not add up, such as distinct hosts), its solver effort, and a

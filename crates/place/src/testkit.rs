@@ -2,8 +2,7 @@
 
 use zonal_model::{
     Amount, Bandwidth, Bundle, Channel, Component, Demand, DemandEntry, Document, Duration, Host, Infrastructure, Link,
-    Location, MeasuredLatency, Money, Price, Region, Resources, Scaling, Service, SlotProfile, SlotSpec, UtilitySla,
-    Zone,
+    Location, MeasuredLatency, Money, Price, Region, Resources, Scaling, Service, SlotSpec, UtilitySla, Zone,
 };
 
 use crate::plan::{Assignment, ChannelPath, Placement};
@@ -77,13 +76,7 @@ pub fn component(name: &str, cores: u64, gib: u64) -> Component {
 }
 
 pub fn entry(service: &str, region: &str, slots: u32) -> DemandEntry {
-    DemandEntry {
-        service: service.into(),
-        region: region.into(),
-        slots: SlotProfile::Constant(slots),
-        sla: None,
-        session_bandwidth: None,
-    }
+    DemandEntry::constant(service, region, slots)
 }
 
 pub fn sla(r_min: f64, r_med: f64, r_max: f64) -> UtilitySla {

@@ -262,15 +262,10 @@ impl ZoneCore {
 
 /// A service or instance name as the API accepts it.
 pub(crate) fn valid_name(kind: &str, name: &str) -> Result<(), ZoneError> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(ZoneError::Invalid(format!(
-            "{kind} name {name:?} is not valid; expected 1–128 characters from a-z, A-Z, 0-9, '-', '_', '.'"
-        )));
+    match zonal_model::names::api_name_problem(name) {
+        Some(why) => Err(ZoneError::Invalid(format!("{kind} name {why}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

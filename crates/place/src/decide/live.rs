@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use zonal_model::{
     Allocation, Bundle, Demand, DemandEntry, Document, Infrastructure, KnowledgeBase, Region, Resources, Service,
-    SlotProfile, TimeOfDay,
+    TimeOfDay,
 };
 
 /// One instance a zone reports.
@@ -167,13 +167,7 @@ impl LiveState {
         let mut out: Vec<DemandEntry> = shares
             .into_iter()
             .filter(|x| x.1 > 0)
-            .map(|(region, n, _)| DemandEntry {
-                service: s.service.name.clone(),
-                region,
-                slots: SlotProfile::Constant(n),
-                sla: None,
-                session_bandwidth: None,
-            })
+            .map(|(region, n, _)| DemandEntry::constant(&s.service.name, &region, n))
             .collect();
         out.sort_by(|a, b| a.region.cmp(&b.region));
         out

@@ -581,7 +581,7 @@ pub fn no_host_reason(p: &Problem, si: usize, ci: usize) -> InfeasibilityReason 
 /// Recomputes the terms that do not add up over merged parts (distinct hosts, summed path
 /// delay, instance cost), so the plan claims what the checker will find.
 pub fn settle_terms(p: &Problem, plan: &mut Plan) {
-    let mut hosts = BTreeSet::new();
+    let hosts = plan.used_hosts(p);
     let mut cost = 0.0;
     for pl in &plan.placements {
         let Some(c) = p.service_index(&pl.service).and_then(|si| p.services[si].service.component(&pl.component))
@@ -590,9 +590,6 @@ pub fn settle_terms(p: &Problem, plan: &mut Plan) {
         };
         if c.user_side {
             continue;
-        }
-        if let Some(h) = &pl.host {
-            hosts.insert((pl.zone.clone(), h.clone()));
         }
         if let Some(zi) = p.zone_index(&pl.zone) {
             cost += f64::from(pl.instances) * p.zones[zi].price.hourly(&c.resources);

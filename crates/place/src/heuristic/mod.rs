@@ -101,7 +101,6 @@ mod routing;
 mod segments;
 mod state;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -311,16 +310,7 @@ pub fn place_chains_heuristic(
         }
         outcomes.push(ChainOutcome { id: req.id.clone(), result, seconds });
     }
-    let hosts: BTreeSet<(&str, &str)> = combined
-        .placements
-        .iter()
-        .filter(|pl| {
-            !p.service_index(&pl.service)
-                .and_then(|si| p.services[si].service.component(&pl.component))
-                .is_some_and(|c| c.user_side)
-        })
-        .filter_map(|pl| pl.host.as_deref().map(|h| (pl.zone.as_str(), h)))
-        .collect();
+    let hosts = combined.used_hosts(p);
     let delay = combined.term("delay_ms").unwrap_or(0.0);
     combined.objective_terms.clear();
     combined.objective_terms.insert("delay_ms".into(), delay);

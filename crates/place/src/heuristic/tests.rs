@@ -5,6 +5,7 @@ use super::bound::{CoverSearch, COVER_BOUND_EXPANSIONS};
 use super::*;
 use crate::chain::{place_chain_with, ChainOptions};
 use crate::testkit::*;
+use std::collections::BTreeSet;
 use zonal_model::{Bandwidth, Bundle, Channel, Demand, Document, Infrastructure, Pin, Service};
 
 /// `n` zones on a line (1 ms per link) plus a slow shortcut z0–z(n-1) (10 ms); one 4-core
