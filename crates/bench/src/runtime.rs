@@ -2033,10 +2033,12 @@ mod tests {
         let swap = case("0/2/10", "swap");
         assert!(swap.applied, "{swap:?}");
         assert!(swap.moved >= swap.min_moves && swap.min_moves > 0, "{swap:?}");
-        for sla in ["declared", "0/2/10"] {
-            let tiny = case(sla, "tiny");
-            assert!(!tiny.applied && tiny.moved == 0, "the gate keeps the placement: {tiny:?}");
-        }
+        let tiny = case("declared", "tiny");
+        assert!(!tiny.applied && tiny.moved == 0, "the gate keeps the placement: {tiny:?}");
+        // Under the tight SLA a small shift can pay for a move (the worst region gains): the
+        // verdict follows gain against move cost either way.
+        let tight = case("0/2/10", "tiny");
+        assert_eq!(tight.applied, tight.gain.is_some_and(|g| g > tight.move_cost), "{tight:?}");
         assert!(shift.iter().all(|r| r.check_ok));
     }
 

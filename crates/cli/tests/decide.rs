@@ -104,6 +104,30 @@ fn the_dry_run_shows_what_apply_deploys_and_a_metro_chain_stays_at_the_edge() {
     let ctx = up.context.to_str().expect("utf-8").to_string();
     let planned = json_of(&up.zonal(&["plan", "--context", &ctx, "-f", &chain, "-o", "json"]));
     assert_eq!(planned[0]["target"], dry["target"], "plan --context and apply --dry-run agree");
+    // And the offline planner on the same files (nothing runs yet): the same hosts.
+    let infra = h.path().join("infrastructure.yaml");
+    let offline = json_of(&up.zonal(&["plan", "-f", infra.to_str().expect("utf-8"), "-f", &chain, "-o", "json"]));
+    let mut hosts: Vec<(String, String, String)> = offline["placements"]
+        .as_array()
+        .expect("placements")
+        .iter()
+        .filter(|p| p["component"] != "user-app")
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (s("zone"), s("component"), s("host"))
+        })
+        .collect();
+    hosts.sort();
+    let mut runtime: Vec<(String, String, String)> = Vec::new();
+    for (zone, comps) in dry["target"]["hosts"].as_object().expect("hosts") {
+        for (comp, on) in comps.as_object().expect("components") {
+            for host in on.as_object().expect("hosts").keys() {
+                runtime.push((zone.clone(), comp.clone(), host.clone()));
+            }
+        }
+    }
+    runtime.sort();
+    assert_eq!(hosts, runtime, "zonal plan and the running domain place the chain alike");
     let table = up.zonal(&["apply", "--dry-run", "-f", &chain]);
     assert!(table.contains("diff:") && table.contains("chain"), "{table}");
 
