@@ -1013,7 +1013,7 @@ pub fn latency_summary(records: &[LatencyRecord], scale: &Scale, seeds: usize, s
     s.notes.push("GREEDY P50: the live state turned into the service's problem, then the greedy (what the last resort costs); GREEDY ALONE: the greedy on the built problem; RATIO: the pipeline's percentile over the greedy's (end to end)".into());
     let build: Vec<f64> = records.iter().map(|r| (r.greedy_total_seconds - r.greedy_seconds).max(0.0)).collect();
     s.notes.push(format!(
-        "one build of the service's problem from the live state (LiveState::bundle_for + Problem::from_bundle): p50 {}; decide builds it twice (once for the profile stage)",
+        "one build of the service's problem from the live state (LiveState::bundle_for + Problem::from_bundle): p50 {}; decide builds it once (twice for a service with tagged components: the profile stage ranks hosts on the first)",
         seconds(percentile(&build, 50.0))
     ));
     for r in records.iter().filter(|r| r.refused.is_some()) {

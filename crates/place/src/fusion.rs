@@ -77,8 +77,9 @@
 //!
 //! # Rounding into instances (ambiguity 6)
 //!
-//! A region's share below a thousandth of a slot at a zone (the LP's tolerance) first joins
-//! the zone serving most of that region, when that zone's rounded instances hold it. The LP's slots per (service, zone) become
+//! A region's share at a zone below a thousandth of a slot or 1e-4 of the region's demand
+//! (the LP's tolerance) first joins the zone serving most of that region, when that zone's
+//! rounded instances hold it. The LP's slots per (service, zone) become
 //! `n = ⌈slots / slots_per_instance⌉` instances (slots within 1e-6 of a multiple are not
 //! rounded up). Then a repair pass:
 //! 1. where the shared zone capacity is exceeded, the instance that is least filled in that
@@ -1125,8 +1126,10 @@ fn slots_by_zone(p: &Problem, served: &Served) -> BTreeMap<(usize, usize), f64> 
     out
 }
 
-/// Slots below which a region's share at a zone is an artefact of the LP's tolerance.
+/// A region's share at a zone below both of these is an artefact of the LP's tolerance
+/// (Step 2 keeps `U ≥ U* − 1e-6`, which leaves shares of ~1e-5 of a region's demand).
 const CRUMB_SLOTS: f64 = 1e-3;
+const CRUMB_SHARE: f64 = 1e-4;
 
 /// Rounds served slots into whole instances (see the module docs) and repairs capacity.
 /// Returns the repaired served matrix and (service, zone) → (instances, slots).
@@ -1147,16 +1150,17 @@ fn round(
         let Some(main) = rows.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))).map(|r| r.0) else {
             continue;
         };
-        let crumbs: f64 = rows.iter().filter(|r| r.0 != main && r.1 < CRUMB_SLOTS).map(|r| r.1).sum();
+        let crumb = CRUMB_SLOTS.max(CRUMB_SHARE * p.demands[di].slots);
+        let crumbs: f64 = rows.iter().filter(|r| r.0 != main && r.1 < crumb).map(|r| r.1).sum();
         let there = by_zone.get(&(si, main)).copied().unwrap_or(0.0);
         let rounded = ((there / spi(si)) - 1e-6).ceil().max(0.0) * spi(si);
         if crumbs > 0.0 && there + crumbs <= rounded.min(p.slot_capacity[si][main]) + 1e-9 {
-            for r in rows.iter().filter(|r| r.0 != main && r.1 < CRUMB_SLOTS) {
+            for r in rows.iter().filter(|r| r.0 != main && r.1 < crumb) {
                 if let Some(v) = by_zone.get_mut(&(si, r.0)) {
                     *v -= r.1;
                 }
             }
-            rows.retain(|r| r.0 == main || r.1 >= CRUMB_SLOTS);
+            rows.retain(|r| r.0 == main || r.1 >= crumb);
             if let Some(r) = rows.iter_mut().find(|r| r.0 == main) {
                 r.1 += crumbs;
             }
@@ -1438,6 +1442,29 @@ mod tests {
         let plan = place(&p2, &FusionOptions { alpha: 1.0, ..Default::default() }).unwrap();
         checked(&p2, &plan);
         assert!(plan.term("rounding_utility_loss").unwrap() >= -1e-9);
+    }
+
+    #[test]
+    fn rounding_folds_tolerance_crumbs_into_the_main_zone() {
+        // 16 slots for r0: z0 holds them in 4 whole instances. The LP's tolerance leaves
+        // 0.0015 slots (~1e-4 of the demand) at z1; that must not start an instance there.
+        let mut b = line_bundle(2, 1);
+        for z in &mut infra_mut(&mut b).zones {
+            z.hosts[0].capacity = res(8, 32);
+        }
+        demand_mut(&mut b).entries[0].slots = zonal_model::SlotProfile::Constant(16);
+        let p = problem(&b);
+        let crumb = 0.0015;
+        let served: Served = vec![vec![(0, 16.0 - crumb), (1, crumb)]];
+        let (repaired, counts) = round(&p, &served, true).unwrap();
+        assert_eq!(repaired[0], vec![(0, 16.0)], "the crumb joins z0's share");
+        assert_eq!(counts.get(&(0, 0)).map(|c| c.0), Some(4));
+        assert!(!counts.contains_key(&(0, 1)) || counts[&(0, 1)].0 == 0, "{counts:?}");
+        // A real share (a tenth of the demand) stays where the LP put it.
+        let served: Served = vec![vec![(0, 14.4), (1, 1.6)]];
+        let (kept, counts) = round(&p, &served, true).unwrap();
+        assert_eq!(kept[0].len(), 2, "{kept:?}");
+        assert_eq!(counts.get(&(0, 1)).map(|c| c.0), Some(1));
     }
 
     #[test]
