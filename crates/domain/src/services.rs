@@ -415,13 +415,20 @@ impl DomainCore {
         let g = self.services.hold();
         let mut s = self.owned(caller, id)?;
         f(&mut s)?;
+        self.commit_generation(id, &mut s)?;
+        drop(g);
+        Ok(self.service_view(&s))
+    }
+
+    /// Writes `s` as a new generation (progress computed from older ones is discarded, the
+    /// retry backoff restarts) and wakes the deployment loop. Called with the services lock held.
+    fn commit_generation(&self, id: &str, s: &mut ServiceRecord) -> Result<(), DomainError> {
         s.generation += 1;
         s.attempt = 0;
         s.next_try_ms = 0;
-        self.store.put(T_SERVICES, id, &s)?;
-        drop(g);
+        self.store.put(T_SERVICES, id, s)?;
         self.kick();
-        Ok(self.service_view(&s))
+        Ok(())
     }
 
     /// A change of the domain's own that starts a new generation, like an owner's: `f`
@@ -436,12 +443,8 @@ impl DomainCore {
         if !f(&mut s)? {
             return Ok(false);
         }
-        s.generation += 1;
-        s.attempt = 0;
-        s.next_try_ms = 0;
-        self.store.put(T_SERVICES, id, &s)?;
+        self.commit_generation(id, &mut s)?;
         drop(g);
-        self.kick();
         Ok(true)
     }
 
