@@ -37,7 +37,7 @@ fn column(table: &[Vec<String>], name: &str) -> Vec<String> {
 }
 
 fn zonal(args: &[&str], data: &Path, out: &Path) -> std::process::Output {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let examples = zonal_testdata::examples();
     Command::new(env!("CARGO_BIN_EXE_zonal"))
         .args(["bench", "--suite", "runtime"])
         .args(args)

@@ -1,10 +1,10 @@
 //! End-to-end tests of what a user types: `zonal validate`, `inspect`, `convert`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    zonal_testdata::repo_root()
 }
 
 fn zonal(args: &[&str]) -> Output {

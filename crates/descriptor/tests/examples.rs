@@ -2,13 +2,13 @@
 //! trips; TOSCA templates (and CSAR archives) convert into native YAML that validates.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use zonal_descriptor::{load_paths, read_yaml_str, tosca, write_documents, Loaded};
 use zonal_model::{Bundle, Document};
 
 fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    zonal_testdata::examples()
 }
 
 fn native_examples() -> Vec<PathBuf> {

@@ -33,7 +33,7 @@ fn run() -> Result<(), String> {
     let mut limit = None;
     let mut time_limit = None;
     let mut seed = 1u64;
-    let mut data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let mut data = zonal_testdata::data_dir();
     let mut csv_path: Option<PathBuf> = None;
     let mut pods = "openb_pod_list_default.csv".to_string();
     let mut quiet = false;

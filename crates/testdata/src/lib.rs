@@ -12,11 +12,30 @@
 
 use std::path::{Path, PathBuf};
 
+/// The repository root: the nearest folder holding `Cargo.lock` above the package under test.
+///
+/// Resolved when the test runs, from the `CARGO_MANIFEST_DIR` cargo sets for it: the value
+/// compiled in (`env!`) may name another checkout that shared the target directory and built
+/// this crate first, since cargo reuses a workspace crate's build across checkouts.
+pub fn repo_root() -> PathBuf {
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let package = package.canonicalize().unwrap_or(package);
+    match package.ancestors().find(|d| d.join("Cargo.lock").is_file()) {
+        Some(root) => root.to_path_buf(),
+        None => package.join("../.."),
+    }
+}
+
+/// The repository's `examples/` folder.
+pub fn examples() -> PathBuf {
+    repo_root().join("examples")
+}
+
 /// `<repo>/../shared/data`, whether or not it exists.
 pub fn data_dir() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // The repository root's parent, so that messages show `/…/shared/data`, not `crates/…/../..`.
-    let repo = repo.canonicalize().unwrap_or(repo);
+    let repo = repo_root();
     match repo.parent() {
         Some(parent) => parent.join("shared/data"),
         None => repo.join("../shared/data"),
@@ -83,6 +102,14 @@ mod tests {
     #[should_panic(expected = "reference data missing")]
     fn a_missing_file_fails_the_test() {
         path("no-such-dataset/no-such-file.csv");
+    }
+
+    #[test]
+    fn the_repository_root_holds_the_workspace() {
+        let root = repo_root();
+        assert!(root.join("Cargo.lock").is_file() && root.join("crates/testdata").is_dir(), "{}", root.display());
+        assert_eq!(examples(), root.join("examples"));
+        assert_eq!(data_dir().parent().and_then(Path::parent), root.parent());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use zonal_proto::Client;
 pub const ZONAL: &str = env!("CARGO_BIN_EXE_zonal");
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    zonal_testdata::repo_root()
 }
 
 pub fn example(name: &str) -> PathBuf {

@@ -12,7 +12,7 @@ fn opts() -> DecideOptions {
 }
 
 fn examples(files: &[&str]) -> Bundle {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let root = zonal_testdata::examples();
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
     let loaded = zonal_descriptor::load_paths(&paths);
     assert!(loaded.is_valid(), "{:?}", loaded.diagnostics);
