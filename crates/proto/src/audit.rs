@@ -17,7 +17,7 @@
 //! **Bounds** ([`Retention`]): a file is rotated when it would pass its size, or when its
 //! first entry is a day old (`audit.jsonl` → `audit.1.jsonl` → …); rotated files past the
 //! count, or last written longer ago than the age limit, are deleted. Writes: 16 MiB × 8
-//! files (≤ 128 MiB), 90 days. Telemetry: 8 MiB × 2 files (≤ 16 MiB), 7 days.
+//! files (≤ 128 MiB), 90 days. Telemetry: 16 MiB × 4 files (≤ 64 MiB), 7 days.
 //!
 //! Nothing secret is recorded: no request or response body (a token's creation records the
 //! token's id, never the token), no header but the request id. Paths and request ids are
@@ -87,9 +87,9 @@ impl Retention {
     /// `audit.jsonl`: 16 MiB × 8 files, 90 days.
     pub const WRITES: Retention =
         Retention { file_bytes: 16 << 20, files: 8, max_age: Duration::from_secs(90 * 86_400) };
-    /// `audit-telemetry.jsonl`: 8 MiB × 2 files, 7 days.
+    /// `audit-telemetry.jsonl`: 16 MiB × 4 files, 7 days.
     pub const TELEMETRY: Retention =
-        Retention { file_bytes: 8 << 20, files: 2, max_age: Duration::from_secs(7 * 86_400) };
+        Retention { file_bytes: 16 << 20, files: 4, max_age: Duration::from_secs(7 * 86_400) };
 }
 
 /// The current file is rotated once its first entry is this old.

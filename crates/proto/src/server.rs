@@ -394,6 +394,31 @@ pub async fn audit(State(st): State<AuditState>, mut req: Request, next: Next) -
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let slot = CallerSlot::default();
     req.extensions_mut().insert(slot.clone());
+    // The id a create names in its body (`serviceid`, `name`): read only from a small JSON
+    // body of known length, which is handed on unchanged; nothing else of it is kept.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= AUDIT_BODY_LIMIT);
+    let mut requested = None;
+    if declared {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, AUDIT_BODY_LIMIT as usize).await {
+            Ok(bytes) => {
+                requested = serde_json::from_slice::<Value>(&bytes).ok().and_then(|j| {
+                    ["serviceid", "name"].iter().find_map(|k| j.get(*k).and_then(Value::as_str)).map(|s| cut(s, 256))
+                });
+                req = Request::from_parts(parts, Body::from(bytes));
+            }
+            Err(e) => {
+                // The body could not be read (the client went away): the handler gets the same.
+                let text = format!("the request body could not be read: {e}");
+                req = Request::from_parts(parts, Body::from(text));
+            }
+        }
+    }
     let resp = next.run(req).await;
     let ts_ms = crate::now_ms();
     let status = resp.status().as_u16();
@@ -410,10 +435,14 @@ pub async fn audit(State(st): State<AuditState>, mut req: Request, next: Next) -
     } else {
         (body, None)
     };
-    let resource = route.as_deref().and_then(|r| route_params(r, &path)).or_else(|| {
-        let j = json.as_ref()?;
-        ["serviceid", "id", "name"].iter().find_map(|k| j.get(*k).and_then(Value::as_str)).map(|s| cut(s, 256))
-    });
+    let resource = route
+        .as_deref()
+        .and_then(|r| route_params(r, &path))
+        .or_else(|| {
+            let j = json.as_ref()?;
+            ["serviceid", "id", "name"].iter().find_map(|k| j.get(*k).and_then(Value::as_str)).map(|s| cut(s, 256))
+        })
+        .or(requested);
     let outcome = if status < 400 {
         "ok".to_string()
     } else {
@@ -836,11 +865,29 @@ mod tests {
     }
 
     async fn call(app: &Router, method: &str, path: &str, authorization: Option<&str>) -> (u16, Value) {
+        call_with(app, method, path, authorization, None).await
+    }
+
+    async fn call_with(
+        app: &Router,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = HttpRequest::builder().method(method).uri(path);
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }
-        let resp = app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+        let body = match body {
+            Some(b) => {
+                let text = b.to_string();
+                req = req.header("content-type", "application/json").header("content-length", text.len());
+                Body::from(text)
+            }
+            None => Body::empty(),
+        };
+        let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -891,7 +938,8 @@ mod tests {
         let app = app(Some(log.clone()));
         assert_eq!(call(&app, "GET", "/things", Some("Bearer good")).await.0, 200);
         assert_eq!(call(&app, "POST", "/things", Some("Bearer good")).await.0, 201);
-        assert_eq!(call(&app, "POST", "/things", Some("Bearer prov")).await.0, 403);
+        let attempt = json!({"name": "n1", "api_key": "k3y-never-logged"});
+        assert_eq!(call_with(&app, "POST", "/things", Some("Bearer prov"), Some(attempt)).await.0, 403);
         assert_eq!(call(&app, "POST", "/things", Some("Bearer old")).await.0, 401);
         assert_eq!(call(&app, "POST", "/things", None).await.0, 401);
         assert_eq!(call(&app, "DELETE", "/nowhere", Some("Bearer good")).await.0, 404);
@@ -917,12 +965,13 @@ mod tests {
         );
         assert_eq!(got[0].resource.as_deref(), Some("web"), "the id the answer names");
         assert_eq!(got[0].outcome, "ok");
+        assert_eq!(got[1].resource.as_deref(), Some("n1"), "the id the refused request named");
         assert!(got[1].outcome.starts_with("forbidden: provider \"acme\" may not POST /things"), "{}", got[1].outcome);
         assert!(got[2].outcome.contains("expired at"), "{}", got[2].outcome);
         assert_eq!(got[5].resource.as_deref(), Some("t1"), "the path's parameter");
         assert!(got.iter().all(|e| e.request_id.is_some()));
         let text = std::fs::read_to_string(log.writes.path()).expect("log");
-        assert!(!text.contains("s3cr3t"), "no response body is recorded");
+        assert!(!text.contains("s3cr3t") && !text.contains("k3y"), "no body is recorded");
         // The accepted report is telemetry, kept apart.
         let all = crate::audit::AuditFilter { telemetry: true, ..Default::default() };
         let telemetry: Vec<_> = log.query(&all).expect("read").into_iter().filter(|e| e.telemetry).collect();
