@@ -115,7 +115,10 @@ fn a_zone_whose_token_is_revoked_can_no_longer_heartbeat() {
     let admin = h.client(&d.url, Some(&admin_token));
     let zone_token = h.token(&admin, "zone", "antwerp-edge");
     let mut z = h.zone("antwerp-edge", &d.url, &zone_token);
-    let state = |h: &Harness| h.get(&admin, "/1.0/zones/antwerp-edge")["state"].as_str().map(str::to_string);
+    let state = |h: &Harness| {
+        let v = h.call(&admin, "GET", "/1.0/zones/antwerp-edge", None).ok()?; // 404 until it registers
+        v["state"].as_str().map(str::to_string)
+    };
     wait_for("the zone to be available", Duration::from_secs(20), || {
         (state(&h).as_deref() == Some("available")).then_some(())
     });
