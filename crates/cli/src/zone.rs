@@ -44,6 +44,8 @@ pub struct Args {
     pub ready_file: Option<PathBuf>,
     #[command(flatten)]
     pub slots: SlotArgs,
+    #[command(flatten)]
+    pub tls: common::TlsArgs,
 }
 
 /// How the zone scales on session slots and balances new sessions (also on `zonal up`).
@@ -182,9 +184,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let ready_file = args.ready_file.clone();
     let name = args.name.clone();
+    let tls = args.tls.load()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let rt = common::daemon_runtime()?;
-    rt.block_on(zonal_zone::serve(opts, common::shutdown_signal(), move |addr| {
-        let url = format!("http://{addr}");
+    rt.block_on(zonal_zone::serve_with(opts, tls, common::shutdown_signal(), move |addr| {
+        let url = format!("{scheme}://{addr}");
         println!("zone {name} listening on {url}");
         println!("state and instance logs in {}", state_dir.display());
         if let Some(path) = &ready_file {

@@ -203,6 +203,10 @@ pub struct CreateUser {
 pub struct CreateToken {
     pub role: String,
     pub name: String,
+    /// Lifetime: a span (`30d`, `12h`, `90s`) or `never`. Absent: the role's default (90
+    /// days for admin and provider tokens, none for zone tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// The token is shown once; the domain keeps only its hash.
@@ -211,6 +215,27 @@ pub struct TokenCreated {
     pub token: String,
     pub name: String,
     pub role: String,
+    /// The token's non-secret id (`zonal token list`, `zonal token revoke ID`, the audit log).
+    #[serde(default)]
+    pub id: String,
+    /// When it expires (ms since the epoch); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+/// A token as `GET /1.0/tokens` shows it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub role: String,
+    pub created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<u64>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
 }
 
 // ---------------------------------------------------------------- zone

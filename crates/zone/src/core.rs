@@ -243,7 +243,12 @@ impl ZoneCore {
 
     /// Records the manager's URL (and writes `<state>/zone.url` for the instances).
     pub fn set_url(&self, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
-        let url = format!("http://{addr}");
+        self.set_url_with_scheme("http", addr)
+    }
+
+    /// [`ZoneCore::set_url`] with the scheme the API is served with (`http`, `https`).
+    pub fn set_url_with_scheme(&self, scheme: &str, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
+        let url = format!("{scheme}://{addr}");
         *guard(&self.url) = url.clone();
         let identity = Identity { api_key: self.api_key.clone(), last_addr: Some(addr.to_string()) };
         self.store.put(T_META, "identity", &identity)?;
