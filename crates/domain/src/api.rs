@@ -460,7 +460,12 @@ async fn delete_services(State(api): State<Api>, p: Option<Extension<Principal>>
     let mut out = Vec::new();
     for s in api.core.visible_services(&caller)? {
         if caller.is_admin() || s.owner == caller.name {
-            out.push(api.core.delete_service(&caller, &s.serviceid)?);
+            match api.core.delete_service(&caller, &s.serviceid) {
+                Ok(v) => out.push(v),
+                // Deleted meanwhile (its deletion finished since the list was read).
+                Err(DomainError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok((StatusCode::ACCEPTED, Json(json!(out))))
@@ -543,8 +548,8 @@ async fn delete_slots(
     Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, "terminate")?))))
 }
 
-async fn get_consolidation(State(api): State<Api>) -> R<Json<Value>> {
-    match api.core.last_consolidation()? {
+async fn get_consolidation(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    match api.core.consolidation_for(&who(p)?)? {
         Some(run) => Ok(Json(json!(run))),
         None => Err(ApiError::not_found("no consolidation has run yet (POST /1.0/consolidation, zonal consolidate)")),
     }

@@ -245,6 +245,12 @@ pub struct TokenView {
 pub struct ZoneServiceRegister {
     pub serviceid: String,
     pub manifest: String,
+    /// The provider that owns the service, as the domain recorded it: the zone lets one
+    /// service's sessions onto another's instances only within one provider (or where that
+    /// service's `share` names it). Absent from older domains: the zone then treats the owner
+    /// as unknown, and an unknown owner shares with nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// `{"state": "registered"}` and friends.
@@ -550,6 +556,16 @@ mod tests {
         assert_eq!(plan.remote_peers["back/rpc"], "10.0.0.7:4100");
         let again: ZoneSlotsChange = serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
         assert_eq!(again, plan);
+    }
+
+    #[test]
+    fn a_zone_registration_carries_the_owner_and_old_ones_still_read() {
+        let old: ZoneServiceRegister = serde_json::from_str(r#"{"serviceid": "web", "manifest": "m"}"#).expect("old");
+        assert_eq!(old.owner, None);
+        assert!(!serde_json::to_string(&old).expect("json").contains("owner"), "an older zone reads it");
+        let new = ZoneServiceRegister { owner: Some("acme".into()), ..old };
+        let text = serde_json::to_string(&new).expect("json");
+        assert_eq!(serde_json::from_str::<ZoneServiceRegister>(&text).expect("back"), new);
     }
 
     #[test]

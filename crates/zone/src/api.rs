@@ -236,7 +236,7 @@ async fn list_services(State(api): State<Api>) -> Json<Value> {
 }
 
 async fn post_service(State(api): State<Api>, JsonBody(b): JsonBody<ZoneServiceRegister>) -> R<Response> {
-    let (done, state) = api.core.register_service(&b.serviceid, &b.manifest)?;
+    let (done, state) = api.core.register_service_of(&b.serviceid, &b.manifest, b.owner.as_deref())?;
     let status = match done {
         Registration::Created => StatusCode::CREATED,
         Registration::Unchanged => StatusCode::OK,

@@ -80,11 +80,17 @@ pub struct ServiceRecord {
     /// Channel targets in other zones: `component/port` → remote `host:port`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_peers: BTreeMap<String, String>,
+    /// The provider that owns the service, as the domain registered it. `None` in records
+    /// written before the domain sent owners (or registered by an older domain): such a
+    /// service neither carries another's sessions nor has its sessions carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl ServiceRecord {
-    fn new(serviceid: &str, manifest: &str, service: Service) -> ServiceRecord {
+    fn new(serviceid: &str, manifest: &str, service: Service, owner: Option<&str>) -> ServiceRecord {
         ServiceRecord {
+            owner: owner.map(str::to_string),
             serviceid: serviceid.to_string(),
             manifest: manifest.to_string(),
             service,
@@ -102,6 +108,13 @@ impl ServiceRecord {
 
     pub fn is_deployed(&self) -> bool {
         self.state == ServiceState::Deployed
+    }
+
+    /// May this service's instances carry sessions of `guest` (a configuration of `guest`
+    /// overlaid on them)? Within one provider, or where this service's `share` names the
+    /// guest's provider; never when either owner is unknown ([`Service::may_carry`]).
+    pub(crate) fn may_carry(&self, guest: &ServiceRecord) -> bool {
+        self.service.may_carry(self.owner.as_deref(), guest.owner.as_deref())
     }
 
     /// `component` as new instances of it are made here: the manifest's, with symmetric
@@ -173,9 +186,24 @@ impl ZoneCore {
         ZoneError::NotFound(format!("service {id:?} is not registered in zone {}", self.settings.name))
     }
 
-    /// `POST /1.0/services`: registers (or re-registers, unchanged) a service.
+    /// Registers (or re-registers, unchanged) a service whose owner is not known.
     pub fn register_service(&self, serviceid: &str, manifest: &str) -> Result<(Registration, ServiceState), ZoneError> {
+        self.register_service_of(serviceid, manifest, None)
+    }
+
+    /// `POST /1.0/services`: registers (or re-registers, unchanged) a service of provider
+    /// `owner`. The same manifest again records the owner given (the domain's word is the
+    /// last), so a record from before owners were sent learns its owner.
+    pub fn register_service_of(
+        &self,
+        serviceid: &str,
+        manifest: &str,
+        owner: Option<&str>,
+    ) -> Result<(Registration, ServiceState), ZoneError> {
         valid_name("service", serviceid)?;
+        if let Some(o) = owner {
+            valid_name("owner", o)?;
+        }
         let service = zonal_descriptor::parse_manifest(&format!("manifest of {serviceid}"), manifest)?;
         if service.name != serviceid {
             return Err(ZoneError::Invalid(format!(
@@ -186,7 +214,18 @@ impl ZoneCore {
         let mut reg = self.registry();
         if let Some(existing) = reg.services.get(serviceid) {
             if existing.manifest == manifest {
-                return Ok((Registration::Unchanged, existing.state));
+                let state = existing.state;
+                if owner.is_some() && existing.owner.as_deref() != owner {
+                    let mut rec = existing.clone();
+                    tracing::info!(service = serviceid, owner, was = ?rec.owner, "the service's owner is recorded");
+                    rec.owner = owner.map(str::to_string);
+                    self.store.put(T_SERVICES, serviceid, &rec)?;
+                    reg.services.insert(serviceid.to_string(), rec);
+                    drop(reg);
+                    self.bump();
+                    self.kick();
+                }
+                return Ok((Registration::Unchanged, state));
             }
             if existing.state != ServiceState::Registered {
                 return Err(ZoneError::Conflict(format!(
@@ -195,7 +234,7 @@ impl ZoneCore {
                 )));
             }
         }
-        let rec = ServiceRecord::new(serviceid, manifest, service);
+        let rec = ServiceRecord::new(serviceid, manifest, service, owner);
         self.store.put(T_SERVICES, serviceid, &rec)?;
         reg.services.insert(serviceid.to_string(), rec);
         drop(reg);
@@ -453,9 +492,30 @@ mod tests {
         let rec: ServiceRecord = serde_json::from_value(old).expect("an old record loads");
         assert_eq!(rec.state, ServiceState::Deployed);
         assert!(rec.planned_hosts.is_empty() && rec.overrides.is_empty() && rec.remote_peers.is_empty());
+        assert_eq!(rec.owner, None, "a record from before owners were sent: owner unknown");
         // And a record without them is written without them (old zone managers read it).
         let text = serde_json::to_string(&rec).expect("json");
         assert!(!text.contains("planned_hosts") && !text.contains("remote_peers"), "{text}");
+        let written: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(written.get("owner").is_none(), "{text}");
+    }
+
+    #[test]
+    fn the_owner_comes_with_the_registration_and_is_recorded_on_a_repeat() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone(dir.path());
+        // An older domain registers without an owner: unknown.
+        z.register_service("web", WEB).expect("register");
+        assert_eq!(z.registry().services["web"].owner, None);
+        // The domain registers it again with its owner: recorded and stored, nothing else.
+        assert_eq!(z.register_service_of("web", WEB, Some("acme")).expect("again").0, Registration::Unchanged);
+        let stored: ServiceRecord = z.store.get(T_SERVICES, "web").expect("store").expect("record");
+        assert_eq!(stored.owner.as_deref(), Some("acme"));
+        // A registration without an owner does not forget it.
+        z.register_service("web", WEB).expect("again");
+        assert_eq!(z.registry().services["web"].owner.as_deref(), Some("acme"));
+        let e = z.register_service_of("web", WEB, Some("a/b")).expect_err("a bad owner name");
+        assert_eq!(status(e), 400);
     }
 
     #[test]
