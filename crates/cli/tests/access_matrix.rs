@@ -182,6 +182,8 @@ enum Prep {
     Offer,
     /// The namespace key `{*key}` exists.
     ContextKey,
+    /// A fresh provider user with a token: the `{user}` (its tokens are revoked by the call).
+    VictimUser,
     /// Collection-wide destruction (`DELETE /1.0/services`, `DELETE /1.0/zones`): runs after
     /// every other case.
     Last,
@@ -298,6 +300,10 @@ const DOMAIN_RULES: &[Rule] = &[
     r("GET", "/1.0/users/{user}", scoped(ANY, SelfUser)),
     r("DELETE", "/1.0/users/{user}", roles(ADMIN)), // 409: acme runs services
     r("POST", "/1.0/tokens", roles(ADMIN)).input(EMPTY),
+    r("GET", "/1.0/tokens", roles(ADMIN)),
+    r("DELETE", "/1.0/tokens/{token}", roles(ADMIN)).absent_ok(), // 404: no token has that id
+    r("DELETE", "/1.0/users/{user}/tokens", roles(ADMIN)).prep(Prep::VictimUser),
+    r("GET", "/1.0/audit", roles(ADMIN)),
     r("GET", "/1.0/resolve/{id}", scoped(ANY, SeeService)).input(Input::Query("lat=50.11&lon=8.68")),
     r("GET", "/1.0/geography", roles(ANY)),
     r("PUT", "/1.0/geography", roles(ADMIN)).input(EMPTY), // changes nothing: no part given
@@ -368,6 +374,7 @@ const ZONE_RULES: &[Rule] = &[
     r("GET", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
     r("PUT", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).input(body("context-value")),
     r("DELETE", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
+    r("GET", "/1.0/audit", roles(DOMAIN)),
 ];
 
 /// The answer the rule expects.
@@ -599,6 +606,7 @@ impl World {
         params.insert("ns", "acme-app".into());
         params.insert("*key", "matrix/probe".into());
         params.insert("config", "no-such-config".into());
+        params.insert("token", "000000000000".into());
         let instance_route = rule.path.starts_with("/1.0/instances/");
         params.insert(
             "id",
@@ -639,6 +647,13 @@ impl World {
                     .call(&self.zone_admin(), "POST", "/1.0/services/acme-app/offers", Some(req))
                     .unwrap_or_else(|e| panic!("an offer of the zone: {e:?}"));
                 params.insert("offer", offer["id"].as_str().expect("offer id").to_string());
+            }
+            Prep::VictimUser => {
+                let name = format!("victim-{}", self.next());
+                self.h
+                    .call(&self.domain_admin(), "POST", "/1.0/tokens", Some(json!({"name": name, "role": "provider"})))
+                    .unwrap_or_else(|e| panic!("a token for {name}: {e:?}"));
+                params.insert("user", name);
             }
             Prep::ContextKey => {
                 self.h
