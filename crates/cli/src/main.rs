@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod backup;
 mod bench;
 mod common;
 mod consolidate;
@@ -71,6 +72,10 @@ enum Command {
     Load(load::Args),
     /// Manage bearer tokens.
     Token(token::Args),
+    /// Save a consistent snapshot of the running domain (or of a stopped daemon's store) to a file.
+    Backup(backup::BackupArgs),
+    /// Write a daemon's store from a backup (the daemon stopped; --force replaces, keeping the old file).
+    Restore(backup::RestoreArgs),
     /// Run the domain orchestrator daemon.
     Domain(domain::Args),
     /// Run a zone manager daemon.
@@ -134,6 +139,8 @@ fn main() -> ExitCode {
         Command::Resolve(a) => resolve::run(a),
         Command::Load(a) => load::run(a),
         Command::Token(a) => token::run(a),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Domain(a) => domain::run(a),
         Command::Zone(a) => zone::run(a),
         Command::Workload(a) => workload::run(a),

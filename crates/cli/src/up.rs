@@ -12,6 +12,7 @@
 //! `kill -9` of `zonal up` stops the daemons — and the zones then stop their instances.
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -78,6 +79,7 @@ impl Daemon {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(zonal_store::files::FILE_MODE)
             .open(&self.log)
             .map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
         let log2 = log.try_clone().map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
@@ -153,6 +155,11 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
             }
         }
         if daemon.wait(Duration::ZERO) {
+            // A daemon that refused to start says why in its last line (`zonal: …`).
+            let last = tail(&daemon.log, 1);
+            if let Some(why) = last.strip_prefix("zonal: ") {
+                return Err(Failure::new(1, format!("{} did not start: {why}", daemon.label)));
+            }
             return Err(Failure::new(
                 1,
                 format!(
@@ -193,7 +200,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map_err(|e| Failure::new(1, format!("cannot empty {}: {e}", state.display())))?;
     }
     let logs = state.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", logs.display())))?;
+    // The state holds stores and tokens (0600 each); zones' instance directories are inside,
+    // so the state and zones directories may be passed through (0711), the logs are private.
+    let private = |dir: &Path, traverse: bool| -> Result<(), Failure> {
+        let made =
+            if traverse { zonal_store::files::traversable_dir(dir) } else { zonal_store::files::private_dir(dir) };
+        if let Some(left) = made.map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))? {
+            eprintln!("zonal up: {} keeps its mode: {}", left.path.display(), left.why);
+        }
+        Ok(())
+    };
+    private(&state, true)?;
+    private(&logs, false)?;
     let state = state.canonicalize().unwrap_or(state);
     let logs = state.join("logs");
     let infra_path = match &args.file {
@@ -261,8 +279,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .to_string();
         let admin = Client::new(&url, Some(admin_token.clone()), Duration::from_secs(10))?;
         let zdir = state.join("zones");
-        std::fs::create_dir_all(&zdir)
-            .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", zdir.display())))?;
+        private(&zdir, true)?;
         for z in &zones {
             let token = zone_token(&rt, &admin, &zdir, z)?;
             let zready = zdir.join(format!("{z}.url"));
