@@ -150,6 +150,9 @@ pub async fn serve(
         link.abort();
         let _ = link.await;
     }
+    // The sessions open now are cut by stopping the instances: the ledger keeps their count
+    // for the next start, which counts them lost (as after a kill).
+    core.freeze_session_ledger();
     core.stop_all().await;
     core.close_gateways();
     tracing::info!("zone {} stopped", opts.name);
