@@ -70,8 +70,11 @@ struct Daemon {
     env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    /// Unexpected exits in a row (a run of `backoff::STABLE_AFTER_MS` starts over).
     restarts: u32,
     restart_at: Option<Instant>,
+    /// When the running process was started.
+    started: Option<Instant>,
 }
 
 impl Daemon {
@@ -98,6 +101,7 @@ impl Daemon {
         let child = cmd.spawn().map_err(|e| Failure::new(1, format!("cannot start {}: {e}", self.label)))?;
         self.child = Some(child);
         self.restart_at = None;
+        self.started = Some(Instant::now());
         Ok(())
     }
 
@@ -263,6 +267,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         child: None,
         restarts: 0,
         restart_at: None,
+        started: None,
     };
     domain.spawn(&exe)?;
     let mut zones_d: Vec<Daemon> = Vec::new();
@@ -313,6 +318,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 child: None,
                 restarts: 0,
                 restart_at: None,
+                started: None,
             };
             d.spawn(&exe)?;
             zones_d.push(d);
@@ -411,9 +417,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 _ = tick.tick() => {
                     for d in std::iter::once(&mut domain).chain(zones_d.iter_mut()) {
                         if d.child.is_some() && d.wait(Duration::ZERO) {
-                            let delay = Duration::from_millis(zonal_control::backoff::Backoff::RETRY.delay(d.restarts));
+                            // A daemon that ran healthy for a while starts over at the first step.
+                            let ran_for = d.started.map_or(0, |s| s.elapsed().as_millis() as u64);
+                            let (restarts, delay) = zonal_control::backoff::after_crash(
+                                &zonal_control::backoff::Backoff::RETRY,
+                                d.restarts,
+                                ran_for,
+                            );
+                            let delay = Duration::from_millis(delay);
                             eprintln!("zonal up: {} exited unexpectedly; restarting it in {delay:?} (log: {})", d.label, d.log.display());
-                            d.restarts += 1;
+                            d.restarts = restarts;
                             d.restart_at = Some(Instant::now() + delay);
                         }
                         if d.restart_at.is_some_and(|at| Instant::now() >= at) {

@@ -88,7 +88,6 @@ impl DomainCore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::core::testing::{admin, open, WEB};
     use zonal_proto::wire::{CreateToken, RegisterService};
 

@@ -97,6 +97,9 @@ impl Batch {
     }
 }
 
+/// What [`Store::export`] calls for every row: `(table, key, value)`; an error ends the walk.
+pub type Visit<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// A key/value store of named tables. Keys are strings, values JSON bytes.
 pub trait Store: Send + Sync {
     /// The value of `key` in `table`, if any.
@@ -108,7 +111,7 @@ pub trait Store: Send + Sync {
     /// Every row of every table, from one consistent snapshot (one read transaction): tables
     /// in name order, keys in order, `visit(table, key, value)` for each. An error from
     /// `visit` ends the walk and is returned. Writes go on meanwhile and are not seen.
-    fn export(&self, visit: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn export(&self, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 }
 
 fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -329,7 +332,7 @@ impl Store for RedbStore {
         txn.commit().map_err(|e| self.fail("commit", "*", e))
     }
 
-    fn export(&self, visit: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn export(&self, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.fail("read", "*", e))?;
         let mut names: Vec<String> =
             txn.list_tables().map_err(|e| self.fail("list tables", "*", e))?.map(|t| t.name().to_string()).collect();
@@ -392,7 +395,7 @@ impl Store for MemStore {
         }
         Ok(())
     }
-    fn export(&self, visit: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn export(&self, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let tables = self.lock();
         for (name, rows) in tables.iter() {
             for (k, v) in rows {
