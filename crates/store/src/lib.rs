@@ -619,3 +619,60 @@ mod damage_tests {
         assert_eq!(files::mode_of(&path).expect("mode"), 0o600);
     }
 }
+
+#[cfg(test)]
+mod measure {
+    //! Figures for docs/reliability.md, not assertions:
+    //! `cargo test -p zonal-store -- --ignored --nocapture measure`.
+
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement; run it by name"]
+    fn measure_open_check_backup_and_restore() {
+        let dir = tempfile::tempdir().expect("dir");
+        for services in [0usize, 1_000, 10_000] {
+            let path = dir.path().join(format!("m{services}.redb"));
+            {
+                let s = RedbStore::open(&path).expect("create");
+                let mut batch = Batch::new();
+                for i in 0..services {
+                    let value = serde_json::json!({"manifest": "kind: Service\n".repeat(60), "events": vec!["placed in zone x"; 20], "n": i});
+                    batch = batch.put("services", &format!("svc-{i:05}"), &value).expect("put");
+                }
+                s.commit(batch).expect("commit");
+            }
+            let size = std::fs::metadata(&path).expect("size").len();
+            let t = Instant::now();
+            let bytes = std::fs::read(&path).expect("read");
+            let checked = check::check_bytes(bytes).expect("sound");
+            let check_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            drop(RedbStore::open(&path).expect("open"));
+            let open_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let raw = Database::open(&path).expect("plain redb open");
+            let raw_ms = t.elapsed().as_secs_f64() * 1e3;
+            drop(raw);
+            let s = RedbStore::open(&path).expect("open");
+            let file = dir.path().join(format!("m{services}.zonal-backup"));
+            let t = Instant::now();
+            let out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
+            backup::write_backup(&s, &backup::Header::new("domain", "m"), out).expect("backup");
+            let backup_ms = t.elapsed().as_secs_f64() * 1e3;
+            drop(s);
+            let backup_size = std::fs::metadata(&file).expect("size").len();
+            let t = Instant::now();
+            let r = backup::restore(&file, &dir.path().join(format!("restored-{services}")), false).expect("restore");
+            let restore_ms = t.elapsed().as_secs_f64() * 1e3;
+            eprintln!(
+                "{services} services: store {:.1} MB, {} rows; check {check_ms:.1} ms, open with check {open_ms:.1} ms, plain redb open {raw_ms:.1} ms; backup {:.1} MB in {backup_ms:.1} ms; restore {restore_ms:.1} ms ({} rows)",
+                size as f64 / 1e6,
+                checked.rows,
+                backup_size as f64 / 1e6,
+                r.verified.end.rows
+            );
+        }
+    }
+}
