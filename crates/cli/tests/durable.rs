@@ -312,9 +312,20 @@ fn a_backup_of_a_running_domain_restores_everything_it_knew() {
     assert!(!ok && err.contains("checksum does not match"), "{err}");
     assert!(!fresh.join("domain.redb").exists());
 
+    // A store file is backed up offline only when its daemon is stopped.
+    let state_s = state.to_str().expect("utf-8");
+    let offline = h.path().join("offline.zonal-backup");
+    let offline_s = offline.to_str().expect("utf-8");
+    let store_s = format!("{state_s}/domain.redb");
+    let (ok, _, err) = zonal(&["backup", offline_s, "--store", &store_s]);
+    assert!(!ok && err.contains("another process holds it open"), "{err}");
     // The domain stops; restoring over its store needs --force, and keeps the old one.
     domain.stop();
-    let state_s = state.to_str().expect("utf-8");
+    let (ok, out, err) = zonal(&["backup", offline_s, "--store", &store_s, "-o", "json"]);
+    assert!(ok, "offline backup: {out}{err}");
+    let offline_rows: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(offline_rows["store"], "domain");
+    assert_eq!(mode(&offline), 0o600);
     let (ok, _, err) = zonal(&["restore", file_s, "--state", state_s]);
     assert!(!ok && err.contains("--force"), "{err}");
     // Restored into a new state directory, started on the same address: the zone carries on.
