@@ -85,6 +85,7 @@ impl Daemon {
             .mode(zonal_store::files::FILE_MODE)
             .open(&self.log)
             .map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
+        let _ = zonal_store::files::tighten_file(&self.log);
         let log2 = log.try_clone().map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
         let mut cmd = Command::new(exe);
         cmd.args(&self.args).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
@@ -186,6 +187,9 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
 
 fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &str) -> Result<String, Failure> {
     let path = dir.join(format!("{zone}.token"));
+    // A token file an older version wrote may be readable by others.
+    zonal_store::files::tighten_file(&path)
+        .map_err(|e| Failure::new(1, format!("cannot make {} private: {e}", path.display())))?;
     if let Ok(t) = std::fs::read_to_string(&path) {
         if !t.trim().is_empty() {
             return Ok(t.trim().to_string());

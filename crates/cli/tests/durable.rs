@@ -528,8 +528,14 @@ fn domain_pid(h: &Harness) -> Option<u32> {
 #[test]
 fn up_files_are_private_and_a_daemon_that_ran_healthy_restarts_after_the_first_step() {
     let mut h = Harness::new();
-    let mut up = h.up(SMALL, &[]);
+    // Left looser by an older version: tightened.
     let state = h.path().join("up");
+    std::fs::create_dir_all(state.join("logs")).expect("dir");
+    std::fs::write(state.join("logs/domain.log"), "an old line\n").expect("write");
+    set_mode(&state, 0o755);
+    set_mode(&state.join("logs"), 0o755);
+    set_mode(&state.join("logs/domain.log"), 0o644);
+    let mut up = h.up(SMALL, &[]);
     assert_eq!(mode(&up.context), 0o600, "the client context holds the admin token");
     assert_eq!(mode(&state), 0o711);
     assert_eq!(mode(&state.join("logs")), 0o700);
