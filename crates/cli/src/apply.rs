@@ -170,7 +170,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.dry_run {
         return common::client_runtime()?.block_on(async {
             let req = serde_json::json!({"manifest": manifest, "serviceid": id, "slots": args.slots});
-            let d: Decision = client.post("/1.0/plans", &req).await?;
+            // A dry run stores nothing: sending it again is harmless.
+            let d: Decision = client.post_idempotent("/1.0/plans", &req).await?;
             match args.output {
                 Output::Json => common::print_json(&d),
                 Output::Table => print!("{}", crate::decision::render(&d)),
@@ -180,8 +181,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     common::client_runtime()?.block_on(async {
         let start = Instant::now();
+        // Registering under its id with the same manifest again answers the same (the domain
+        // keeps the first): idempotent, so retried across a domain restart.
         let _: ServiceView =
-            client.post("/1.0/services", &RegisterService { serviceid: Some(id.clone()), manifest }).await?;
+            client.post_idempotent("/1.0/services", &RegisterService { serviceid: Some(id.clone()), manifest }).await?;
         if let Some(slots) = args.slots {
             let _: ServiceView = client.put(&format!("/1.0/services/{id}/slots"), &SlotsChange { slots }).await?;
         }

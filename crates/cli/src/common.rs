@@ -60,6 +60,10 @@ pub struct Conn {
     /// the context's `ca`, which `zonal up --tls` writes).
     #[arg(long, global = true)]
     pub ca: Option<PathBuf>,
+    /// How long idempotent calls (GET, PUT, DELETE, registering a service) are retried while
+    /// the domain cannot be reached or is not ready, e.g. across its restart (0: fail at once).
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    pub retry_for: Duration,
 }
 
 /// HTTPS for a daemon (`zonal domain`, `zonal zone`): its certificate and key, and the CA it
@@ -126,6 +130,8 @@ pub fn read_ca(path: &std::path::Path) -> Result<String, Failure> {
 impl Conn {
     pub fn client(&self) -> Result<Client, Failure> {
         let path = self.context.clone().unwrap_or_else(default_context_path);
+        // It holds a token: written before this version, it may be readable by others.
+        let _ = zonal_store::files::tighten_file(&path);
         let ctx: Option<Context> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
         let url = self
             .url
@@ -153,6 +159,7 @@ impl Conn {
             .or_else(|| ctx.and_then(|c| c.ca));
         let ca_pem = ca.as_deref().map(read_ca).transpose()?;
         Client::with_ca(&url, token, Duration::from_secs(30), ca_pem.as_deref())
+            .map(|c| c.retrying(zonal_proto::client::Retry::for_up_to(self.retry_for)))
             .map_err(|e| Failure::new(1, e.to_string()))
     }
 }
@@ -208,14 +215,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     text.parse::<zonal_model::units::Duration>().map(|d| d.to_std()).map_err(|e| e.to_string())
 }
 
-/// Writes `text` atomically to `path` (temp file + rename).
+/// Writes `text` atomically to `path` (temp file + rename), readable by its owner only
+/// (0600; the client context holds a token). A directory it creates is 0700, and so is the
+/// default context directory (`…/zonal`), even when it existed before.
 pub fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let ours = default_context_path().parent() == Some(dir) && dir.file_name().is_some_and(|n| n == "zonal");
+        if ours || !dir.exists() {
+            zonal_store::files::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    zonal_store::files::write_private(path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Prints pretty JSON.

@@ -311,7 +311,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let regions = regions(&args)?;
     let total_weight: f64 = regions.iter().map(|r| r.weight).sum();
-    let client = args.conn.client()?;
+    // A load generator counts what failed: its resolutions are not retried.
+    let client = args.conn.client()?.retrying(zonal_proto::client::Retry::for_up_to(std::time::Duration::ZERO));
     let rt = common::client_runtime()?;
     let t: Shared = Arc::new(Mutex::new(Tally::default()));
     let bar = if args.quiet {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
 mod audit;
+mod backup;
 mod bench;
 mod common;
 mod consolidate;
@@ -75,6 +76,10 @@ enum Command {
     Token(token::Args),
     /// Show the audit log of writes: who, what, when, result (admin only).
     Audit(audit::Args),
+    /// Save a consistent snapshot of the running domain (or of a stopped daemon's store) to a file.
+    Backup(backup::BackupArgs),
+    /// Write a daemon's store from a backup (the daemon stopped; --force replaces, keeping the old file).
+    Restore(backup::RestoreArgs),
     /// Run the domain orchestrator daemon.
     Domain(domain::Args),
     /// Run a zone manager daemon.
@@ -139,6 +144,8 @@ fn main() -> ExitCode {
         Command::Load(a) => load::run(a),
         Command::Token(a) => token::run(a),
         Command::Audit(a) => audit::run(a),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Domain(a) => domain::run(a),
         Command::Zone(a) => zone::run(a),
         Command::Workload(a) => workload::run(a),

@@ -515,6 +515,7 @@ fn in_context(args: &Args, bundle: &zonal_model::Bundle) -> Result<(), Failure> 
         token: args.token.clone(),
         context: args.context.clone().filter(|p| !p.as_os_str().is_empty()),
         ca: None, // $ZONAL_CA_FILE or the context's CA
+        retry_for: Duration::from_secs(30),
     };
     let client = conn.client()?;
     let mut state: LiveState = crate::common::client_runtime()?.block_on(client.get("/1.0/state"))?;

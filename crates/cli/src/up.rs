@@ -15,6 +15,7 @@
 //! every client verifies it; plain HTTP on 127.0.0.1 otherwise.
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,8 +78,11 @@ struct Daemon {
     env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    /// Unexpected exits in a row (a run of `backoff::STABLE_AFTER_MS` starts over).
     restarts: u32,
     restart_at: Option<Instant>,
+    /// When the running process was started.
+    started: Option<Instant>,
 }
 
 impl Daemon {
@@ -86,8 +90,10 @@ impl Daemon {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(zonal_store::files::FILE_MODE)
             .open(&self.log)
             .map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
+        let _ = zonal_store::files::tighten_file(&self.log);
         let log2 = log.try_clone().map_err(|e| Failure::new(1, format!("cannot open {}: {e}", self.log.display())))?;
         let mut cmd = Command::new(exe);
         cmd.args(&self.args).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
@@ -104,6 +110,7 @@ impl Daemon {
         let child = cmd.spawn().map_err(|e| Failure::new(1, format!("cannot start {}: {e}", self.label)))?;
         self.child = Some(child);
         self.restart_at = None;
+        self.started = Some(Instant::now());
         Ok(())
     }
 
@@ -161,6 +168,11 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
             }
         }
         if daemon.wait(Duration::ZERO) {
+            // A daemon that refused to start says why in its last line (`zonal: …`).
+            let last = tail(&daemon.log, 1);
+            if let Some(why) = last.strip_prefix("zonal: ") {
+                return Err(Failure::new(1, format!("{} did not start: {why}", daemon.label)));
+            }
             return Err(Failure::new(
                 1,
                 format!(
@@ -183,6 +195,9 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
 
 fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &str) -> Result<String, Failure> {
     let path = dir.join(format!("{zone}.token"));
+    // A token file an older version wrote may be readable by others.
+    zonal_store::files::tighten_file(&path)
+        .map_err(|e| Failure::new(1, format!("cannot make {} private: {e}", path.display())))?;
     if let Ok(t) = std::fs::read_to_string(&path) {
         if !t.trim().is_empty() {
             return Ok(t.trim().to_string());
@@ -201,7 +216,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map_err(|e| Failure::new(1, format!("cannot empty {}: {e}", state.display())))?;
     }
     let logs = state.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", logs.display())))?;
+    // The state holds stores and tokens (0600 each); zones' instance directories are inside,
+    // so the state and zones directories may be passed through (0711), the logs are private.
+    let private = |dir: &Path, traverse: bool| -> Result<(), Failure> {
+        let made =
+            if traverse { zonal_store::files::traversable_dir(dir) } else { zonal_store::files::private_dir(dir) };
+        if let Some(left) = made.map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))? {
+            eprintln!("zonal up: {} keeps its mode: {}", left.path.display(), left.why);
+        }
+        Ok(())
+    };
+    private(&state, true)?;
+    private(&logs, false)?;
     let state = state.canonicalize().unwrap_or(state);
     let logs = state.join("logs");
     let infra_path = match &args.file {
@@ -263,6 +289,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         child: None,
         restarts: 0,
         restart_at: None,
+        started: None,
     };
     domain.spawn(&exe)?;
     let mut zones_d: Vec<Daemon> = Vec::new();
@@ -279,8 +306,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .to_string();
         let admin = Client::with_ca(&url, Some(admin_token.clone()), Duration::from_secs(10), ca_pem.as_deref())?;
         let zdir = state.join("zones");
-        std::fs::create_dir_all(&zdir)
-            .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", zdir.display())))?;
+        private(&zdir, true)?;
         for z in &zones {
             let token = zone_token(&rt, &admin, &zdir, z)?;
             let zready = zdir.join(format!("{z}.url"));
@@ -315,6 +341,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 child: None,
                 restarts: 0,
                 restart_at: None,
+                started: None,
             };
             d.spawn(&exe)?;
             zones_d.push(d);
@@ -420,9 +447,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 _ = tick.tick() => {
                     for d in std::iter::once(&mut domain).chain(zones_d.iter_mut()) {
                         if d.child.is_some() && d.wait(Duration::ZERO) {
-                            let delay = Duration::from_millis(zonal_control::backoff::Backoff::RETRY.delay(d.restarts));
+                            // A daemon that ran healthy for a while starts over at the first step.
+                            let ran_for = d.started.map_or(0, |s| s.elapsed().as_millis() as u64);
+                            let (restarts, delay) = zonal_control::backoff::after_crash(
+                                &zonal_control::backoff::Backoff::RETRY,
+                                d.restarts,
+                                ran_for,
+                            );
+                            let delay = Duration::from_millis(delay);
                             eprintln!("zonal up: {} exited unexpectedly; restarting it in {delay:?} (log: {})", d.label, d.log.display());
-                            d.restarts += 1;
+                            d.restarts = restarts;
                             d.restart_at = Some(Instant::now() + delay);
                         }
                         if d.restart_at.is_some_and(|at| Instant::now() >= at) {

@@ -304,6 +304,7 @@ const DOMAIN_RULES: &[Rule] = &[
     r("DELETE", "/1.0/tokens/{token}", roles(ADMIN)).absent_ok(), // 404: no token has that id
     r("DELETE", "/1.0/users/{user}/tokens", roles(ADMIN)).prep(Prep::VictimUser),
     r("GET", "/1.0/audit", roles(ADMIN)),
+    r("GET", "/1.0/backup", roles(ADMIN)),
     r("GET", "/1.0/resolve/{id}", scoped(ANY, SeeService)).input(Input::Query("lat=50.11&lon=8.68")),
     r("GET", "/1.0/geography", roles(ANY)),
     r("PUT", "/1.0/geography", roles(ADMIN)).input(EMPTY), // changes nothing: no part given

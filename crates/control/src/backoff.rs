@@ -1,4 +1,9 @@
-//! Exponential backoff: restarts of crashed instances and retries of deployment steps.
+//! Exponential backoff: restarts of crashed instances and daemons, retries of deployment
+//! steps and of client calls.
+//!
+//! Restarts start over after a healthy period: a process that ran [`STABLE_AFTER_MS`] before
+//! it failed is restarted after the first step again ([`after_crash`]). The zone's
+//! reconciler uses it for instances, `zonal up` for the daemons it supervises.
 //!
 //! No jitter: decisions must be reproducible, and on one machine with a handful of zones the
 //! thundering-herd problem jitter solves does not arise. A caller that needs spreading can
@@ -18,7 +23,8 @@ pub struct Backoff {
 impl Backoff {
     /// Restarts of a crashed instance: 250 ms, 500 ms, 1 s, … up to 30 s.
     pub const RESTART: Backoff = Backoff { base_ms: 250, cap_ms: 30_000 };
-    /// Retries of a domain → zone call: 200 ms, 400 ms, … up to 5 s.
+    /// Retries of a domain → zone call, restarts of a daemon under `zonal up`: 200 ms,
+    /// 400 ms, … up to 5 s.
     pub const RETRY: Backoff = Backoff { base_ms: 200, cap_ms: 5_000 };
 
     /// The wait before attempt `attempt + 1` after `attempt` failures (0 → `base`).
@@ -59,5 +65,21 @@ mod tests {
         assert_eq!(after_crash(&b, 0, 5), (1, 250));
         assert_eq!(after_crash(&b, 3, 5), (4, 2000));
         assert_eq!(after_crash(&b, 7, STABLE_AFTER_MS), (1, 250));
+    }
+
+    /// Crashes at start-up climb the ladder; a run of the stated healthy period puts the next
+    /// failure back on its first step; a run just short of it does not.
+    #[test]
+    fn a_healthy_period_starts_the_ladder_over() {
+        let b = Backoff::RETRY;
+        let mut restarts = 0;
+        let mut delays = Vec::new();
+        for ran_for in [50, 50, 50, 50, STABLE_AFTER_MS, 50, STABLE_AFTER_MS - 1] {
+            let (n, delay) = after_crash(&b, restarts, ran_for);
+            restarts = n;
+            delays.push(delay);
+        }
+        assert_eq!(delays, [200, 400, 800, 1600, 200, 400, 800]);
+        assert_eq!(restarts, 3);
     }
 }

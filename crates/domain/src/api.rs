@@ -184,6 +184,25 @@ pub fn routes() -> Routes<Api> {
         .add(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
         .add(M::GET, "/1.0/knowledge-base", "The knowledge base (workload tags → hardware profiles)", ANY, get_kb)
         .add(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
+        .add(
+            M::GET,
+            "/1.0/backup",
+            "A consistent snapshot of the domain's store as a zonal-backup file (JSON lines, SHA-256 in the last line; zonal backup, zonal restore)",
+            ADMIN,
+            get_backup,
+        )
+}
+
+async fn get_backup(State(api): State<Api>) -> Response {
+    let file = format!("{}-{}.zonal-backup", api.core.info.name, zonal_proto::now_ms());
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        api.core.backup_body(),
+    )
+        .into_response()
 }
 
 async fn post_plan(

@@ -30,10 +30,16 @@
 //!
 //! On first start the domain creates the user `admin` and writes its token to
 //! `<state>/admin.token` (mode 0600); that is the only place the token exists in clear.
+//!
+//! The state directory is 0700 and every file in it 0600 (tightened at start when found
+//! looser). The store is created only when `domain.redb` does not exist: an existing file
+//! that is empty, truncated or damaged stops the start with one line naming it and the fix
+//! ([`store_refusal`]), and is left as it was. [`backup`] serves `GET /1.0/backup`.
 
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod consolidate;
 pub mod core;
 pub mod decisions;
@@ -107,16 +113,22 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Ready),
 ) -> Result<(), String> {
-    std::fs::create_dir_all(&opts.state_dir)
-        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
-    let store = Arc::new(RedbStore::open(&opts.state_dir.join("domain.redb")).map_err(|e| e.to_string())?);
+    if let Some(left) = zonal_store::files::private_dir(&opts.state_dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?
+    {
+        tracing::warn!("the state directory {} stays as it is (not 0700): {}", left.path.display(), left.why);
+    }
+    let token_path = opts.state_dir.join("admin.token");
+    zonal_store::files::tighten_file(&token_path)
+        .map_err(|e| format!("cannot make {} private (0600): {e}", token_path.display()))?;
+    let store_path = opts.state_dir.join("domain.redb");
+    let store = Arc::new(RedbStore::open(&store_path).map_err(|e| store_refusal(&e, &opts.state_dir))?);
     let (core, bootstrap) = DomainCore::open(store, &opts.name, opts.timing).map_err(|e| e.to_string())?;
     let core = core.with_decisions(opts.decisions.clone());
     let mut admin_token_file = None;
     if let Some(token) = bootstrap {
-        let path = opts.state_dir.join("admin.token");
-        write_secret(&path, &token)?;
-        admin_token_file = Some(path);
+        write_secret(&token_path, &token)?;
+        admin_token_file = Some(token_path);
     }
     let listener =
         TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
@@ -141,16 +153,21 @@ pub async fn serve_with(
     result
 }
 
-/// Writes a secret readable by its owner only.
+/// Writes a secret readable by its owner only (0600, also when the file existed looser;
+/// atomically: a reader sees the old secret or the new one).
 pub fn write_secret(path: &std::path::Path, secret: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(secret.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    zonal_store::files::write_private(path, secret.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The one line a domain that cannot use its store exits with: what is wrong with which
+/// file, and the fix.
+pub fn store_refusal(e: &zonal_store::OpenError, state_dir: &std::path::Path) -> String {
+    match e {
+        zonal_store::OpenError::Damaged { .. } => format!(
+            "{e}; it was left as it is and the domain did not start. Restore the domain from a backup: zonal restore BACKUP --state {} --force (the damaged file is kept aside); or move the file away to start a new, empty domain",
+            state_dir.display()
+        ),
+        _ => e.to_string(),
+    }
 }

@@ -301,6 +301,7 @@ impl DomainCore {
             "peers": reported.as_ref().map(|r| r.peers.clone()).unwrap_or_default(),
             "gateway_sessions": reported.as_ref().map_or(0, |r| r.gateway_sessions),
             "lost_sessions": reported.as_ref().map_or(0, |r| r.lost_sessions),
+            "notices": reported.as_ref().map(|r| r.notices.clone()).unwrap_or_default(),
             "slots": reported.map(|r| r.slots).unwrap_or_default(),
         }))
     }

@@ -283,7 +283,9 @@ pub struct ZoneServiceView {
     /// entry's included): what instances get as `ZONAL_PEER_*`.
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
-    /// Sessions that were open on instances that died (since the zone manager started).
+    /// Sessions cut while open: on instances that died, and through the gateway when the
+    /// zone manager's process ended (killed or stopped; counted at its next start). Kept in
+    /// the zone's store.
     #[serde(default)]
     pub lost_sessions: u64,
     /// Sessions the gateway is proxying now (to instances here and to remote peers).
@@ -293,6 +295,10 @@ pub struct ZoneServiceView {
     /// address → the remote address (`host:port`) each connection is relayed to.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_peers: BTreeMap<String, String>,
+    /// What the zone has to say about the service's gateways (e.g. a listener that could not
+    /// have its port back after a restart of the zone manager, and the port it took).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's

@@ -25,7 +25,8 @@
 //!
 //! Store tables: `meta` (identity, domain binding, DCA), `services` (id →
 //! [`crate::registry::ServiceRecord`]), `instances` (id → [`crate::instances::InstanceRecord`]),
-//! `moves`, `context` (`<namespace>/<key>` → JSON).
+//! `moves`, `context` (`<namespace>/<key>` → JSON), `gateway` (listener ports, lost sessions,
+//! the session ledger's generation counted: see `gateway`).
 //!
 //! Crash rules:
 //! * An instance record is written *before* its process is started and again with its pid
@@ -153,9 +154,13 @@ impl ZoneCore {
         let binding = Binding::load(store.as_ref())?;
         let registry = Registry::load(store.as_ref())?;
         let moves = crate::moves::load(store.as_ref())?;
-        let instances = Instances::load(store.as_ref(), adaptor.as_ref())?;
+        let mut instances = Instances::load(store.as_ref(), adaptor.as_ref())?;
+        // The gateway's ports and lost sessions, the sessions the last process cut included.
+        let services = registry.services.keys().cloned().collect();
+        let recovered = crate::gateway::recover(store.as_ref(), &settings.state_dir, &services)?;
+        instances.lost_sessions = recovered.lost;
         let (tx, rx) = mpsc::unbounded_channel();
-        let gateway = GatewayState::new(now_ms() | 1);
+        let gateway = GatewayState::restored(now_ms() | 1, recovered.ports, recovered.ledger);
         Ok(Arc::new_cyclic(|me| ZoneCore {
             settings,
             me: me.clone(),
@@ -382,7 +387,7 @@ mod tests {
                 move |n| {
                     for key in [&front, &back] {
                         match z.gateway_route(key, &[]) {
-                            Some(Route::Local(p)) => z.gateway_release(&p.instance, p.addr.port()),
+                            Some(Route::Local(p)) => z.gateway_release(&key.0, &p.instance, p.addr.port()),
                             Some(Route::Remote(_)) => z.remote_release(key),
                             None => z.gateway_rejected("duo"),
                         }

@@ -120,9 +120,15 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    std::fs::create_dir_all(&opts.state_dir)
-        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?;
-    let store = Arc::new(RedbStore::open(&opts.state_dir.join("zone.redb")).map_err(|e| e.to_string())?);
+    // 0711: the instances' working directories are inside, and their processes may run under
+    // users of their own; nothing here can be listed, and the store is 0600.
+    if let Some(left) = zonal_store::files::traversable_dir(&opts.state_dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?
+    {
+        tracing::warn!("the state directory {} stays as it is (not 0711): {}", left.path.display(), left.why);
+    }
+    let store =
+        Arc::new(RedbStore::open(&opts.state_dir.join("zone.redb")).map_err(|e| store_refusal(&e, &opts.state_dir))?);
     let adaptor = Arc::new(process::ProcessAdaptor::new(&opts.name, opts.zonal_exe.clone()));
     let settings = ZoneSettings {
         name: opts.name.clone(),
@@ -158,10 +164,26 @@ pub async fn serve_with(
         link.abort();
         let _ = link.await;
     }
+    // The sessions open now are cut by stopping the instances: the ledger keeps their count
+    // for the next start, which counts them lost (as after a kill).
+    core.freeze_session_ledger();
     core.stop_all().await;
     core.close_gateways();
     tracing::info!("zone {} stopped", opts.name);
     result
+}
+
+/// The one line a zone that cannot use its store exits with: what is wrong with which file,
+/// and the fix.
+pub fn store_refusal(e: &zonal_store::OpenError, state_dir: &std::path::Path) -> String {
+    match e {
+        zonal_store::OpenError::Damaged { path, .. } => format!(
+            "{e}; it was left as it is and the zone did not start. Restore a zone backup (zonal restore BACKUP --state {dir} --force), or move the file away (mv {p} {p}.damaged) and start the zone again: its domain deploys its services anew, and instances still running from before are not adopted (stop them: their working directories are under {dir}/instances)",
+            dir = state_dir.display(),
+            p = path.display()
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// Registration with the domain, then heartbeats; re-registers when the domain answers 404.

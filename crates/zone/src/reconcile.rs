@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use zonal_control::backoff::{after_crash, Backoff};
 use zonal_control::reconcile::{reconcile, Action, InstanceState, Observed};
 use zonal_proto::now_ms;
+use zonal_store::StoreExt;
 
 use crate::adaptor::ProcessStatus;
 use crate::core::ZoneCore;
@@ -96,7 +97,13 @@ impl ZoneCore {
                         sessions = open,
                         "the instance died with open sessions: they are lost"
                     );
-                    *inst.lost_sessions.entry(rec.service.clone()).or_default() += u64::from(open);
+                    let total = inst.lost_sessions.entry(rec.service.clone()).or_default();
+                    *total += u64::from(open);
+                    // Kept across restarts of the zone manager, like those a restart cuts.
+                    let row = crate::gateway::lost_row(&rec.service);
+                    if let Err(e) = self.store.put(crate::gateway::T_GATEWAY, &row, total) {
+                        tracing::warn!("cannot keep the count of lost sessions: {e}");
+                    }
                 }
                 inst.supervised.remove(&id);
                 inst.adopted.remove(&id);

@@ -403,6 +403,13 @@ impl ZoneCore {
                     batch = batch.delete(T_CONTEXT, &k);
                 }
             }
+            // Its gateway ports and lost sessions: a service registered again starts afresh.
+            if let Ok(rows) = self.store.list_raw(crate::gateway::T_GATEWAY, &format!("port/{id}/")) {
+                for (k, _) in rows {
+                    batch = batch.delete(crate::gateway::T_GATEWAY, &k);
+                }
+            }
+            batch = batch.delete(crate::gateway::T_GATEWAY, &crate::gateway::lost_row(&id));
             if let Err(e) = self.store.commit(batch) {
                 tracing::error!("cannot delete service {id}: {e}");
                 all_done = false;
@@ -410,6 +417,8 @@ impl ZoneCore {
             }
             reg.services.remove(&id);
             self.instances_state().problems.remove(&id);
+            self.instances_state().lost_sessions.remove(&id);
+            self.forget_gateway_ports(&id);
             // Its namespace is gone, remote-peer entries included: a service registered
             // again under this name gets them written afresh.
             self.gateway_state().published.retain(|(ns, _), _| *ns != id);

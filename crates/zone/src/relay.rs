@@ -31,14 +31,27 @@ const ATTEMPTS: usize = 3;
 /// How long a connection to a remote peer (another zone) may take.
 const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the gateway `key` (service, component, port) on an ephemeral loopback port.
-pub(crate) fn listen(zone: Weak<ZoneCore>, key: GatewayKey) -> Result<(SocketAddr, AbortHandle), String> {
-    let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
+/// A listener opened: its address, its accept task, and the port it should have had with why
+/// it could not (taken by another process).
+pub(crate) type Opened = (SocketAddr, AbortHandle, Option<(u16, String)>);
+
+/// Opens the gateway `key` (service, component, port) on loopback: on port `want` when given
+/// and free, else on an ephemeral port — then also returns `want` and why it could not be had.
+pub(crate) fn listen(zone: Weak<ZoneCore>, key: GatewayKey, want: Option<u16>) -> Result<Opened, String> {
+    let mut taken = None;
+    let std_listener = match want.map(|p| (p, std::net::TcpListener::bind(("127.0.0.1", p)))) {
+        Some((_, Ok(l))) => l,
+        Some((p, Err(e))) => {
+            taken = Some((p, e.to_string()));
+            std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?
+        }
+        None => std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?,
+    };
     std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = tokio::spawn(accept_loop(zone, key, listener));
-    Ok((addr, task.abort_handle()))
+    Ok((addr, task.abort_handle(), taken))
 }
 
 async fn accept_loop(zone: Weak<ZoneCore>, key: GatewayKey, listener: TcpListener) {
@@ -57,6 +70,7 @@ async fn accept_loop(zone: Weak<ZoneCore>, key: GatewayKey, listener: TcpListene
 /// A counted session: released when dropped, however the session ends.
 struct Lease {
     zone: Weak<ZoneCore>,
+    key: std::sync::Arc<GatewayKey>,
     instance: String,
     /// The instance's port the session went to (one per configuration).
     port: u16,
@@ -65,7 +79,7 @@ struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(z) = self.zone.upgrade() {
-            z.gateway_release(&self.instance, self.port);
+            z.gateway_release(&self.key.0, &self.instance, self.port);
         }
     }
 }
@@ -140,7 +154,8 @@ async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client
             Some(Route::Remote(addr)) => return to_remote(zone, key, client, addr).await,
             Some(Route::Local(picked)) => picked,
         };
-        let lease = Lease { zone: zone.clone(), instance: picked.instance.clone(), port: picked.addr.port() };
+        let lease =
+            Lease { zone: zone.clone(), key: key.clone(), instance: picked.instance.clone(), port: picked.addr.port() };
         let started = Instant::now();
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(picked.addr)).await {
             Ok(Ok(mut backend)) => {

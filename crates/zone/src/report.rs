@@ -69,6 +69,7 @@ impl ZoneCore {
             lost_sessions: inst.lost_sessions.get(&s.serviceid).copied().unwrap_or(0),
             gateway_sessions,
             remote_peers,
+            notices: gw.notices_of(&s.serviceid),
         }
     }
 
@@ -182,7 +183,7 @@ impl ZoneCore {
         for (s, n) in &rejected {
             let _ = writeln!(out, "zonal_zone_gateway_rejected_total{{service=\"{s}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP zonal_zone_lost_sessions_total Sessions open on instances that died.");
+        let _ = writeln!(out, "# HELP zonal_zone_lost_sessions_total Sessions cut while open: on instances that died, and through the gateway by a stop of the zone manager.");
         let _ = writeln!(out, "# TYPE zonal_zone_lost_sessions_total counter");
         for (s, n) in &lost {
             let _ = writeln!(out, "zonal_zone_lost_sessions_total{{service=\"{s}\"}} {n}");

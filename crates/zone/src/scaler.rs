@@ -566,7 +566,7 @@ mod tests {
         let key = ("shop".to_string(), "shop".to_string(), "tcp".to_string());
         match z.gateway_route(&key, &[])? {
             Route::Local(p) => {
-                z.gateway_release(&p.instance, p.addr.port());
+                z.gateway_release(&key.0, &p.instance, p.addr.port());
                 Some((p.instance, p.addr.port()))
             }
             Route::Remote(_) => None,
