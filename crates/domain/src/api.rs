@@ -302,6 +302,7 @@ pub fn router(core: Arc<DomainCore>, metrics: Arc<HttpMetrics>) -> Router {
     router
         .fallback(server::not_found)
         .with_state(api)
+        .layer(server::body_limit())
         .layer(from_fn_with_state(auth_state, server::auth))
         .layer(from_fn_with_state(metrics, server::observe))
 }
