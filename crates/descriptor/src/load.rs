@@ -85,7 +85,7 @@ pub fn read_yaml_str(file: &str, text: &str) -> Loaded {
     if docs.is_empty() && loaded.diagnostics.is_empty() {
         loaded.diagnostics.push(Diagnostic {
             file: file.to_string(),
-            span: None,
+            span: Some(yaml::Span { line: 1, column: 1 }),
             path: None,
             message: "no documents found; expected at least one `kind: Infrastructure | Service | Demand` document"
                 .to_string(),

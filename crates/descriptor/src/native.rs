@@ -478,7 +478,7 @@ fn argv(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Vec<String>> {
                     node.span,
                     path,
                     format!(
-                        "expected a command line split by shell rules, found an unterminated quote or a trailing backslash in {}; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
+                        "expected a command line split by shell rules, found an unterminated quote in {}; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
                         node.describe()
                     ),
                 );

@@ -211,7 +211,7 @@ const CASES: &[Case] = &[
         name: "an unterminated quote in run",
         files: &[("s.yaml", "kind: Service\nname: s\ncomponents:\n  - name: a\n    run: zonal workload --name 'a b\n")],
         expected: &[
-            "s.yaml:5:10: components[0].run: expected a command line split by shell rules, found an unterminated quote or a trailing backslash in zonal workload --name 'a b; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
+            "s.yaml:5:10: components[0].run: expected a command line split by shell rules, found an unterminated quote in zonal workload --name 'a b; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
         ],
     },
     Case {

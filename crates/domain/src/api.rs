@@ -267,7 +267,12 @@ async fn get_resolve(
                 ))
             })?)
         }
-        (None, None, Some(r)) => Origin::Region(r),
+        (None, None, Some(r)) => {
+            if let Some(why) = zonal_model::names::name_problem(&r) {
+                return Err(ApiError::bad_request(format!("?region: {why} (a user region or a zone)")));
+            }
+            Origin::Region(r)
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "GET /1.0/resolve/{service}: expected ?lat=…&lon=… or ?region=REGION (one of the two)",
