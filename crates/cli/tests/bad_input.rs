@@ -580,8 +580,8 @@ fn bad_inputs_are_refused_and_change_nothing() {
     let domain_store = h.path().join("domain/domain.redb");
     let zone_store = zone_state.join("zone.redb");
     std::thread::sleep(Duration::from_millis(500));
-    let domain_before = read(&domain_store);
-    let zone_before = read(&zone_store);
+    let mut domain_before = read(&domain_store);
+    let mut zone_before = read(&zone_store);
 
     // ---------------------------------------------------------------- descriptors
     let descriptors = descriptor_cases();
@@ -634,8 +634,10 @@ fn bad_inputs_are_refused_and_change_nothing() {
                 bomb_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             check(&mut failures, &format!("POST /1.0/services with {} ({})", d.file, d.what), &a);
-            if read(&domain_store) != domain_before {
-                panic!("POST /1.0/services with {} ({}) changed the domain's store", d.file, d.what);
+            let now = read(&domain_store);
+            if now != domain_before {
+                failures.push(format!("POST /1.0/services with {} ({}) changed the domain's store", d.file, d.what));
+                domain_before = now;
             }
         }
     }
@@ -649,13 +651,21 @@ fn bad_inputs_are_refused_and_change_nothing() {
     let http_cases = c.list.len();
     for case in &c.list {
         let (addr, store, before) = match case.target {
-            Target::Domain => (&d_addr, &domain_store, &domain_before),
-            Target::Zone => (&z_addr, &zone_store, &zone_before),
+            Target::Domain => (&d_addr, &domain_store, &mut domain_before),
+            Target::Zone => (&z_addr, &zone_store, &mut zone_before),
         };
         let a = send(addr, &case.raw);
         check(&mut failures, &format!("{:?} {}", case.target, case.what), &a);
-        if read(store) != *before {
-            panic!("{:?} {} changed the store (answer {} {})", case.target, case.what, a.status, a.text());
+        let now = read(store);
+        if now != *before {
+            failures.push(format!(
+                "{:?} {} changed the store (answer {} {})",
+                case.target,
+                case.what,
+                a.status,
+                a.text()
+            ));
+            *before = now;
         }
     }
 
@@ -677,6 +687,10 @@ fn bad_inputs_are_refused_and_change_nothing() {
         started.elapsed().as_secs_f64(),
         bomb_ms.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>(),
     );
+    if let Ok(path) = std::env::var("ZONAL_CORPUS_FAILURES") {
+        // Where to write every failure (to compare runs, e.g. against the code before a fix).
+        let _ = std::fs::write(path, failures.join("\n---\n"));
+    }
     assert!(
         failures.is_empty(),
         "{} of {total} cases were not refused cleanly:\n{}",
