@@ -331,9 +331,9 @@ fn add_unknown_key(text: &str, map: &Node, flow: bool) -> Option<String> {
 fn mutate(text: &str, node: &Node, key: &str, out: &mut Vec<(String, String)>) {
     match &node.kind {
         NodeKind::Map(entries) => {
-            if !FREE_MAPS.contains(&key)
-                && !(key == "slots" && entries.iter().any(|(k, _)| k.as_scalar().is_some_and(|s| s.text.contains(':'))))
-            {
+            let time_windows =
+                key == "slots" && entries.iter().any(|(k, _)| k.as_scalar().is_some_and(|s| s.text.contains(':')));
+            if !FREE_MAPS.contains(&key) && !time_windows {
                 let line = text.lines().nth(node.span.line.saturating_sub(1)).unwrap_or("");
                 let flow = line.trim_end().ends_with('}') && line.contains('{');
                 if let Some(t) = add_unknown_key(text, node, flow) {

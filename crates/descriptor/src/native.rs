@@ -446,10 +446,7 @@ fn run_spec(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<RunSpec> {
     }
     let mut f = cx.fields(node, path)?;
     let image = f.optional("image").and_then(|(n, p)| cx.string(n, &p));
-    let command = match f.optional("command") {
-        Some((n, p)) => Some(argv(cx, n, &p)),
-        None => None,
-    };
+    let command = f.optional("command").map(|(n, p)| argv(cx, n, &p));
     let env = f.optional("env").map(|(n, p)| cx.string_map(n, &p)).unwrap_or_default();
     f.finish(cx);
     match (image, command) {
