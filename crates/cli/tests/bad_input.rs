@@ -118,6 +118,9 @@ fn json_type() -> (&'static str, Vec<u8>) {
 
 // ------------------------------------------------------------------ cases
 
+/// The admin routes that take a whole document, with the larger body limit (16 MiB).
+const DOCUMENT_ROUTES: &[&str] = &["/1.0/infrastructure", "/1.0/geography", "/1.0/knowledge-base"];
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Target {
     Domain,
@@ -129,6 +132,8 @@ struct Case {
     what: String,
     target: Target,
     raw: Vec<u8>,
+    /// The exact status, where the case's kind fixes it (415, 413, …); else any 4xx.
+    status: Option<u16>,
 }
 
 /// Collects cases with the tokens they use.
@@ -141,7 +146,14 @@ struct Cases {
 
 impl Cases {
     fn add(&mut self, target: Target, what: impl Into<String>, raw: Vec<u8>) {
-        self.list.push(Case { what: what.into(), target, raw });
+        self.list.push(Case { what: what.into(), target, raw, status: None });
+    }
+
+    /// The last case added must get exactly `status`.
+    fn expect(&mut self, status: u16) {
+        if let Some(c) = self.list.last_mut() {
+            c.status = Some(status);
+        }
     }
 
     fn token(&self, target: Target) -> String {
@@ -183,6 +195,7 @@ impl Cases {
                 format!("{method} {path}: {what}"),
                 request(method, path.as_bytes(), &with(ct), text.as_bytes()),
             );
+            self.expect(415);
         }
         let mut bad_utf8 = text.clone().into_bytes();
         bad_utf8.truncate(bad_utf8.len().saturating_sub(1));
@@ -193,6 +206,7 @@ impl Cases {
         self.body(target, method, path, "an empty body", b"");
         self.body(target, method, path, "null", b"null");
         self.body(target, method, path, "[null, null]", b"[null, null]");
+        self.expect(400);
         self.body(target, method, path, "a string", b"\"text\"");
         self.body(target, method, path, "a number", b"42");
         self.body(target, method, path, "trailing text", format!("{text} trailing").as_bytes());
@@ -201,6 +215,9 @@ impl Cases {
         self.body(target, method, path, "deep nesting (5000 levels)", deep.as_bytes());
         let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20));
         self.body(target, method, path, "a 2 MiB body", big.as_bytes());
+        if !DOCUMENT_ROUTES.contains(&path) {
+            self.expect(413);
+        }
         let mut unknown = template.clone();
         unknown["zz_unknown"] = json!(1);
         self.json(target, method, path, "an unknown field", &unknown);
@@ -656,6 +673,9 @@ fn bad_inputs_are_refused_and_change_nothing() {
         };
         let a = send(addr, &case.raw);
         check(&mut failures, &format!("{:?} {}", case.target, case.what), &a);
+        if case.status.is_some_and(|s| s != a.status) {
+            failures.push(format!("{:?} {}: expected {:?}, got {}", case.target, case.what, case.status, a.status));
+        }
         let now = read(store);
         if now != *before {
             failures.push(format!(
@@ -918,6 +938,11 @@ fn domain_cases(c: &mut Cases, web: &str) {
             json!([{"from": "z", "to": "y", "latency": null, "bandwidth": "999999Tbps", "cost_per_gb": "0"}]),
         ],
     );
+    for path in DOCUMENT_ROUTES {
+        let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(17 << 20));
+        c.body(D, "PUT", path, "a 17 MiB document", big.as_bytes());
+        c.expect(413);
+    }
     let kb = json!({"name": "kb", "profiles": [{"name": "p", "arch": null, "resources": {}, "accelerator": null}], "tags": [{"name": "t", "mode": "hint", "candidates": [{"profile": "p", "performance": 1.0}]}]});
     c.malformed_bodies(D, "PUT", "/1.0/knowledge-base", &kb);
     c.required(D, "PUT", "/1.0/knowledge-base", &kb, &["name", "profiles", "tags"]);

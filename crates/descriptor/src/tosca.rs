@@ -16,6 +16,9 @@
 //!   their `constraints`, malformed scalar units, and FUSION bounds out of order.
 //!
 //! Mapping (FUSION → Zonal):
+//! * node template names become component names as DNS labels (`myEPG` → `myepg`,
+//!   `web_server` → `web-server`, each change noted; two templates that become one name are an
+//!   error), since every Zonal name is one (`zonal_model::names`).
 //! * `FusionService` / `FusionComponent` / `FusionEvaluator` nodes become components (the first
 //!   `FusionService` is the entry; the service is named after it, or after
 //!   `metadata.template_name`); an evaluator that `DependsOn` a service node becomes the

@@ -133,7 +133,7 @@ pub fn routes() -> Routes<Api> {
             get_resolve,
         )
         .add(M::GET, "/1.0/geography", "User regions, measured latencies and the latency model", ANY, get_geography)
-        .add(
+        .add_document(
             M::PUT,
             "/1.0/geography",
             "Set the parts given {regions?, latencies?, latency_model?} (from demand and infrastructure documents)",
@@ -160,9 +160,9 @@ pub fn routes() -> Routes<Api> {
         .add(M::GET, "/1.0/services/{id}/events", "What happened to a service (decisions, moves, drains)", ANY, service_events)
         .add(M::GET, "/1.0/services/{id}/decision", "The service's last placement decision", ANY, service_decision)
         .add(M::GET, "/1.0/infrastructure", "The infrastructure document (links, prices, proximity classes)", ANY, get_infrastructure)
-        .add(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
+        .add_document(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
         .add(M::GET, "/1.0/knowledge-base", "The knowledge base (workload tags → hardware profiles)", ANY, get_kb)
-        .add(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
+        .add_document(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
 }
 
 async fn post_plan(

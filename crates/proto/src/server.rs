@@ -98,6 +98,28 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self
     }
 
+    /// Adds `handler` for `method path` with the larger body limit of whole documents
+    /// ([`MAX_DOCUMENT_BODY_BYTES`]: an infrastructure with its measured latencies, a
+    /// geography); for admin routes only.
+    pub fn add_document<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        let route = on(filter, handler).layer(axum::extract::DefaultBodyLimit::max(MAX_DOCUMENT_BODY_BYTES));
+        self.router = self.router.route(path, route);
+        self.specs.push(RouteSpec { method, path, summary, access });
+        self
+    }
+
     pub fn specs(&self) -> &[RouteSpec] {
         &self.specs
     }
@@ -356,12 +378,16 @@ pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, req: Request, next
     resp
 }
 
-/// The largest request body any daemon reads: 1 MiB. A service manifest is a few KiB; the
-/// largest body Zonal itself sends is an infrastructure document (`PUT /1.0/infrastructure`,
-/// `PUT /1.0/geography`), about 60 KiB for the example and 600 KiB for a 750-zone Topology Zoo
-/// network. A larger body is answered `413 payload_too_large`, naming the limit, before it is
-/// read to the end.
+/// The largest request body a daemon reads: 1 MiB (a service manifest is a few KiB; the
+/// example manifests are under 4 KiB). A larger body is answered `413 payload_too_large`,
+/// naming the limit, before it is read to the end.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The largest body of the admin routes that take a whole document (`PUT /1.0/infrastructure`,
+/// `PUT /1.0/geography`, `PUT /1.0/knowledge-base`, added with [`Routes::add_document`]):
+/// 16 MiB. WonderNetwork's 246 servers with 30,107 measured latencies are 1.6 MB as native
+/// YAML, more as JSON.
+pub const MAX_DOCUMENT_BODY_BYTES: usize = 16 << 20;
 
 /// The layer that applies [`MAX_BODY_BYTES`] to every body extractor of a router.
 pub fn body_limit() -> axum::extract::DefaultBodyLimit {
@@ -428,7 +454,7 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(String, 
                 return Err(ApiError::new(
                     413,
                     "payload_too_large",
-                    format!("{what}: the request body is larger than {MAX_BODY_BYTES} bytes, the limit of every Zonal API (MAX_BODY_BYTES)"),
+                    format!("{what}: the request body is larger than this resource's limit ({MAX_BODY_BYTES} bytes, MAX_BODY_BYTES; {MAX_DOCUMENT_BODY_BYTES} bytes for the infrastructure, geography and knowledge-base documents)"),
                 ))
             }
             Err(rej) => {
