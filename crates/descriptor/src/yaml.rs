@@ -484,7 +484,10 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let (_, err) = parse(&text).expect_err("refused");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        let took = started.elapsed();
+        eprintln!("alias bomb ({} bytes) refused in {took:?}", text.len());
+        // A generous sanity bound (the figure is measured, not asserted: docs/reliability.md).
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
         assert!(err.message.contains("MAX_YAML_ALIAS_NODES"), "{}", err.message);
         assert_eq!(err.span.line, 5, "{err:?}");
     }
