@@ -51,7 +51,9 @@ fn validate_reports_every_mistake_and_exits_1() {
     let err = text(&out.stderr);
     let file = bad.display().to_string();
     assert!(
-        err.contains(&format!("{file}:5:27: components[0].slots.per_instance: expected a positive integer, found -3")),
+        err.contains(&format!(
+            "{file}:5:27: components[0].slots.per_instance: expected an integer between 1 and 100000, found -3"
+        )),
         "{err}"
     );
     assert!(err.contains(&format!("{file}:7:25: components[1].resources.memory: expected a size")), "{err}");

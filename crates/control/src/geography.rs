@@ -44,8 +44,18 @@ pub fn change_problems(regions: Option<&[Region]>, latencies: Option<&[MeasuredL
         if !seen.insert(r.name.as_str()) {
             problems.push(format!("regions[{i}].name: region {:?} is listed twice", r.name));
         }
-        if !(r.weight.is_finite() && r.weight > 0.0) {
-            problems.push(format!("regions[{i}].weight: expected a positive number, got {}", r.weight));
+        if !(r.weight.is_finite() && r.weight > 0.0 && r.weight <= zonal_model::limits::MAX_WEIGHT) {
+            problems.push(format!(
+                "regions[{i}].weight: expected a positive number of at most {}, got {}",
+                zonal_model::limits::MAX_WEIGHT,
+                r.weight
+            ));
+        }
+        if let Some(p) = r.location.and_then(|l| Location::problem(l.lat, l.lon)) {
+            problems.push(format!("regions[{i}].location.{p}"));
+        }
+        if let Some(p) = r.attach.as_deref().and_then(zonal_model::names::name_problem) {
+            problems.push(format!("regions[{i}].attach: {p}"));
         }
         if r.location.is_none() && r.attach.is_none() {
             problems.push(format!(
@@ -57,6 +67,11 @@ pub fn change_problems(regions: Option<&[Region]>, latencies: Option<&[MeasuredL
     for (i, m) in latencies.into_iter().flatten().enumerate() {
         if m.from == m.to {
             problems.push(format!("latencies[{i}]: from and to are both {:?}", m.from));
+        }
+        for (field, name) in [("from", &m.from), ("to", &m.to)] {
+            if let Some(p) = zonal_model::names::name_problem(name) {
+                problems.push(format!("latencies[{i}].{field}: {p}"));
+            }
         }
     }
     problems

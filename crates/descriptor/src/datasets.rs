@@ -65,12 +65,9 @@ fn loaded_from(file: &str, result: Result<(Document, ImportReport), ImportError>
 
 fn read_companion(path: &Path) -> Result<(String, String), ImportError> {
     let file = path.display().to_string();
-    std::fs::read_to_string(path).map(|t| (file.clone(), t)).map_err(|e| ImportError {
-        file,
-        line: None,
-        column: None,
-        message: format!("cannot read companion file: {e}"),
-    })
+    crate::limits::read_text_limited(path, crate::limits::MAX_DATASET_BYTES, "dataset files (MAX_DATASET_BYTES)")
+        .map(|t| (file.clone(), t))
+        .map_err(|e| ImportError { file, line: None, column: None, message: format!("companion file: {e}") })
 }
 
 fn first_match(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {

@@ -74,6 +74,21 @@ impl<'f> Cx<'f> {
     }
 
     pub fn error(&mut self, span: Span, path: &FieldPath, message: impl Into<String>) {
+        use crate::limits::MAX_DIAGNOSTICS;
+        if self.diagnostics.len() > MAX_DIAGNOSTICS {
+            return;
+        }
+        if self.diagnostics.len() == MAX_DIAGNOSTICS {
+            self.diagnostics.push(Diagnostic {
+                file: self.file.to_string(),
+                span: Some(span),
+                path: None,
+                message: format!(
+                    "more than {MAX_DIAGNOSTICS} errors in this document (MAX_DIAGNOSTICS); the rest are not reported"
+                ),
+            });
+            return;
+        }
         self.diagnostics.push(Diagnostic {
             file: self.file.to_string(),
             span: Some(span),
@@ -125,11 +140,24 @@ impl<'f> Cx<'f> {
         }
     }
 
-    /// A name: non-empty, at most 128 characters, no `/` and no control characters (names
-    /// appear in REST paths and file names).
+    /// A name: a lower-case DNS label (`zonal_model::names`; names appear in REST paths, file
+    /// names, environment variables and DNS).
     pub fn name(&mut self, node: &Node, path: &FieldPath) -> Option<String> {
         let text = self.string(node, path)?;
         match zonal_model::names::name_problem(&text) {
+            None => Some(text),
+            Some(problem) => {
+                self.error(node.span, path, problem);
+                None
+            }
+        }
+    }
+
+    /// A free label (a tier, an architecture): 1–128 characters, no `/`, no control
+    /// characters, no leading or trailing spaces.
+    pub fn label(&mut self, node: &Node, path: &FieldPath) -> Option<String> {
+        let text = self.string(node, path)?;
+        match zonal_model::names::label_problem(&text) {
             None => Some(text),
             Some(problem) => {
                 self.error(node.span, path, problem);
@@ -167,6 +195,24 @@ impl<'f> Cx<'f> {
         }
     }
 
+    /// An integer between `min` and `max` (both included): the documented maximum of a count
+    /// (`zonal_model::limits`).
+    pub fn u32_within(&mut self, node: &Node, path: &FieldPath, min: u32, max: u32) -> Option<u32> {
+        self.seen(node, path);
+        let parsed = node.as_scalar().and_then(|s| s.text.trim().parse::<u64>().ok());
+        match parsed {
+            Some(v) if v >= u64::from(min) && v <= u64::from(max) => Some(v as u32),
+            _ => {
+                self.error(
+                    node.span,
+                    path,
+                    format!("expected an integer between {min} and {max}, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
     /// A finite number within `range`.
     pub fn number(&mut self, node: &Node, path: &FieldPath, range: std::ops::RangeInclusive<f64>) -> Option<f64> {
         self.seen(node, path);
@@ -175,6 +221,9 @@ impl<'f> Cx<'f> {
             Some(v) if range.contains(&v) => Some(v),
             _ => {
                 let what = match (range.start().is_finite(), range.end().is_finite()) {
+                    (true, true) if *range.start() == f64::MIN_POSITIVE => {
+                        format!("a positive number of at most {}", range.end())
+                    }
                     (true, true) => format!("a number between {} and {}", range.start(), range.end()),
                     (true, false) => format!("a number of at least {}", range.start()),
                     _ => "a number".to_string(),

@@ -5,6 +5,7 @@
 pub mod datasets;
 pub mod decode;
 pub mod import;
+pub mod limits;
 pub mod load;
 pub mod manifest;
 pub mod native;

@@ -85,7 +85,7 @@ pub fn read_yaml_str(file: &str, text: &str) -> Loaded {
     if docs.is_empty() && loaded.diagnostics.is_empty() {
         loaded.diagnostics.push(Diagnostic {
             file: file.to_string(),
-            span: None,
+            span: Some(yaml::Span { line: 1, column: 1 }),
             path: None,
             message: "no documents found; expected at least one `kind: Infrastructure | Service | Demand` document"
                 .to_string(),
@@ -125,14 +125,20 @@ pub fn read_path_with(path: &Path, options: &DatasetOptions) -> Loaded {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     if ext == "csar" || ext == "zip" {
-        return match std::fs::read(path) {
+        return match crate::limits::read_limited(path, crate::limits::MAX_CSAR_BYTES, "CSAR archives") {
             Ok(bytes) => tosca::read_csar(&file, &bytes),
-            Err(e) => fail(format!("cannot read file: {e}")),
+            Err(e) => fail(e),
         };
     }
-    let text = match std::fs::read_to_string(path) {
+    let is_yaml = matches!(ext.as_str(), "yaml" | "yml");
+    let (limit, what) = if is_yaml {
+        (crate::limits::MAX_YAML_BYTES as u64, "YAML descriptors (MAX_YAML_BYTES)")
+    } else {
+        (crate::limits::MAX_DATASET_BYTES, "dataset files (MAX_DATASET_BYTES)")
+    };
+    let text = match crate::limits::read_text_limited(path, limit, what) {
         Ok(t) => t,
-        Err(e) => return fail(format!("cannot read file: {e}")),
+        Err(e) => return fail(e),
     };
     match ext.as_str() {
         "yaml" | "yml" => read_yaml_str(&file, &text),

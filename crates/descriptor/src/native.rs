@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use zonal_model::limits::{
+    MAX_DEMAND_SLOTS, MAX_FACTOR, MAX_HOST_COUNT, MAX_INSTANCES, MAX_SLOTS_PER_INSTANCE, MAX_WEIGHT,
+};
 use zonal_model::service::BUILTIN_EVALUATORS;
 use zonal_model::{
     Amount, Binding, Channel, Component, Demand, DemandEntry, Document, Duration, EvaluatorRef, FieldPath,
@@ -145,7 +148,7 @@ fn zone(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Zone> {
     let mut f = cx.fields(node, path)?;
     let name = f.required(cx, "name", "the zone's name").and_then(|(n, p)| cx.name(n, &p));
     let location = optional_location(cx, &mut f);
-    let tier = f.optional("tier").and_then(|(n, p)| cx.name(n, &p));
+    let tier = f.optional("tier").and_then(|(n, p)| cx.label(n, &p));
     let price = match f.optional("price") {
         Some((n, p)) => price(cx, n, &p),
         None => Some(Price::default()),
@@ -185,7 +188,7 @@ fn host_group(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Vec<Host
     let mut f = cx.fields(node, path)?;
     let name = f.required(cx, "name", "the host's name").and_then(|(n, p)| cx.name(n, &p));
     let count = match f.optional("count") {
-        Some((n, p)) => cx.u32(n, &p, 1),
+        Some((n, p)) => cx.u32_within(n, &p, 1, MAX_HOST_COUNT),
         None => Some(1),
     };
     let capacity = match f.required(cx, "capacity", "the host's resources, e.g. {cpu: 16, memory: 64Gi}") {
@@ -365,7 +368,7 @@ fn utility_sla(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Utility
     let r_med = duration_field(cx, &mut f, "r_med");
     let r_max = duration_field(cx, &mut f, "r_max");
     let importance = match f.optional("importance") {
-        Some((n, p)) => cx.number(n, &p, 1.0..=f64::INFINITY),
+        Some((n, p)) => cx.number(n, &p, 1.0..=MAX_FACTOR),
         None => Some(d.importance),
     };
     f.finish(cx);
@@ -460,36 +463,26 @@ fn component(cx: &mut Cx<'_>, node: &Node, path: &FieldPath, entry: Option<&str>
     })
 }
 
-/// `run: "zonal workload --slots 10"`, `run: {command: [...], env: {...}}` or
-/// `run: {image: registry/app:1.0, command: [...], env: {...}}`.
+/// `run: "zonal workload --slots 10"` (split into words by POSIX shell rules: quotes and
+/// backslashes as in `sh`, no shell is run, nothing is expanded), `run: [zonal, workload,
+/// "--name", "a b"]` (the argv as given), `run: {command: ..., env: {...}}` (`command` either
+/// way) or `run: {image: registry/app:1.0, command: ..., env: {...}}`.
 fn run_spec(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<RunSpec> {
-    if let Some(s) = node.as_scalar() {
-        let argv: Vec<String> = s.text.split_whitespace().map(str::to_string).collect();
-        if argv.is_empty() {
-            cx.error(node.span, path, "expected a command line, found an empty string");
-            return None;
-        }
+    if node.as_scalar().is_some() || node.as_seq().is_some() {
+        let argv = argv(cx, node, path)?;
         cx.spans.insert(path.clone(), node.span);
         return Some(RunSpec::Command { argv, env: BTreeMap::new() });
     }
     let mut f = cx.fields(node, path)?;
     let image = f.optional("image").and_then(|(n, p)| cx.string(n, &p));
-    let command = match f.optional("command") {
-        Some((n, p)) => {
-            if let Some(s) = n.as_scalar() {
-                Some(s.text.split_whitespace().map(str::to_string).collect())
-            } else {
-                Some(cx.list(n, &p, |cx, n, p| cx.string(n, p)))
-            }
-        }
-        None => None,
-    };
+    let command = f.optional("command").map(|(n, p)| argv(cx, n, &p));
     let env = f.optional("env").map(|(n, p)| cx.string_map(n, &p)).unwrap_or_default();
     f.finish(cx);
     match (image, command) {
-        (Some(image), command) => Some(RunSpec::Image { image, command: command.unwrap_or_default(), env }),
-        (None, Some(argv)) if !argv.is_empty() => Some(RunSpec::Command { argv, env }),
-        _ => {
+        (_, Some(None)) => None,
+        (Some(image), command) => Some(RunSpec::Image { image, command: command.flatten().unwrap_or_default(), env }),
+        (None, Some(Some(argv))) => Some(RunSpec::Command { argv, env }),
+        (None, None) => {
             cx.error(
                 node.span,
                 path,
@@ -500,14 +493,56 @@ fn run_spec(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<RunSpec> {
     }
 }
 
+/// A command: a string split into words by POSIX shell rules, or a list of words as given.
+/// Never empty; an unterminated quote or a trailing backslash is an error at the string.
+fn argv(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Vec<String>> {
+    let argv = match node.as_scalar() {
+        Some(s) => match shell_words::split(&s.text) {
+            Ok(words) => words,
+            Err(_) => {
+                cx.error(
+                    node.span,
+                    path,
+                    format!(
+                        "expected a command line split by shell rules, found an unterminated quote in {}; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
+                        node.describe()
+                    ),
+                );
+                return None;
+            }
+        },
+        None => {
+            let before = cx.diagnostics.len();
+            let words = cx.list(node, path, |cx, n, p| cx.string(n, p));
+            if cx.diagnostics.len() > before {
+                return None;
+            }
+            words
+        }
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        cx.error(
+            node.span,
+            path,
+            format!("expected a command (a program and its arguments), found {}", node.describe()),
+        );
+        return None;
+    }
+    if let Some(w) = argv.iter().find(|w| w.contains('\0')) {
+        cx.error(node.span, path, format!("expected arguments without NUL characters, found {w:?}"));
+        return None;
+    }
+    Some(argv)
+}
+
 fn slot_spec(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<SlotSpec> {
     let mut f = cx.fields(node, path)?;
     let per_instance = match f.optional("per_instance") {
-        Some((n, p)) => cx.u32(n, &p, 1),
+        Some((n, p)) => cx.u32_within(n, &p, 1, MAX_SLOTS_PER_INSTANCE),
         None => Some(1),
     };
     let min_free = match f.optional("min_free") {
-        Some((n, p)) => cx.u32(n, &p, 0),
+        Some((n, p)) => cx.u32_within(n, &p, 0, MAX_SLOTS_PER_INSTANCE),
         None => Some(0),
     };
     f.finish(cx);
@@ -517,11 +552,11 @@ fn slot_spec(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<SlotSpec>
 fn scaling(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Scaling> {
     let mut f = cx.fields(node, path)?;
     let min = match f.optional("min_instances") {
-        Some((n, p)) => cx.u32(n, &p, 0),
+        Some((n, p)) => cx.u32_within(n, &p, 0, MAX_INSTANCES),
         None => Some(1),
     };
     let max = match f.optional("max_instances") {
-        Some((n, p)) => cx.u32(n, &p, 1),
+        Some((n, p)) => cx.u32_within(n, &p, 1, MAX_INSTANCES),
         None => min.map(|m| m.max(1)),
     };
     f.finish(cx);
@@ -615,7 +650,7 @@ fn region(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Region> {
     let name = f.required(cx, "name", "the region's name").and_then(|(n, p)| cx.name(n, &p));
     let location = optional_location(cx, &mut f);
     let weight = match f.optional("weight") {
-        Some((n, p)) => cx.number(n, &p, f64::MIN_POSITIVE..=f64::INFINITY),
+        Some((n, p)) => cx.number(n, &p, f64::MIN_POSITIVE..=MAX_WEIGHT),
         None => Some(1.0),
     };
     let attach = f.optional("attach").and_then(|(n, p)| cx.name(n, &p));
@@ -652,7 +687,7 @@ fn demand_entry(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Demand
 /// `slots: 40` or `slots: {"06:00": 10, "18:00": 40}`.
 fn slot_profile(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<SlotProfile> {
     if node.as_scalar().is_some() {
-        return cx.u32(node, path, 0).map(SlotProfile::Constant);
+        return cx.u32_within(node, path, 0, MAX_DEMAND_SLOTS).map(SlotProfile::Constant);
     }
     let mut f = cx.fields(node, path)?;
     let mut windows = Vec::new();
@@ -660,7 +695,7 @@ fn slot_profile(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<SlotPr
     for (key, key_span, value) in f.entries.clone() {
         let p = path.key(key);
         match key.parse::<zonal_model::TimeOfDay>() {
-            Ok(t) => match cx.u32(value, &p, 0) {
+            Ok(t) => match cx.u32_within(value, &p, 0, MAX_DEMAND_SLOTS) {
                 Some(n) => windows.push((t, n)),
                 None => ok = false,
             },
@@ -700,12 +735,12 @@ fn knowledge_base(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Option<KnowledgeBase> 
 fn hardware_profile(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<HardwareProfile> {
     let mut f = cx.fields(node, path)?;
     let name = f.required(cx, "name", "the profile's name").and_then(|(n, p)| cx.name(n, &p));
-    let arch = f.optional("arch").and_then(|(n, p)| cx.name(n, &p));
+    let arch = f.optional("arch").and_then(|(n, p)| cx.label(n, &p));
     let res = match f.required(cx, "resources", "the resources an instance gets, e.g. {cpu: 4, memory: 16Gi}") {
         Some((n, p)) => resources(cx, n, &p),
         None => None,
     };
-    let accelerator = f.optional("accelerator").and_then(|(n, p)| cx.name(n, &p));
+    let accelerator = f.optional("accelerator").and_then(|(n, p)| cx.label(n, &p));
     f.finish(cx);
     Some(HardwareProfile { name: name?, arch, resources: res?, accelerator })
 }
@@ -730,7 +765,7 @@ fn workload_tag(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Option<Worklo
             let mut f = cx.fields(node, path)?;
             let profile = f.required(cx, "profile", "a profile name").and_then(|(n, p)| cx.name(n, &p));
             let performance = match f.optional("performance") {
-                Some((n, p)) => cx.number(n, &p, f64::MIN_POSITIVE..=f64::INFINITY),
+                Some((n, p)) => cx.number(n, &p, f64::MIN_POSITIVE..=MAX_FACTOR),
                 None => Some(1.0),
             };
             f.finish(cx);

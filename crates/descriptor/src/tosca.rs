@@ -16,6 +16,9 @@
 //!   their `constraints`, malformed scalar units, and FUSION bounds out of order.
 //!
 //! Mapping (FUSION → Zonal):
+//! * node template names become component names as DNS labels (`myEPG` → `myepg`,
+//!   `web_server` → `web-server`, each change noted; two templates that become one name are an
+//!   error), since every Zonal name is one (`zonal_model::names`).
 //! * `FusionService` / `FusionComponent` / `FusionEvaluator` nodes become components (the first
 //!   `FusionService` is the entry; the service is named after it, or after
 //!   `metadata.template_name`); an evaluator that `DependsOn` a service node becomes the
@@ -183,7 +186,9 @@ fn read_with_types(
     f.finish(cx);
     let (templates_node, tpl_path) = templates_node?;
     let mut reader = TemplateReader { cx, types: &types, inputs, notes };
-    let service = reader.service(templates_node, &tpl_path, policies_node, &metadata, fallback_name);
+    let service = reader
+        .service(templates_node, &tpl_path, policies_node, &metadata, fallback_name)
+        .and_then(|s| reader.names_as_labels(s, &tpl_path, templates_node.span));
     let notes = reader.notes;
     if cx.diagnostics.len() > before {
         return None;
@@ -313,7 +318,70 @@ struct Template<'n> {
     requirements: Vec<(String, String, FieldPath, crate::yaml::Span)>,
 }
 
+/// A node template name as a component name: TOSCA template names are identifiers
+/// (`myEPG`, `web_server`), Zonal's names are DNS labels, so upper case becomes lower case and
+/// `_` and `.` become `-`. What is still not a name (spaces, other characters) is reported by
+/// the bundle's name check.
+fn template_label(name: &str) -> String {
+    name.chars().map(|c| if matches!(c, '_' | '.') { '-' } else { c.to_ascii_lowercase() }).collect()
+}
+
 impl TemplateReader<'_, '_> {
+    /// Renames the components (and every reference to them) to [`template_label`]s, with a
+    /// note for each changed name; two templates that become the same name are an error.
+    fn names_as_labels(&mut self, mut s: Service, path: &FieldPath, span: crate::yaml::Span) -> Option<Service> {
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        let mut ok = true;
+        for c in &s.components {
+            let label = template_label(&c.name);
+            if let Some(other) = taken.get(&label) {
+                let at = self.cx.spans.locate(&path.key(&c.name)).unwrap_or(span);
+                self.cx.error(
+                    at,
+                    &path.key(&c.name),
+                    format!("node templates {other:?} and {:?} both become the component name {label:?} (names are lower-case DNS labels); rename one", c.name),
+                );
+                ok = false;
+            }
+            taken.insert(label.clone(), c.name.clone());
+            if label != c.name {
+                self.note(format!(
+                    "{}: node template {:?} is the component {label:?} (names are lower-case DNS labels)",
+                    self.cx.file, c.name
+                ));
+            }
+            map.insert(c.name.clone(), label);
+        }
+        let rename = |n: &mut String| {
+            if let Some(l) = map.get(n.as_str()) {
+                *n = l.clone();
+            }
+        };
+        for c in &mut s.components {
+            rename(&mut c.name);
+            c.placement.affinity.iter_mut().for_each(rename);
+            c.placement.anti_affinity.iter_mut().for_each(rename);
+            if let Some(EvaluatorRef::Component { component }) = &mut c.evaluator {
+                rename(component);
+            }
+        }
+        for ch in &mut s.channels {
+            rename(&mut ch.from);
+            rename(&mut ch.to);
+        }
+        if let Some(e) = &mut s.entry {
+            rename(e);
+        }
+        if let Some(EvaluatorRef::Component { component }) = &mut s.evaluator {
+            rename(component);
+        }
+        if map.contains_key(&s.name) {
+            rename(&mut s.name);
+        }
+        ok.then_some(s)
+    }
+
     fn note(&mut self, text: String) {
         if !self.notes.contains(&text) {
             self.notes.push(text);
@@ -506,7 +574,7 @@ impl TemplateReader<'_, '_> {
         let name = metadata
             .get("template_name")
             .cloned()
-            .or_else(|| fallback_name.map(str::to_string))
+            .or_else(|| fallback_name.map(zonal_model::names::sanitize))
             .unwrap_or_else(|| entry.name.clone());
         Some(Service {
             name,
@@ -897,16 +965,34 @@ pub fn read_csar(file: &str, bytes: &[u8]) -> Loaded {
         Ok(a) => a,
         Err(e) => return fail(format!("not a CSAR/zip archive: {e}")),
     };
+    use crate::limits::{MAX_CSAR_ENTRIES, MAX_CSAR_UNPACKED_BYTES};
+    if archive.len() > MAX_CSAR_ENTRIES {
+        return fail(format!(
+            "the archive has {} entries; CSAR archives are limited to {MAX_CSAR_ENTRIES} entries (MAX_CSAR_ENTRIES)",
+            archive.len()
+        ));
+    }
     let mut files: BTreeMap<String, String> = BTreeMap::new();
+    // Entries are unpacked up to what is left of the budget, whatever their headers claim.
+    let mut left = MAX_CSAR_UNPACKED_BYTES;
     for i in 0..archive.len() {
-        let Ok(mut entry) = archive.by_index(i) else { continue };
-        if entry.is_dir() || entry.size() > 16 << 20 {
+        let Ok(entry) = archive.by_index(i) else { continue };
+        if entry.is_dir() {
             continue;
         }
         let name = entry.name().to_string();
-        let mut text = String::new();
-        if entry.read_to_string(&mut text).is_ok() {
-            files.insert(name, text);
+        let mut bytes = Vec::new();
+        let read = entry.take(left + 1).read_to_end(&mut bytes);
+        if bytes.len() as u64 > left {
+            return fail(format!(
+                "the archive unpacks to more than {MAX_CSAR_UNPACKED_BYTES} bytes (at entry {name:?}); CSAR archives are limited to {MAX_CSAR_UNPACKED_BYTES} bytes unpacked (MAX_CSAR_UNPACKED_BYTES)"
+            ));
+        }
+        left -= bytes.len() as u64;
+        if read.is_ok() {
+            if let Ok(text) = String::from_utf8(bytes) {
+                files.insert(name, text);
+            }
         }
     }
     let meta = files.get("TOSCA-Metadata/TOSCA.meta");

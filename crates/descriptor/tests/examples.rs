@@ -76,15 +76,15 @@ fn fusion_epg_tosca_converts_to_valid_native_yaml() {
     let loaded = load_paths(&[examples_dir().join("tosca/fusion-epg.yaml")]);
     let bundle = convert_and_revalidate(&loaded);
     let epg = bundle.service("epg-tosca").expect("the service is named by metadata.template_name");
-    assert_eq!(epg.entry.as_deref(), Some("myEPG"));
+    assert_eq!(epg.entry.as_deref(), Some("myepg"));
     assert_eq!(epg.components.len(), 3);
-    let main = epg.component("myEPG").unwrap();
+    let main = epg.component("myepg").unwrap();
     assert_eq!(main.slots.per_instance, 50, "max_slots comes from the maxsessionslots input's default");
     assert_eq!(main.scaling.max_instances, 10);
     assert_eq!(main.resources.get("cpu"), 2000, "num_cpus comes from the cpus input");
     assert_eq!(main.resources.get("memory"), 4_000_000_000);
     assert_eq!(main.placement.requires.get("arch").map(String::as_str), Some("x86_64"));
-    assert_eq!(epg.evaluator, Some(zonal_model::EvaluatorRef::Component { component: "myEPGevaluator".into() }));
+    assert_eq!(epg.evaluator, Some(zonal_model::EvaluatorRef::Component { component: "myepgevaluator".into() }));
     assert_eq!(epg.binding, zonal_model::Binding::Late);
     assert_eq!(epg.channels.len(), 1);
     assert_eq!(epg.channels[0].max_latency.map(|d| d.as_millis()), Some(5.0));
@@ -140,8 +140,8 @@ node_templates:
     assert!(notes.contains("top level"), "{notes}");
     assert!(notes.contains("no unit"), "{notes}");
     let Document::Service(s) = &loaded.bundle.documents[0] else { panic!("expected a service") };
-    assert_eq!(s.component("myEPG").unwrap().slots.per_instance, 100);
-    assert_eq!(s.component("myEPG").unwrap().resources.get("memory"), 4_000_000_000);
+    assert_eq!(s.component("myepg").unwrap().slots.per_instance, 100);
+    assert_eq!(s.component("myepg").unwrap().resources.get("memory"), 4_000_000_000);
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn csar_archives_are_read_through_their_metadata() {
     let bundle = convert_and_revalidate(&loaded);
     assert_eq!(
         bundle.service("epg-tosca").unwrap().entry.as_deref(),
-        Some("myEPG"),
+        Some("myepg"),
         "acme.EPG derives from FusionService"
     );
 

@@ -43,7 +43,7 @@ const CASES: &[Case] = &[
     Case {
         name: "negative slots",
         files: &[("examples/epg.yaml", "kind: Service\nname: epg\ncomponents:\n  - name: a\n  - name: streamer\n    slots:\n      per_instance: -3\n")],
-        expected: &["examples/epg.yaml:7:21: components[1].slots.per_instance: expected a positive integer, found -3"],
+        expected: &["examples/epg.yaml:7:21: components[1].slots.per_instance: expected an integer between 1 and 100000, found -3"],
     },
     Case {
         name: "missing kind",
@@ -174,8 +174,8 @@ const CASES: &[Case] = &[
         name: "several errors at once",
         files: &[("s.yaml", "kind: Service\nname: web\ncomponents:\n  - name: web\n    slots: {per_instance: 0, min_free: lots}\n    ports: [{name: http, port: 70000}]\n")],
         expected: &[
-            "s.yaml:5:27: components[0].slots.per_instance: expected a positive integer, found 0",
-            "s.yaml:5:40: components[0].slots.min_free: expected a non-negative integer, found lots",
+            "s.yaml:5:27: components[0].slots.per_instance: expected an integer between 1 and 100000, found 0",
+            "s.yaml:5:40: components[0].slots.min_free: expected an integer between 0 and 100000, found lots",
             "s.yaml:6:32: components[0].ports[0].port: expected a port number between 1 and 65535, found 70000",
         ],
     },
@@ -188,6 +188,45 @@ const CASES: &[Case] = &[
         expected: &[
             "kb.yaml:6:40: tags[0].candidates[0].profile: unknown profile \"q\"; expected one of p",
             "s.yaml:4:20: components[0].tag: unknown workload tag \"webb\"; the knowledge base defines web",
+        ],
+    },
+    Case {
+        name: "counts beyond their maximum (issue 14: per_instance wrapped, min_instances accepted)",
+        files: &[("s.yaml", "kind: Service\nname: s\ncomponents:\n  - name: a\n    slots: {per_instance: 4294967295}\n    scaling: {min_instances: 100000}\n")],
+        expected: &[
+            "s.yaml:5:27: components[0].slots.per_instance: expected an integer between 1 and 100000, found 4294967295",
+            "s.yaml:6:30: components[0].scaling.min_instances: expected an integer between 0 and 1000, found 100000",
+        ],
+    },
+    Case {
+        name: "names that are not DNS labels",
+        files: &[("s.yaml", "kind: Service\nname: '..'\ncomponents:\n  - name: Web\n  - name: a_b\n")],
+        expected: &[
+            "s.yaml:2:7: name: expected a name (a DNS label: 1-63 characters from a-z, 0-9 and '-', beginning and ending with a letter or digit), found \"..\": it has the character '.'",
+            "s.yaml:4:11: components[0].name: expected a name (a DNS label: 1-63 characters from a-z, 0-9 and '-', beginning and ending with a letter or digit), found \"Web\": it has the upper-case letter 'W' (names are lower case)",
+            "s.yaml:5:11: components[1].name: expected a name (a DNS label: 1-63 characters from a-z, 0-9 and '-', beginning and ending with a letter or digit), found \"a_b\": it has the character '_'",
+        ],
+    },
+    Case {
+        name: "an unterminated quote in run",
+        files: &[("s.yaml", "kind: Service\nname: s\ncomponents:\n  - name: a\n    run: zonal workload --name 'a b\n")],
+        expected: &[
+            "s.yaml:5:10: components[0].run: expected a command line split by shell rules, found an unterminated quote in zonal workload --name 'a b; close the quote, or write the command as a list (`[prog, \"arg with space\"]`)",
+        ],
+    },
+    Case {
+        name: "a host count beyond the maximum and sizes beyond theirs",
+        files: &[("i.yaml", "kind: Infrastructure\nname: i\nzones:\n  - name: z\n    hosts:\n      - {name: h, count: 4294967295, capacity: {cpu: 8, memory: 2Ei}}\n")],
+        expected: &[
+            "i.yaml:6:26: zones[0].hosts[0].count: expected an integer between 1 and 10000, found 4294967295",
+            "i.yaml:6:65: zones[0].hosts[0].capacity.memory: expected a size of at most 1Ei (2^60 bytes), found 2Ei",
+        ],
+    },
+    Case {
+        name: "a billion laughs",
+        files: &[("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n")],
+        expected: &[
+            "bomb.yaml:5:8: this alias would expand to 11111 more nodes, past the limit of 20000 nodes added by aliases (MAX_YAML_ALIAS_NODES; 12330 already added); write the values out or use fewer aliases",
         ],
     },
     Case {

@@ -154,7 +154,7 @@ pub fn routes() -> Routes<Api> {
             get_resolve,
         )
         .add(M::GET, "/1.0/geography", "User regions, measured latencies and the latency model", ANY, get_geography)
-        .add(
+        .add_document(
             M::PUT,
             "/1.0/geography",
             "Set the parts given {regions?, latencies?, latency_model?} (from demand and infrastructure documents)",
@@ -181,9 +181,9 @@ pub fn routes() -> Routes<Api> {
         .add(M::GET, "/1.0/services/{id}/events", "What happened to a service (decisions, moves, drains)", ANY, service_events)
         .add(M::GET, "/1.0/services/{id}/decision", "The service's last placement decision", ANY, service_decision)
         .add(M::GET, "/1.0/infrastructure", "The infrastructure document (links, prices, proximity classes)", ANY, get_infrastructure)
-        .add(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
+        .add_document(M::PUT, "/1.0/infrastructure", "Replace the infrastructure document", ADMIN, put_infrastructure)
         .add(M::GET, "/1.0/knowledge-base", "The knowledge base (workload tags → hardware profiles)", ANY, get_kb)
-        .add(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
+        .add_document(M::PUT, "/1.0/knowledge-base", "Replace the knowledge base", ADMIN, put_kb)
         .add(
             M::GET,
             "/1.0/backup",
@@ -307,7 +307,12 @@ async fn get_resolve(
                 ))
             })?)
         }
-        (None, None, Some(r)) => Origin::Region(r),
+        (None, None, Some(r)) => {
+            if let Some(why) = zonal_model::names::name_problem(&r) {
+                return Err(ApiError::bad_request(format!("?region: {why} (a user region or a zone)")));
+            }
+            Origin::Region(r)
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "GET /1.0/resolve/{service}: expected ?lat=…&lon=… or ?region=REGION (one of the two)",
@@ -353,6 +358,7 @@ pub fn router_with_audit(core: Arc<DomainCore>, metrics: Arc<HttpMetrics>, audit
     let router = router
         .fallback(server::not_found)
         .with_state(api)
+        .layer(server::body_limit())
         .layer(from_fn_with_state(auth_state, server::auth))
         .layer(from_fn_with_state(metrics, server::observe));
     match audit {

@@ -398,6 +398,9 @@ impl DomainCore {
     /// decided again at once (refused when the new demand cannot be placed: nothing changes
     /// then).
     pub async fn set_slots(&self, caller: &Principal, id: &str, slots: u32) -> Result<ServiceView, DomainError> {
+        if let Some(p) = zonal_model::limits::at_most(slots, zonal_model::limits::MAX_DEMAND_SLOTS, "session slots") {
+            return Err(DomainError::Invalid(format!("slots: {p}")));
+        }
         let _one = self.one_decision().await;
         let rec = self.owned(caller, id)?;
         if rec.target != Target::Deployed || rec.placement.is_none() {
@@ -421,6 +424,12 @@ impl DomainCore {
 
     /// `POST /1.0/plans`: the decision the domain would make, not stored (nor counted).
     pub async fn dry_run(&self, caller: &Principal, req: &PlanRequest) -> Result<Decision, DomainError> {
+        if let Some(p) = req
+            .slots
+            .and_then(|n| zonal_model::limits::at_most(n, zonal_model::limits::MAX_DEMAND_SLOTS, "session slots"))
+        {
+            return Err(DomainError::Invalid(format!("slots: {p}")));
+        }
         let _one = self.one_decision().await;
         let mut rec = match (&req.manifest, &req.serviceid) {
             (Some(manifest), _) => {

@@ -119,6 +119,14 @@ impl DomainCore {
                 if let Some(p) = zonal_model::names::name_problem(&e.service) {
                     problems.push(format!("demand[{i}].service: {p}"));
                 }
+                if let Some(p) =
+                    zonal_model::limits::at_most(e.slots.peak(), zonal_model::limits::MAX_DEMAND_SLOTS, "session slots")
+                {
+                    problems.push(format!("demand[{i}].slots: {p}"));
+                }
+                if let Some((field, p)) = e.sla.as_ref().and_then(|s| s.problems().into_iter().next()) {
+                    problems.push(format!("demand[{i}].sla.{field}: {p}"));
+                }
             }
             if !problems.is_empty() {
                 return Err(DomainError::Invalid(format!("invalid demand: {}", problems.join("; "))));

@@ -149,6 +149,28 @@ impl DomainCore {
                 reg.name, reg.endpoint
             )));
         }
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, h) in reg.hosts.iter().enumerate() {
+            if let Some(p) = zonal_model::names::name_problem(&h.name) {
+                problems.push(format!("hosts[{i}].name: {p}"));
+            } else if !seen.insert(h.name.as_str()) {
+                problems.push(format!("hosts[{i}].name: host {:?} is listed twice", h.name));
+            }
+            for (r, p) in h.capacity.problems() {
+                problems.push(format!("hosts[{i}].capacity.{r}: {p}"));
+            }
+        }
+        if let Some(t) = reg.tier.as_deref().and_then(zonal_model::names::label_problem) {
+            problems.push(format!("tier: {t}"));
+        }
+        if !problems.is_empty() {
+            return Err(DomainError::Invalid(format!(
+                "zone {}: {}; nothing was registered",
+                reg.name,
+                problems.join("; ")
+            )));
+        }
         let rec = ZoneRecord { registration: reg.clone(), registered_ms: now_ms() };
         self.store.put(T_ZONES, &reg.name, &rec)?;
         self.heartbeats.seen(&reg.name, None);

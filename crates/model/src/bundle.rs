@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::demand::{Demand, SlotProfile};
+use crate::geo::Location;
 use crate::infra::Infrastructure;
 use crate::kb::{KnowledgeBase, TagMode};
 use crate::path::{FieldPath, ModelError};
@@ -122,6 +123,9 @@ impl Bundle {
     pub fn validate(&self) -> Vec<ModelError> {
         let mut v = Validator { bundle: self, errors: Vec::new(), context: Context::build(self) };
         for (i, doc) in self.documents.iter().enumerate() {
+            if let Some(problem) = crate::names::name_problem(doc.name()) {
+                v.error(i, FieldPath::root().key("name"), format!("{} name: {problem}", doc.kind().to_lowercase()));
+            }
             match doc {
                 Document::Infrastructure(infra) => v.infrastructure(i, infra),
                 Document::Service(s) => v.service(i, s),
@@ -249,8 +253,16 @@ impl Validator<'_> {
                 "host",
                 zone.hosts.iter().enumerate().map(|(i, h)| (zp.key("hosts").index(i).key("name"), h.name.as_str())),
             );
+            if let Some(l) = &zone.location {
+                if let Some(p) = Location::problem(l.lat, l.lon) {
+                    self.error(doc, zp.key("location"), p);
+                }
+            }
             for (hi, host) in zone.hosts.iter().enumerate() {
                 let hp = zp.key("hosts").index(hi);
+                for (name, p) in host.capacity.problems() {
+                    self.error(doc, hp.key("capacity").key(&name), p);
+                }
                 if host.power.max < host.power.idle {
                     self.error(
                         doc,
@@ -375,6 +387,29 @@ impl Validator<'_> {
         }
         for (ci, c) in s.components.iter().enumerate() {
             let cp = root.key("components").index(ci);
+            use crate::limits::{at_most, MAX_INSTANCES, MAX_SLOTS_PER_INSTANCE};
+            for (field, value, max, what) in [
+                ("slots.per_instance", c.slots.per_instance, MAX_SLOTS_PER_INSTANCE, "slots per instance"),
+                ("slots.min_free", c.slots.min_free, MAX_SLOTS_PER_INSTANCE, "free slots"),
+                ("scaling.min_instances", c.scaling.min_instances, MAX_INSTANCES, "instances per zone"),
+                ("scaling.max_instances", c.scaling.max_instances, MAX_INSTANCES, "instances per zone"),
+            ] {
+                if let Some(p) = at_most(value, max, what) {
+                    let (a, b) = field.split_once('.').unwrap_or((field, ""));
+                    self.error(doc, cp.key(a).key(b), p);
+                }
+            }
+            if c.slots.per_instance == 0 {
+                self.error(doc, cp.key("slots").key("per_instance"), "expected at least 1 slot per instance, found 0");
+            }
+            for (name, p) in c.resources.problems() {
+                self.error(doc, cp.key("resources").key(&name), p);
+            }
+            self.unique(
+                doc,
+                "port",
+                c.ports.iter().enumerate().map(|(i, p)| (cp.key("ports").index(i).key("name"), p.name.as_str())),
+            );
             if c.scaling.max_instances == 0 {
                 self.error(doc, cp.key("scaling").key("max_instances"), "expected at least 1 instance, found 0");
             }
@@ -518,12 +553,17 @@ impl Validator<'_> {
             d.regions.iter().enumerate().map(|(i, r)| (root.key("regions").index(i).key("name"), r.name.as_str())),
         );
         for (ri, r) in d.regions.iter().enumerate() {
-            if !(r.weight.is_finite() && r.weight > 0.0) {
+            if !(r.weight.is_finite() && r.weight > 0.0 && r.weight <= crate::limits::MAX_WEIGHT) {
                 self.error(
                     doc,
                     root.key("regions").index(ri).key("weight"),
-                    format!("expected a positive weight, found {}", r.weight),
+                    format!("expected a positive weight of at most {}, found {}", crate::limits::MAX_WEIGHT, r.weight),
                 );
+            }
+            if let Some(l) = &r.location {
+                if let Some(p) = Location::problem(l.lat, l.lon) {
+                    self.error(doc, root.key("regions").index(ri).key("location"), p);
+                }
             }
             if let Some(z) = &r.attach {
                 self.zone_exists(doc, root.key("regions").index(ri).key("attach"), z);
@@ -550,6 +590,13 @@ impl Validator<'_> {
                     ep.key("service"),
                     format!("unknown service {:?}; expected one of the services given ({known})", e.service),
                 );
+            }
+            let most = match &e.slots {
+                SlotProfile::Constant(n) => *n,
+                SlotProfile::Windows(w) => w.iter().map(|(_, n)| *n).max().unwrap_or(0),
+            };
+            if let Some(p) = crate::limits::at_most(most, crate::limits::MAX_DEMAND_SLOTS, "session slots") {
+                self.error(doc, ep.key("slots"), p);
             }
             if let SlotProfile::Windows(w) = &e.slots {
                 for pair in w.windows(2) {
@@ -585,6 +632,11 @@ impl Validator<'_> {
             "tag",
             kb.tags.iter().enumerate().map(|(i, t)| (root.key("tags").index(i).key("name"), t.name.as_str())),
         );
+        for (pi, p) in kb.profiles.iter().enumerate() {
+            for (name, problem) in p.resources.problems() {
+                self.error(doc, root.key("profiles").index(pi).key("resources").key(&name), problem);
+            }
+        }
         let profiles: BTreeSet<&str> = kb.profiles.iter().map(|p| p.name.as_str()).collect();
         for (ti, t) in kb.tags.iter().enumerate() {
             let tp = root.key("tags").index(ti);
@@ -607,7 +659,7 @@ impl Validator<'_> {
                         format!("unknown profile {:?}; expected one of {}", c.profile, list(&profiles)),
                     );
                 }
-                if !(c.performance.is_finite() && c.performance > 0.0) {
+                if !(c.performance.is_finite() && c.performance > 0.0 && c.performance <= crate::limits::MAX_FACTOR) {
                     self.error(
                         doc,
                         cp.key("performance"),

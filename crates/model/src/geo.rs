@@ -7,17 +7,49 @@ use crate::units::Duration;
 /// Mean Earth radius used for great-circle distances (km).
 pub const EARTH_RADIUS_KM: f64 = 6371.0;
 
-/// A point on Earth in decimal degrees.
+/// A point on Earth in decimal degrees. Read from JSON only when both coordinates are finite
+/// and on Earth (`lat` in [-90, 90], `lon` in [-180, 180]); a request naming `lat: 999` is
+/// refused while it is read, naming the coordinate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawLocation")]
 pub struct Location {
     pub lat: f64,
     pub lon: f64,
 }
 
+/// A location as written, before its check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocation {
+    lat: f64,
+    lon: f64,
+}
+
+impl TryFrom<RawLocation> for Location {
+    type Error = String;
+    fn try_from(raw: RawLocation) -> Result<Self, String> {
+        match Location::problem(raw.lat, raw.lon) {
+            Some(p) => Err(p),
+            None => Ok(Location { lat: raw.lat, lon: raw.lon }),
+        }
+    }
+}
+
 impl Location {
     /// A location, or `None` if the coordinates are outside [-90, 90] × [-180, 180].
     pub fn new(lat: f64, lon: f64) -> Option<Self> {
-        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some(Location { lat, lon })
+        Location::problem(lat, lon).is_none().then_some(Location { lat, lon })
+    }
+
+    /// What is wrong with these coordinates (which one, and what was expected), or `None`.
+    pub fn problem(lat: f64, lon: f64) -> Option<String> {
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            Some(format!("lat: expected a latitude in degrees between -90 and 90, found {lat}"))
+        } else if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+            Some(format!("lon: expected a longitude in degrees between -180 and 180, found {lon}"))
+        } else {
+            None
+        }
     }
 
     /// Great-circle (Haversine) distance in kilometres.

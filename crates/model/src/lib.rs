@@ -10,6 +10,7 @@ pub mod demand;
 pub mod geo;
 pub mod infra;
 pub mod kb;
+pub mod limits;
 pub mod live;
 pub mod names;
 pub mod path;

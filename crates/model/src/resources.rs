@@ -65,8 +65,13 @@ impl Amount {
                 if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
                     trimmed
                         .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= crate::limits::MAX_COUNT)
                         .map(Amount::count)
-                        .map_err(|_| UnitError { expected: "a whole number", found: text.to_string() })
+                        .ok_or_else(|| UnitError {
+                            expected: "a whole number of at most 1000000",
+                            found: text.to_string(),
+                        })
                 } else if name == GPU {
                     Err(UnitError { expected: "a whole number of GPUs", found: text.to_string() })
                 } else {
@@ -77,6 +82,39 @@ impl Amount {
                 }
             }
         }
+    }
+}
+
+impl Amount {
+    /// What is wrong with this amount of resource `name` (beyond its unit's maximum, or in
+    /// the wrong unit for a well-known resource), or `None`. Amounts read from JSON (API
+    /// bodies) are checked with this; amounts parsed from text are checked while parsed.
+    pub fn problem(&self, name: &str) -> Option<String> {
+        use crate::limits::{MAX_BYTES, MAX_COUNT, MAX_CPU_MILLICORES};
+        let expected_unit = match name {
+            CPU => Some(ResourceUnit::Millicores),
+            MEMORY | DISK => Some(ResourceUnit::Bytes),
+            GPU => Some(ResourceUnit::Count),
+            _ => None,
+        };
+        if let Some(u) = expected_unit.filter(|u| *u != self.unit) {
+            return Some(format!("expected {u} for {name:?}, found {}", self.unit));
+        }
+        let max = match self.unit {
+            ResourceUnit::Millicores => MAX_CPU_MILLICORES,
+            ResourceUnit::Bytes => MAX_BYTES,
+            ResourceUnit::Count => MAX_COUNT,
+        };
+        (self.value > max).then(|| {
+            format!("expected at most {} ({}), found {}", Amount { value: max, unit: self.unit }, self.unit, self.value)
+        })
+    }
+}
+
+impl Resources {
+    /// Every amount beyond its maximum or in the wrong unit, as `(resource, problem)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.0.iter().filter_map(|(n, a)| a.problem(n).map(|p| (n.clone(), p))).collect()
     }
 }
 

@@ -60,8 +60,15 @@ impl UtilitySla {
         if self.r_max < self.r_med {
             out.push(("r_max", format!("expected r_max at least r_med ({}), found {}", self.r_med, self.r_max)));
         }
-        if !(self.importance.is_finite() && self.importance >= 1.0) {
-            out.push(("importance", format!("expected an importance k of at least 1, found {}", self.importance)));
+        if !(self.importance.is_finite() && self.importance >= 1.0 && self.importance <= crate::limits::MAX_FACTOR) {
+            out.push((
+                "importance",
+                format!(
+                    "expected an importance k between 1 and {}, found {}",
+                    crate::limits::MAX_FACTOR,
+                    self.importance
+                ),
+            ));
         }
         out
     }

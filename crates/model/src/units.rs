@@ -165,7 +165,14 @@ impl FromStr for Duration {
             "h" => 3600e3,
             _ => return Err(err()),
         };
-        Ok(Duration { millis: value * factor })
+        let millis = value * factor;
+        if !(millis.is_finite() && millis <= crate::limits::MAX_DURATION_MS) {
+            return Err(UnitError {
+                expected: "a duration of at most one year (e.g. 20ms, 1.5s, 2h)",
+                found: s.to_string(),
+            });
+        }
+        Ok(Duration { millis })
     }
 }
 
@@ -230,6 +237,9 @@ impl FromStr for Size {
             u => SIZE_UNITS.iter().find(|(name, _)| *name == u).map(|(_, m)| *m).ok_or_else(err)?,
         };
         let bytes = decimal_to_units(number, multiplier).ok_or_else(err)?;
+        if bytes > u128::from(crate::limits::MAX_BYTES) {
+            return Err(UnitError { expected: "a size of at most 1Ei (2^60 bytes)", found: s.to_string() });
+        }
         u64::try_from(bytes).map(Size).map_err(|_| err())
     }
 }
@@ -303,6 +313,9 @@ impl FromStr for Bandwidth {
         let unit = if unit == "Kbps" { "kbps" } else { unit };
         let multiplier = BANDWIDTH_UNITS.iter().find(|(name, _)| *name == unit).map(|(_, m)| *m).ok_or_else(err)?;
         let bps = decimal_to_units(number, multiplier).ok_or_else(err)?;
+        if bps > u128::from(crate::limits::MAX_BANDWIDTH_BPS) {
+            return Err(UnitError { expected: "a bandwidth of at most 100Tbps", found: s.to_string() });
+        }
         u64::try_from(bps).map(Bandwidth).map_err(|_| err())
     }
 }
@@ -349,6 +362,9 @@ impl FromStr for Cpu {
             _ => return Err(err()),
         };
         let milli = decimal_to_units(number, multiplier).ok_or_else(err)?;
+        if milli > u128::from(crate::limits::MAX_CPU_MILLICORES) {
+            return Err(UnitError { expected: "a CPU amount of at most 1000000 cores", found: s.to_string() });
+        }
         u64::try_from(milli).map(Cpu).map_err(|_| err())
     }
 }
@@ -617,17 +633,27 @@ mod tests {
         #[test]
         fn size_round_trips(bytes in any::<u64>()) {
             let s = Size(bytes);
-            prop_assert_eq!(s.to_string().parse::<Size>().unwrap(), s);
+            let back = s.to_string().parse::<Size>();
+            if bytes <= crate::limits::MAX_BYTES {
+                prop_assert_eq!(back.unwrap(), s);
+            } else {
+                prop_assert!(back.is_err(), "{} is past MAX_BYTES", s);
+            }
         }
 
         #[test]
         fn bandwidth_round_trips(bps in any::<u64>()) {
             let b = Bandwidth(bps);
-            prop_assert_eq!(b.to_string().parse::<Bandwidth>().unwrap(), b);
+            let back = b.to_string().parse::<Bandwidth>();
+            if bps <= crate::limits::MAX_BANDWIDTH_BPS {
+                prop_assert_eq!(back.unwrap(), b);
+            } else {
+                prop_assert!(back.is_err(), "{} is past MAX_BANDWIDTH_BPS", b);
+            }
         }
 
         #[test]
-        fn cpu_round_trips(milli in 0u64..u64::MAX / 1000) {
+        fn cpu_round_trips(milli in 0u64..=crate::limits::MAX_CPU_MILLICORES) {
             let c = Cpu(milli);
             prop_assert_eq!(c.to_string().parse::<Cpu>().unwrap(), c);
         }

@@ -583,6 +583,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     if let Some(ev) = evaluator {
         router = router.merge(ev);
     }
+    let router = router.layer(zonal_proto::server::body_limit());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, router).await {
             tracing::error!("admin API stopped: {e}");

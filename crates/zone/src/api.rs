@@ -194,6 +194,7 @@ pub fn router_with_audit(core: Arc<ZoneCore>, metrics: Arc<HttpMetrics>, audit: 
     let router = router
         .fallback(server::not_found)
         .with_state(api)
+        .layer(server::body_limit())
         .layer(from_fn_with_state(auth_state, server::auth))
         .layer(from_fn_with_state(metrics, server::observe));
     match audit {
@@ -447,9 +448,12 @@ async fn get_configs(State(api): State<Api>, Path(id): Path<String>) -> R<Json<V
 async fn post_config(
     State(api): State<Api>,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<Value>,
+    JsonBody(b): JsonBody<zonal_proto::wire::AddConfig>,
 ) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, Json(api.core.add_config(&id, b).await?)))
+    if let Some(why) = zonal_model::names::name_problem(&b.name) {
+        return Err(ApiError::bad_request(format!("POST /1.0/instances/{id}/configs: name: {why}")));
+    }
+    Ok((StatusCode::CREATED, Json(api.core.add_config(&id, json!(b)).await?)))
 }
 
 async fn delete_configs(State(api): State<Api>, Path(id): Path<String>) -> R<StatusCode> {
@@ -470,7 +474,9 @@ async fn delete_config(State(api): State<Api>, Path((id, config)): Path<(String,
 async fn post_meter(
     State(api): State<Api>,
     who: Option<Extension<Principal>>,
-    JsonBody(b): JsonBody<Value>,
+    // FUSION's Ceilometer samples carry many standard fields Zonal does not read (timestamp,
+    // project_id, …): the one request body whose unknown fields are ignored.
+    server::JsonAny(b): server::JsonAny,
 ) -> R<Json<Value>> {
     let who = caller(who)?;
     let meters: Vec<Meter> = if b.is_array() {
@@ -549,7 +555,7 @@ async fn context_put(
     State(api): State<Api>,
     who: Option<Extension<Principal>>,
     Path((ns, key)): Path<(String, String)>,
-    JsonBody(v): JsonBody<Value>,
+    server::JsonAny(v): server::JsonAny,
 ) -> R<Json<Value>> {
     api.core.check_namespace(&caller(who)?, &ns)?;
     api.core.context_put(&ns, &key, &v)?;

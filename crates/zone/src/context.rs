@@ -63,8 +63,10 @@ impl ZoneCore {
         if !self.registry().services.contains_key(ns) {
             return Err(ZoneError::NotFound(format!("no context namespace {ns:?}: no such service in this zone")));
         }
-        if key.is_empty() {
-            return Err(ZoneError::Invalid("expected a non-empty key after the namespace".into()));
+        if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+            return Err(ZoneError::Invalid(
+                "expected a key of 1 to 1024 bytes without control characters after the namespace".into(),
+            ));
         }
         Ok(self.store.put(T_CONTEXT, &format!("{ns}/{key}"), value)?)
     }

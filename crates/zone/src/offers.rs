@@ -87,8 +87,19 @@ impl ZoneCore {
         };
         let deadline = bounded(req.deadline_ms, DEFAULT_DEADLINE, MAX_DEADLINE, "deadline_ms")?;
         let validity = bounded(req.validity_ms, DEFAULT_VALIDITY, MAX_VALIDITY, "validity_ms")?;
-        if req.slots == 0 {
-            return Err(ZoneError::Invalid("slots: expected at least 1 session slot to offer".into()));
+        if req.slots == 0 || req.slots > zonal_model::limits::MAX_DEMAND_SLOTS {
+            return Err(ZoneError::Invalid(format!(
+                "slots: expected 1 to {} session slots to offer, found {}",
+                zonal_model::limits::MAX_DEMAND_SLOTS,
+                req.slots
+            )));
+        }
+        for (field, map) in [("regions", &req.regions), ("region_rtt_ms", &req.region_rtt_ms)] {
+            if let Some((r, v)) = map.iter().find(|(_, v)| !(v.is_finite() && **v >= 0.0 && **v <= 1e9)) {
+                return Err(ZoneError::Invalid(format!(
+                    "{field}.{r}: expected a non-negative number of at most 1e9, found {v}"
+                )));
+            }
         }
         let service = zonal_descriptor::parse_manifest(&format!("manifest of {id}"), &req.manifest)?;
         let (component, evaluator) = evaluator_of(&service).ok_or_else(|| {

@@ -314,6 +314,12 @@ impl ZoneCore {
     /// `PUT /1.0/services/{id}/slots`: instances wanted per component, and the domain's plan
     /// for them (planned hosts, overrides, remote peers), which replaces the previous one.
     pub fn set_desired(&self, id: &str, change: &ZoneSlotsChange) -> Result<ZoneServiceView, ZoneError> {
+        if let Some(p) = change
+            .slots
+            .and_then(|n| zonal_model::limits::at_most(n, zonal_model::limits::MAX_DEMAND_SLOTS, "session slots"))
+        {
+            return Err(ZoneError::Invalid(format!("slots: {p}")));
+        }
         let accepted = match &change.offer {
             Some(offer) => Some(AcceptedOffer { id: offer.clone(), hosts: self.offered_hosts(id, offer)? }),
             None => None,

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn sites_become_edge_zones() {
         let (infra, report) = import_eua_sites(SITES, "site-optus-melbCBD.csv", &EuaOptions::default()).unwrap();
-        assert_eq!(infra.name, "site-optus-melbCBD");
+        assert_eq!(infra.name, "site-optus-melbcbd");
         assert_eq!(infra.zones.len(), 3);
         let z = &infra.zones[1];
         assert_eq!(z.name, "site-10003027");

@@ -375,7 +375,7 @@ pub fn import_dc_nodes(
         })
         .collect();
     let names = unique_names(&candidates);
-    let renamed = names.iter().zip(&cities).filter(|(n, c)| n.as_str() != c.name).count();
+    let renamed = names.iter().zip(&cities).filter(|(n, c)| **n != zonal_model::names::sanitize(c.name)).count();
     let mut zones: Vec<Zone> = cities
         .iter()
         .zip(&names)
@@ -579,7 +579,7 @@ pub fn import_mooc(text: &str, file: &str, options: &MoocOptions) -> Result<(Dem
         return Err(error(file, None, None, "expected at least one user-city line, found none"));
     }
     let names = unique_names(&candidates);
-    let renamed = names.iter().zip(&candidates).filter(|(n, c)| **n != c[0]).count();
+    let renamed = names.iter().zip(&candidates).filter(|(n, c)| **n != zonal_model::names::sanitize(&c[0])).count();
     for (r, n) in regions.iter_mut().zip(names) {
         r.name = n;
     }
@@ -662,13 +662,13 @@ mod tests {
         let opts = GeoVideoOptions { ec2_prices: Some(ec2), ..Default::default() };
         let (infra, report) = import_dc_nodes(&dc_sample(), "dcNodes.csv", &opts).unwrap();
         let names: Vec<&str> = infra.zones.iter().map(|z| z.name.as_str()).collect();
-        assert_eq!(names, ["Manchester-GB", "Manchester-US", "Arlington-US-300", "Arlington-US-301", "Dublin"]);
+        assert_eq!(names, ["manchester-gb", "manchester-us", "arlington-us-300", "arlington-us-301", "dublin"]);
         let man = &infra.zones[0];
         assert_eq!(man.labels["datacenters"], "2");
         assert_eq!(man.labels["country"], "GB");
         assert_eq!(man.labels["subcontinent"], "EUW");
         assert_eq!(man.hosts.len(), 2);
-        assert_eq!(man.hosts[1].name, "Manchester-GB-dc3");
+        assert_eq!(man.hosts[1].name, "manchester-gb-dc3");
         assert_eq!(man.hosts[0].capacity.get("cpu"), 64_000);
         assert_eq!(man.price.egress_per_gb.amount(), 0.02);
         assert_eq!(man.price.cpu_hour.amount(), 0.03, "nearest EC2 to Manchester is Dublin");
@@ -722,11 +722,11 @@ mod tests {
         let (infra, report) = import_manydc(MANYDC, "manydc.out", &GeoVideoOptions::default()).unwrap();
         let names: Vec<&str> = infra.zones.iter().map(|z| z.name.as_str()).collect();
         // San Jose + Santa Clara (≈6 km) merge; San Francisco (≈70 km away) and San Diego don't.
-        assert_eq!(names, ["San-NAN", "San-NAN-2", "San-NAN-3", "San-EUW", "Dublin"]);
+        assert_eq!(names, ["san-nan", "san-nan-2", "san-nan-3", "san-euw", "dublin"]);
         let sj = &infra.zones[0];
         assert_eq!(sj.labels["datacenters"], "2");
         assert_eq!(sj.hosts.len(), 2);
-        assert_eq!(sj.hosts[1].name, "San-NAN-h1");
+        assert_eq!(sj.hosts[1].name, "san-nan-h1");
         assert!((sj.price.egress_per_gb.amount() - 0.03).abs() < 1e-12);
         let loc = sj.location.unwrap();
         assert!((loc.lat - 37.34).abs() < 0.01 && (loc.lon + 121.92).abs() < 0.01, "{loc:?}");
@@ -758,7 +758,7 @@ mod tests {
         let (demand, report) = import_mooc(MOOC, "mooc.out", &MoocOptions::default()).unwrap();
         assert_eq!(demand.name, "mooc");
         let names: Vec<&str> = demand.regions.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["Shanghai", "Beijing", "Birmingham-NAN", "Birmingham-EUW"]);
+        assert_eq!(names, ["shanghai", "beijing", "birmingham-nan", "birmingham-euw"]);
         assert_eq!(demand.regions[0].weight, 3712.505);
         assert!(demand.entries.is_empty());
         assert!(report.notes.iter().any(|n| n.starts_with("2 regions renamed")));
@@ -767,7 +767,7 @@ mod tests {
         let (demand, _) = import_mooc(MOOC, "mooc.out", &opts).unwrap();
         let slots: Vec<u32> = demand.entries.iter().map(|e| e.slots.peak()).collect();
         assert_eq!(slots, [1856, 1, 1, 6]);
-        assert_eq!(demand.entries[3].region, "Birmingham-EUW");
+        assert_eq!(demand.entries[3].region, "birmingham-euw");
         assert_eq!(demand.entries[0].service, "video");
 
         let bad = MOOC.replace("0.2, ASP", "-0.2, ASP");

@@ -43,9 +43,10 @@
 //!   GraphML node id (numerically when both ids are integers, integer ids before others,
 //!   otherwise as strings). The default, `TopDegree(20)`, follows the INPUT paper (20
 //!   data-centre nodes out of 110 on Interoute). `Named` accepts zone names (the final, unique
-//!   ones) and GraphML ids, zone names first; a name matching neither is an error. Each data-centre zone gets one host, a copy of
+//!   ones, or labels that become them: `London` for `london`) and GraphML ids, zone names first; a name matching neither is an error. Each data-centre zone gets one host, a copy of
 //!   [`GraphmlOptions::host`] named `<zone>-h0`.
-//! * The infrastructure is named after the file stem (`Interoute`); it has no domain, no
+//! * Zone names are the node labels as names (`zonal_model::names::sanitize`: `New York` →
+//!   `new-york`). The infrastructure is named after the file stem (`interoute`); it has no domain, no
 //!   prices and no measured latencies. Graph-level `<data>`, ports, nested graphs and
 //!   `<hyperedge>` elements are ignored.
 
@@ -334,7 +335,8 @@ pub fn import_graphml(
         }
         DatacenterRule::Named(wanted) => {
             for w in wanted {
-                let i = names.iter().position(|n| n == w).or_else(|| index.get(w.as_str()).copied()).ok_or_else(|| {
+                let as_name = zonal_model::names::sanitize(w);
+                let i = names.iter().position(|n| n == w || *n == as_name).or_else(|| index.get(w.as_str()).copied()).ok_or_else(|| {
                     error(
                         file,
                         None,
@@ -517,11 +519,11 @@ mod tests {
         let (infra, report) = import_graphml(&sample(), "tiny.graphml", &opts).unwrap();
         assert_eq!(infra.name, "tiny");
         let names: Vec<&str> = infra.zones.iter().map(|z| z.name.as_str()).collect();
-        assert_eq!(names, ["Paris-0", "London", "Paris-2", "Nowhere", "hyperedge-4"]);
+        assert_eq!(names, ["paris-0", "london", "paris-2", "nowhere", "hyperedge-4"]);
         assert_eq!(infra.zones[0].labels["graphml_id"], "0");
         assert_eq!(infra.links.len(), 4, "parallel edges merged, self-loop dropped");
         let paris_london = &infra.links[0];
-        assert_eq!((paris_london.from.as_str(), paris_london.to.as_str()), ("Paris-0", "London"));
+        assert_eq!((paris_london.from.as_str(), paris_london.to.as_str()), ("paris-0", "london"));
         assert_eq!(paris_london.bandwidth, Some(Bandwidth(3_500_000_000)));
         let d = infra.zones[0].location.unwrap().distance_km(&infra.zones[1].location.unwrap());
         let expected = d * 0.005 + 0.1;
@@ -537,8 +539,8 @@ mod tests {
         assert!(report.notes.iter().any(|n| n.contains("dropped 1 self-loop")));
         // Degrees: Paris-0 3, London 2, Nowhere 2, Paris-2 1 → London wins the tie (id 1 < 3).
         let dcs: Vec<&str> = infra.zones.iter().filter(|z| !z.is_transit()).map(|z| z.name.as_str()).collect();
-        assert_eq!(dcs, ["Paris-0", "London"]);
-        assert_eq!(infra.zones[0].hosts[0].name, "Paris-0-h0");
+        assert_eq!(dcs, ["paris-0", "london"]);
+        assert_eq!(infra.zones[0].hosts[0].name, "paris-0-h0");
         assert_eq!(infra.zones[0].hosts[0].capacity.get("cpu"), 32_000);
     }
 

@@ -13,9 +13,11 @@ pub(crate) fn error(file: &str, line: Option<usize>, column: Option<usize>, mess
     ImportError { file: file.to_string(), line, column, message: message.into() }
 }
 
-/// The file name without directories and extension, used to name the imported document.
+/// The file name without directories and extension, as a name (`Interoute.graphml` →
+/// `interoute`), used to name the imported document.
 pub(crate) fn stem(file: &str) -> String {
-    Path::new(file).file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or(file).to_string()
+    let stem = Path::new(file).file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty()).unwrap_or(file);
+    zonal_model::names::sanitize(stem)
 }
 
 /// One field of a row and the 1-based character column where its (trimmed) text starts,
@@ -193,7 +195,8 @@ pub(crate) fn optional_column(header: &Row, name: &str) -> Option<usize> {
 /// further candidate; the names still shared then get `-2`, `-3`, ... in item order (the
 /// first keeps its name). Deterministic; each item must offer at least one candidate.
 pub(crate) fn unique_names(candidates: &[Vec<String>]) -> Vec<String> {
-    // Dataset labels may hold characters names cannot ("Southfield/Detroit").
+    // Dataset labels may hold characters names cannot ("Southfield/Detroit", upper case):
+    // each becomes a name (`zonal_model::names::sanitize`).
     let candidates: Vec<Vec<String>> =
         candidates.iter().map(|c| c.iter().map(|n| zonal_model::names::sanitize(n)).collect()).collect();
     let candidates = &candidates;
@@ -310,7 +313,7 @@ mod tests {
             c(&["X"]),
             c(&["X-2"]),
         ]);
-        assert_eq!(names, ["Paris-12", "Lyon", "Paris-40", "X", "X-3", "X-2"]);
+        assert_eq!(names, ["paris-12", "lyon", "paris-40", "x", "x-3", "x-2"]);
     }
 
     #[test]
