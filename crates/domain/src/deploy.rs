@@ -274,7 +274,11 @@ impl DomainCore {
             };
             let result: Result<(), ClientError> = async {
                 if !prog.registered {
-                    let body = ZoneServiceRegister { serviceid: id.clone(), manifest: s.manifest.clone() };
+                    let body = ZoneServiceRegister {
+                        serviceid: id.clone(),
+                        manifest: s.manifest.clone(),
+                        owner: Some(s.owner.clone()),
+                    };
                     client.post::<_, serde_json::Value>("/1.0/services", &body).await?;
                     prog.registered = true;
                 }

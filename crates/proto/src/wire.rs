@@ -220,6 +220,11 @@ pub struct TokenCreated {
 pub struct ZoneServiceRegister {
     pub serviceid: String,
     pub manifest: String,
+    /// The provider that owns the service at the domain: the zone runs the instances of each
+    /// provider under that provider's own uid. Absent from older domains (the zone then
+    /// treats the service as a tenant of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// `{"state": "registered"}` and friends.
@@ -323,6 +328,9 @@ pub struct OfferRequest {
     /// How long the offer should stay valid.
     #[serde(default)]
     pub validity_ms: Option<u64>,
+    /// The provider that owns the service (an evaluator component runs under its uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A component instance.

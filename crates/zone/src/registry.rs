@@ -52,6 +52,10 @@ pub struct ServiceRecord {
     pub serviceid: String,
     /// The manifest, verbatim.
     pub manifest: String,
+    /// The provider that owns the service, as the domain said (absent in older records and
+    /// from older domains): its instances run under that provider's uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub service: Service,
     pub state: ServiceState,
     /// Instances wanted per component while deployed (the domain's counts, then the
@@ -87,6 +91,7 @@ impl ServiceRecord {
         ServiceRecord {
             serviceid: serviceid.to_string(),
             manifest: manifest.to_string(),
+            owner: None,
             service,
             state: ServiceState::Registered,
             desired: BTreeMap::new(),
@@ -97,6 +102,16 @@ impl ServiceRecord {
             planned_hosts: BTreeMap::new(),
             overrides: BTreeMap::new(),
             remote_peers: BTreeMap::new(),
+        }
+    }
+
+    /// Whose uid the instances run under: the owner the domain gave, else the manifest's
+    /// `owner`, else the service alone (`service:<id>`, a tenant of its own — never one shared
+    /// with other services whose owner is unknown).
+    pub fn tenant(&self) -> String {
+        match self.owner.as_ref().or(self.service.owner.as_ref()) {
+            Some(o) => o.clone(),
+            None => format!("service:{}", self.serviceid),
         }
     }
 
@@ -175,7 +190,22 @@ impl ZoneCore {
 
     /// `POST /1.0/services`: registers (or re-registers, unchanged) a service.
     pub fn register_service(&self, serviceid: &str, manifest: &str) -> Result<(Registration, ServiceState), ZoneError> {
+        self.register_service_as(serviceid, manifest, None)
+    }
+
+    /// [`ZoneCore::register_service`] for the provider `owner` (the domain says whose it is).
+    /// The owner of a registered service changes only while nothing of it runs, or from
+    /// unknown (an older record) to known.
+    pub fn register_service_as(
+        &self,
+        serviceid: &str,
+        manifest: &str,
+        owner: Option<&str>,
+    ) -> Result<(Registration, ServiceState), ZoneError> {
         valid_name("service", serviceid)?;
+        if let Some(o) = owner {
+            valid_name("owner", o)?;
+        }
         let service = zonal_descriptor::parse_manifest(&format!("manifest of {serviceid}"), manifest)?;
         if service.name != serviceid {
             return Err(ZoneError::Invalid(format!(
@@ -184,8 +214,25 @@ impl ZoneCore {
             )));
         }
         let mut reg = self.registry();
-        if let Some(existing) = reg.services.get(serviceid) {
+        if let Some(existing) = reg.services.get_mut(serviceid) {
+            let new_owner = owner.filter(|o| existing.owner.as_deref() != Some(*o));
+            if let Some(o) = new_owner {
+                if existing.owner.is_some() && existing.state != ServiceState::Registered {
+                    return Err(ZoneError::Conflict(format!(
+                        "service {serviceid} is {} in zone {} for provider {:?}, not {o:?}; terminate it first",
+                        existing.state,
+                        self.settings.name,
+                        existing.owner.as_deref().unwrap_or_default()
+                    )));
+                }
+            }
             if existing.manifest == manifest {
+                if let Some(o) = new_owner {
+                    let mut rec = existing.clone();
+                    rec.owner = Some(o.to_string());
+                    self.store.put(T_SERVICES, serviceid, &rec)?;
+                    *existing = rec;
+                }
                 return Ok((Registration::Unchanged, existing.state));
             }
             if existing.state != ServiceState::Registered {
@@ -195,7 +242,8 @@ impl ZoneCore {
                 )));
             }
         }
-        let rec = ServiceRecord::new(serviceid, manifest, service);
+        let mut rec = ServiceRecord::new(serviceid, manifest, service);
+        rec.owner = owner.map(str::to_string).or_else(|| reg.services.get(serviceid).and_then(|e| e.owner.clone()));
         self.store.put(T_SERVICES, serviceid, &rec)?;
         reg.services.insert(serviceid.to_string(), rec);
         drop(reg);
@@ -239,9 +287,15 @@ impl ZoneCore {
 
     /// Makes sure one instance of `component` runs as the evaluator of service `id` here,
     /// registering the service from `manifest` first if this zone does not hold it yet.
-    pub(crate) fn want_evaluator(&self, id: &str, manifest: &str, component: &str) -> Result<(), ZoneError> {
+    pub(crate) fn want_evaluator(
+        &self,
+        id: &str,
+        manifest: &str,
+        owner: Option<&str>,
+        component: &str,
+    ) -> Result<(), ZoneError> {
         if !self.registry().services.contains_key(id) {
-            self.register_service(id, manifest)?;
+            self.register_service_as(id, manifest, owner)?;
         }
         let held = self.registry().services.get(id).map(|s| (s.manifest == manifest, s.evaluator.is_some()));
         match held {
