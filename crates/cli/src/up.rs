@@ -10,6 +10,11 @@
 //!
 //! Each daemon runs in its own process group with a parent-death signal (SIGTERM), so even a
 //! `kill -9` of `zonal up` stops the daemons — and the zones then stop their instances.
+//!
+//! Isolation: the state directory is made 0700 (nothing under it — stores, tokens, logs — is
+//! reachable by an instance's uid), each zone reads its token from a 0600 file
+//! (`--token-file`, so it is in no process's environment or command line), and the zones get
+//! disjoint slices of `--instance-uids`, so a uid never serves two providers on this machine.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -57,6 +62,8 @@ pub struct Args {
     pub apply: Vec<PathBuf>,
     #[command(flatten)]
     pub slots: crate::zone::SlotArgs,
+    #[command(flatten)]
+    pub isolation: crate::zone::IsolationArgs,
     #[command(flatten)]
     pub consolidation: crate::domain::ConsolidationArgs,
     #[command(flatten)]
@@ -173,6 +180,27 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
     }
 }
 
+/// `range` split into `n` disjoint slices of equal size, one per zone.
+fn split_uids(range: (u32, u32), n: usize) -> Result<Vec<(u32, u32)>, Failure> {
+    let size = u64::from(range.1 - range.0) + 1;
+    let per = size / n.max(1) as u64;
+    if per == 0 {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--instance-uids {}-{} has fewer uids than the {n} zones; expected a larger range",
+                range.0, range.1
+            ),
+        ));
+    }
+    Ok((0..n as u64)
+        .map(|i| {
+            let first = u64::from(range.0) + i * per;
+            (first as u32, (first + per - 1) as u32)
+        })
+        .collect())
+}
+
 fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &str) -> Result<String, Failure> {
     let path = dir.join(format!("{zone}.token"));
     if let Ok(t) = std::fs::read_to_string(&path) {
@@ -194,6 +222,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let logs = state.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", logs.display())))?;
+    // Instances run under other uids: nothing under the state directory is theirs to reach.
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| Failure::new(1, format!("cannot make {} private (mode 0700): {e}", state.display())))?;
     let state = state.canonicalize().unwrap_or(state);
     let logs = state.join("logs");
     let infra_path = match &args.file {
@@ -216,6 +247,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
     }
     let domain_name = infra.domain.clone().unwrap_or_else(|| infra.name.clone());
+    args.isolation.settings()?;
+    let uid_slices = split_uids(args.isolation.instance_uids, zones.len())?;
     let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find this executable: {e}")))?;
     let context_path = args.context.clone().unwrap_or_else(common::default_context_path);
     let rt = common::client_runtime()?;
@@ -263,8 +296,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let zdir = state.join("zones");
         std::fs::create_dir_all(&zdir)
             .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", zdir.display())))?;
-        for z in &zones {
-            let token = zone_token(&rt, &admin, &zdir, z)?;
+        for (z, uids) in zones.iter().zip(&uid_slices) {
+            zone_token(&rt, &admin, &zdir, z)?;
             let zready = zdir.join(format!("{z}.url"));
             let _ = std::fs::remove_file(&zready);
             let mut d = Daemon {
@@ -287,11 +320,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     format!("{}ms", args.stop_grace.as_millis()),
                     "--ready-file".into(),
                     zready.display().to_string(),
+                    "--token-file".into(),
+                    zdir.join(format!("{z}.token")).display().to_string(),
                 ]
                 .into_iter()
                 .chain(args.slots.to_args())
+                .chain(args.isolation.to_args(*uids))
                 .collect(),
-                env: vec![("ZONAL_ZONE_TOKEN".into(), token)],
+                env: Vec::new(),
                 log: logs.join(format!("zone-{z}.log")),
                 child: None,
                 restarts: 0,
