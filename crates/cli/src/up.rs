@@ -488,3 +488,17 @@ fn apply_manifests(files: &[PathBuf], url: &str, token: &str) {
         println!("\nrunning; try: zonal get instances, zonal describe service NAME      (Ctrl-C stops everything)");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_get_disjoint_uid_slices() {
+        let slices = split_uids((200_000, 265_535), 4).expect("slices");
+        assert_eq!(slices, vec![(200_000, 216_383), (216_384, 232_767), (232_768, 249_151), (249_152, 265_535)]);
+        assert_eq!(split_uids((10, 12), 2).expect("slices"), vec![(10, 10), (11, 11)]);
+        let e = split_uids((10, 11), 3).expect_err("too few");
+        assert!(e.message.contains("fewer uids than the 3 zones"), "{}", e.message);
+    }
+}

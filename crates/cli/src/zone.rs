@@ -235,10 +235,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             Some(t)
         }
-        None => args
-            .token
-            .clone()
-            .or_else(|| std::env::var(zonal_proto::env::ZONAL_ZONE_TOKEN).ok().filter(|t| !t.is_empty())),
+        None if args.token.is_some() => {
+            tracing::warn!("--token is visible to every user of this machine in the process list; prefer --token-file");
+            args.token.clone()
+        }
+        None => std::env::var(zonal_proto::env::ZONAL_ZONE_TOKEN).ok().filter(|t| !t.is_empty()),
     };
     let opts = ZoneOptions {
         name: args.name.clone(),
