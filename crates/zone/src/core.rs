@@ -255,7 +255,7 @@ impl ZoneCore {
 
     /// Records the manager's URL (and writes `<state>/zone.url`, and the `zone.url` in each
     /// instance's working directory, for the instances). Called once at start, which is also
-    /// when the logs of removed instances are pruned.
+    /// when directories of no instance are removed and the logs of removed instances pruned.
     pub fn set_url(&self, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
         let url = format!("http://{addr}");
         *guard(&self.url) = url.clone();
@@ -264,6 +264,7 @@ impl ZoneCore {
         let path = self.settings.state_dir.join("zone.url");
         std::fs::write(&path, &url).map_err(|e| ZoneError::Store(format!("cannot write {}: {e}", path.display())))?;
         self.tell_instances_url(&url);
+        self.prune_workdirs();
         self.prune_logs(now_ms());
         Ok(())
     }

@@ -417,6 +417,22 @@ impl ZoneCore {
         }
     }
 
+    /// Removes working directories that belong to no instance record (left by zones from
+    /// before directories were removed with their instances, or by a crash between the two).
+    pub(crate) fn prune_workdirs(&self) {
+        let known: BTreeSet<PathBuf> = self.instances_state().records.values().map(|r| r.workdir.clone()).collect();
+        let Ok(entries) = std::fs::read_dir(self.settings.state_dir.join("instances")) else { return };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+            if known.contains(&path) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            tracing::info!("removing {}: the working directory of no instance of this zone", path.display());
+            self.adaptor.cleanup(&name, &path);
+        }
+    }
+
     /// Tells every instance the zone's new URL (the `zone.url` in its working directory).
     pub(crate) fn tell_instances_url(&self, url: &str) {
         let dirs: Vec<(String, PathBuf)> =
@@ -436,5 +452,40 @@ mod tests {
     #[test]
     fn names_become_environment_suffixes() {
         assert_eq!(env_key("my-peer.1"), "MY_PEER_1");
+    }
+
+    #[test]
+    fn directories_of_no_instance_are_removed_and_kept_logs_are_pruned() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = crate::core::testing::zone(dir.path());
+        let ghost = dir.path().join("instances").join("web-web-0a0b0c");
+        std::fs::create_dir_all(&ghost).expect("ghost");
+        std::fs::write(ghost.join("instance.log"), "old").expect("old log");
+        z.prune_workdirs();
+        assert!(!ghost.exists());
+
+        // 12 removed instances of one service: the newest 10 logs stay; an old one goes.
+        let logs = z.logs_dir();
+        std::fs::create_dir_all(&logs).expect("logs");
+        let now = now_ms();
+        for i in 0..12u64 {
+            let path = logs.join(format!("web-web-{i}.log"));
+            std::fs::write(&path, "x").expect("log");
+            let k = KeptLog { service: "web".into(), component: "web".into(), path, removed_ms: now - 12 + i };
+            z.store.put(T_LOGS, &format!("web-web-{i}"), &k).expect("index");
+        }
+        let old = logs.join("db-db-1.log");
+        std::fs::write(&old, "x").expect("log");
+        let week = KEPT_LOG_DAYS * 24 * 3600 * 1000;
+        let k = KeptLog { service: "db".into(), component: "db".into(), path: old.clone(), removed_ms: now - week - 1 };
+        z.store.put(T_LOGS, "db-db-1", &k).expect("index");
+        z.prune_logs(now);
+        let left: Vec<String> =
+            z.store.list::<KeptLog>(T_LOGS, "").expect("list").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(left.len(), KEPT_LOGS_PER_SERVICE, "{left:?}");
+        assert!(!left.contains(&"web-web-0".to_string()) && !left.contains(&"web-web-1".to_string()));
+        assert!(!old.exists() && !logs.join("web-web-0.log").exists() && logs.join("web-web-11.log").exists());
+        assert_eq!(z.log_tail_of("web-web-11", 5, Some("web")).expect("kept"), "x\n");
+        assert_eq!(crate::core::testing::status(z.log_tail_of("web-web-11", 5, Some("db")).expect_err("other")), 404);
     }
 }
