@@ -466,18 +466,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `zonal apply -f FILE` against the domain at `url` with the admin `token` — given by
+/// environment, not on the command line: every process of the machine (instances included)
+/// may read another's command line (`/proc/<pid>/cmdline`), not its environment.
+fn apply_command(exe: &Path, file: &Path, url: &str, token: &str) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("apply").arg("-f").arg(file).env("ZONAL_URL", url).env("ZONAL_TOKEN", token);
+    cmd
+}
+
 /// Runs `zonal apply -f FILE` against the new domain for each manifest given with `--apply`.
 /// A failed apply is reported and the domain keeps running, so the user can fix and retry.
 fn apply_manifests(files: &[PathBuf], url: &str, token: &str) {
     let Ok(exe) = std::env::current_exe() else { return };
     for file in files {
         println!("\n$ zonal apply -f {}", file.display());
-        let status = std::process::Command::new(&exe)
-            .arg("apply")
-            .arg("-f")
-            .arg(file)
-            .args(["--url", url, "--token", token])
-            .status();
+        let status = apply_command(&exe, file, url, token).status();
         match status {
             Ok(s) if s.success() => {}
             Ok(_) => eprintln!("zonal up: applying {} failed (see above); the domain keeps running", file.display()),
@@ -492,6 +496,14 @@ fn apply_manifests(files: &[PathBuf], url: &str, token: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_is_on_no_command_line() {
+        let cmd = apply_command(Path::new("/bin/zonal"), Path::new("web.yaml"), "http://127.0.0.1:1", "s3cret");
+        assert!(cmd.get_args().all(|a| a != "s3cret"), "{cmd:?}");
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(env.contains(&(std::ffi::OsStr::new("ZONAL_TOKEN"), Some(std::ffi::OsStr::new("s3cret")))));
+    }
 
     #[test]
     fn zones_get_disjoint_uid_slices() {
