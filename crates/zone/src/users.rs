@@ -245,4 +245,26 @@ mod tests {
         let loaded = UidBook::load(&store, &narrow).expect("load");
         assert_eq!(loaded.allocated.keys().collect::<Vec<_>>(), vec!["acme"]);
     }
+
+    /// A root zone allocates from its range, stores it, and says who runs as what; a zone
+    /// that is not root runs instances as itself and says so.
+    #[test]
+    fn the_zone_allocates_and_reports_uids() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = crate::core::testing::zone(dir.path());
+        let dca = z.dca().limits.join("\n");
+        if crate::process::running_as_root() {
+            let acme = z.run_as("acme").expect("acme").expect("a uid as root");
+            assert_eq!(acme, RunAs { uid: DEFAULT_UIDS.0, gid: DEFAULT_UIDS.0 });
+            assert_eq!(z.run_as("bell").expect("bell").map(|r| r.uid), Some(DEFAULT_UIDS.0 + 1));
+            let stored = z.store.get::<UidBook>(T_META, UIDS_KEY).expect("get").expect("stored");
+            assert_eq!(stored.allocated.len(), 2);
+            let dca = z.dca().limits.join("\n");
+            assert!(dca.contains("provider acme runs as uid:gid 200000:200000"), "{dca}");
+            assert!(dca.contains("never root"), "{dca}");
+        } else {
+            assert_eq!(z.run_as("acme"), Ok(None));
+            assert!(dca.contains("cannot switch users"), "{dca}");
+        }
+    }
 }
