@@ -39,6 +39,9 @@ pub fn default_state_dir(what: &str) -> PathBuf {
 pub struct Context {
     pub url: String,
     pub token: String,
+    /// The CA certificate (PEM file) that signed the domain's certificate (`zonal up --tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Which domain to talk to, and as whom.
@@ -53,6 +56,71 @@ pub struct Conn {
     /// Client context file (default: $ZONAL_CONTEXT, else ~/.config/zonal/context.json).
     #[arg(long, global = true)]
     pub context: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https:// domain (default: $ZONAL_CA_FILE, else
+    /// the context's `ca`, which `zonal up --tls` writes).
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+}
+
+/// HTTPS for a daemon (`zonal domain`, `zonal zone`): its certificate and key, and the CA it
+/// trusts when it calls the other daemons.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Serve HTTPS only, with this certificate (PEM; the daemon's certificate first, then
+    /// any intermediates). Needs --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) besides the public roots when calling other daemons
+    /// over HTTPS (the domain calling zones, a zone calling its domain); a zone also gives it
+    /// to its instances (ZONAL_CA_PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Installs the CA for this process's clients and reads the identity to serve with.
+    pub fn load(&self) -> Result<Option<zonal_proto::server::TlsIdentity>, Failure> {
+        if let Some(ca) = &self.tls_ca {
+            let pem = read_ca(ca)?;
+            zonal_proto::client::set_default_ca_pem(&pem)
+                .map_err(|e| Failure::new(2, format!("--tls-ca {}: {e}", ca.display())))?;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                zonal_proto::server::TlsIdentity::from_pem_files(cert, key).map(Some).map_err(|e| Failure::new(2, e))
+            }
+            (None, None) => Ok(None),
+            _ => Err(Failure::new(2, "--tls-cert and --tls-key go together; give both or neither")),
+        }
+    }
+
+    /// The same settings as flags (for `zonal up`).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, v) in [("--tls-cert", &self.tls_cert), ("--tls-key", &self.tls_key), ("--tls-ca", &self.tls_ca)] {
+            if let Some(p) = v {
+                out.push(flag.to_string());
+                out.push(p.display().to_string());
+            }
+        }
+        out
+    }
+}
+
+/// The PEM text of the CA certificate at `path`, or a one-line reason naming the file.
+pub fn read_ca(path: &std::path::Path) -> Result<String, Failure> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| Failure::new(2, format!("the CA certificate {}: {e}", path.display())))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Failure::new(
+            2,
+            format!("{}: no PEM certificate in it; expected a `-----BEGIN CERTIFICATE-----` block", path.display()),
+        ));
+    }
+    Ok(pem)
 }
 
 impl Conn {
@@ -77,8 +145,15 @@ impl Conn {
             .token
             .clone()
             .or_else(|| std::env::var("ZONAL_TOKEN").ok().filter(|s| !s.is_empty()))
-            .or_else(|| ctx.map(|c| c.token));
-        Client::new(&url, token, Duration::from_secs(30)).map_err(|e| Failure::new(1, e.to_string()))
+            .or_else(|| ctx.as_ref().map(|c| c.token.clone()));
+        let ca = self
+            .ca
+            .clone()
+            .or_else(|| std::env::var_os("ZONAL_CA_FILE").filter(|s| !s.is_empty()).map(PathBuf::from))
+            .or_else(|| ctx.and_then(|c| c.ca));
+        let ca_pem = ca.as_deref().map(read_ca).transpose()?;
+        Client::with_ca(&url, token, Duration::from_secs(30), ca_pem.as_deref())
+            .map_err(|e| Failure::new(1, e.to_string()))
     }
 }
 

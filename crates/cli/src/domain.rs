@@ -36,6 +36,8 @@ pub struct Args {
     pub consolidation: ConsolidationArgs,
     #[command(flatten)]
     pub decisions: DecisionArgs,
+    #[command(flatten)]
+    pub tls: common::TlsArgs,
 }
 
 /// How the domain decides placement (every apply, demand shift, lost or added zone).
@@ -205,9 +207,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         },
     };
     let ready_file = args.ready_file.clone();
+    let tls = args.tls.load()?;
     let rt = common::daemon_runtime()?;
-    rt.block_on(zonal_domain::serve(opts, common::shutdown_signal(), move |ready| {
-        let url = format!("http://{}", ready.addr);
+    rt.block_on(zonal_domain::serve_with(opts, tls, common::shutdown_signal(), move |ready| {
+        let url = ready.url();
         println!("domain {} listening on {url}", args.name);
         println!("state in {}", state_dir.display());
         if let Some(f) = &ready.admin_token_file {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod audit;
 mod bench;
 mod common;
 mod consolidate;
@@ -22,6 +23,7 @@ mod logs;
 mod plan;
 mod resolve;
 mod table;
+mod tls;
 mod token;
 mod up;
 mod validate;
@@ -69,8 +71,10 @@ enum Command {
     Resolve(resolve::Args),
     /// Open sessions from client regions (Poisson arrivals) and report what happened to them.
     Load(load::Args),
-    /// Manage bearer tokens.
+    /// Manage bearer tokens: create (with a lifetime), list, revoke.
     Token(token::Args),
+    /// Show the audit log of writes: who, what, when, result (admin only).
+    Audit(audit::Args),
     /// Run the domain orchestrator daemon.
     Domain(domain::Args),
     /// Run a zone manager daemon.
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Command::Resolve(a) => resolve::run(a),
         Command::Load(a) => load::run(a),
         Command::Token(a) => token::run(a),
+        Command::Audit(a) => audit::run(a),
         Command::Domain(a) => domain::run(a),
         Command::Zone(a) => zone::run(a),
         Command::Workload(a) => workload::run(a),

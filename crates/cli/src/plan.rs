@@ -514,6 +514,7 @@ fn in_context(args: &Args, bundle: &zonal_model::Bundle) -> Result<(), Failure> 
         url: args.url.clone(),
         token: args.token.clone(),
         context: args.context.clone().filter(|p| !p.as_os_str().is_empty()),
+        ca: None, // $ZONAL_CA_FILE or the context's CA
     };
     let client = conn.client()?;
     let mut state: LiveState = crate::common::client_runtime()?.block_on(client.get("/1.0/state"))?;

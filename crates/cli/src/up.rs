@@ -15,6 +15,9 @@
 //! reachable by an instance's uid), each zone reads its token from a 0600 file
 //! (`--token-file`, so it is in no process's environment or command line), and the zones get
 //! disjoint slices of `--instance-uids`, so a uid never serves two providers on this machine.
+//!
+//! `--tls`: every daemon serves HTTPS with a certificate from a local CA (`crate::tls`), and
+//! every client verifies it; plain HTTP on 127.0.0.1 otherwise.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -60,6 +63,11 @@ pub struct Args {
     /// Once the domain is up, `zonal apply -f FILE` each of these service manifests.
     #[arg(long = "apply", value_name = "FILE")]
     pub apply: Vec<PathBuf>,
+    /// Serve every daemon over HTTPS: a local CA and per-daemon certificates under
+    /// <state>/tls (keys 0600); every client verifies (the context records the CA). Without
+    /// it the daemons speak plain HTTP on 127.0.0.1.
+    #[arg(long)]
+    pub tls: bool,
     #[command(flatten)]
     pub slots: crate::zone::SlotArgs,
     #[command(flatten)]
@@ -208,8 +216,8 @@ fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &s
             return Ok(t.trim().to_string());
         }
     }
-    let t: TokenCreated =
-        rt.block_on(admin.post("/1.0/tokens", &CreateToken { role: "zone".into(), name: zone.to_string() }))?;
+    let t: TokenCreated = rt
+        .block_on(admin.post("/1.0/tokens", &CreateToken { role: "zone".into(), name: zone.to_string(), ttl: None }))?;
     zonal_domain::write_secret(&path, &t.token).map_err(|e| Failure::new(1, e))?;
     Ok(t.token)
 }
@@ -252,6 +260,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find this executable: {e}")))?;
     let context_path = args.context.clone().unwrap_or_else(common::default_context_path);
     let rt = common::client_runtime()?;
+    // HTTPS: the local CA (kept across runs) and a fresh certificate per daemon.
+    let ca = if args.tls { Some(crate::tls::LocalCa::open_or_create(&state.join("tls"))?) } else { None };
+    let ca_pem = ca.as_ref().map(|c| common::read_ca(&c.cert)).transpose()?;
+    let tls_args = |name: &str| -> Result<Vec<String>, Failure> {
+        let Some(ca) = &ca else { return Ok(Vec::new()) };
+        let issued = ca.issue(name)?;
+        Ok(common::TlsArgs { tls_cert: Some(issued.cert), tls_key: Some(issued.key), tls_ca: Some(ca.cert.clone()) }
+            .to_args())
+    };
 
     // The domain.
     let ready = state.join("domain.url");
@@ -272,6 +289,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .into_iter()
         .chain(args.consolidation.to_args())
         .chain(args.decisions.to_args())
+        .chain(tls_args("domain")?)
         .collect(),
         env: Vec::new(),
         log: logs.join("domain.log"),
@@ -285,14 +303,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let url = wait_file(&ready, &mut domain, Duration::from_secs(20))?;
         // A restarted domain must come back on the same address: the zones know it.
         if let Some(i) = domain.args.iter().position(|a| a == "--listen") {
-            domain.args[i + 1] = url.trim_start_matches("http://").to_string();
+            domain.args[i + 1] = url.trim_start_matches("https://").trim_start_matches("http://").to_string();
         }
         let token_file = state.join("domain").join("admin.token");
         let admin_token = std::fs::read_to_string(&token_file)
             .map_err(|e| Failure::new(1, format!("cannot read the admin token {}: {e}", token_file.display())))?
             .trim()
             .to_string();
-        let admin = Client::new(&url, Some(admin_token.clone()), Duration::from_secs(10))?;
+        let admin = Client::with_ca(&url, Some(admin_token.clone()), Duration::from_secs(10), ca_pem.as_deref())?;
         let zdir = state.join("zones");
         std::fs::create_dir_all(&zdir)
             .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", zdir.display())))?;
@@ -326,6 +344,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .into_iter()
                 .chain(args.slots.to_args())
                 .chain(args.isolation.to_args(*uids))
+                .chain(tls_args(&format!("zone-{z}"))?)
                 .collect(),
                 env: Vec::new(),
                 log: logs.join(format!("zone-{z}.log")),
@@ -380,13 +399,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         common::write_atomic(
             &context_path,
-            &serde_json::to_string_pretty(&Context { url: url.clone(), token: admin_token.clone() })
-                .unwrap_or_default(),
+            &serde_json::to_string_pretty(&Context {
+                url: url.clone(),
+                token: admin_token.clone(),
+                ca: ca.as_ref().map(|c| c.cert.clone()),
+            })
+            .unwrap_or_default(),
         )
         .map_err(|e| Failure::new(1, e))?;
         println!("zonal up: domain {domain_name:?} with {} zones running on this machine\n", zones.len());
         println!("  API       {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics)");
         println!("  token     {} (admin)", token_file.display());
+        if let Some(ca) = &ca {
+            println!("  TLS       every daemon serves HTTPS; CA {} (clients verify against it)", ca.cert.display());
+        }
         println!("  context   {} (used by zonal apply/get/describe/delete/logs)", context_path.display());
         println!("  state     {}", state.display());
         println!("  logs      {} (daemons); instance logs: zonal logs INSTANCE\n", logs.display());
@@ -407,7 +433,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     })();
     let url = match result {
         Ok((url, token)) => {
-            apply_manifests(&args.apply, &url, &token);
+            apply_manifests(&args.apply, &url, &token, ca.as_ref().map(|c| c.cert.as_path()));
             url
         }
         Err(e) => {
@@ -477,11 +503,15 @@ fn apply_command(exe: &Path, file: &Path, url: &str, token: &str) -> Command {
 
 /// Runs `zonal apply -f FILE` against the new domain for each manifest given with `--apply`.
 /// A failed apply is reported and the domain keeps running, so the user can fix and retry.
-fn apply_manifests(files: &[PathBuf], url: &str, token: &str) {
+fn apply_manifests(files: &[PathBuf], url: &str, token: &str, ca: Option<&Path>) {
     let Ok(exe) = std::env::current_exe() else { return };
     for file in files {
         println!("\n$ zonal apply -f {}", file.display());
-        let status = apply_command(&exe, file, url, token).status();
+        let mut cmd = apply_command(&exe, file, url, token);
+        if let Some(ca) = ca {
+            cmd.arg("--ca").arg(ca);
+        }
+        let status = cmd.status();
         match status {
             Ok(s) if s.success() => {}
             Ok(_) => eprintln!("zonal up: applying {} failed (see above); the domain keeps running", file.display()),

@@ -52,6 +52,8 @@ pub struct Args {
     pub slots: SlotArgs,
     #[command(flatten)]
     pub isolation: IsolationArgs,
+    #[command(flatten)]
+    pub tls: common::TlsArgs,
 }
 
 /// Whose uid instances run under and their process limit (also on `zonal up`).
@@ -259,9 +261,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let ready_file = args.ready_file.clone();
     let name = args.name.clone();
+    let tls = args.tls.load()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let rt = common::daemon_runtime()?;
-    rt.block_on(zonal_zone::serve(opts, common::shutdown_signal(), move |addr| {
-        let url = format!("http://{addr}");
+    rt.block_on(zonal_zone::serve_with(opts, tls, common::shutdown_signal(), move |addr| {
+        let url = format!("{scheme}://{addr}");
         println!("zone {name} listening on {url}");
         println!("state and instance logs in {}", state_dir.display());
         if let Some(path) = &ready_file {

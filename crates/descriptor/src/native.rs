@@ -286,6 +286,7 @@ fn service(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Option<Service> {
         None => Some(None),
     };
     let reuse_existing = flag(cx, f, "reuse_existing", true);
+    let share = f.optional("share").map(|(n, p)| shared_with(cx, n, &p)).unwrap_or_default();
     let binding = match f.optional("binding") {
         Some((n, p)) => match cx.string(n, &p).as_deref() {
             Some("static") => Some(Binding::Static),
@@ -325,7 +326,35 @@ fn service(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Option<Service> {
         session_bandwidth: session_bandwidth?,
         evaluator: evaluator?,
         reuse_existing,
+        share,
         binding: binding?,
+    })
+}
+
+/// `share: [provider, …]`: the providers whose services may use this service's instances,
+/// named like users (`zonal token create --name`), each once. No wildcard: sharing hands
+/// another provider's sessions to this service's code, so each provider is named, and a
+/// provider created later is not included by accident.
+fn shared_with(cx: &mut Cx<'_>, node: &Node, path: &FieldPath) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    cx.list(node, path, |cx, n, p| {
+        let text = cx.string(n, p)?;
+        let problem = if text == "*" {
+            Some("expected a provider's name; `*` (every provider) is not accepted: name each provider that may use this service's instances".to_string())
+        } else if let Some(why) = zonal_model::names::api_name_problem(&text) {
+            Some(format!("expected a provider's name: {why}"))
+        } else if !seen.insert(text.clone()) {
+            Some(format!("provider {text:?} is listed twice; name each provider once"))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => {
+                cx.error(n.span, p, message);
+                None
+            }
+            None => Some(text),
+        }
     })
 }
 

@@ -520,6 +520,7 @@ impl TemplateReader<'_, '_> {
             session_bandwidth: None,
             evaluator,
             reuse_existing: true,
+            share: Vec::new(),
             binding,
         })
     }

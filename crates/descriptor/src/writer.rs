@@ -208,6 +208,7 @@ fn service(s: &Service) -> Value {
         m.put("evaluator", evaluator(e));
     }
     m.put_if(!s.reuse_existing, "reuse_existing", false);
+    m.put_if(!s.share.is_empty(), "share", strings(&s.share));
     m.put_if(s.binding == Binding::Late, "binding", "late");
     let entry = s.entry.clone().or_else(|| s.components.first().map(|c| c.name.clone()));
     m.put("components", Value::Sequence(s.components.iter().map(|c| component(c, entry.as_deref())).collect()));

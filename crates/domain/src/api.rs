@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
+use zonal_proto::audit::{Audit, AuditQuery};
+use zonal_proto::server::{
+    self, Access, AuditState, AuthState, Authenticate, Authenticated, HttpMetrics, JsonBody, Refusal, Routes,
+};
 use zonal_proto::wire::{
     CreateToken, CreateUser, RegisterService, SlotsChange, StateChange, ZoneRegistration, ZoneReport,
 };
@@ -53,6 +56,8 @@ pub struct Api {
     pub core: Arc<DomainCore>,
     metrics: Arc<HttpMetrics>,
     openapi: Arc<Value>,
+    /// The audit log, when the domain keeps one (it does when it has a state directory).
+    audit: Option<Arc<Audit>>,
 }
 
 struct DomainAuth(Arc<DomainCore>);
@@ -61,7 +66,13 @@ impl Authenticate for DomainAuth {
     fn authenticate(&self, token: &str) -> Option<Principal> {
         self.0.authenticate(token)
     }
+    fn check(&self, token: &str) -> Result<Authenticated, Refusal> {
+        self.0.check_token(token)
+    }
 }
+
+/// Accepted requests of these routes are telemetry in the audit log (zone heartbeats).
+const TELEMETRY: &[(Method, &str)] = &[(Method::PUT, "/1.0/zones/{zone}/status")];
 
 /// Every route of the domain API, with who may call it.
 pub fn routes() -> Routes<Api> {
@@ -124,7 +135,17 @@ pub fn routes() -> Routes<Api> {
         .add(M::POST, "/1.0/users", "Register a user {name, role}", ADMIN, post_user)
         .add(M::GET, "/1.0/users/{user}", "A user", ANY, get_user)
         .add(M::DELETE, "/1.0/users/{user}", "Delete a user (refused while it runs services)", ADMIN, delete_user)
-        .add(M::POST, "/1.0/tokens", "Create a bearer token {role, name}", ADMIN, post_token)
+        .add(M::POST, "/1.0/tokens", "Create a bearer token {role, name, ttl?}", ADMIN, post_token)
+        .add(M::GET, "/1.0/tokens", "Tokens: id, user, role, created, expires, revoked (?user=); never secrets", ADMIN, list_tokens)
+        .add(M::DELETE, "/1.0/tokens/{token}", "Revoke a token by its id", ADMIN, revoke_token)
+        .add(M::DELETE, "/1.0/users/{user}/tokens", "Revoke every token of a user", ADMIN, revoke_user_tokens)
+        .add(
+            M::GET,
+            "/1.0/audit",
+            "The audit log of writes: who, what, when, result (?since=1h&user=U&zone=Z&telemetry=true&limit=N)",
+            ADMIN,
+            get_audit,
+        )
         .add(
             M::GET,
             "/1.0/resolve/{id}",
@@ -294,16 +315,31 @@ pub fn openapi_document() -> Value {
     )
 }
 
-/// The domain's router with its layers.
+/// The domain's router with its layers, without an audit log.
 pub fn router(core: Arc<DomainCore>, metrics: Arc<HttpMetrics>) -> Router {
+    router_with_audit(core, metrics, None)
+}
+
+/// The domain's router with its layers; with `audit`, every write is recorded there
+/// (`zonal_proto::audit`) and `GET /1.0/audit` reads it.
+pub fn router_with_audit(core: Arc<DomainCore>, metrics: Arc<HttpMetrics>, audit: Option<Arc<Audit>>) -> Router {
     let (router, index, _) = routes().into_parts();
-    let api = Api { core: core.clone(), metrics: metrics.clone(), openapi: Arc::new(openapi_document()) };
+    let api = Api {
+        core: core.clone(),
+        metrics: metrics.clone(),
+        openapi: Arc::new(openapi_document()),
+        audit: audit.clone(),
+    };
     let auth_state = AuthState { authenticator: Arc::new(DomainAuth(core)), index };
-    router
+    let router = router
         .fallback(server::not_found)
         .with_state(api)
         .layer(from_fn_with_state(auth_state, server::auth))
-        .layer(from_fn_with_state(metrics, server::observe))
+        .layer(from_fn_with_state(metrics, server::observe));
+    match audit {
+        Some(log) => router.layer(from_fn_with_state(AuditState { log, telemetry: TELEMETRY }, server::audit)),
+        None => router,
+    }
 }
 
 fn who(p: Option<Extension<Principal>>) -> R<Principal> {
@@ -424,7 +460,12 @@ async fn delete_services(State(api): State<Api>, p: Option<Extension<Principal>>
     let mut out = Vec::new();
     for s in api.core.visible_services(&caller)? {
         if caller.is_admin() || s.owner == caller.name {
-            out.push(api.core.delete_service(&caller, &s.serviceid)?);
+            match api.core.delete_service(&caller, &s.serviceid) {
+                Ok(v) => out.push(v),
+                // Deleted meanwhile (its deletion finished since the list was read).
+                Err(DomainError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok((StatusCode::ACCEPTED, Json(json!(out))))
@@ -507,8 +548,8 @@ async fn delete_slots(
     Ok((StatusCode::ACCEPTED, Json(json!(api.core.set_state(&who(p)?, &id, "terminate")?))))
 }
 
-async fn get_consolidation(State(api): State<Api>) -> R<Json<Value>> {
-    match api.core.last_consolidation()? {
+async fn get_consolidation(State(api): State<Api>, p: Option<Extension<Principal>>) -> R<Json<Value>> {
+    match api.core.consolidation_for(&who(p)?)? {
         Some(run) => Ok(Json(json!(run))),
         None => Err(ApiError::not_found("no consolidation has run yet (POST /1.0/consolidation, zonal consolidate)")),
     }
@@ -600,6 +641,35 @@ async fn delete_user(State(api): State<Api>, Path(user): Path<String>) -> R<Stat
 
 async fn post_token(State(api): State<Api>, JsonBody(b): JsonBody<CreateToken>) -> R<(StatusCode, Json<Value>)> {
     Ok((StatusCode::CREATED, Json(json!(api.core.create_token(&b)?))))
+}
+
+#[derive(Deserialize)]
+struct TokensQuery {
+    user: Option<String>,
+}
+
+async fn list_tokens(State(api): State<Api>, Query(q): Query<TokensQuery>) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.tokens(q.user.as_deref())?)))
+}
+
+async fn revoke_token(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.revoke_token(&who(p)?, &id)?)))
+}
+
+async fn revoke_user_tokens(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(user): Path<String>,
+) -> R<Json<Value>> {
+    Ok(Json(json!(api.core.revoke_user_tokens(&who(p)?, &user)?)))
+}
+
+async fn get_audit(State(api): State<Api>, Query(q): Query<AuditQuery>) -> R<Json<Value>> {
+    Ok(Json(json!(crate::audit::read(&api.core, api.audit.clone(), &q).await?)))
 }
 
 #[cfg(test)]

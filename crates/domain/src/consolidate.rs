@@ -18,7 +18,7 @@
 //! `zonal_pack::decide`). The last run, with each step's progress, is kept in the store
 //! (`GET /1.0/consolidation`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +28,8 @@ use zonal_pack::{
     check_plan, consolidate, ConsHost, ConsInstance, ConsolidationOptions, ConsolidationProblem, MigrationBudget,
     MigrationCost, Utilisation,
 };
-use zonal_proto::now_ms;
 use zonal_proto::wire::{HostInfo, InstanceView};
+use zonal_proto::{now_ms, Principal, Role};
 use zonal_store::StoreExt;
 
 use crate::core::{DomainCore, T_META};
@@ -378,6 +378,35 @@ impl DomainCore {
         Ok(self.store.get::<ConsolidationRun>(T_META, LAST_RUN)?)
     }
 
+    /// The last consolidation run as `caller` may see it (`GET /1.0/consolidation`): an admin
+    /// all of it; a zone its own zone's plan; a provider every zone's figures, but only the
+    /// steps and kept instances of its own services (instance ids name their service).
+    pub fn consolidation_for(&self, caller: &Principal) -> Result<Option<ConsolidationRun>, DomainError> {
+        let Some(mut run) = self.last_consolidation()? else { return Ok(None) };
+        match caller.role {
+            Role::Admin | Role::Domain => {}
+            Role::Zone => {
+                run.zones.retain(|z| z.zone == caller.name);
+                run.errors.retain(|zone, _| *zone == caller.name);
+            }
+            Role::Provider | Role::Instance => {
+                let mine: BTreeSet<String> = self.visible_services(caller)?.into_iter().map(|s| s.serviceid).collect();
+                // Which service each instance belongs to, from the zones' heartbeats; an
+                // instance no zone reports any more is not shown.
+                let service_of: BTreeMap<String, String> = self
+                    .zone_reports()
+                    .iter()
+                    .flat_map(|(_, r)| r.placements.iter().map(|p| (p.id.clone(), p.service.clone())))
+                    .collect();
+                for z in &mut run.zones {
+                    z.steps.retain(|st| mine.contains(&st.service));
+                    z.kept.retain(|id, _| service_of.get(id).is_some_and(|s| mine.contains(s)));
+                }
+            }
+        }
+        Ok(Some(run))
+    }
+
     /// After a restart: a run that was being applied stopped with the domain.
     pub fn recover_consolidation(&self) {
         if let Ok(Some(mut run)) = self.last_consolidation() {
@@ -722,5 +751,73 @@ mod tests {
         assert_eq!(reply("draining").expect("draining").state, MoveState::Draining);
         assert_eq!(reply("starting").expect("starting").state, MoveState::Starting);
         assert_eq!(reply("paused").expect("a newer word").state, MoveState::Other);
+    }
+
+    #[test]
+    fn a_provider_reads_of_a_consolidation_only_its_own_instances_and_a_zone_only_its_own_plan() {
+        use crate::core::testing::{admin, block_on, open, zone, WEB};
+        use zonal_proto::wire::{InstancePlacement, RegisterService, ZoneReport};
+        let core = open();
+        zone(&core, "z1");
+        let bell_app = WEB.replace("name: web\nowner: acme", "name: bell-app\nowner: bell-labs");
+        for manifest in [WEB.to_string(), bell_app] {
+            let (_, v) =
+                core.register_service(&admin(), &RegisterService { serviceid: None, manifest }).expect("register");
+            block_on(core.deploy_service(&admin(), &v.serviceid, false)).expect("placed");
+        }
+        let placed = |id: &str, service: &str| InstancePlacement {
+            id: id.into(),
+            service: service.into(),
+            component: "web".into(),
+            host: "h".into(),
+            state: InstanceState::Running,
+            resources: Resources::new(),
+        };
+        let report = ZoneReport {
+            placements: vec![placed("web-web-1", "web"), placed("bell-app-web-1", "bell-app")],
+            ..Default::default()
+        };
+        core.zone_status(&admin(), "z1", report).expect("heartbeat");
+        let step = |instance: &str, service: &str| StepView {
+            instance: instance.into(),
+            service: service.into(),
+            component: "web".into(),
+            from: "h".into(),
+            to: "h2".into(),
+            temporary: false,
+            state: StepState::Planned,
+            replacement: None,
+            error: None,
+        };
+        let plan = |zone: &str| ZoneConsolidation {
+            zone: zone.into(),
+            hosts_on_before: 2,
+            hosts_on_after: 1,
+            watts_before: 300.0,
+            watts_after: 200.0,
+            bytes_moved: 1,
+            algorithm: "drain".into(),
+            steps: vec![step("web-web-1", "web"), step("bell-app-web-1", "bell-app")],
+            hosts_to_suspend: vec!["h".into()],
+            kept: [
+                ("web-web-2".to_string(), "pinned".to_string()),
+                ("bell-app-web-1".to_string(), "pinned".to_string()),
+            ]
+            .into(),
+            checked: true,
+        };
+        let run = ConsolidationRun { zones: vec![plan("z1"), plan("z2")], ..Default::default() };
+        core.store.put(T_META, LAST_RUN, &run).expect("store the run");
+        let acme = Principal { name: "acme".into(), role: Role::Provider };
+        let mine = core.consolidation_for(&acme).expect("read").expect("a run");
+        assert_eq!(mine.zones.len(), 2, "every zone's figures");
+        let text = serde_json::to_string(&mine).expect("json");
+        assert!(!text.contains("bell-app"), "nothing of bell-labs': {text}");
+        assert_eq!(mine.zones[0].steps.len(), 1);
+        assert!(mine.zones[0].kept.is_empty(), "web-web-2 is not reported by any zone: {text}");
+        let z1 = Principal { name: "z1".into(), role: Role::Zone };
+        let own = core.consolidation_for(&z1).expect("read").expect("a run");
+        assert_eq!(own.zones.iter().map(|z| z.zone.as_str()).collect::<Vec<_>>(), ["z1"]);
+        assert_eq!(core.consolidation_for(&admin()).expect("read"), Some(run));
     }
 }

@@ -14,7 +14,8 @@
 //! anything in it changes (a peer's gateway moved).
 //!
 //! FUSION's deployment protocol (seed 001 §4.1, steps 1–12) per zone: register the service
-//! (`POST /1.0/services`), set its share (`PUT …/slots`), deploy (`PUT …/state`). Each step
+//! (`POST /1.0/services`, with its owner: the zone keeps overlays within one provider unless
+//! a service shares), set its share (`PUT …/slots`), deploy (`PUT …/state`). Each step
 //! is idempotent at the zone and recorded in the service's progress as soon as the zone
 //! confirms it, so a domain stopped mid-deployment resumes where it was. A failed step is
 //! retried with exponential backoff ([`Backoff::RETRY`]); the error is shown in the service's

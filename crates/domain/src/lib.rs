@@ -3,7 +3,10 @@
 //!
 //! * [`core`] — [`DomainCore`], the hub: shared handles, each concern's state, the lock
 //!   order (read it first).
-//! * [`auth`] — the bootstrap admin, users, role-bound tokens, authentication.
+//! * [`auth`] — the bootstrap admin, users, role-bound tokens (lifetimes, revocation),
+//!   authentication.
+//! * [`audit`] — reading the audit log of every write (`GET /1.0/audit`), the domain's own
+//!   or a zone's; the log itself is `zonal_proto::audit`, written by the API's audit layer.
 //! * [`zones`] — the zone registry: registration, heartbeats and availability, zone views,
 //!   summaries and clients.
 //! * [`services`] — the service registry: records and their lifecycle states, registration,
@@ -29,6 +32,7 @@
 //! `<state>/admin.token` (mode 0600); that is the only place the token exists in clear.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod consolidate;
 pub mod core;
@@ -74,11 +78,32 @@ pub struct Ready {
     pub addr: SocketAddr,
     /// Where the bootstrap admin token was written (first start only).
     pub admin_token_file: Option<PathBuf>,
+    /// The API is served over HTTPS.
+    pub tls: bool,
 }
 
-/// Runs the domain orchestrator until `shutdown` resolves.
+impl Ready {
+    /// The API's URL (`https://…` when served over TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+}
+
+/// Runs the domain orchestrator over plain HTTP until `shutdown` resolves.
 pub async fn serve(
     opts: DomainOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Ready),
+) -> Result<(), String> {
+    serve_with(opts, None, shutdown, ready).await
+}
+
+/// Runs the domain orchestrator until `shutdown` resolves; with `tls`, the API is HTTPS
+/// only. Every write is recorded in `<state>/audit.jsonl` (see `zonal_proto::audit`).
+/// Calls to zones trust the process's CA (`zonal_proto::client::set_default_ca_pem`).
+pub async fn serve_with(
+    opts: DomainOptions,
+    tls: Option<zonal_proto::server::TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Ready),
 ) -> Result<(), String> {
@@ -97,15 +122,15 @@ pub async fn serve(
         TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let metrics = Arc::new(HttpMetrics::default());
-    let app = api::router(core.clone(), metrics);
+    let audit = zonal_proto::audit::Audit::open(&opts.state_dir)?;
+    let app = api::router_with_audit(core.clone(), metrics, Some(audit));
     let (stop_tx, stop_rx) = watch::channel(false);
     core.recover_consolidation();
     let coordinator = tokio::spawn(deploy::run(core.clone(), stop_rx.clone()));
     let triggers = tokio::spawn(consolidate::run_triggers(core.clone(), opts.consolidation.clone(), stop_rx.clone()));
     let replanner = tokio::spawn(decisions::run_replanner(core.clone(), stop_rx));
-    ready(Ready { addr, admin_token_file });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    ready(Ready { addr, admin_token_file, tls: tls.is_some() });
+    let result = zonal_proto::server::serve(listener, tls, app, shutdown)
         .await
         .map_err(|e| format!("the domain API stopped: {e}"));
     let _ = stop_tx.send(true);

@@ -658,7 +658,8 @@ mod tests {
     #[test]
     fn provider_tokens_see_and_change_only_their_own_services() {
         let core = open();
-        let acme = core.create_token(&CreateToken { role: "provider".into(), name: "acme".into() }).expect("token");
+        let acme =
+            core.create_token(&CreateToken { role: "provider".into(), name: "acme".into(), ttl: None }).expect("token");
         let acme = core.authenticate(&acme.token).expect("acme");
         let other = Principal { name: "other".into(), role: Role::Provider };
         let (created, v) =
@@ -671,7 +672,8 @@ mod tests {
         let again = core.register_service(&acme, &RegisterService { serviceid: None, manifest: WEB.into() });
         assert_eq!(again.expect("again").0, Registration::Unchanged);
         // A token cannot change an existing user's role.
-        let e = core.create_token(&CreateToken { role: "admin".into(), name: "acme".into() }).expect_err("role");
+        let e =
+            core.create_token(&CreateToken { role: "admin".into(), name: "acme".into(), ttl: None }).expect_err("role");
         assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
     }
 

@@ -304,7 +304,7 @@ impl DomainCore {
         let mut out = Vec::new();
         for (name, rec) in self.store.list::<ZoneRecord>(T_ZONES, "")? {
             if self.zone_visible(caller, &name)? {
-                out.push(self.zone_view(&rec));
+                out.push(self.zone_view_for(caller, &rec)?);
             }
         }
         Ok(out)
@@ -315,7 +315,31 @@ impl DomainCore {
         if !self.zone_visible(caller, name)? {
             return Err(DomainError::Forbidden(format!("{} {:?} may not see zone {name}", caller.role, caller.name)));
         }
-        Ok(self.zone_view(&rec))
+        self.zone_view_for(caller, &rec)
+    }
+
+    /// A zone as `caller` may see it: an admin or the zone itself all of it; a provider the
+    /// zone's capacity, but of its services, instances and slots only its own (a zone is
+    /// shared by providers; what else runs there is not theirs to read).
+    fn zone_view_for(&self, caller: &Principal, rec: &ZoneRecord) -> Result<ZoneView, DomainError> {
+        let mut view = self.zone_view(rec);
+        if matches!(caller.role, Role::Admin | Role::Domain | Role::Zone) {
+            return Ok(view);
+        }
+        let mine: std::collections::BTreeSet<String> =
+            self.visible_services(caller)?.into_iter().map(|s| s.serviceid).collect();
+        view.services.retain(|s| mine.contains(s));
+        view.instances = 0;
+        view.slots = SlotTotals::default();
+        if let Some(rep) = self.zone_report(&rec.registration.name) {
+            view.instances =
+                rep.placements.iter().filter(|p| mine.contains(&p.service) && p.state != InstanceState::Lost).count()
+                    as u32;
+            for s in rep.services.iter().filter(|s| mine.contains(&s.serviceid)) {
+                view.slots.add(s.slots);
+            }
+        }
+        Ok(view)
     }
 
     pub(crate) fn zone_record(&self, name: &str) -> Result<ZoneRecord, DomainError> {
@@ -433,6 +457,56 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(core.zone(&admin(), "z1").expect("z1").state, "unavailable");
         assert!(core.zone_down_for("z1").is_some() && core.zones_up().is_empty());
+    }
+
+    #[test]
+    fn a_provider_sees_of_a_shared_zone_only_its_own_services_instances_and_slots() {
+        use crate::core::testing::{block_on, WEB};
+        use zonal_proto::wire::{InstancePlacement, RegisterService, ZoneServiceView};
+        let core = open();
+        zone(&core, "z1");
+        let bell_app = WEB.replace("name: web\nowner: acme", "name: bell-app\nowner: bell-labs");
+        for manifest in [WEB.to_string(), bell_app] {
+            let (_, v) =
+                core.register_service(&admin(), &RegisterService { serviceid: None, manifest }).expect("register");
+            block_on(core.deploy_service(&admin(), &v.serviceid, false)).expect("placed in z1");
+        }
+        let view = |id: &str, used: u32| ZoneServiceView {
+            serviceid: id.into(),
+            state: "deployed".into(),
+            slots: SlotTotals { total: 10, free: 10 - used, used },
+            ..Default::default()
+        };
+        let placed = |id: &str, service: &str| InstancePlacement {
+            id: id.into(),
+            service: service.into(),
+            component: "web".into(),
+            host: "h".into(),
+            state: InstanceState::Running,
+            resources: Resources::new(),
+        };
+        let report = ZoneReport {
+            services: vec![view("web", 1), view("bell-app", 3)],
+            instances: 3,
+            placements: vec![
+                placed("web-web-1", "web"),
+                placed("bell-app-web-1", "bell-app"),
+                placed("bell-app-web-2", "bell-app"),
+            ],
+            ..Default::default()
+        };
+        core.zone_status(&admin(), "z1", report).expect("heartbeat");
+        let acme = Principal { name: "acme".into(), role: Role::Provider };
+        let bell = Principal { name: "bell-labs".into(), role: Role::Provider };
+        let a = core.zone(&acme, "z1").expect("acme runs a service in z1");
+        assert_eq!((a.services.clone(), a.instances, a.slots.used), (vec!["web".to_string()], 1, 1), "{a:?}");
+        let b = &core.zones(&bell).expect("zones")[0];
+        assert_eq!((b.services.clone(), b.instances, b.slots.used), (vec!["bell-app".to_string()], 2, 3), "{b:?}");
+        // The admin and the zone itself see everything the zone runs.
+        let all = core.zone(&admin(), "z1").expect("z1");
+        assert_eq!((all.services.len(), all.instances, all.slots.used), (2, 3, 4));
+        let z1 = Principal { name: "z1".into(), role: Role::Zone };
+        assert_eq!(core.zone(&z1, "z1").expect("itself").services.len(), 2);
     }
 
     #[test]

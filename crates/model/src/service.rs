@@ -32,6 +32,11 @@ pub struct Service {
     /// May Zonal serve this service with configurations overlaid on running instances of
     /// other services (FUSION multi-configuration)? False forbids reuse.
     pub reuse_existing: bool,
+    /// Other providers whose services may be served by configurations overlaid on this
+    /// service's instances (`share: [provider, …]`). Empty: only its own provider's services.
+    /// Names only: there is no wildcard (see [`Service::may_carry`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub share: Vec<String>,
     /// How components find each other (FUSION §2.6.3).
     pub binding: Binding,
 }
@@ -42,6 +47,16 @@ impl Service {
     }
     pub fn is_composite(&self) -> bool {
         self.components.len() > 1
+    }
+    /// May instances of this service, owned by `owner`, carry sessions of a service owned by
+    /// `guest_owner` (an overlaid configuration)? Only when both owners are known and they
+    /// are the same provider, or this service names the guest's provider in `share`. An
+    /// unknown owner (a record written before owners were recorded) shares with nobody.
+    pub fn may_carry(&self, owner: Option<&str>, guest_owner: Option<&str>) -> bool {
+        match (owner, guest_owner) {
+            (Some(owner), Some(guest)) => owner == guest || self.share.iter().any(|p| p == guest),
+            _ => false,
+        }
     }
     /// The entry component: the declared one, else the first public one, else the first.
     pub fn entry_component(&self) -> Option<&Component> {
@@ -199,3 +214,30 @@ pub enum EvaluatorRef {
 
 /// Names of the built-in evaluators.
 pub const BUILTIN_EVALUATORS: &[&str] = &["latency", "price", "hardware"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_carry_other_providers_sessions_only_when_shared_by_name() {
+        let mut epg = Service { name: "epg".into(), ..Default::default() };
+        assert!(epg.may_carry(Some("bell-labs"), Some("bell-labs")), "a provider's own services");
+        assert!(!epg.may_carry(Some("bell-labs"), Some("acme")), "not shared");
+        epg.share = vec!["acme".into()];
+        assert!(epg.may_carry(Some("bell-labs"), Some("acme")), "shared with acme by name");
+        assert!(!epg.may_carry(Some("bell-labs"), Some("globex")), "only the providers named");
+        assert!(!epg.may_carry(None, Some("acme")), "an unknown owner shares with nobody");
+        assert!(!epg.may_carry(Some("bell-labs"), None), "nor does a guest of unknown owner get in");
+        assert!(!epg.may_carry(None, None));
+        // Old records (no `share`) read as unshared, and unshared services write no `share`.
+        let old: Service = serde_json::from_value(serde_json::json!({
+            "name": "x", "description": null, "owner": null, "components": [], "channels": [], "entry": null,
+            "sla": null, "proximity": null, "session_bandwidth": null, "evaluator": null,
+            "reuse_existing": true, "binding": "static"
+        }))
+        .expect("a record without share");
+        assert!(old.share.is_empty());
+        assert!(!serde_json::to_string(&old).expect("json").contains("share"));
+    }
+}

@@ -3,6 +3,12 @@
 //! Every failure names the method and URL and says whether the daemon could not be reached,
 //! answered with an error (its `{error, detail}` is kept), or answered something that is not
 //! the expected JSON.
+//!
+//! HTTPS: a client verifies the daemon's certificate against the public roots and, when one
+//! is configured, a CA certificate — given to [`Client::with_ca`], or set for the whole
+//! process with [`set_default_ca_pem`] (the daemons' `--tls-ca`, an instance's
+//! `ZONAL_CA_PEM`), which [`Client::new`] uses. A certificate nobody trusted is refused, and
+//! the error says so and what to configure.
 
 use std::time::Duration;
 
@@ -69,13 +75,71 @@ fn describe(e: &reqwest::Error) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
+    s.push_str(tls_hint(&s));
     s
 }
 
+/// What to do about a TLS failure named in `cause` (empty for other failures).
+fn tls_hint(cause: &str) -> &'static str {
+    if cause.contains("UnknownIssuer") || cause.contains("invalid peer certificate") {
+        "; the daemon's certificate is not signed by a CA this client trusts: give the CA certificate (zonal --ca FILE, \
+         ZONAL_CA_FILE, or the `ca` of the context `zonal up --tls` writes; daemons: --tls-ca)"
+    } else if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+        "; the daemon does not speak TLS on this port: use an http:// URL"
+    } else {
+        ""
+    }
+}
+
+/// The process-wide CA certificate (PEM) every [`Client::new`] trusts besides the public roots.
+static DEFAULT_CA: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Makes every client this process creates with [`Client::new`] trust the CA certificate(s)
+/// in `pem`. Refused (and nothing changed) when `pem` holds no certificate.
+pub fn set_default_ca_pem(pem: &str) -> Result<(), String> {
+    parse_ca(pem.as_bytes())?;
+    *DEFAULT_CA.write().unwrap_or_else(|p| p.into_inner()) = Some(pem.to_string());
+    Ok(())
+}
+
+/// The CA set with [`set_default_ca_pem`], if any.
+pub fn default_ca_pem() -> Option<String> {
+    DEFAULT_CA.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn parse_ca(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs =
+        reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no CA certificate found; expected a PEM `CERTIFICATE` block".into());
+    }
+    Ok(certs)
+}
+
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:7070`), with a per-request `timeout`.
+    /// A client for `base` (e.g. `http://127.0.0.1:7070`), with a per-request `timeout`;
+    /// HTTPS trusts the public roots and the process's CA ([`set_default_ca_pem`]).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        Self::with_ca(base, token, timeout, default_ca_pem().as_deref())
+    }
+
+    /// [`Client::new`] trusting the CA certificate(s) in `ca_pem` (PEM) instead of the
+    /// process's; `None`: the public roots only.
+    pub fn with_ca(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        ca_pem: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            for cert in
+                parse_ca(pem.as_bytes()).map_err(|cause| ClientError::Unreachable { what: base.to_string(), cause })?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(30))

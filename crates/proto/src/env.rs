@@ -44,6 +44,11 @@ pub const ZONAL_PORTS: &str = "ZONAL_PORTS";
 pub const ZONAL_PEERS: &str = "ZONAL_PEERS";
 /// Instantiation parameters as a JSON object (FUSION: written to the context store).
 pub const ZONAL_CONFIG: &str = "ZONAL_CONFIG";
+/// Set when the zone serves HTTPS (`zonal up --tls`): the PEM text of the CA certificate
+/// that signed the zone's certificate, which the instance must trust when calling
+/// `ZONAL_ZONE_URL`. The PEM itself rather than a path, so that an instance running under
+/// its own uid need not read anything of the zone's state directory.
+pub const ZONAL_CA_PEM: &str = "ZONAL_CA_PEM";
 
 /// The port name on which an evaluator component answers `POST /1.0/evaluations`.
 pub const EVALUATIONS_PORT: &str = "evaluations";

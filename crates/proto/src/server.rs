@@ -5,8 +5,13 @@
 //!   (`/openapi.json` is generated from it, so it cannot drift from the routes) and the role
 //!   rules the [`auth`] layer enforces.
 //! * [`auth`] — bearer-token authentication and role checks, before any handler runs: a
-//!   missing or unknown token is 401, a role the route does not admit is 403. Ownership
-//!   (a provider's own services) is checked by the logic, which knows what is owned.
+//!   missing, unknown, expired or revoked token is 401 (saying which), a role the route does
+//!   not admit is 403. Ownership (a provider's own services) is checked by the logic, which
+//!   knows what is owned.
+//! * [`audit`] — every request other than GET/HEAD recorded in the daemon's audit log
+//!   ([`crate::audit`]) before its answer leaves.
+//! * [`TlsIdentity`], [`serve`] — HTTPS (rustls, TLS 1.2/1.3) or plain HTTP on one listener;
+//!   plain HTTP sent to an HTTPS port is answered `400 tls_required` and closed.
 //! * [`observe`] — request ids (`x-request-id`, kept when the client sends one), latency and
 //!   status metrics per route ([`HttpMetrics`], Prometheus text), and error mapping: any
 //!   error response that is not already JSON (axum's 404/405/415, extractor rejections)
@@ -179,6 +184,46 @@ fn openapi(specs: &[RouteSpec], title: &str, description: &str) -> Value {
 /// Turns a bearer token into a principal.
 pub trait Authenticate: Send + Sync + 'static {
     fn authenticate(&self, token: &str) -> Option<Principal>;
+
+    /// Who holds `token` and the token's id, or why the token is refused. The default knows
+    /// only known and unknown tokens; the domain says when a token expired or was revoked.
+    fn check(&self, token: &str) -> Result<Authenticated, Refusal> {
+        self.authenticate(token).map(|principal| Authenticated { principal, token_id: None }).ok_or(Refusal::Unknown)
+    }
+}
+
+/// An accepted token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// The token's non-secret id, when it has one (domain tokens).
+    pub token_id: Option<String>,
+}
+
+/// Why a token is refused (401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such token.
+    Unknown,
+    /// The token's lifetime ended at `at_ms`.
+    Expired { token_id: String, user: String, role: Role, at_ms: u64 },
+    /// The token was revoked at `at_ms`.
+    Revoked { token_id: String, user: String, role: Role, at_ms: u64 },
+}
+
+impl Refusal {
+    /// The sentence a 401 gives.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Unknown => "the bearer token is not known".into(),
+            Refusal::Expired { token_id, user, at_ms, .. } => {
+                format!("the bearer token {token_id} of user {user} expired at {}", crate::rfc3339(*at_ms))
+            }
+            Refusal::Revoked { token_id, user, at_ms, .. } => {
+                format!("the bearer token {token_id} of user {user} was revoked at {}", crate::rfc3339(*at_ms))
+            }
+        }
+    }
 }
 
 /// State of the [`auth`] layer.
@@ -188,32 +233,97 @@ pub struct AuthState {
     pub index: Arc<RouteIndex>,
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+/// The credentials of an `Authorization` header (RFC 9110 §11.6.2:
+/// `auth-scheme [ 1*SP token68 ]`, the scheme case-insensitive). `Ok(None)`: no header;
+/// `Err`: a header that is not a bearer token, and why.
+fn bearer(req: &Request) -> Result<Option<&str>, &'static str> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| "the Authorization header is not visible ASCII")?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("the Authorization header does not use the Bearer scheme");
+    }
+    let token = rest.trim_start_matches(' ').trim_end();
+    // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let body = token.trim_end_matches('=');
+    let token68 = !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    if !token68 {
+        return Err("the Authorization header's Bearer credentials are empty or not a token68");
+    }
+    Ok(Some(token))
+}
+
+/// Who made a request, as far as the [`auth`] layer could tell; the [`audit`] layer
+/// records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub user: Option<String>,
+    pub role: Option<Role>,
+    pub token_id: Option<String>,
+}
+
+/// A slot the [`audit`] layer puts into the request for the [`auth`] layer to fill.
+#[derive(Clone, Default)]
+struct CallerSlot(Arc<Mutex<Option<Caller>>>);
+
+fn unauthorized(detail: String, token_sent: bool) -> Response {
+    let mut resp = ApiError::unauthorized(detail).into_response();
+    let challenge =
+        if token_sent { "Bearer realm=\"zonal\", error=\"invalid_token\"" } else { "Bearer realm=\"zonal\"" };
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    resp
 }
 
 /// Authentication and role checks. Inserts the [`Principal`] into the request extensions.
+/// Tokens are checked against the authenticator on every request (no cache), so a revoked
+/// or expired token is refused from the next request on.
 pub async fn auth(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let presented = bearer(&req);
+    let checked = match presented {
+        Ok(Some(t)) => Some(st.authenticator.check(t)),
+        _ => None,
+    };
+    let caller = match &checked {
+        Some(Ok(a)) => {
+            Caller { user: Some(a.principal.name.clone()), role: Some(a.principal.role), token_id: a.token_id.clone() }
+        }
+        Some(Err(Refusal::Expired { token_id, user, role, .. } | Refusal::Revoked { token_id, user, role, .. })) => {
+            Caller { user: Some(user.clone()), role: Some(*role), token_id: Some(token_id.clone()) }
+        }
+        _ => Caller::default(),
+    };
+    if let Some(slot) = req.extensions().get::<CallerSlot>() {
+        *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller);
+    }
+    let principal = match &checked {
+        Some(Ok(a)) => Some(a.principal.clone()),
+        _ => None,
+    };
     let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()) else {
         return next.run(req).await; // unmatched: the fallback answers 404
     };
     let access = st.index.access(&method, &path).unwrap_or(Access::Roles(&[]));
-    let principal = bearer(&req).and_then(|t| st.authenticator.authenticate(t));
     match access {
         Access::Public => {}
         Access::Roles(roles) => {
             let Some(p) = &principal else {
-                let why =
-                    if bearer(&req).is_some() { "the bearer token is not known" } else { "no bearer token was sent" };
-                return ApiError::unauthorized(format!(
-                    "{method} {path} needs an `Authorization: Bearer <token>` header; {why} (create one with `zonal token create`)"
-                ))
-                .into_response();
+                let why = match (&presented, &checked) {
+                    (Err(why), _) => why.to_string(),
+                    (_, Some(Err(refusal))) => refusal.reason(),
+                    _ => "no bearer token was sent".to_string(),
+                };
+                let hint = match &checked {
+                    Some(Err(Refusal::Expired { .. } | Refusal::Revoked { .. })) => {
+                        "an admin makes a new one with `zonal token create`"
+                    }
+                    _ => "create one with `zonal token create`",
+                };
+                return unauthorized(
+                    format!("{method} {path} needs an `Authorization: Bearer <token>` header; {why} ({hint})"),
+                    !matches!(presented, Ok(None)),
+                );
             };
             if !roles.contains(&p.role) {
                 let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -231,6 +341,144 @@ pub async fn auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
         req.extensions_mut().insert(p);
     }
     next.run(req).await
+}
+
+/// State of the [`audit`] layer.
+#[derive(Clone)]
+pub struct AuditState {
+    pub log: Arc<crate::audit::Audit>,
+    /// Routes whose accepted requests are telemetry (heartbeats, slot reports, meters): kept
+    /// in the telemetry log (see [`crate::audit`]).
+    pub telemetry: &'static [(Method, &'static str)],
+}
+
+/// Largest response body the [`audit`] layer reads to find the id of what was created.
+const AUDIT_BODY_LIMIT: u64 = 64 * 1024;
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// The values of a route pattern's parameters in `path`, joined by `/` (`{*key}` takes the
+/// rest of the path).
+fn route_params(pattern: &str, path: &str) -> Option<String> {
+    let mut values = Vec::new();
+    let mut actual = path.trim_start_matches('/').split('/');
+    for seg in pattern.trim_start_matches('/').split('/') {
+        if seg.starts_with("{*") {
+            let rest: Vec<&str> = actual.by_ref().collect();
+            values.push(rest.join("/"));
+            break;
+        }
+        let a = actual.next()?;
+        if seg.starts_with('{') {
+            values.push(a.to_string());
+        }
+    }
+    (!values.is_empty()).then(|| values.join("/"))
+}
+
+/// Records every request other than GET and HEAD in the audit log (see [`crate::audit`]),
+/// after the handler answered and **before** the answer is returned: an acknowledged write
+/// has its entry on disk. Install it outside [`auth`] and [`observe`] (it reads the
+/// principal [`auth`] found, the request id and the final `{error, detail}`).
+pub async fn audit(State(st): State<AuditState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    if method == Method::GET || method == Method::HEAD {
+        return next.run(req).await;
+    }
+    let path = cut(req.uri().path(), 1024);
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let slot = CallerSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    // The id a create names in its body (`serviceid`, `name`): read only from a small JSON
+    // body of known length, which is handed on unchanged; nothing else of it is kept.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= AUDIT_BODY_LIMIT);
+    let mut requested = None;
+    if declared {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, AUDIT_BODY_LIMIT as usize).await {
+            Ok(bytes) => {
+                requested = serde_json::from_slice::<Value>(&bytes).ok().and_then(|j| {
+                    ["serviceid", "name"].iter().find_map(|k| j.get(*k).and_then(Value::as_str)).map(|s| cut(s, 256))
+                });
+                req = Request::from_parts(parts, Body::from(bytes));
+            }
+            Err(e) => {
+                // The body could not be read (the client went away): the handler gets the same.
+                let text = format!("the request body could not be read: {e}");
+                req = Request::from_parts(parts, Body::from(text));
+            }
+        }
+    }
+    let resp = next.run(req).await;
+    let ts_ms = crate::now_ms();
+    let status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    let small = axum::body::HttpBody::size_hint(&body).exact().is_some_and(|n| n <= AUDIT_BODY_LIMIT);
+    let (body, json) = if small {
+        match axum::body::to_bytes(body, AUDIT_BODY_LIMIT as usize).await {
+            Ok(bytes) => {
+                let json = serde_json::from_slice::<Value>(&bytes).ok();
+                (Body::from(bytes), json)
+            }
+            Err(e) => (Body::from(format!("the response could not be read: {e}")), None),
+        }
+    } else {
+        (body, None)
+    };
+    let resource = route
+        .as_deref()
+        .and_then(|r| route_params(r, &path))
+        .or_else(|| {
+            let j = json.as_ref()?;
+            ["serviceid", "id", "name"].iter().find_map(|k| j.get(*k).and_then(Value::as_str)).map(|s| cut(s, 256))
+        })
+        .or(requested);
+    let outcome = if status < 400 {
+        "ok".to_string()
+    } else {
+        match json.as_ref().map(|j| (j.get("error").and_then(Value::as_str), j.get("detail").and_then(Value::as_str))) {
+            Some((Some(e), Some(d))) => format!("{e}: {}", cut(d, 300)),
+            Some((Some(e), None)) => e.to_string(),
+            _ => format!("http {status}"),
+        }
+    };
+    let caller = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+    let telemetry =
+        status < 400 && route.as_deref().is_some_and(|r| st.telemetry.iter().any(|(m, p)| *m == method && *p == r));
+    let entry = crate::audit::AuditEntry {
+        ts_ms,
+        time: crate::rfc3339(ts_ms),
+        user: caller.user,
+        role: caller.role.map(|r| r.as_str().to_string()),
+        token_id: caller.token_id,
+        method: method.to_string(),
+        path,
+        route,
+        resource,
+        status,
+        outcome,
+        request_id: parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|s| cut(s, 128)),
+        telemetry,
+        zone: None,
+    };
+    let log = st.log.clone();
+    let written = tokio::task::spawn_blocking(move || log.record(&entry)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("audit: {e}"),
+        Err(e) => tracing::error!("audit: the writer failed: {e}"),
+    }
+    Response::from_parts(parts, body)
 }
 
 /// Per-route request counts and latency histograms.
@@ -383,4 +631,408 @@ pub fn principal(ext: Option<axum::Extension<Principal>>) -> Result<Principal, A
 /// The 404 answer for paths no route matches.
 pub async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no resource at {method} {}; see GET /openapi.json for the routes", uri.path()))
+}
+
+/// A daemon's certificate and private key for HTTPS.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity")
+    }
+}
+
+impl TlsIdentity {
+    /// Reads a PEM certificate chain (the daemon's certificate first) and a PEM private key
+    /// (PKCS#8, SEC1 or PKCS#1). Each problem is named with the file.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        let cert_pem = std::fs::read(cert).map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+        let key_pem = std::fs::read(key).map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+        Self::from_pem(&cert_pem, &key_pem).map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))
+    }
+
+    /// The same from PEM text.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("the certificate is not PEM: {e:?}"))?;
+        if certs.is_empty() {
+            return Err("no certificate found; expected a PEM `CERTIFICATE` block".into());
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| format!("no private key found ({e:?}); expected a PEM `PRIVATE KEY` block"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsIdentity { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) })
+    }
+}
+
+/// How long a new connection may take to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Handshakes in progress at once; more connections wait in the kernel's backlog.
+const MAX_HANDSHAKES: usize = 256;
+
+/// The answer to a plain-HTTP request on an HTTPS port.
+fn tls_required_response(addr: std::net::SocketAddr) -> Vec<u8> {
+    let body = json!({
+        "error": "tls_required",
+        "detail": format!("this port serves HTTPS only; use https://{addr} (and trust the CA that signed its certificate)"),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A listener that completes TLS handshakes concurrently (a slow or silent client holds up
+/// nobody) and hands axum only finished TLS streams. A connection whose first byte is not a
+/// TLS handshake record gets `400 tls_required` in plain HTTP and is closed.
+pub struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    pub fn new(listener: tokio::net::TcpListener, identity: TlsIdentity) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                let (stream, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait a little rather than spin.
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                let (tx, acceptor) = (tx.clone(), identity.acceptor.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let handshake = async {
+                        let mut first = [0u8; 1];
+                        let n = stream.peek(&mut first).await.map_err(|e| e.to_string())?;
+                        // 0x16: a TLS handshake record. Anything else (`GET `, `POST`…) is not TLS.
+                        if n == 1 && first[0] != 0x16 {
+                            use tokio::io::AsyncWriteExt as _;
+                            let mut stream = stream;
+                            let _ = stream.write_all(&tls_required_response(local)).await;
+                            let _ = stream.shutdown().await;
+                            return Err("plain HTTP sent to the HTTPS port: answered 400 tls_required".to_string());
+                        }
+                        acceptor.accept(stream).await.map_err(|e| e.to_string())
+                    };
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local, task })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // Stops accepting (closes the port) when the server is done with the listener.
+        self.task.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accept task ended (only when the listener is being dropped): no more
+            // connections.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves: HTTPS with `tls`, else plain HTTP.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsIdentity>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        Some(identity) => {
+            let listener = TlsListener::new(listener, identity)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use tower::ServiceExt;
+
+    /// Tokens: `good` (admin alice, id aaaaaaaaaaaa), `old` (expired), `gone` (revoked).
+    struct Fake;
+
+    impl Authenticate for Fake {
+        fn authenticate(&self, token: &str) -> Option<Principal> {
+            self.check(token).ok().map(|a| a.principal)
+        }
+        fn check(&self, token: &str) -> Result<Authenticated, Refusal> {
+            let id = |c: char| std::iter::repeat_n(c, 12).collect::<String>();
+            match token {
+                "good" => Ok(Authenticated {
+                    principal: Principal { name: "alice".into(), role: Role::Admin },
+                    token_id: Some(id('a')),
+                }),
+                "prov" => Ok(Authenticated {
+                    principal: Principal { name: "acme".into(), role: Role::Provider },
+                    token_id: Some(id('c')),
+                }),
+                "old" => Err(Refusal::Expired {
+                    token_id: id('b'),
+                    user: "bob".into(),
+                    role: Role::Provider,
+                    at_ms: 1_777_629_600_000,
+                }),
+                "gone" => Err(Refusal::Revoked { token_id: id('d'), user: "dan".into(), role: Role::Zone, at_ms: 0 }),
+                _ => Err(Refusal::Unknown),
+            }
+        }
+    }
+
+    async fn created() -> (StatusCode, axum::Json<Value>) {
+        (StatusCode::CREATED, axum::Json(json!({"serviceid": "web", "token": "s3cr3t-never-logged"})))
+    }
+
+    async fn fine() -> axum::Json<Value> {
+        axum::Json(json!({"ok": true}))
+    }
+
+    fn app(audit: Option<Arc<crate::audit::Audit>>) -> Router {
+        const ADMIN: Access = Access::Roles(&[Role::Admin]);
+        const ANYONE: Access = Access::Roles(&[Role::Admin, Role::Provider]);
+        let (router, index, _) = Routes::<()>::new()
+            .add(Method::GET, "/things", "list", ANYONE, fine)
+            .add(Method::POST, "/things", "create", ADMIN, created)
+            .add(Method::PUT, "/things/{id}/status", "report", ANYONE, fine)
+            .into_parts();
+        let auth_state = AuthState { authenticator: Arc::new(Fake), index };
+        let router = router
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(auth_state, auth))
+            .layer(axum::middleware::from_fn_with_state(Arc::new(HttpMetrics::default()), observe));
+        match audit {
+            Some(log) => router.layer(axum::middleware::from_fn_with_state(
+                AuditState { log, telemetry: &[(Method::PUT, "/things/{id}/status")] },
+                super::audit,
+            )),
+            None => router,
+        }
+    }
+
+    async fn call(app: &Router, method: &str, path: &str, authorization: Option<&str>) -> (u16, Value) {
+        call_with(app, method, path, authorization, None).await
+    }
+
+    async fn call_with(
+        app: &Router,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = HttpRequest::builder().method(method).uri(path);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let body = match body {
+            Some(b) => {
+                let text = b.to_string();
+                req = req.header("content-type", "application/json").header("content-length", text.len());
+                Body::from(text)
+            }
+            None => Body::empty(),
+        };
+        let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn the_bearer_scheme_is_case_insensitive_and_nothing_else_is_loosened() {
+        let app = app(None);
+        for ok in ["Bearer good", "bearer good", "BEARER good", "bEaReR good", "Bearer   good", "Bearer good "] {
+            assert_eq!(call(&app, "GET", "/things", Some(ok)).await.0, 200, "{ok:?}");
+        }
+        for (bad, why) in [
+            ("Basic good", "does not use the Bearer scheme"),
+            ("Bearergood", "does not use the Bearer scheme"),
+            ("Bearer", "empty or not a token68"),
+            ("Bearer good extra", "empty or not a token68"),
+            ("Bearer\tgood", "does not use the Bearer scheme"),
+            ("Token good", "does not use the Bearer scheme"),
+        ] {
+            let (status, body) = call(&app, "GET", "/things", Some(bad)).await;
+            assert_eq!(status, 401, "{bad:?}");
+            assert!(body["detail"].as_str().is_some_and(|d| d.contains(why)), "{bad:?}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_revoked_and_unknown_tokens_get_401_naming_why() {
+        let app = app(None);
+        let cases = [
+            ("Bearer old", "the bearer token bbbbbbbbbbbb of user bob expired at 2026-05-01T10:00:00.000Z"),
+            ("Bearer gone", "the bearer token dddddddddddd of user dan was revoked at 1970-01-01T00:00:00.000Z"),
+            ("Bearer nope", "the bearer token is not known"),
+        ];
+        for (header, why) in cases {
+            let (status, body) = call(&app, "GET", "/things", Some(header)).await;
+            assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{header}");
+            assert!(body["detail"].as_str().is_some_and(|d| d.contains(why)), "{header}: {body}");
+        }
+        let (status, body) = call(&app, "GET", "/things", None).await;
+        assert_eq!(status, 401);
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains("no bearer token was sent")), "{body}");
+    }
+
+    #[tokio::test]
+    async fn every_write_is_audited_with_its_principal_and_result_and_reads_are_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = crate::audit::Audit::open(dir.path()).expect("audit");
+        let app = app(Some(log.clone()));
+        assert_eq!(call(&app, "GET", "/things", Some("Bearer good")).await.0, 200);
+        assert_eq!(call(&app, "POST", "/things", Some("Bearer good")).await.0, 201);
+        let attempt = json!({"name": "n1", "api_key": "k3y-never-logged"});
+        assert_eq!(call_with(&app, "POST", "/things", Some("Bearer prov"), Some(attempt)).await.0, 403);
+        assert_eq!(call(&app, "POST", "/things", Some("Bearer old")).await.0, 401);
+        assert_eq!(call(&app, "POST", "/things", None).await.0, 401);
+        assert_eq!(call(&app, "DELETE", "/nowhere", Some("Bearer good")).await.0, 404);
+        assert_eq!(call(&app, "PUT", "/things/t1/status", Some("Bearer prov")).await.0, 200);
+        assert_eq!(call(&app, "PUT", "/things/t1/status", Some("Bearer nope")).await.0, 401);
+        let got = log.query(&crate::audit::AuditFilter::default()).expect("read");
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, &'a str, &'a str, u16);
+        let rows: Vec<Row> = got
+            .iter()
+            .map(|e| (e.user.as_deref(), e.token_id.as_deref(), e.method.as_str(), e.path.as_str(), e.status))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some("alice"), Some("aaaaaaaaaaaa"), "POST", "/things", 201),
+                (Some("acme"), Some("cccccccccccc"), "POST", "/things", 403),
+                (Some("bob"), Some("bbbbbbbbbbbb"), "POST", "/things", 401),
+                (None, None, "POST", "/things", 401),
+                (Some("alice"), Some("aaaaaaaaaaaa"), "DELETE", "/nowhere", 404),
+                (None, None, "PUT", "/things/t1/status", 401),
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(got[0].resource.as_deref(), Some("web"), "the id the answer names");
+        assert_eq!(got[0].outcome, "ok");
+        assert_eq!(got[1].resource.as_deref(), Some("n1"), "the id the refused request named");
+        assert!(got[1].outcome.starts_with("forbidden: provider \"acme\" may not POST /things"), "{}", got[1].outcome);
+        assert!(got[2].outcome.contains("expired at"), "{}", got[2].outcome);
+        assert_eq!(got[5].resource.as_deref(), Some("t1"), "the path's parameter");
+        assert!(got.iter().all(|e| e.request_id.is_some()));
+        let text = std::fs::read_to_string(log.writes.path()).expect("log");
+        assert!(!text.contains("s3cr3t") && !text.contains("k3y"), "no body is recorded");
+        // The accepted report is telemetry, kept apart.
+        let all = crate::audit::AuditFilter { telemetry: true, ..Default::default() };
+        let telemetry: Vec<_> = log.query(&all).expect("read").into_iter().filter(|e| e.telemetry).collect();
+        assert_eq!(telemetry.len(), 1);
+        assert_eq!((telemetry[0].user.as_deref(), telemetry[0].status), (Some("acme"), 200));
+    }
+
+    fn pki() -> (String, TlsIdentity) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).expect("ca");
+        let key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("leaf");
+        let identity = TlsIdentity::from_pem(leaf.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("identity");
+        (ca.pem(), identity)
+    }
+
+    #[tokio::test]
+    async fn https_is_served_verified_against_the_ca_and_plain_http_is_refused_cleanly() {
+        use std::time::Duration;
+        let (ca_pem, identity) = pki();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Some(identity), app(None), async {
+            let _ = stop_rx.await;
+        }));
+        let https = format!("https://{addr}");
+        let trusted =
+            crate::Client::with_ca(&https, Some("good".into()), Duration::from_secs(5), Some(&ca_pem)).expect("client");
+        let v: Value = trusted.get("/things").await.expect("GET over HTTPS with the CA");
+        assert_eq!(v["ok"], true);
+        // A client that does not trust the CA is refused, and told why.
+        let stranger =
+            crate::Client::with_ca(&https, Some("good".into()), Duration::from_secs(5), None).expect("client");
+        let e = stranger.get::<Value>("/things").await.expect_err("untrusted certificate");
+        assert!(e.is_unreachable() && e.to_string().contains("not signed by a CA this client trusts"), "{e}");
+        // Plain HTTP to the HTTPS port: a clean 400 naming the fix, then the connection closes.
+        let plain =
+            crate::Client::with_ca(&format!("http://{addr}"), None, Duration::from_secs(5), None).expect("client");
+        let e = plain.get::<Value>("/things").await.expect_err("plain HTTP");
+        assert_eq!(e.status(), Some(400), "{e}");
+        assert!(e.to_string().contains("tls_required") && e.to_string().contains(&https), "{e}");
+        // A client speaking TLS to a plain-HTTP port is told that too.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let plain_addr = listener.local_addr().expect("addr");
+        let plain_server = tokio::spawn(serve(listener, None, app(None), std::future::pending()));
+        let wrong =
+            crate::Client::with_ca(&format!("https://{plain_addr}"), None, Duration::from_secs(5), Some(&ca_pem))
+                .expect("client");
+        let e = wrong.get::<Value>("/things").await.expect_err("TLS to plain HTTP");
+        assert!(e.is_unreachable(), "{e}");
+        plain_server.abort();
+        let _ = stop_tx.send(());
+        server.await.expect("join").expect("served");
+        // The port is closed once the server has stopped.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the HTTPS port still accepts");
+    }
 }

@@ -203,6 +203,10 @@ pub struct CreateUser {
 pub struct CreateToken {
     pub role: String,
     pub name: String,
+    /// Lifetime: a span (`30d`, `12h`, `90s`) or `never`. Absent: the role's default (90
+    /// days for admin and provider tokens, none for zone tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// The token is shown once; the domain keeps only its hash.
@@ -211,6 +215,27 @@ pub struct TokenCreated {
     pub token: String,
     pub name: String,
     pub role: String,
+    /// The token's non-secret id (`zonal token list`, `zonal token revoke ID`, the audit log).
+    #[serde(default)]
+    pub id: String,
+    /// When it expires (ms since the epoch); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+/// A token as `GET /1.0/tokens` shows it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub role: String,
+    pub created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<u64>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
 }
 
 // ---------------------------------------------------------------- zone
@@ -220,9 +245,11 @@ pub struct TokenCreated {
 pub struct ZoneServiceRegister {
     pub serviceid: String,
     pub manifest: String,
-    /// The provider that owns the service at the domain: the zone runs the instances of each
-    /// provider under that provider's own uid. Absent from older domains (the zone then
-    /// treats the service as a tenant of its own).
+    /// The provider that owns the service, as the domain recorded it: the zone lets one
+    /// service's sessions onto another's instances only within one provider (or where that
+    /// service's `share` names it), and runs each provider's instances under that provider's
+    /// own uid. Absent from older domains: the zone then treats the owner as unknown — an
+    /// unknown owner shares with nobody, and its service runs under a uid of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
@@ -533,6 +560,16 @@ mod tests {
         assert_eq!(plan.remote_peers["back/rpc"], "10.0.0.7:4100");
         let again: ZoneSlotsChange = serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
         assert_eq!(again, plan);
+    }
+
+    #[test]
+    fn a_zone_registration_carries_the_owner_and_old_ones_still_read() {
+        let old: ZoneServiceRegister = serde_json::from_str(r#"{"serviceid": "web", "manifest": "m"}"#).expect("old");
+        assert_eq!(old.owner, None);
+        assert!(!serde_json::to_string(&old).expect("json").contains("owner"), "an older zone reads it");
+        let new = ZoneServiceRegister { owner: Some("acme".into()), ..old };
+        let text = serde_json::to_string(&new).expect("json");
+        assert_eq!(serde_json::from_str::<ZoneServiceRegister>(&text).expect("back"), new);
     }
 
     #[test]

@@ -259,6 +259,12 @@ impl ZoneLink {
     fn from_env() -> Option<ZoneLink> {
         let url = std::env::var(env::ZONAL_ZONE_URL).ok()?;
         let instance = std::env::var(env::ZONAL_INSTANCE_ID).ok()?;
+        // A zone serving HTTPS hands over the CA that signed its certificate.
+        if let Some(pem) = std::env::var(env::ZONAL_CA_PEM).ok().filter(|p| !p.trim().is_empty()) {
+            if let Err(e) = zonal_proto::client::set_default_ca_pem(&pem) {
+                tracing::error!("{}: {e}; calls to the zone over HTTPS will be refused", env::ZONAL_CA_PEM);
+            }
+        }
         let token = std::env::var(env::ZONAL_INSTANCE_TOKEN).ok();
         let client = Client::new(&url, token, Duration::from_secs(3)).ok()?;
         Some(ZoneLink {

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use zonal_proto::server::{self, Access, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
+use zonal_proto::audit::{Audit, AuditQuery};
+use zonal_proto::server::{self, Access, AuditState, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
 use zonal_proto::wire::{
     DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, StateReply, ZoneServiceRegister, ZoneSlotsChange,
 };
@@ -47,7 +48,12 @@ pub struct Api {
     pub core: Arc<ZoneCore>,
     metrics: Arc<HttpMetrics>,
     openapi: Arc<Value>,
+    /// The audit log of the writes made at this zone, when it keeps one.
+    audit: Option<Arc<Audit>>,
 }
+
+/// Accepted requests of these routes are telemetry in the audit log (instances' reports).
+const TELEMETRY: &[(Method, &str)] = &[(Method::PUT, "/1.0/instances/{id}/slots"), (Method::POST, "/1.0/meters")];
 
 struct ZoneAuth(Arc<ZoneCore>);
 
@@ -162,6 +168,13 @@ fn routes() -> Routes<Api> {
         .add(M::GET, "/1.0/context/{ns}/{*key}", "One namespace entry", DOMAIN_OR_INSTANCE, context_get)
         .add(M::PUT, "/1.0/context/{ns}/{*key}", "Set a namespace entry", DOMAIN_OR_INSTANCE, context_put)
         .add(M::DELETE, "/1.0/context/{ns}/{*key}", "Delete a namespace entry", DOMAIN_OR_INSTANCE, context_delete)
+        .add(
+            M::GET,
+            "/1.0/audit",
+            "The audit log of the writes made at this zone (?since=1h&user=U&telemetry=true&limit=N)",
+            DOMAIN,
+            get_audit,
+        )
 }
 
 /// The OpenAPI document of the zone API.
@@ -170,18 +183,39 @@ pub fn openapi_document() -> Value {
         .openapi("Zonal zone manager", "Zone-side FUSION /1.0 API: services, instances, slots, domain, DCA, context.")
 }
 
-/// The zone manager's router with its layers (auth, request ids, metrics, error mapping).
+/// The zone manager's router with its layers (auth, request ids, metrics, error mapping),
+/// without an audit log.
 pub fn router(core: Arc<ZoneCore>, metrics: Arc<HttpMetrics>) -> Router {
+    router_with_audit(core, metrics, None)
+}
+
+/// The router; with `audit`, every write made at the zone is recorded there
+/// (`zonal_proto::audit`) and `GET /1.0/audit` reads it.
+pub fn router_with_audit(core: Arc<ZoneCore>, metrics: Arc<HttpMetrics>, audit: Option<Arc<Audit>>) -> Router {
     let table = routes();
     let openapi = Arc::new(openapi_document());
     let (router, index, _) = table.into_parts();
-    let api = Api { core: core.clone(), metrics: metrics.clone(), openapi };
+    let api = Api { core: core.clone(), metrics: metrics.clone(), openapi, audit: audit.clone() };
     let auth_state = AuthState { authenticator: Arc::new(ZoneAuth(core)), index };
-    router
+    let router = router
         .fallback(server::not_found)
         .with_state(api)
         .layer(from_fn_with_state(auth_state, server::auth))
-        .layer(from_fn_with_state(metrics, server::observe))
+        .layer(from_fn_with_state(metrics, server::observe));
+    match audit {
+        Some(log) => router.layer(from_fn_with_state(AuditState { log, telemetry: TELEMETRY }, server::audit)),
+        None => router,
+    }
+}
+
+async fn get_audit(State(api): State<Api>, Query(q): Query<AuditQuery>) -> R<Json<Value>> {
+    let filter = q.filter(zonal_proto::now_ms()).map_err(ApiError::bad_request)?;
+    let audit = api.audit.clone().ok_or_else(|| ApiError::unavailable("this zone keeps no audit log"))?;
+    let entries = tokio::task::spawn_blocking(move || audit.query(&filter))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the audit log failed: {e}")))?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!(entries)))
 }
 
 fn caller(p: Option<Extension<Principal>>) -> R<Principal> {
@@ -208,7 +242,7 @@ async fn list_services(State(api): State<Api>) -> Json<Value> {
 }
 
 async fn post_service(State(api): State<Api>, JsonBody(b): JsonBody<ZoneServiceRegister>) -> R<Response> {
-    let (done, state) = api.core.register_service_as(&b.serviceid, &b.manifest, b.owner.as_deref())?;
+    let (done, state) = api.core.register_service_of(&b.serviceid, &b.manifest, b.owner.as_deref())?;
     let status = match done {
         Registration::Created => StatusCode::CREATED,
         Registration::Unchanged => StatusCode::OK,

@@ -257,7 +257,12 @@ impl ZoneCore {
     /// instance's working directory, for the instances). Called once at start, which is also
     /// when directories of no instance are removed and the logs of removed instances pruned.
     pub fn set_url(&self, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
-        let url = format!("http://{addr}");
+        self.set_url_with_scheme("http", addr)
+    }
+
+    /// [`ZoneCore::set_url`] with the scheme the API is served with (`http`, `https`).
+    pub fn set_url_with_scheme(&self, scheme: &str, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
+        let url = format!("{scheme}://{addr}");
         *guard(&self.url) = url.clone();
         let identity = Identity { api_key: self.api_key.clone(), last_addr: Some(addr.to_string()) };
         self.store.put(T_META, "identity", &identity)?;

@@ -168,11 +168,17 @@ impl ZoneCore {
     /// alone; at a public endpoint it is not ready until it reports.
     pub(crate) fn gateway_route(&self, key: &GatewayKey, excluded: &[String]) -> Option<Route> {
         let (service, component, port) = key;
-        let (public, remote) = {
+        let (public, remote, carriers) = {
             let reg = self.registry();
             let rec = reg.services.get(service)?;
             let public = rec.service.entry_component()?.name == *component;
-            (public, rec.remote_target(component, port).map(str::to_string))
+            // Services whose instances may carry this one's sessions (overlays): its own
+            // provider's, and those that share with it (`scaler` module docs).
+            let carriers: BTreeSet<String> = match public {
+                true => reg.services.values().filter(|t| t.may_carry(rec)).map(|t| t.serviceid.clone()).collect(),
+                false => BTreeSet::new(),
+            };
+            (public, rec.remote_target(component, port).map(str::to_string), carriers)
         };
         if let Some(addr) = remote {
             *self.gateway_state().remote_sessions.entry(key.clone()).or_default() += 1;
@@ -233,7 +239,11 @@ impl ZoneCore {
             let Some(rep) = inst.reports.get(host).filter(|_| ov.port != 0 && !excluded.contains(host)) else {
                 continue;
             };
-            if inst.records.get(host).is_none_or(|i| i.state != InstanceState::Running) {
+            if inst
+                .records
+                .get(host)
+                .is_none_or(|i| i.state != InstanceState::Running || !carriers.contains(&i.service))
+            {
                 continue;
             }
             let open = gw.sessions_of(host);

@@ -100,6 +100,10 @@ impl ZoneCore {
         for p in &rec.ports {
             env.insert(format!("ZONAL_PORT_{}", env_key(&p.name)), p.public.to_string());
         }
+        // TLS (auth, issue 14): the CA the instance must trust to call the zone over HTTPS.
+        if let Some(pem) = zonal_proto::client::default_ca_pem() {
+            env.insert(penv::ZONAL_CA_PEM.into(), pem);
+        }
         // Connections to the components this one has channels to go through the zone's
         // gateway, which balances them over those instances by slots (FUSION §2.9), or
         // relays them to the zone the component runs in (remote peers).

@@ -105,10 +105,22 @@ async fn bind(core: &ZoneCore, listen: SocketAddr) -> Result<TcpListener, String
     TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// Runs a zone manager until `shutdown` resolves, then stops its instances cleanly.
-/// `ready` is called with the bound address once the API is listening.
+/// Runs a zone manager over plain HTTP until `shutdown` resolves, then stops its instances
+/// cleanly. `ready` is called with the bound address once the API is listening.
 pub async fn serve(
     opts: ZoneOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    serve_with(opts, None, shutdown, ready).await
+}
+
+/// [`serve`]; with `tls`, the zone API is HTTPS only (instances are given the process's CA,
+/// `zonal_proto::client::set_default_ca_pem`, as `ZONAL_CA_PEM`). Every write made at the
+/// zone is recorded in `<state>/audit.jsonl` (see `zonal_proto::audit`).
+pub async fn serve_with(
+    opts: ZoneOptions,
+    tls: Option<zonal_proto::server::TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
@@ -130,9 +142,11 @@ pub async fn serve(
     let core = ZoneCore::open(settings, store, adaptor).map_err(|e| e.to_string())?;
     let listener = bind(&core, opts.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    core.set_url(addr).map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    core.set_url_with_scheme(scheme, addr).map_err(|e| e.to_string())?;
     let metrics = Arc::new(HttpMetrics::default());
-    let app = api::router(core.clone(), metrics);
+    let audit = zonal_proto::audit::Audit::open(&opts.state_dir)?;
+    let app = api::router_with_audit(core.clone(), metrics, Some(audit));
     let (stop_tx, stop_rx) = watch::channel(false);
     let control = tokio::spawn(core.clone().run(stop_rx.clone()));
     let link = opts
@@ -140,7 +154,7 @@ pub async fn serve(
         .as_ref()
         .map(|url| tokio::spawn(domain_link(core.clone(), opts.clone(), url.clone(), stop_rx.clone())));
     ready(addr);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let server = zonal_proto::server::serve(listener, tls, app, shutdown);
     let result = server.await.map_err(|e| format!("the zone API stopped: {e}"));
     let _ = stop_tx.send(true);
     let _ = control.await;

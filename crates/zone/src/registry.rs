@@ -52,10 +52,6 @@ pub struct ServiceRecord {
     pub serviceid: String,
     /// The manifest, verbatim.
     pub manifest: String,
-    /// The provider that owns the service, as the domain said (absent in older records and
-    /// from older domains): its instances run under that provider's uid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
     pub service: Service,
     pub state: ServiceState,
     /// Instances wanted per component while deployed (the domain's counts, then the
@@ -84,14 +80,19 @@ pub struct ServiceRecord {
     /// Channel targets in other zones: `component/port` → remote `host:port`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_peers: BTreeMap<String, String>,
+    /// The provider that owns the service, as the domain registered it. `None` in records
+    /// written before the domain sent owners (or registered by an older domain): such a
+    /// service neither carries another's sessions nor has its sessions carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl ServiceRecord {
-    fn new(serviceid: &str, manifest: &str, service: Service) -> ServiceRecord {
+    fn new(serviceid: &str, manifest: &str, service: Service, owner: Option<&str>) -> ServiceRecord {
         ServiceRecord {
+            owner: owner.map(str::to_string),
             serviceid: serviceid.to_string(),
             manifest: manifest.to_string(),
-            owner: None,
             service,
             state: ServiceState::Registered,
             desired: BTreeMap::new(),
@@ -105,9 +106,9 @@ impl ServiceRecord {
         }
     }
 
-    /// Whose uid the instances run under: the owner the domain gave, else the manifest's
-    /// `owner`, else the service alone (`service:<id>`, a tenant of its own — never one shared
-    /// with other services whose owner is unknown).
+    /// Whose uid the instances run under ([`crate::users`]): the owner the domain gave, else
+    /// the manifest's `owner`, else the service alone (`service:<id>`, a tenant of its own —
+    /// never one shared with other services whose owner is unknown).
     pub fn tenant(&self) -> String {
         match self.owner.as_ref().or(self.service.owner.as_ref()) {
             Some(o) => o.clone(),
@@ -117,6 +118,13 @@ impl ServiceRecord {
 
     pub fn is_deployed(&self) -> bool {
         self.state == ServiceState::Deployed
+    }
+
+    /// May this service's instances carry sessions of `guest` (a configuration of `guest`
+    /// overlaid on them)? Within one provider, or where this service's `share` names the
+    /// guest's provider; never when either owner is unknown ([`Service::may_carry`]).
+    pub(crate) fn may_carry(&self, guest: &ServiceRecord) -> bool {
+        self.service.may_carry(self.owner.as_deref(), guest.owner.as_deref())
     }
 
     /// `component` as new instances of it are made here: the manifest's, with symmetric
@@ -188,15 +196,15 @@ impl ZoneCore {
         ZoneError::NotFound(format!("service {id:?} is not registered in zone {}", self.settings.name))
     }
 
-    /// `POST /1.0/services`: registers (or re-registers, unchanged) a service.
+    /// Registers (or re-registers, unchanged) a service whose owner is not known.
     pub fn register_service(&self, serviceid: &str, manifest: &str) -> Result<(Registration, ServiceState), ZoneError> {
-        self.register_service_as(serviceid, manifest, None)
+        self.register_service_of(serviceid, manifest, None)
     }
 
-    /// [`ZoneCore::register_service`] for the provider `owner` (the domain says whose it is).
-    /// The owner of a registered service changes only while nothing of it runs, or from
-    /// unknown (an older record) to known.
-    pub fn register_service_as(
+    /// `POST /1.0/services`: registers (or re-registers, unchanged) a service of provider
+    /// `owner`. The same manifest again records the owner given (the domain's word is the
+    /// last), so a record from before owners were sent learns its owner.
+    pub fn register_service_of(
         &self,
         serviceid: &str,
         manifest: &str,
@@ -214,26 +222,20 @@ impl ZoneCore {
             )));
         }
         let mut reg = self.registry();
-        if let Some(existing) = reg.services.get_mut(serviceid) {
-            let new_owner = owner.filter(|o| existing.owner.as_deref() != Some(*o));
-            if let Some(o) = new_owner {
-                if existing.owner.is_some() && existing.state != ServiceState::Registered {
-                    return Err(ZoneError::Conflict(format!(
-                        "service {serviceid} is {} in zone {} for provider {:?}, not {o:?}; terminate it first",
-                        existing.state,
-                        self.settings.name,
-                        existing.owner.as_deref().unwrap_or_default()
-                    )));
-                }
-            }
+        if let Some(existing) = reg.services.get(serviceid) {
             if existing.manifest == manifest {
-                if let Some(o) = new_owner {
+                let state = existing.state;
+                if owner.is_some() && existing.owner.as_deref() != owner {
                     let mut rec = existing.clone();
-                    rec.owner = Some(o.to_string());
+                    tracing::info!(service = serviceid, owner, was = ?rec.owner, "the service's owner is recorded");
+                    rec.owner = owner.map(str::to_string);
                     self.store.put(T_SERVICES, serviceid, &rec)?;
-                    *existing = rec;
+                    reg.services.insert(serviceid.to_string(), rec);
+                    drop(reg);
+                    self.bump();
+                    self.kick();
                 }
-                return Ok((Registration::Unchanged, existing.state));
+                return Ok((Registration::Unchanged, state));
             }
             if existing.state != ServiceState::Registered {
                 return Err(ZoneError::Conflict(format!(
@@ -242,8 +244,7 @@ impl ZoneCore {
                 )));
             }
         }
-        let mut rec = ServiceRecord::new(serviceid, manifest, service);
-        rec.owner = owner.map(str::to_string).or_else(|| reg.services.get(serviceid).and_then(|e| e.owner.clone()));
+        let rec = ServiceRecord::new(serviceid, manifest, service, owner);
         self.store.put(T_SERVICES, serviceid, &rec)?;
         reg.services.insert(serviceid.to_string(), rec);
         drop(reg);
@@ -295,7 +296,7 @@ impl ZoneCore {
         component: &str,
     ) -> Result<(), ZoneError> {
         if !self.registry().services.contains_key(id) {
-            self.register_service_as(id, manifest, owner)?;
+            self.register_service_of(id, manifest, owner)?;
         }
         let held = self.registry().services.get(id).map(|s| (s.manifest == manifest, s.evaluator.is_some()));
         match held {
@@ -507,9 +508,30 @@ mod tests {
         let rec: ServiceRecord = serde_json::from_value(old).expect("an old record loads");
         assert_eq!(rec.state, ServiceState::Deployed);
         assert!(rec.planned_hosts.is_empty() && rec.overrides.is_empty() && rec.remote_peers.is_empty());
+        assert_eq!(rec.owner, None, "a record from before owners were sent: owner unknown");
         // And a record without them is written without them (old zone managers read it).
         let text = serde_json::to_string(&rec).expect("json");
         assert!(!text.contains("planned_hosts") && !text.contains("remote_peers"), "{text}");
+        let written: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(written.get("owner").is_none(), "{text}");
+    }
+
+    #[test]
+    fn the_owner_comes_with_the_registration_and_is_recorded_on_a_repeat() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone(dir.path());
+        // An older domain registers without an owner: unknown.
+        z.register_service("web", WEB).expect("register");
+        assert_eq!(z.registry().services["web"].owner, None);
+        // The domain registers it again with its owner: recorded and stored, nothing else.
+        assert_eq!(z.register_service_of("web", WEB, Some("acme")).expect("again").0, Registration::Unchanged);
+        let stored: ServiceRecord = z.store.get(T_SERVICES, "web").expect("store").expect("record");
+        assert_eq!(stored.owner.as_deref(), Some("acme"));
+        // A registration without an owner does not forget it.
+        z.register_service("web", WEB).expect("again");
+        assert_eq!(z.registry().services["web"].owner.as_deref(), Some("acme"));
+        let e = z.register_service_of("web", WEB, Some("a/b")).expect_err("a bad owner name");
+        assert_eq!(status(e), 400);
     }
 
     #[test]

@@ -5,7 +5,16 @@
 //! The decisions are `zonal_control::slots::scale`; this module builds its view of each
 //! group (instance reports and the gateway's open sessions), and turns its answer into
 //! desired counts, instance states and overlays, which the reconciler then carries out.
-//! Overlays are memory only: after a zone manager restart the scaler starts from instances.
+//!
+//! **Tenancy.** A configuration of service S may be overlaid on an instance of service T
+//! only when T may carry S's sessions ([`ServiceRecord::may_carry`]): both owners known and
+//! the same provider, or T's `share` names S's provider. An overlay that is no longer
+//! allowed (an owner changed, a record without owner) is drained — no new session, open
+//! ones run to their end — and then removed; the gateway never sends a new session to it.
+//!
+//! Overlays are kept in memory; after a zone manager restart, the configurations its
+//! predecessor added to instances that are still running (they are adopted) show up in the
+//! instances' slot reports and are taken back as overlays — and drained if not allowed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,7 +25,7 @@ use zonal_model::RunSpec;
 use crate::core::ZoneCore;
 use crate::gateway::GatewayState;
 use crate::instances::Instances;
-use crate::registry::Registry;
+use crate::registry::{Registry, ServiceRecord};
 
 /// A configuration of a guest service on a host instance (named after the guest service).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +118,18 @@ fn overlay_view(inst: &Instances, sc: &ScalerState, gw: &GatewayState, guest: &s
     out
 }
 
-/// Running instances of other services whose component supports overlays and that have
-/// free resource slots and no configuration of `guest` yet: (id, admin port, free).
+/// May instance `host` carry sessions of service `guest` (see the module docs)?
+pub(crate) fn overlay_allowed(reg: &Registry, inst: &Instances, guest: &str, host: &str) -> bool {
+    let carrier = inst.records.get(host).and_then(|i| reg.services.get(&i.service));
+    match (carrier, reg.services.get(guest)) {
+        (Some(t), Some(s)) => t.serviceid != s.serviceid && t.may_carry(s),
+        _ => false,
+    }
+}
+
+/// Running instances of other services that may carry `guest`'s sessions, whose component
+/// supports overlays, and that have free resource slots and no configuration of `guest`
+/// yet: (id, admin port, free).
 fn overlay_hosts(
     reg: &Registry,
     inst: &Instances,
@@ -118,15 +137,15 @@ fn overlay_hosts(
     gw: &GatewayState,
     guest: &str,
 ) -> Vec<(String, u16, u32)> {
+    let Some(guest_rec) = reg.services.get(guest) else { return Vec::new() };
     let mut out: Vec<(String, u16, u32)> = inst
         .records
         .values()
         .filter(|i| i.service != guest && i.state == InstanceState::Running)
         .filter(|i| {
-            reg.services
-                .get(&i.service)
-                .and_then(|s| s.service.component(&i.component))
-                .is_some_and(|c| c.supports_overlay)
+            reg.services.get(&i.service).is_some_and(|t: &ServiceRecord| {
+                t.may_carry(guest_rec) && t.service.component(&i.component).is_some_and(|c| c.supports_overlay)
+            })
         })
         .filter(|i| !sc.overlays.get(guest).is_some_and(|o| o.contains_key(&i.id)))
         .filter_map(|i| {
@@ -138,6 +157,40 @@ fn overlay_hosts(
         .collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     out
+}
+
+/// Configurations of another registered, deployed service on a running instance of which
+/// the scaler has no record (an earlier zone manager added them before it stopped): taken
+/// back as overlays, so that they are used, counted, drained and removed like any other. A
+/// configuration counts only when it is named after that service and listens on a port that
+/// is none of the instance's own.
+fn adopt_overlays(reg: &Registry, inst: &Instances, sc: &mut ScalerState) {
+    for (host, rep) in &inst.reports {
+        let Some(rec) = inst.records.get(host).filter(|i| i.state == InstanceState::Running) else { continue };
+        for (guest, cfg) in &rep.configs {
+            let own_port = rec.ports.iter().any(|p| p.public == cfg.port);
+            let deployed = reg.services.get(guest).is_some_and(|s| s.is_deployed());
+            let known = sc.overlays.get(guest).is_some_and(|o| o.contains_key(host));
+            if *guest == rec.service || own_port || cfg.port == 0 || !deployed || known {
+                continue;
+            }
+            let per = reg
+                .services
+                .get(guest)
+                .and_then(|s| s.service.entry_component())
+                .map_or(1, |c| c.slots.per_instance.max(1));
+            tracing::info!(
+                service = guest,
+                host,
+                port = cfg.port,
+                "configuration on a running instance taken back as an overlay"
+            );
+            sc.overlays
+                .entry(guest.clone())
+                .or_default()
+                .insert(host.clone(), Overlay { port: cfg.port, cap: cfg.max.unwrap_or(per), draining: false });
+        }
+    }
 }
 
 impl ZoneCore {
@@ -154,29 +207,43 @@ impl ZoneCore {
         tokio::spawn(async move {
             let body = serde_json::json!({"name": guest, "port": 0, "max": cap});
             let result = me.adaptor.add_config(admin, body).await;
-            let mut sc = me.scaler_state();
-            match result {
-                Ok(v) => {
-                    let port = v.get("port").and_then(|p| p.as_u64()).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-                    if let Some(ov) = sc.overlays.get_mut(&guest).and_then(|o| o.get_mut(&host)) {
-                        ov.port = port;
-                        tracing::info!(
-                            service = guest,
-                            host,
-                            port,
-                            cap,
-                            "virtual scale-out: configuration added to a running instance"
-                        );
+            let orphan = {
+                let mut sc = me.scaler_state();
+                match result {
+                    Ok(v) => {
+                        let port =
+                            v.get("port").and_then(|p| p.as_u64()).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+                        match sc.overlays.get_mut(&guest).and_then(|o| o.get_mut(&host)) {
+                            Some(ov) => {
+                                ov.port = port;
+                                tracing::info!(
+                                    service = guest,
+                                    host,
+                                    port,
+                                    cap,
+                                    "virtual scale-out: configuration added to a running instance"
+                                );
+                                false
+                            }
+                            // Given up meanwhile (unwanted, or no longer allowed).
+                            None => true,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = guest, host, "cannot add a configuration: {e}");
+                        if let Some(o) = sc.overlays.get_mut(&guest) {
+                            o.remove(&host);
+                        }
+                        false
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(service = guest, host, "cannot add a configuration: {e}");
-                    if let Some(o) = sc.overlays.get_mut(&guest) {
-                        o.remove(&host);
-                    }
+            };
+            // No configuration is left behind on the instance for an overlay given up.
+            if orphan {
+                if let Err(e) = me.adaptor.remove_config(admin, &guest).await {
+                    tracing::warn!(service = guest, host, "cannot remove a configuration: {e}");
                 }
             }
-            drop(sc);
             me.bump();
             me.kick();
         });
@@ -203,22 +270,48 @@ impl ZoneCore {
         });
     }
 
-    /// Drops overlays whose guest is no longer deployed or whose host is gone.
+    /// Takes back the configurations an earlier zone manager overlaid on instances that still
+    /// run (see the module docs); drops overlays whose guest is no longer deployed or whose
+    /// host is gone; drains overlays that are no longer allowed and removes them once their
+    /// last session has ended.
     pub(crate) fn prune_overlays(&self) {
-        let stale: Vec<(String, String)> = {
+        let (stale, revoked) = {
             let reg = self.registry();
             let inst = self.instances_state();
-            let sc = self.scaler_state();
-            sc.overlays
-                .iter()
-                .flat_map(|(g, hosts)| hosts.keys().map(move |h| (g.clone(), h.clone())))
-                .filter(|(g, h)| {
+            let mut sc = self.scaler_state();
+            let gw = self.gateway_state();
+            adopt_overlays(&reg, &inst, &mut sc);
+            let mut stale = Vec::new();
+            let mut revoked = Vec::new();
+            for (g, hosts) in sc.overlays.iter_mut() {
+                for (h, ov) in hosts.iter_mut() {
                     let guest_up = reg.services.get(g).is_some_and(|s| s.is_deployed());
                     let host_up = inst.records.get(h).is_some_and(|i| i.state == InstanceState::Running);
-                    !(guest_up && host_up)
-                })
-                .collect()
+                    if !(guest_up && host_up) {
+                        stale.push((g.clone(), h.clone()));
+                    } else if !overlay_allowed(&reg, &inst, g, h) {
+                        let used = inst.reports.get(h).and_then(|r| r.configs.get(g)).map_or(0, |c| c.used);
+                        let open = if ov.port == 0 { 0 } else { gw.port_sessions_of(h, ov.port) };
+                        if used.max(open) == 0 {
+                            stale.push((g.clone(), h.clone()));
+                        } else if !ov.draining {
+                            ov.draining = true;
+                            revoked.push((g.clone(), h.clone(), used.max(open)));
+                        }
+                    }
+                }
+            }
+            (stale, revoked)
         };
+        for (g, h, sessions) in revoked {
+            tracing::warn!(
+                service = g,
+                host = h,
+                sessions,
+                "the instance may no longer carry this service's sessions (another provider's, not shared): draining the configuration"
+            );
+            self.bump();
+        }
         for (g, h) in stale {
             self.remove_overlay(&g, &h);
         }
@@ -329,10 +422,19 @@ impl ZoneCore {
                         inn = true;
                     }
                     ScaleAction::Recommission(id) if overlaid.contains(&id) => {
-                        if let Some(ov) = self.scaler_state().overlays.get_mut(&service).and_then(|o| o.get_mut(&id)) {
-                            ov.draining = false;
+                        let allowed = {
+                            let reg = self.registry();
+                            let inst = self.instances_state();
+                            overlay_allowed(&reg, &inst, &service, &id)
+                        };
+                        if allowed {
+                            if let Some(ov) =
+                                self.scaler_state().overlays.get_mut(&service).and_then(|o| o.get_mut(&id))
+                            {
+                                ov.draining = false;
+                            }
+                            out = true;
                         }
-                        out = true;
                     }
                     ScaleAction::Terminate(id) if overlaid.contains(&id) => self.remove_overlay(&service, &id),
                     // Never below the minimum of the service's own instances: overlays come
@@ -376,5 +478,172 @@ impl ZoneCore {
             acted |= out || inn;
         }
         acted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use zonal_model::Resources;
+    use zonal_proto::env::PortMapping;
+    use zonal_proto::wire::{ConfigSlots, InstanceSlots};
+
+    use super::*;
+    use crate::core::testing::zone;
+    use crate::gateway::Route;
+    use crate::instances::InstanceRecord;
+
+    /// bell-labs' pool: its instances take other services' configurations.
+    const POOL: &str = "kind: Service\nname: pool\ncomponents:\n  - name: pool\n    run: zonal workload\n    supports_overlay: true\n    slots: {per_instance: 6}\n    ports:\n      - {name: tcp, protocol: tcp}\n";
+    /// acme's shop, which allows reuse (the default).
+    const SHOP: &str = "kind: Service\nname: shop\ncomponents:\n  - name: shop\n    run: zonal workload\n    slots: {per_instance: 2, min_free: 1}\n    ports:\n      - {name: tcp, protocol: tcp}\n";
+    const HOST: &str = "pool-pool-aaaaaa";
+    /// The pool instance's own port, and the port of a configuration overlaid on it.
+    const OWN_PORT: u16 = 7000;
+    const OVERLAY_PORT: u16 = 7001;
+
+    /// A zone with pool (bell-labs) and shop (`shop_owner`) deployed and one running pool
+    /// instance reporting 6 free slots, `configs` among them. No process is started.
+    fn zone_with_pool(dir: &std::path::Path, shop_owner: Option<&str>, configs: &[(&str, u16, u32)]) -> Arc<ZoneCore> {
+        let z = zone(dir);
+        z.register_service_of("pool", POOL, Some("bell-labs")).expect("pool");
+        z.register_service_of("shop", SHOP, shop_owner).expect("shop");
+        for s in ["pool", "shop"] {
+            z.set_service_state(s, "deploy").expect("deploy");
+        }
+        let port = |name: &str, public| PortMapping { name: name.into(), protocol: "tcp".into(), private: 0, public };
+        let rec = InstanceRecord {
+            id: HOST.into(),
+            service: "pool".into(),
+            component: "pool".into(),
+            host: "h0".into(),
+            token: "t".into(),
+            pid: None,
+            start_time: 0,
+            ports: vec![port("tcp", OWN_PORT), port("admin", 7009)],
+            workdir: dir.join(HOST),
+            log: dir.join(HOST).join("instance.log"),
+            state: InstanceState::Running,
+            restarts: 0,
+            started_ms: Some(0),
+            restart_at_ms: None,
+            last_exit: None,
+            resources: Resources::new(),
+        };
+        let used: u32 = configs.iter().map(|c| c.2).sum();
+        let report = InstanceSlots {
+            max: 6,
+            free: 6 - used,
+            used,
+            configs: configs
+                .iter()
+                .map(|(name, port, used)| {
+                    (name.to_string(), ConfigSlots { port: *port, max: Some(2), used: *used, free: 2 - used })
+                })
+                .collect(),
+        };
+        let mut inst = z.instances_state();
+        inst.records.insert(HOST.into(), rec);
+        inst.reports.insert(HOST.into(), report);
+        drop(inst);
+        z
+    }
+
+    fn hosts_for_shop(z: &ZoneCore) -> Vec<String> {
+        let (reg, inst, sc, gw) = (z.registry(), z.instances_state(), z.scaler_state(), z.gateway_state());
+        overlay_hosts(&reg, &inst, &sc, &gw, "shop").into_iter().map(|(id, _, _)| id).collect()
+    }
+
+    fn set_share(z: &ZoneCore, share: &[&str]) {
+        if let Some(pool) = z.registry().services.get_mut("pool") {
+            pool.service.share = share.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
+    /// Where the gateway sends a new session of the shop (none: nowhere).
+    fn shop_session(z: &ZoneCore) -> Option<(String, u16)> {
+        let key = ("shop".to_string(), "shop".to_string(), "tcp".to_string());
+        match z.gateway_route(&key, &[])? {
+            Route::Local(p) => {
+                z.gateway_release(&p.instance, p.addr.port());
+                Some((p.instance, p.addr.port()))
+            }
+            Route::Remote(_) => None,
+        }
+    }
+
+    #[test]
+    fn an_instance_carries_another_services_sessions_only_within_a_provider_or_when_shared() {
+        let dir = tempfile::tempdir().expect("dir");
+        // acme's shop, bell-labs' pool: not offered, whatever room the pool has.
+        let z = zone_with_pool(dir.path(), Some("acme"), &[]);
+        assert!(hosts_for_shop(&z).is_empty());
+        set_share(&z, &["globex"]);
+        assert!(hosts_for_shop(&z).is_empty(), "shared with someone else only");
+        set_share(&z, &["acme"]);
+        assert_eq!(hosts_for_shop(&z), [HOST], "bell-labs shares the pool with acme");
+        // One provider's own services.
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone_with_pool(dir.path(), Some("bell-labs"), &[]);
+        assert_eq!(hosts_for_shop(&z), [HOST]);
+        // A service whose owner the zone does not know (registered by an older domain).
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone_with_pool(dir.path(), None, &[]);
+        assert!(hosts_for_shop(&z).is_empty());
+        set_share(&z, &["acme"]);
+        assert!(hosts_for_shop(&z).is_empty(), "an unknown owner is nobody's");
+    }
+
+    #[tokio::test]
+    async fn the_gateway_never_sends_a_session_to_an_overlay_that_is_not_allowed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone_with_pool(dir.path(), Some("acme"), &[("shop", OVERLAY_PORT, 0)]);
+        let overlay = Overlay { port: OVERLAY_PORT, cap: 2, draining: false };
+        z.scaler_state().overlays.entry("shop".into()).or_default().insert(HOST.into(), overlay);
+        assert_eq!(shop_session(&z), None, "acme's session is not sent to bell-labs' instance");
+        set_share(&z, &["acme"]);
+        assert_eq!(shop_session(&z), Some((HOST.to_string(), OVERLAY_PORT)), "shared: the overlay serves");
+    }
+
+    #[tokio::test]
+    async fn an_overlay_no_longer_allowed_drains_and_goes_and_left_over_configurations_are_taken_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        // After a zone manager restart: the pool instance (adopted) still serves one session
+        // of a shop configuration the earlier manager added; a configuration on the
+        // instance's own port is the instance's own, not an overlay.
+        let z = zone_with_pool(dir.path(), Some("acme"), &[("shop", OVERLAY_PORT, 1)]);
+        set_share(&z, &["acme"]);
+        z.prune_overlays();
+        let ov = z.scaler_state().overlays.get("shop").and_then(|o| o.get(HOST)).copied();
+        assert_eq!(ov, Some(Overlay { port: OVERLAY_PORT, cap: 2, draining: false }), "taken back, allowed");
+
+        // The pool no longer shares: no new session goes there, the open one runs on.
+        set_share(&z, &[]);
+        z.prune_overlays();
+        let ov = z.scaler_state().overlays.get("shop").and_then(|o| o.get(HOST)).copied();
+        assert_eq!(ov.map(|o| o.draining), Some(true), "drained while a session is open");
+        assert_eq!(shop_session(&z), None);
+        // Recommissioning (the scaler wanting capacity back) does not revive it.
+        assert!(!overlay_allowed(&z.registry(), &z.instances_state(), "shop", HOST));
+
+        // Its last session ends: removed.
+        if let Some(r) = z.instances_state().reports.get_mut(HOST) {
+            r.configs.insert("shop".into(), ConfigSlots { port: OVERLAY_PORT, max: Some(2), used: 0, free: 2 });
+        }
+        z.prune_overlays();
+        assert!(z.scaler_state().overlays.get("shop").is_none_or(|o| o.is_empty()), "removed once idle");
+
+        // Without sessions, an overlay not allowed goes at once; a configuration on the
+        // instance's own port is never taken for an overlay.
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone_with_pool(dir.path(), Some("acme"), &[("shop", OWN_PORT, 0)]);
+        set_share(&z, &["acme"]);
+        z.prune_overlays();
+        assert!(z.scaler_state().overlays.is_empty(), "the instance's own configuration");
+        let dir = tempfile::tempdir().expect("dir");
+        let z = zone_with_pool(dir.path(), Some("acme"), &[("shop", OVERLAY_PORT, 0)]);
+        z.prune_overlays();
+        assert!(z.scaler_state().overlays.get("shop").is_none_or(|o| o.is_empty()), "not allowed, idle: removed");
     }
 }
