@@ -11,6 +11,11 @@
 //! Each daemon runs in its own process group with a parent-death signal (SIGTERM), so even a
 //! `kill -9` of `zonal up` stops the daemons — and the zones then stop their instances.
 //!
+//! Isolation: the state directory is made 0700 (nothing under it — stores, tokens, logs — is
+//! reachable by an instance's uid), each zone reads its token from a 0600 file
+//! (`--token-file`, so it is in no process's environment or command line), and the zones get
+//! disjoint slices of `--instance-uids`, so a uid never serves two providers on this machine.
+//!
 //! `--tls`: every daemon serves HTTPS with a certificate from a local CA (`crate::tls`), and
 //! every client verifies it; plain HTTP on 127.0.0.1 otherwise.
 
@@ -66,6 +71,8 @@ pub struct Args {
     pub tls: bool,
     #[command(flatten)]
     pub slots: crate::zone::SlotArgs,
+    #[command(flatten)]
+    pub isolation: crate::zone::IsolationArgs,
     #[command(flatten)]
     pub consolidation: crate::domain::ConsolidationArgs,
     #[command(flatten)]
@@ -193,6 +200,27 @@ fn wait_file(path: &Path, daemon: &mut Daemon, timeout: Duration) -> Result<Stri
     }
 }
 
+/// `range` split into `n` disjoint slices of equal size, one per zone.
+fn split_uids(range: (u32, u32), n: usize) -> Result<Vec<(u32, u32)>, Failure> {
+    let size = u64::from(range.1 - range.0) + 1;
+    let per = size / n.max(1) as u64;
+    if per == 0 {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--instance-uids {}-{} has fewer uids than the {n} zones; expected a larger range",
+                range.0, range.1
+            ),
+        ));
+    }
+    Ok((0..n as u64)
+        .map(|i| {
+            let first = u64::from(range.0) + i * per;
+            (first as u32, (first + per - 1) as u32)
+        })
+        .collect())
+}
+
 fn zone_token(rt: &tokio::runtime::Runtime, admin: &Client, dir: &Path, zone: &str) -> Result<String, Failure> {
     let path = dir.join(format!("{zone}.token"));
     // A token file an older version wrote may be readable by others.
@@ -216,18 +244,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map_err(|e| Failure::new(1, format!("cannot empty {}: {e}", state.display())))?;
     }
     let logs = state.join("logs");
-    // The state holds stores and tokens (0600 each); zones' instance directories are inside,
-    // so the state and zones directories may be passed through (0711), the logs are private.
-    let private = |dir: &Path, traverse: bool| -> Result<(), Failure> {
-        let made =
-            if traverse { zonal_store::files::traversable_dir(dir) } else { zonal_store::files::private_dir(dir) };
+    // Instances run under other uids and are started in their working directories before
+    // they drop privileges: nothing under the state directory is theirs to reach (0700), the
+    // stores and tokens in it are 0600.
+    let private = |dir: &Path| -> Result<(), Failure> {
+        let made = zonal_store::files::private_dir(dir);
         if let Some(left) = made.map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))? {
             eprintln!("zonal up: {} keeps its mode: {}", left.path.display(), left.why);
         }
         Ok(())
     };
-    private(&state, true)?;
-    private(&logs, false)?;
+    private(&state)?;
+    private(&logs)?;
     let state = state.canonicalize().unwrap_or(state);
     let logs = state.join("logs");
     let infra_path = match &args.file {
@@ -250,6 +278,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
     }
     let domain_name = infra.domain.clone().unwrap_or_else(|| infra.name.clone());
+    args.isolation.settings()?;
+    let uid_slices = split_uids(args.isolation.instance_uids, zones.len())?;
     let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find this executable: {e}")))?;
     let context_path = args.context.clone().unwrap_or_else(common::default_context_path);
     let rt = common::client_runtime()?;
@@ -306,9 +336,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .to_string();
         let admin = Client::with_ca(&url, Some(admin_token.clone()), Duration::from_secs(10), ca_pem.as_deref())?;
         let zdir = state.join("zones");
-        private(&zdir, true)?;
-        for z in &zones {
-            let token = zone_token(&rt, &admin, &zdir, z)?;
+        private(&zdir)?;
+        for (z, uids) in zones.iter().zip(&uid_slices) {
+            zone_token(&rt, &admin, &zdir, z)?;
             let zready = zdir.join(format!("{z}.url"));
             let _ = std::fs::remove_file(&zready);
             let mut d = Daemon {
@@ -331,12 +361,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     format!("{}ms", args.stop_grace.as_millis()),
                     "--ready-file".into(),
                     zready.display().to_string(),
+                    "--token-file".into(),
+                    zdir.join(format!("{z}.token")).display().to_string(),
                 ]
                 .into_iter()
                 .chain(args.slots.to_args())
+                .chain(args.isolation.to_args(*uids))
                 .chain(tls_args(&format!("zone-{z}"))?)
                 .collect(),
-                env: vec![("ZONAL_ZONE_TOKEN".into(), token)],
+                env: Vec::new(),
                 log: logs.join(format!("zone-{z}.log")),
                 child: None,
                 restarts: 0,
@@ -490,19 +523,26 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `zonal apply -f FILE` against the domain at `url` with the admin `token` — given by
+/// environment, not on the command line: every process of the machine (instances included)
+/// may read another's command line (`/proc/<pid>/cmdline`), not its environment.
+fn apply_command(exe: &Path, file: &Path, url: &str, token: &str) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("apply").arg("-f").arg(file).env("ZONAL_URL", url).env("ZONAL_TOKEN", token);
+    cmd
+}
+
 /// Runs `zonal apply -f FILE` against the new domain for each manifest given with `--apply`.
 /// A failed apply is reported and the domain keeps running, so the user can fix and retry.
 fn apply_manifests(files: &[PathBuf], url: &str, token: &str, ca: Option<&Path>) {
     let Ok(exe) = std::env::current_exe() else { return };
     for file in files {
         println!("\n$ zonal apply -f {}", file.display());
-        let status = std::process::Command::new(&exe)
-            .arg("apply")
-            .arg("-f")
-            .arg(file)
-            .args(["--url", url, "--token", token])
-            .args(ca.map(|c| vec![std::ffi::OsStr::new("--ca"), c.as_os_str()]).unwrap_or_default())
-            .status();
+        let mut cmd = apply_command(&exe, file, url, token);
+        if let Some(ca) = ca {
+            cmd.arg("--ca").arg(ca);
+        }
+        let status = cmd.status();
         match status {
             Ok(s) if s.success() => {}
             Ok(_) => eprintln!("zonal up: applying {} failed (see above); the domain keeps running", file.display()),
@@ -511,5 +551,27 @@ fn apply_manifests(files: &[PathBuf], url: &str, token: &str, ca: Option<&Path>)
     }
     if !files.is_empty() {
         println!("\nrunning; try: zonal get instances, zonal describe service NAME      (Ctrl-C stops everything)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_is_on_no_command_line() {
+        let cmd = apply_command(Path::new("/bin/zonal"), Path::new("web.yaml"), "http://127.0.0.1:1", "s3cret");
+        assert!(cmd.get_args().all(|a| a != "s3cret"), "{cmd:?}");
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(env.contains(&(std::ffi::OsStr::new("ZONAL_TOKEN"), Some(std::ffi::OsStr::new("s3cret")))));
+    }
+
+    #[test]
+    fn zones_get_disjoint_uid_slices() {
+        let slices = split_uids((200_000, 265_535), 4).expect("slices");
+        assert_eq!(slices, vec![(200_000, 216_383), (216_384, 232_767), (232_768, 249_151), (249_152, 265_535)]);
+        assert_eq!(split_uids((10, 12), 2).expect("slices"), vec![(10, 10), (11, 11)]);
+        let e = split_uids((10, 11), 3).expect_err("too few");
+        assert!(e.message.contains("fewer uids than the 3 zones"), "{}", e.message);
     }
 }

@@ -1,5 +1,6 @@
 //! `zonal zone`: the zone manager daemon.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use zonal_control::slots::BalancePolicy;
 use zonal_model::{Amount, Resources};
 use zonal_proto::wire::HostInfo;
+use zonal_zone::users::{Isolation, RunAs};
 use zonal_zone::{SlotSettings, ZoneOptions};
 
 use crate::common::{self, parse_duration};
@@ -26,9 +28,13 @@ pub struct Args {
     /// The domain orchestrator's URL; without it the zone runs on its own.
     #[arg(long)]
     pub domain: Option<String>,
-    /// The zone's token at the domain (role zone); also $ZONAL_ZONE_TOKEN.
+    /// The zone's token at the domain (role zone); also $ZONAL_ZONE_TOKEN. Visible to every
+    /// user of the machine in the process list: prefer --token-file.
     #[arg(long)]
     pub token: Option<String>,
+    /// A file holding the zone's token at the domain (read once at start; keep it 0600).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Infrastructure file declaring this zone's hosts (capacity accounting on this machine).
     /// Without it the zone has one host with this machine's CPUs and memory.
     #[arg(long, short = 'f')]
@@ -45,7 +51,57 @@ pub struct Args {
     #[command(flatten)]
     pub slots: SlotArgs,
     #[command(flatten)]
+    pub isolation: IsolationArgs,
+    #[command(flatten)]
     pub tls: common::TlsArgs,
+}
+
+/// Whose uid instances run under and their process limit (also on `zonal up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct IsolationArgs {
+    /// Uids handed to providers, one each (gid = uid), when the zone runs as root. Zones
+    /// sharing a machine need disjoint ranges (`zonal up` splits its range between them).
+    #[arg(long, value_name = "FIRST-LAST", default_value = "200000-265535", value_parser = zonal_zone::users::parse_uid_range)]
+    pub instance_uids: (u32, u32),
+    /// Run PROVIDER's instances as UID:GID (never 0); repeatable.
+    #[arg(long = "run-as", value_name = "PROVIDER=UID:GID", value_parser = zonal_zone::users::parse_run_as)]
+    pub run_as: Vec<(String, RunAs)>,
+    /// RLIMIT_NPROC of each provider's uid: processes and threads of all its instances in the
+    /// zone together (and pids.max of each instance's cgroup v2).
+    #[arg(long, default_value_t = zonal_zone::users::DEFAULT_NPROC)]
+    pub instance_nproc: u64,
+}
+
+impl IsolationArgs {
+    pub fn settings(&self) -> Result<Isolation, Failure> {
+        let run_as: BTreeMap<String, RunAs> = self.run_as.iter().cloned().collect();
+        if run_as.len() != self.run_as.len() {
+            return Err(Failure::new(2, "--run-as names a provider twice; expected one mapping per provider"));
+        }
+        zonal_zone::users::check_run_as(&run_as).map_err(|e| Failure::new(2, e))?;
+        if self.instance_nproc == 0 {
+            return Err(Failure::new(
+                2,
+                "--instance-nproc 0 would keep every instance from starting; expected at least 1",
+            ));
+        }
+        Ok(Isolation { uids: self.instance_uids, run_as, nproc: self.instance_nproc })
+    }
+
+    /// The same settings as `zonal zone` flags, with `uids` as the range (for `zonal up`).
+    pub fn to_args(&self, uids: (u32, u32)) -> Vec<String> {
+        let mut out = vec![
+            "--instance-uids".to_string(),
+            format!("{}-{}", uids.0, uids.1),
+            "--instance-nproc".into(),
+            self.instance_nproc.to_string(),
+        ];
+        for (p, r) in &self.run_as {
+            out.push("--run-as".into());
+            out.push(format!("{p}={}:{}", r.uid, r.gid));
+        }
+        out
+    }
 }
 
 /// How the zone scales on session slots and balances new sessions (also on `zonal up`).
@@ -167,12 +223,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let state_dir = args.state.clone().unwrap_or_else(|| common::default_state_dir(&format!("zones/{}", args.name)));
     let zonal_exe =
         std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find this executable: {e}")))?;
+    let isolation = args.isolation.settings()?;
+    let token = match &args.token_file {
+        Some(path) => {
+            let t = std::fs::read_to_string(path)
+                .map_err(|e| Failure::new(2, format!("--token-file {}: {e}", path.display())))?;
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                return Err(Failure::new(
+                    2,
+                    format!("--token-file {}: the file is empty; expected the zone's token", path.display()),
+                ));
+            }
+            Some(t)
+        }
+        None if args.token.is_some() => {
+            tracing::warn!("--token is visible to every user of this machine in the process list; prefer --token-file");
+            args.token.clone()
+        }
+        None => std::env::var(zonal_proto::env::ZONAL_ZONE_TOKEN).ok().filter(|t| !t.is_empty()),
+    };
     let opts = ZoneOptions {
         name: args.name.clone(),
         listen: args.listen,
         state_dir: state_dir.clone(),
         domain_url: args.domain.clone(),
-        token: args.token.clone().or_else(|| std::env::var("ZONAL_ZONE_TOKEN").ok().filter(|t| !t.is_empty())),
+        token,
         tier: facts.tier,
         hosts: facts.hosts,
         price: facts.price,
@@ -181,6 +257,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         zonal_exe,
         location: facts.location,
         slots: args.slots.settings(),
+        isolation,
     };
     let ready_file = args.ready_file.clone();
     let name = args.name.clone();

@@ -4,7 +4,7 @@
 //!   `zonal up` with one line naming the file and the fix, and is left as it was;
 //! * `zonal backup` of a running domain and `zonal restore` bring back users, tokens,
 //!   services, placements, decisions, geography, infrastructure and knowledge base;
-//! * state files are 0600 and directories 0700 (0711 where instances pass through), also
+//! * state files are 0600 and directories 0700, also
 //!   when they were looser before;
 //! * the gateway keeps its port across restarts of its zone manager, and the sessions a
 //!   restart cuts are counted in `lost_sessions`;
@@ -372,7 +372,7 @@ fn state_files_are_private_and_looser_ones_are_tightened() {
     assert_eq!(mode(&dstate), 0o700, "domain state directory");
     assert_eq!(mode(&dstate.join("domain.redb")), 0o600);
     assert_eq!(mode(&dstate.join("admin.token")), 0o600);
-    assert_eq!(mode(&zstate), 0o711, "zone state directory: instances pass through, nobody lists it");
+    assert_eq!(mode(&zstate), 0o700, "zone state directory");
     assert_eq!(mode(&zstate.join("zone.redb")), 0o600);
     assert_eq!(mode(&zstate.join("gateway.sessions")), 0o600);
     // Files and directories left looser (by an older version, by hand) are tightened.
@@ -390,7 +390,7 @@ fn state_files_are_private_and_looser_ones_are_tightened() {
         [mode(&dstate), mode(&dstate.join("domain.redb")), mode(&dstate.join("admin.token"))],
         [0o700, 0o600, 0o600]
     );
-    assert_eq!([mode(&zstate), mode(&zstate.join("zone.redb"))], [0o711, 0o600]);
+    assert_eq!([mode(&zstate), mode(&zstate.join("zone.redb"))], [0o700, 0o600]);
     zone.stop();
     domain.stop();
     h.assert_no_leftovers();
@@ -537,10 +537,10 @@ fn up_files_are_private_and_a_daemon_that_ran_healthy_restarts_after_the_first_s
     set_mode(&state.join("logs/domain.log"), 0o644);
     let mut up = h.up(SMALL, &[]);
     assert_eq!(mode(&up.context), 0o600, "the client context holds the admin token");
-    assert_eq!(mode(&state), 0o711);
+    assert_eq!(mode(&state), 0o700);
     assert_eq!(mode(&state.join("logs")), 0o700);
     assert_eq!(mode(&state.join("logs/domain.log")), 0o600);
-    assert_eq!(mode(&state.join("zones")), 0o711);
+    assert_eq!(mode(&state.join("zones")), 0o700);
     assert_eq!(mode(&state.join("zones/dc.token")), 0o600);
     assert_eq!(mode(&state.join("domain/admin.token")), 0o600);
 

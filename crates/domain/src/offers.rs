@@ -129,6 +129,7 @@ impl DomainCore {
                 region_rtt_ms,
                 deadline_ms: Some(deadline.as_millis() as u64),
                 validity_ms: Some(OFFER_VALIDITY.as_millis() as u64),
+                owner: Some(s.owner.clone()),
             };
             let client = match self.zone_client_within(&zone.name, deadline) {
                 Ok(c) => c,

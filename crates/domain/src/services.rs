@@ -611,6 +611,32 @@ impl DomainCore {
                 return Ok(String::from_utf8_lossy(&bytes).into_owned());
             }
         }
+        // A removed instance: its zone keeps its log for a while (the zone's retention). Ask
+        // the zones, naming the service it must have been of — a provider's own services only;
+        // an admin's question names none (the service may be gone).
+        if zonal_model::names::api_name_problem(id).is_none() && id != "." && id != ".." {
+            let services: Vec<Option<String>> = if caller.is_admin() {
+                vec![None]
+            } else {
+                self.visible_services(caller)?
+                    .into_iter()
+                    .map(|s| s.serviceid)
+                    .filter(|s| id.starts_with(&format!("{s}-")))
+                    .map(Some)
+                    .collect()
+            };
+            let zones = self.store.list::<crate::zones::ZoneRecord>(crate::zones::T_ZONES, "")?;
+            for service in &services {
+                let filter = service.as_ref().map(|s| format!("&service={s}")).unwrap_or_default();
+                for (zone, _) in &zones {
+                    let Ok(client) = self.zone_client(zone) else { continue };
+                    let path = format!("/1.0/instances/{id}/logs?lines={lines}{filter}");
+                    if let Ok((_, bytes)) = client.send_raw(axum::http::Method::GET, &path, None).await {
+                        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                }
+            }
+        }
         Err(DomainError::NotFound(format!("no instance {id:?} among the services you can see")))
     }
 }

@@ -5,12 +5,28 @@
 //! a real port on this machine (FUSION DCA `/ports`: private → public), so two instances
 //! declaring `5001` never collide. The mapping travels in [`ZONAL_PORTS`] as
 //! `name:protocol:private:public,…` (private 0 when the component declared no number).
+//!
+//! **Nothing else.** An instance starts with an empty environment plus [`SAFE_PATH`] as
+//! `PATH`, `HOME` (its working directory), its manifest's own `env`, and the variables below.
+//! Nothing of the zone manager's environment reaches it — in particular not
+//! [`ZONAL_ZONE_TOKEN`], the operator's `ZONAL_TOKEN`/`ZONAL_URL`/`ZONAL_CONTEXT`, or anything
+//! else the zone was started with.
 
+/// `PATH` of every instance: the system directories only (nothing of the zone's `PATH`).
+pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The zone's bearer token at the domain: read by `zonal zone` (its environment or
+/// `--token-file`), never given to an instance.
+pub const ZONAL_ZONE_TOKEN: &str = "ZONAL_ZONE_TOKEN";
 /// Base URL of the zone manager, e.g. `http://127.0.0.1:41000`.
 pub const ZONAL_ZONE_URL: &str = "ZONAL_ZONE_URL";
 /// A file holding the zone's current URL; re-read before each report, so an instance adopted
-/// by a zone manager restarted on another port still finds it.
+/// by a zone manager restarted on another port still finds it. The zone keeps it in the
+/// instance's working directory and gives the name relative to it ([`ZONE_URL_FILE`]): an
+/// instance running under its own uid may have no right to traverse the zone's state
+/// directory, so absolute paths into it would not open.
 pub const ZONAL_ZONE_FILE: &str = "ZONAL_ZONE_FILE";
+/// The value of [`ZONAL_ZONE_FILE`]: a file in the instance's working directory.
+pub const ZONE_URL_FILE: &str = "zone.url";
 pub const ZONAL_INSTANCE_ID: &str = "ZONAL_INSTANCE_ID";
 /// The instance's secret: its bearer token at the zone, and the mark by which a restarted
 /// zone manager recognises the process as its own (read from `/proc/<pid>/environ`).

@@ -247,8 +247,9 @@ pub struct ZoneServiceRegister {
     pub manifest: String,
     /// The provider that owns the service, as the domain recorded it: the zone lets one
     /// service's sessions onto another's instances only within one provider (or where that
-    /// service's `share` names it). Absent from older domains: the zone then treats the owner
-    /// as unknown, and an unknown owner shares with nobody.
+    /// service's `share` names it), and runs each provider's instances under that provider's
+    /// own uid. Absent from older domains: the zone then treats the owner as unknown — an
+    /// unknown owner shares with nobody, and its service runs under a uid of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
@@ -360,6 +361,9 @@ pub struct OfferRequest {
     /// How long the offer should stay valid.
     #[serde(default)]
     pub validity_ms: Option<u64>,
+    /// The provider that owns the service (an evaluator component runs under its uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A component instance.

@@ -3,9 +3,6 @@
 //!
 //! * A private file is mode 0600 and a private directory 0700, whatever the umask: created
 //!   so, and *tightened* when found looser (files written by older versions, or by hand).
-//! * A directory that others must be able to pass through but not list (a zone's state
-//!   directory holds the instances' working directories, whose processes may run under their
-//!   own users) is 0711: [`traversable_dir`].
 //! * Tightening never touches a directory that is not the caller's to own: one with the
 //!   sticky bit (`/tmp`), the root directory, or one owned by another user is left as it is,
 //!   and the caller hears why.
@@ -19,8 +16,6 @@ use std::path::{Path, PathBuf};
 pub const FILE_MODE: u32 = 0o600;
 /// Mode of private directories.
 pub const DIR_MODE: u32 = 0o700;
-/// Mode of directories others may pass through (but not list).
-pub const TRAVERSE_MODE: u32 = 0o711;
 
 /// Why a directory was left looser than asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +55,6 @@ fn dir_with_mode(dir: &Path, mode: u32) -> io::Result<Option<Left>> {
 /// Creates `dir` if needed and makes it 0700.
 pub fn private_dir(dir: &Path) -> io::Result<Option<Left>> {
     dir_with_mode(dir, DIR_MODE)
-}
-
-/// Creates `dir` if needed and makes it 0711: others may reach what is inside by name (the
-/// instances their working directories) but not list it.
-pub fn traversable_dir(dir: &Path) -> io::Result<Option<Left>> {
-    dir_with_mode(dir, TRAVERSE_MODE)
 }
 
 /// Makes the existing file `path` 0600 if it is looser (nothing when it does not exist).
@@ -123,8 +112,6 @@ mod tests {
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("loosen");
         assert_eq!(private_dir(&state).expect("tighten"), None);
         assert_eq!(mode_of(&state).expect("mode"), 0o700);
-        assert_eq!(traversable_dir(&state).expect("0711"), None);
-        assert_eq!(mode_of(&state).expect("mode"), 0o711);
 
         let secret = state.join("token");
         write_private(&secret, b"one").expect("write");

@@ -8,12 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
 use zonal_model::Resources;
 use zonal_proto::env::PortMapping;
+
+use crate::users::RunAs;
 
 /// A boxed future (keeps the trait object-safe).
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,9 +28,14 @@ pub struct LaunchSpec {
     pub component: String,
     /// `argv[0]` of `zonal` means this executable.
     pub argv: Vec<String>,
+    /// The instance's whole environment (nothing else is inherited).
     pub env: BTreeMap<String, String>,
+    /// Its private working directory (mode 0700, owned by `run_as`).
     pub workdir: PathBuf,
+    /// Where its stdout and stderr go (a file of the zone's, outside `workdir`).
     pub log: PathBuf,
+    /// The uid/gid to run as; `None`: as the zone's own user (a zone that is not root).
+    pub run_as: Option<RunAs>,
     pub resources: Resources,
     pub ports: Vec<PortMapping>,
 }
@@ -59,8 +66,13 @@ pub enum ProcessStatus {
 pub trait DcAdaptor: Send + Sync {
     /// The adaptor's name (`process`).
     fn kind(&self) -> &'static str;
-    /// The resource limits this adaptor applies on this machine, for `GET /1.0/dca`.
+    /// The resource limits and isolation this adaptor applies on this machine, for `GET
+    /// /1.0/dca`.
     fn limits(&self) -> Vec<String>;
+    /// Can it run instances under other uids (the zone runs as root)?
+    fn switches_users(&self) -> bool {
+        false
+    }
     /// Chooses real ports for the component's logical ports (plus an `admin` port).
     fn ports(&self, declared: &[zonal_model::Port]) -> Result<Vec<PortMapping>, String>;
     /// Prepares the environment (working directory, configuration file).
@@ -71,8 +83,12 @@ pub trait DcAdaptor: Send + Sync {
     fn stop(&self, id: &str, pid: u32, grace: Duration) -> BoxFut<'_, ()>;
     /// Is the recorded process still the instance?
     fn status(&self, pid: u32, start_time: u64, token: &str) -> ProcessStatus;
-    /// Removes what `provision`/`start` set up outside the working directory.
-    fn cleanup(&self, id: &str);
+    /// Removes what `provision`/`start` set up: the working directory `workdir` and
+    /// anything outside it (the log is the zone's and stays).
+    fn cleanup(&self, id: &str, workdir: &Path);
+    /// Tells a provisioned instance the zone's current URL (the file its `ZONAL_ZONE_FILE`
+    /// names, in `workdir`).
+    fn zone_moved(&self, workdir: &Path, url: &str) -> Result<(), String>;
     /// Adds a configuration to a running instance through its admin API.
     fn add_config(&self, admin_port: u16, body: serde_json::Value) -> BoxFut<'_, Result<serde_json::Value, String>>;
     /// Removes a configuration from a running instance.

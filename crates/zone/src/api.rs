@@ -145,7 +145,13 @@ fn routes() -> Routes<Api> {
             DOMAIN,
             post_move,
         )
-        .add(M::GET, "/1.0/instances/{id}/logs", "The tail of an instance's log (?lines=N)", DOMAIN, get_logs)
+        .add(
+            M::GET,
+            "/1.0/instances/{id}/logs",
+            "The tail of an instance's log, running or recently removed (?lines=N&service=S)",
+            DOMAIN,
+            get_logs,
+        )
         .add(M::GET, "/1.0/instances/{id}/ports", "Logical port to real port mappings", DOMAIN, get_ports)
         .add(M::GET, "/1.0/instances/{id}/configs", "An instance's configurations", DOMAIN, get_configs)
         .add(M::POST, "/1.0/instances/{id}/configs", "Add a configuration {name, port, max}", DOMAIN, post_config)
@@ -430,10 +436,12 @@ async fn put_instance_slots(
 #[derive(Deserialize)]
 struct Lines {
     lines: Option<usize>,
+    /// Only if the instance is (or was) of this service (the domain asks so for a provider).
+    service: Option<String>,
 }
 
 async fn get_logs(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<Lines>) -> R<Response> {
-    let text = api.core.log_tail(&id, q.lines.unwrap_or(200))?;
+    let text = api.core.log_tail_of(&id, q.lines.unwrap_or(200), q.service.as_deref())?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
@@ -594,6 +602,7 @@ mod tests {
             state_dir: dir.path().to_path_buf(),
             stop_grace: std::time::Duration::from_secs(1),
             slots: Default::default(),
+            isolation: Default::default(),
         };
         let adaptor = Arc::new(ProcessAdaptor::new("z-test", std::path::PathBuf::from("/bin/false")));
         let core = ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open");

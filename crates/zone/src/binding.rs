@@ -83,8 +83,18 @@ impl ZoneCore {
         DcaView {
             kind: if attached { self.adaptor.kind().to_string() } else { "none".into() },
             instances_active: active,
-            limits: self.adaptor.limits(),
+            limits: self.isolation_limits(),
         }
+    }
+
+    /// The adaptor's limits, and the uid each provider's instances run under.
+    fn isolation_limits(&self) -> Vec<String> {
+        let mut limits = self.adaptor.limits();
+        if self.adaptor.switches_users() {
+            limits
+                .extend(self.tenant_uids().iter().map(|(tenant, r)| format!("provider {tenant} runs as uid:gid {r}")));
+        }
+        limits
     }
 
     pub fn set_dca(&self, kind: &str) -> Result<DcaView, ZoneError> {

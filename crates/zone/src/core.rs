@@ -16,10 +16,11 @@
 //! | [`crate::context`] | — (store) | the late-binding namespace |
 //! | [`crate::report`] | — | service views, heartbeat body, host capacity, metrics |
 //! | [`crate::offers`] | `offers` | offers to the domain (memory only) |
+//! | [`crate::users`] | `uids` | the providers' uids/gids (persisted in `meta`) |
 //!
 //! **Lock order.** A method that holds several locks takes them in this order, and never
 //! takes an earlier one while holding a later one: `registry` → `instances` → `moves` →
-//! `scaler` → `gateway` → `binding`. `offers`, `url` and `events_rx` are leaves: nothing else
+//! `scaler` → `gateway` → `binding`. `offers`, `uids`, `url` and `events_rx` are leaves: nothing else
 //! is taken while one of them is held. Store writes may happen under a lock (a record and
 //! its store row change together); slow work (processes, HTTP, sleeping) never does.
 //!
@@ -59,6 +60,7 @@ use crate::offers::OfferBook;
 use crate::reconcile::Event;
 use crate::registry::Registry;
 use crate::scaler::ScalerState;
+use crate::users::{Isolation, UidBook};
 
 pub(crate) const T_META: &str = "meta";
 
@@ -75,6 +77,8 @@ pub struct ZoneSettings {
     pub stop_grace: Duration,
     /// The scaler's and the gateway's settings.
     pub slots: SlotSettings,
+    /// Whose uid instances run under, and their process limit ([`crate::users`]).
+    pub isolation: Isolation,
 }
 
 /// How the zone scales on session slots and balances new sessions.
@@ -121,6 +125,8 @@ pub struct ZoneCore {
     scaler: Mutex<ScalerState>,
     gateway: Mutex<GatewayState>,
     binding: Mutex<Binding>,
+    /// The providers' uids (a leaf lock).
+    uids: Mutex<UidBook>,
     kick: Notify,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) events_rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
@@ -155,6 +161,7 @@ impl ZoneCore {
         let registry = Registry::load(store.as_ref())?;
         let moves = crate::moves::load(store.as_ref())?;
         let mut instances = Instances::load(store.as_ref(), adaptor.as_ref())?;
+        let uids = UidBook::load(store.as_ref(), &settings.isolation)?;
         // The gateway's ports and lost sessions, the sessions the last process cut included.
         let services = registry.services.keys().cloned().collect();
         let recovered = crate::gateway::recover(store.as_ref(), &settings.state_dir, &services)?;
@@ -174,6 +181,7 @@ impl ZoneCore {
             scaler: Mutex::new(ScalerState::default()),
             gateway: Mutex::new(gateway),
             binding: Mutex::new(binding),
+            uids: Mutex::new(uids),
             kick: Notify::new(),
             events: tx,
             events_rx: Mutex::new(Some(rx)),
@@ -212,6 +220,10 @@ impl ZoneCore {
         guard(&self.offers)
     }
 
+    pub(crate) fn uid_book(&self) -> MutexGuard<'_, UidBook> {
+        guard(&self.uids)
+    }
+
     /// Tells the heartbeat that something it carries changed.
     pub(crate) fn bump(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -246,7 +258,9 @@ impl ZoneCore {
         self.store.get::<Identity>(T_META, "identity").ok().flatten().and_then(|i| i.last_addr)
     }
 
-    /// Records the manager's URL (and writes `<state>/zone.url` for the instances).
+    /// Records the manager's URL (and writes `<state>/zone.url`, and the `zone.url` in each
+    /// instance's working directory, for the instances). Called once at start, which is also
+    /// when directories of no instance are removed and the logs of removed instances pruned.
     pub fn set_url(&self, addr: std::net::SocketAddr) -> Result<(), ZoneError> {
         self.set_url_with_scheme("http", addr)
     }
@@ -258,7 +272,11 @@ impl ZoneCore {
         let identity = Identity { api_key: self.api_key.clone(), last_addr: Some(addr.to_string()) };
         self.store.put(T_META, "identity", &identity)?;
         let path = self.settings.state_dir.join("zone.url");
-        std::fs::write(&path, &url).map_err(|e| ZoneError::Store(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(&path, &url).map_err(|e| ZoneError::Store(format!("cannot write {}: {e}", path.display())))?;
+        self.tell_instances_url(&url);
+        self.prune_workdirs();
+        self.prune_logs(now_ms());
+        Ok(())
     }
 
     /// Resolves a bearer token: the domain's key or an instance's token.
@@ -296,6 +314,7 @@ pub(crate) mod testing {
             state_dir: dir.to_path_buf(),
             stop_grace: Duration::from_secs(1),
             slots: SlotSettings::default(),
+            isolation: Isolation::default(),
         };
         let adaptor = Arc::new(crate::process::ProcessAdaptor::new("z-test", PathBuf::from("/bin/false")));
         ZoneCore::open(settings, Arc::new(MemStore::new()), adaptor).expect("open")

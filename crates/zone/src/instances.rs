@@ -110,6 +110,36 @@ impl Instances {
     }
 }
 
+/// The last `lines` lines of the file at `path` (empty when it cannot be read), reading at
+/// most the last [`TAIL_BYTES`] of it, so a large log costs no more than that.
+fn tail_lines(path: &std::path::Path, lines: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(TAIL_BYTES);
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    if f.take(TAIL_BYTES).read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if from > 0 && !all.is_empty() {
+        all.remove(0); // cut in the middle
+    }
+    let start = all.len().saturating_sub(lines);
+    let mut out = all[start..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// The most of a log `zonal logs` reads (its tail).
+const TAIL_BYTES: u64 = 8 << 20;
+
 /// Slot usage for the reconciler, counting the gateway's open sessions too, so that a
 /// draining instance is stopped only when neither its report nor the gateway shows a
 /// session.
@@ -249,18 +279,21 @@ impl ZoneCore {
     }
 
     pub fn log_tail(&self, id: &str, lines: usize) -> Result<String, ZoneError> {
-        let path = {
-            let inst = self.instances_state();
-            inst.records.get(id).map(|r| r.log.clone()).ok_or_else(|| self.no_instance(id))?
+        self.log_tail_of(id, lines, None)
+    }
+
+    /// The last `lines` lines of the log of instance `id`, running or removed (its log is
+    /// kept: [`crate::launch`]); with `service`, only if the instance is or was of it.
+    pub fn log_tail_of(&self, id: &str, lines: usize, service: Option<&str>) -> Result<String, ZoneError> {
+        let live = self.instances_state().records.get(id).map(|r| (r.service.clone(), r.log.clone()));
+        let (of, path) = match live {
+            Some(found) => found,
+            None => self.kept_log(id).map(|k| (k.service, k.path)).ok_or_else(|| self.no_instance(id))?,
         };
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        let start = all.len().saturating_sub(lines);
-        let mut out = all[start..].join("\n");
-        if !out.is_empty() {
-            out.push('\n');
+        if service.is_some_and(|s| s != of) {
+            return Err(self.no_instance(id));
         }
-        Ok(out)
+        Ok(tail_lines(&path, lines))
     }
 
     fn admin_port(&self, id: &str) -> Result<u16, ZoneError> {

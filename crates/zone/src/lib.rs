@@ -16,7 +16,8 @@
 //!   metrics; [`binding`] — domain binding and DC adaptor attachment.
 //! * [`moves`] — instance moves; [`offers`] — offers (FUSION S3).
 //! * [`api`] — the zone-side `/1.0` REST API (the only place errors become HTTP).
-//! * [`adaptor`] — the DC adaptor trait; [`process`] — the embedded process adaptor.
+//! * [`adaptor`] — the DC adaptor trait; [`process`] — the embedded process adaptor;
+//!   [`users`] — the uid/gid each provider's instances run under.
 //!
 //! A zone manager registers with its one domain (`POST /1.0/zones` at the domain, then
 //! binds itself as by `PUT /1.0/domain`), reports capacity, hosts and slot summaries by
@@ -47,6 +48,7 @@ pub mod registry;
 mod relay;
 pub mod report;
 pub mod scaler;
+pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -86,6 +88,8 @@ pub struct ZoneOptions {
     pub location: Option<zonal_model::Location>,
     /// Scaler and gateway settings.
     pub slots: SlotSettings,
+    /// Instance uids and limits.
+    pub isolation: users::Isolation,
 }
 
 async fn bind(core: &ZoneCore, listen: SocketAddr) -> Result<TcpListener, String> {
@@ -120,16 +124,17 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    // 0711: the instances' working directories are inside, and their processes may run under
-    // users of their own; nothing here can be listed, and the store is 0600.
-    if let Some(left) = zonal_store::files::traversable_dir(&opts.state_dir)
+    // 0700: instances are started in their working directories (inside) before they drop
+    // privileges, so their users never need to pass through; the store is 0600.
+    if let Some(left) = zonal_store::files::private_dir(&opts.state_dir)
         .map_err(|e| format!("cannot create the state directory {}: {e}", opts.state_dir.display()))?
     {
-        tracing::warn!("the state directory {} stays as it is (not 0711): {}", left.path.display(), left.why);
+        tracing::warn!("the state directory {} stays as it is (not 0700): {}", left.path.display(), left.why);
     }
     let store =
         Arc::new(RedbStore::open(&opts.state_dir.join("zone.redb")).map_err(|e| store_refusal(&e, &opts.state_dir))?);
-    let adaptor = Arc::new(process::ProcessAdaptor::new(&opts.name, opts.zonal_exe.clone()));
+    let adaptor =
+        Arc::new(process::ProcessAdaptor::new(&opts.name, opts.zonal_exe.clone()).with_nproc(opts.isolation.nproc));
     let settings = ZoneSettings {
         name: opts.name.clone(),
         tier: opts.tier.clone(),
@@ -138,6 +143,7 @@ pub async fn serve_with(
         state_dir: opts.state_dir.clone(),
         stop_grace: opts.stop_grace,
         slots: opts.slots,
+        isolation: opts.isolation.clone(),
     };
     let core = ZoneCore::open(settings, store, adaptor).map_err(|e| e.to_string())?;
     let listener = bind(&core, opts.listen).await?;

@@ -124,7 +124,7 @@ impl ZoneCore {
             EvaluatorRef::Http { url } => (url.clone(), score_over_http(url, &request, envs, budget).await),
             EvaluatorRef::Component { component: c } => {
                 let started = tokio::time::Instant::now();
-                let scored = match self.evaluator_url(&id, &req.manifest, c, budget).await? {
+                let scored = match self.evaluator_url(&id, &req.manifest, req.owner.as_deref(), c, budget).await? {
                     Ok(url) => score_over_http(&url, &request, envs, budget.saturating_sub(started.elapsed())).await,
                     Err(why) => envs.into_iter().map(|e| (e, Err(why.clone()))).collect(),
                 };
@@ -167,10 +167,11 @@ impl ZoneCore {
         &self,
         id: &str,
         manifest: &str,
+        owner: Option<&str>,
         component: &str,
         budget: Duration,
     ) -> Result<Result<String, String>, ZoneError> {
-        self.want_evaluator(id, manifest, component)?;
+        self.want_evaluator(id, manifest, owner, component)?;
         let stop = tokio::time::Instant::now() + budget;
         loop {
             if let Some(port) = self.evaluator_port(id, component) {

@@ -106,6 +106,16 @@ impl ServiceRecord {
         }
     }
 
+    /// Whose uid the instances run under ([`crate::users`]): the owner the domain gave, else
+    /// the manifest's `owner`, else the service alone (`service:<id>`, a tenant of its own —
+    /// never one shared with other services whose owner is unknown).
+    pub fn tenant(&self) -> String {
+        match self.owner.as_ref().or(self.service.owner.as_ref()) {
+            Some(o) => o.clone(),
+            None => format!("service:{}", self.serviceid),
+        }
+    }
+
     pub fn is_deployed(&self) -> bool {
         self.state == ServiceState::Deployed
     }
@@ -278,9 +288,15 @@ impl ZoneCore {
 
     /// Makes sure one instance of `component` runs as the evaluator of service `id` here,
     /// registering the service from `manifest` first if this zone does not hold it yet.
-    pub(crate) fn want_evaluator(&self, id: &str, manifest: &str, component: &str) -> Result<(), ZoneError> {
+    pub(crate) fn want_evaluator(
+        &self,
+        id: &str,
+        manifest: &str,
+        owner: Option<&str>,
+        component: &str,
+    ) -> Result<(), ZoneError> {
         if !self.registry().services.contains_key(id) {
-            self.register_service(id, manifest)?;
+            self.register_service_of(id, manifest, owner)?;
         }
         let held = self.registry().services.get(id).map(|s| (s.manifest == manifest, s.evaluator.is_some()));
         match held {

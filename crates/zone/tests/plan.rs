@@ -127,6 +127,7 @@ impl Zone {
             zonal_exe: PathBuf::from("/bin/false"),
             location: None,
             slots: Default::default(),
+            isolation: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready) = oneshot::channel::<SocketAddr>();

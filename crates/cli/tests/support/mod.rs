@@ -406,3 +406,58 @@ pub fn port_of(instances: &[Value], component: &str, port: &str) -> u16 {
 pub fn pid_of(instances: &[Value], component: &str) -> u32 {
     instances.iter().find(|i| i["component"] == component).and_then(|i| i["pid"].as_u64()).expect("pid") as u32
 }
+
+impl Harness {
+    /// Runs `exe ARGS` (a `zonal` executable elsewhere, e.g. a link in a directory only root
+    /// can reach) as [`Harness::spawn`] runs `zonal`.
+    pub fn spawn_exe(&mut self, exe: &Path, args: &[&str], log: &str) -> (Child, PathBuf) {
+        use std::os::unix::process::CommandExt;
+        let log_path = self.path().join(log);
+        let f = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(exe)
+            .args(args)
+            .current_dir(self.path().join("run"))
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("log"))
+            .stderr(f)
+            .env_remove("ZONAL_URL")
+            .env_remove("ZONAL_TOKEN")
+            .env("ZONAL_CONTEXT", self.path().join("no-context.json"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn zonal");
+        self.spawned.push(child.id());
+        (child, log_path)
+    }
+
+    /// [`Harness::up`] run from the executable `exe`, its state in `state` and its context
+    /// written to `context`.
+    pub fn up_exe(&mut self, exe: &Path, infrastructure: &str, state: &Path, context: &Path) -> Up {
+        let infra = self.path().join("infrastructure.yaml");
+        std::fs::write(&infra, infrastructure).expect("write the infrastructure");
+        let args = [
+            "up",
+            "-f",
+            infra.to_str().expect("utf-8 path"),
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--context",
+            context.to_str().expect("utf-8 path"),
+            "--heartbeat",
+            "300ms",
+            "--stop-grace",
+            "3s",
+        ];
+        let (mut child, log) = self.spawn_exe(exe, &args, "up.log");
+        let text = wait_for("zonal up to write the context", Duration::from_secs(60), || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("zonal up exited ({s}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::fs::read_to_string(context).ok().filter(|t| !t.trim().is_empty())
+        });
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("context {text:?}: {e}"));
+        let url = v["url"].as_str().expect("url in the context").to_string();
+        let token = v["token"].as_str().expect("token in the context").to_string();
+        Up { child, log, context: context.to_path_buf(), url, token }
+    }
+}

@@ -1,0 +1,259 @@
+//! Instances are isolated from the orchestrator and from each other (issue 14, item 2): a
+//! hostile `run:` under `zonal up` as root tries to reach the daemons' tokens and stores,
+//! another provider's instance and the zone itself, and fails at every step, while the same
+//! probe run as the zone's user (root, with the zone's environment — what an instance was
+//! before) succeeds at every step.
+//!
+//! These tests need root (they check the real privilege drop): they fail, saying so, when
+//! not run as root.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{wait_for, wait_running, Harness, ZONAL};
+use zonal_proto::Client;
+
+const INFRA: &str = "kind: Infrastructure\nname: iso\nzones:\n  - name: z1\n    location: {lat: 51.2, lon: 4.4}\n    hosts:\n      - name: h1\n        capacity: {cpu: 8, memory: 16Gi}\n";
+
+/// Another provider's service: the bundled workload, holding its instance token.
+const VAULT: &str = "kind: Service\nname: vault\ncomponents:\n  - name: vault\n    run: zonal workload --slots 2\n";
+
+/// The hostile probe: every attempt prints `<what>-ok` or `<what>-denied`; then it idles.
+const PROBE: &str = r#"
+echo "ids $(id -u) $(id -g) $(id -G)"
+echo "cwd $(stat -c '%a %u' .)"
+for f in $PROBE_FILES; do if cat "$f" >/dev/null 2>&1; then echo "read-ok $f"; else echo "read-denied $f"; fi; done
+for d in $PROBE_DIRS; do if ls "$d" >/dev/null 2>&1; then echo "list-ok $d"; else echo "list-denied $d"; fi; done
+for w in $PROBE_WRITES; do if (echo x > "$w") 2>/dev/null; then rm -f "$w"; echo "write-ok $w"; else echo "write-denied $w"; fi; done
+for p in $PROBE_PIDS; do if kill -0 "$p" 2>/dev/null; then echo "kill-ok $p"; else echo "kill-denied $p"; fi; done
+for v in ZONAL_ZONE_TOKEN ZONAL_TOKEN; do if env | grep -q "^$v="; then echo "env-has $v"; else echo "env-lacks $v"; fi; done
+echo probe-done
+exec sleep 600
+"#;
+
+fn assert_root() {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test checks that a zone running as root drops instances to unprivileged uids: run it as root (CI does)"
+    );
+}
+
+/// The pid of the daemon `zonal <kind> … --name <name> …` this test started (its working
+/// directory is under the test's).
+fn daemon_pid(h: &Harness, kind: &str, name: Option<&str>) -> u32 {
+    let root = h.path();
+    let found = std::fs::read_dir("/proc").expect("/proc").flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        if !cwd.starts_with(&root) {
+            return None;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let named = name.is_none_or(|n| args.windows(2).any(|w| w[0] == "--name" && w[1] == n));
+        (args.get(1).map(String::as_str) == Some(kind) && named).then_some(pid)
+    });
+    found.unwrap_or_else(|| panic!("no `zonal {kind}` process of this test"))
+}
+
+/// `/proc/<pid>/environ` as a map (read as root).
+fn environ(pid: u32) -> BTreeMap<String, String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+/// The real uid of `pid` (`/proc/<pid>/status`).
+fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("Uid line")
+}
+
+/// `METHOD path` with `body` against `client`: (status, body text).
+fn raw(h: &Harness, client: &Client, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    let m = zonal_proto::client::Method::from_bytes(method.as_bytes()).expect("method");
+    match h.rt.block_on(client.send_raw(m, path, body)) {
+        Ok((status, bytes)) => (status, String::from_utf8_lossy(&bytes).into_owned()),
+        Err(zonal_proto::ClientError::Api { status, body, .. }) => (status, format!("{body:?}")),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Registers `manifest` with `client` (a provider's token) and deploys it.
+fn deploy(h: &Harness, client: &Client, manifest: &str) -> String {
+    let v = h.call(client, "POST", "/1.0/services", Some(json!({ "manifest": manifest }))).expect("register");
+    let id = v["serviceid"].as_str().expect("serviceid").to_string();
+    h.call(client, "PUT", &format!("/1.0/services/{id}/state"), Some(json!({"state": "deploy"}))).expect("deploy");
+    id
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("json string")
+}
+
+#[test]
+fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
+    assert_root();
+    let mut h = Harness::new();
+    // Only Zonal's own protections stand between an instance and the daemons' files: the
+    // test's directory is opened to everyone (as /var/lib or /srv would be)…
+    std::fs::set_permissions(h.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // …while the `zonal` executable sits where no other uid can reach it (as under /root).
+    let bin = h.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o700)).expect("chmod bin");
+    let exe = bin.join("zonal");
+    if std::fs::hard_link(ZONAL, &exe).is_err() {
+        std::fs::copy(ZONAL, &exe).expect("a copy of zonal");
+    }
+    let private = h.path().join("home");
+    std::fs::create_dir(&private).expect("home");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod home");
+    let state = h.path().join("up");
+    let mut up = h.up_exe(&exe, INFRA, &state, &private.join("context.json"));
+    let admin = h.client(&up.url, Some(&up.token));
+    let bell = h.client(&up.url, Some(&h.token(&admin, "provider", "bell")));
+    let acme = h.client(&up.url, Some(&h.token(&admin, "provider", "acme")));
+
+    // bell's service: the bundled workload (run through its descriptor by a uid that cannot
+    // reach bin/zonal), holding its own token.
+    deploy(&h, &bell, VAULT);
+    let vault = wait_running(&h, &bell, "vault", 1).remove(0);
+    let vault_id = vault["id"].as_str().expect("id").to_string();
+    let vault_pid = vault["pid"].as_u64().expect("pid") as u32;
+    let vault_dir = PathBuf::from(vault["workdir"].as_str().expect("workdir"));
+    let vault_log = PathBuf::from(vault["log"].as_str().expect("log"));
+    let zone_pid = daemon_pid(&h, "zone", Some("z1"));
+    let domain_pid = daemon_pid(&h, "domain", None);
+    let zone_dir = state.join("zones").join("z1");
+
+    let targets = |paths: &[&Path]| paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let files = targets(&[
+        Path::new("/etc/passwd"), // a control: world-readable
+        &state.join("domain").join("admin.token"),
+        &state.join("domain").join("domain.redb"),
+        &state.join("zones").join("z1.token"),
+        &zone_dir.join("zone.redb"),
+        &vault_dir.join("instance.json"),
+        &vault_log,
+        Path::new(&format!("/proc/{zone_pid}/environ")),
+        Path::new(&format!("/proc/{domain_pid}/environ")),
+        Path::new(&format!("/proc/{vault_pid}/environ")),
+    ]);
+    let dirs = targets(&[&state, &zone_dir, &zone_dir.join("instances"), &vault_dir, &state.join("domain")]);
+    let writes = targets(&[&vault_dir.join("pwned"), &zone_dir.join("instances").join("pwned"), &state.join("pwned")]);
+    let pids = format!("{vault_pid} {zone_pid} {domain_pid}");
+    let env: BTreeMap<&str, &str> = [
+        ("PROBE_FILES", files.as_str()),
+        ("PROBE_DIRS", dirs.as_str()),
+        ("PROBE_WRITES", writes.as_str()),
+        ("PROBE_PIDS", pids.as_str()),
+    ]
+    .into();
+    let env_yaml: Vec<String> = env.iter().map(|(k, v)| format!("{k}: {}", quoted(v))).collect();
+    let probe = format!(
+        "kind: Service\nname: probe\ncomponents:\n  - name: probe\n    run:\n      command: [\"sh\", \"-c\", {}]\n      env: {{{}}}\n",
+        quoted(PROBE),
+        env_yaml.join(", ")
+    );
+    deploy(&h, &acme, &probe);
+    let inst = wait_running(&h, &acme, "probe", 1).remove(0);
+    let probe_id = inst["id"].as_str().expect("id").to_string();
+    let probe_pid = inst["pid"].as_u64().expect("pid") as u32;
+    let logs = format!("/1.0/instances/{probe_id}/logs?lines=200");
+    let out = wait_for("the probe to finish", Duration::from_secs(20), || {
+        let (status, text) = raw(&h, &acme, "GET", &logs, None);
+        (status == 200 && text.contains("probe-done")).then_some(text)
+    });
+
+    // Every attempt failed (the control read shows the probe itself works).
+    let lines: Vec<&str> = out.lines().collect();
+    let ok: Vec<&&str> = lines.iter().filter(|l| l.contains("-ok ") && !l.ends_with(" /etc/passwd")).collect();
+    assert!(ok.is_empty(), "the hostile instance reached: {ok:?}\n{out}");
+    assert!(out.contains("read-ok /etc/passwd"), "{out}");
+    let denied = lines.iter().filter(|l| l.contains("-denied ")).count();
+    assert_eq!(denied, 9 + 5 + 3 + 3, "{out}");
+    assert!(out.contains("env-lacks ZONAL_ZONE_TOKEN") && out.contains("env-lacks ZONAL_TOKEN"), "{out}");
+
+    // Its own uid: not root, not the zone's, not bell's; its directory is its own and 0700.
+    let (probe_uid, vault_uid) = (uid_of(probe_pid), uid_of(vault_pid));
+    assert!(probe_uid >= 200_000 && vault_uid >= 200_000 && probe_uid != vault_uid, "{probe_uid} {vault_uid}");
+    assert_ne!(uid_of(zone_pid), probe_uid);
+    assert!(out.contains(&format!("ids {probe_uid} {probe_uid} {probe_uid}\n")), "{out}");
+    assert!(out.contains(&format!("cwd 700 {probe_uid}\n")), "{out}");
+    let m = std::fs::metadata(&vault_dir).expect("vault dir");
+    assert_eq!((m.uid(), m.mode() & 0o777), (vault_uid, 0o700));
+
+    // Its environment: PATH, HOME, the manifest's env, ZONAL_* of its own; no daemon token.
+    // (`sleep` is what the probe's shell became: the shell added PWD.)
+    let probe_env = environ(probe_pid);
+    for k in probe_env.keys() {
+        assert!(
+            matches!(k.as_str(), "PATH" | "HOME" | "PWD") || k.starts_with("PROBE_") || k.starts_with("ZONAL_"),
+            "{k} in the instance's environment"
+        );
+    }
+    assert!(!probe_env.contains_key("ZONAL_ZONE_TOKEN") && !probe_env.contains_key("ZONAL_TOKEN"));
+    let token = probe_env["ZONAL_INSTANCE_TOKEN"].clone();
+
+    // With whatever token it has: no heartbeat as its zone at the domain, nothing at the zone
+    // beyond its own reports.
+    let report = json!({"hosts": [], "services": [], "instances": 0});
+    let as_instance = h.client(&up.url, Some(&token));
+    let (status, body) = raw(&h, &as_instance, "PUT", "/1.0/zones/z1/status", Some(report.clone()));
+    assert_eq!(status, 401, "a heartbeat with the instance's token: {body}");
+    let zone_url = std::fs::read_to_string(zone_dir.join("zone.url")).expect("zone url");
+    let at_zone = h.client(zone_url.trim(), Some(&token));
+    let slots = json!({"max": 1, "free": 0, "used": 1});
+    let (status, body) = raw(&h, &at_zone, "PUT", &format!("/1.0/instances/{vault_id}/slots"), Some(slots));
+    assert_eq!(status, 403, "a slot report for another provider's instance: {body}");
+    let (status, body) = raw(&h, &at_zone, "GET", "/1.0/services", None);
+    assert_eq!(status, 403, "the zone's service list: {body}");
+
+    // The same probe as the zone's user with the zone's environment — what an instance was
+    // before — reaches everything: the failures above are the isolation's doing.
+    let zone_token = std::fs::read_to_string(state.join("zones").join("z1.token")).expect("zone token");
+    let before = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(PROBE.replace("exec sleep 600", ""))
+        .envs(&env)
+        .env("ZONAL_ZONE_TOKEN", zone_token.trim())
+        .current_dir(&private)
+        .output()
+        .expect("run the probe as root");
+    let before = String::from_utf8_lossy(&before.stdout).into_owned();
+    assert!(!before.contains("-denied "), "as the zone's user: {before}");
+    assert!(before.contains("env-has ZONAL_ZONE_TOKEN"), "{before}");
+
+    // Deleted: bell's instance directory goes, its log stays and `zonal logs` still shows it.
+    let (status, body) = raw(&h, &bell, "DELETE", "/1.0/services/vault", None);
+    assert!(status < 300, "delete vault: {status} {body}");
+    wait_for("vault's directory to be removed", Duration::from_secs(20), || (!vault_dir.exists()).then_some(()));
+    let kept = std::fs::metadata(&vault_log).expect("the log is kept");
+    assert_eq!((kept.uid(), kept.mode() & 0o777), (0, 0o600));
+    let shown = up.zonal(&["logs", &vault_id]);
+    assert!(shown.contains("workload workload: 2 slots"), "{shown}");
+
+    // What an instance could do before, with the zone's token it had in its environment: the
+    // domain takes the heartbeat.
+    let as_zone = h.client(&up.url, Some(zone_token.trim()));
+    let (status, body) = raw(&h, &as_zone, "PUT", "/1.0/zones/z1/status", Some(report));
+    assert_eq!(status, 200, "the zone's own token: {body}");
+
+    up.stop();
+    h.assert_no_leftovers();
+}
