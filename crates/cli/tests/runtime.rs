@@ -63,15 +63,14 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
     }
 
     // Late binding: the renderer found the streamer through the zone's context namespace.
-    let admin_port = port_of(&instances, "renderer", "admin");
-    let workload = h.client(&format!("http://127.0.0.1:{admin_port}"), None);
+    let workload = instance_admin(&instances, "renderer");
     wait_for("the renderer to find its streamer peer", Duration::from_secs(10), || {
         let st = h.get(&workload, "/1.0/state");
         st["peers"]["streamer"].as_array().filter(|a| a.len() == 2).map(|_| ())
     });
 
     // Multi-configuration: a configuration is added to the running streamer, on its own port.
-    let streamer_admin = h.client(&format!("http://127.0.0.1:{}", port_of(&instances, "streamer", "admin")), None);
+    let streamer_admin = instance_admin(&instances, "streamer");
     let added = h
         .call(&streamer_admin, "POST", "/1.0/configs", Some(json!({"name": "extra", "port": 0, "max": 1})))
         .expect("add config");
@@ -82,16 +81,18 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
     assert!(g.starts_with("busy"), "the configuration's cap holds: {g}");
     assert_eq!(h.get(&streamer_admin, "/1.0/slots")["configs"].as_object().map(|c| c.len()), Some(3));
 
-    // Metrics on both daemons.
-    let metrics = |url: &str| {
-        let c = h.client(url, None);
-        let (_, bytes) =
+    // Metrics on both daemons: the domain's for an admin, the zone's for the zone's own token
+    // (what an operator's Prometheus holds); without a token, nothing.
+    let metrics = |url: &str, token: Option<&str>| {
+        let c = h.client(url, token);
+        let (status, bytes) =
             h.rt.block_on(c.send_raw(zonal_proto::client::Method::GET, "/metrics", None)).expect("metrics");
+        assert_eq!(status, 200, "GET {url}/metrics: {}", String::from_utf8_lossy(&bytes));
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let dm = metrics(&domain.url);
+    let dm = metrics(&domain.url, Some(&admin_token));
     assert!(dm.contains("zonal_domain_http_requests_total{") && dm.contains("zonal_domain_instances 2"), "{dm}");
-    let zm = metrics(&zone.url);
+    let zm = metrics(&zone.url, Some(&zone_token));
     assert!(zm.contains("zonal_zone_instances{service=\"epg\",component=\"renderer\",state=\"running\"} 1"), "{zm}");
 
     // Lifecycle rules: a zone with running services cannot be deleted.

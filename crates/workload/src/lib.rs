@@ -15,6 +15,12 @@
 //! registers its endpoints in its composite's late-binding namespace and looks up its peers
 //! there (`ZONAL_PEERS`).
 //!
+//! **Admin secret.** Started by a zone, the instance finds its admin secret in
+//! [`env::ZONAL_ADMIN_TOKEN`]: every request to the admin API (and to the `evaluations` port)
+//! must then carry `Authorization: Bearer <secret>`, else it is answered 401 `{error,
+//! detail}` — another provider's instance on the same 127.0.0.1 can neither read nor change
+//! this one. Run by hand (no such variable), the admin API is open, as before.
+//!
 //! With `--evaluate RULE` it is also the service's evaluator (FUSION §2.6.2.2): `POST
 //! /1.0/evaluations` scores the environment in the body by a built-in rule, on the
 //! zone-assigned `evaluations` port and on the admin API.
@@ -33,9 +39,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -493,9 +500,46 @@ async fn delete_config(State(app): State<App>, Path(name): Path<String>) -> Resu
     }
 }
 
+/// The admin secret of this instance: [`env::ZONAL_ADMIN_TOKEN`] when set and not empty.
+fn admin_secret() -> Option<Arc<str>> {
+    std::env::var(env::ZONAL_ADMIN_TOKEN).ok().filter(|t| !t.is_empty()).map(Arc::from)
+}
+
+/// Equal, comparing every byte (no early exit that would time the secret).
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    given.len() == secret.len() && given.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Refuses, 401 `{error, detail}`, every request that does not carry `Authorization: Bearer
+/// <secret>`; with no secret, lets everything through.
+async fn require_secret(secret: Option<Arc<str>>, req: Request, next: Next) -> Response {
+    let Some(secret) = secret else { return next.run(req).await };
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
+    match given.and_then(|v| v.strip_prefix("Bearer ")) {
+        Some(token) if same_secret(token.trim().as_bytes(), secret.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::unauthorized(format!(
+            "{} {}: the bearer token is not this instance's admin secret; only the zone that started it holds that",
+            req.method(),
+            req.uri().path()
+        ))
+        .into_response(),
+        None => ApiError::unauthorized(format!(
+            "{} {}: this instance's admin API needs `Authorization: Bearer <admin secret>`; only the zone that started it holds that",
+            req.method(),
+            req.uri().path()
+        ))
+        .into_response(),
+    }
+}
+
+/// [`require_secret`] as a layer.
+fn guarded(router: Router, secret: Option<Arc<str>>) -> Router {
+    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| require_secret(secret.clone(), req, next)))
+}
+
 /// The evaluator API with the built-in `rule` (a provider's evaluator as a component,
 /// FUSION §2.6.2.2): also served on its own on the zone-assigned `evaluations` port, if any.
-async fn evaluator_router(rule: &str, ports: &[PortMapping]) -> Result<Router, String> {
+async fn evaluator_router(rule: &str, ports: &[PortMapping], secret: Option<Arc<str>>) -> Result<Router, String> {
     let evaluator: Arc<dyn Evaluator + Send + Sync> = Arc::from(builtin(rule).ok_or_else(|| {
         format!("--evaluate {rule:?}: expected one of {}", zonal_model::service::BUILTIN_EVALUATORS.join(", "))
     })?);
@@ -513,7 +557,7 @@ async fn evaluator_router(rule: &str, ports: &[PortMapping]) -> Result<Router, S
         let addr = SocketAddr::from(([127, 0, 0, 1], p.public));
         let listener =
             TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for the evaluator API on {addr}: {e}"))?;
-        let own = router.clone();
+        let own = guarded(router.clone(), secret).layer(zonal_proto::server::body_limit());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, own).await {
                 tracing::error!("evaluator API stopped: {e}");
@@ -571,7 +615,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     );
 
     let evaluator = match &opts.evaluate {
-        Some(rule) => Some(evaluator_router(rule, &ports).await?),
+        Some(rule) => Some(evaluator_router(rule, &ports, admin_secret()).await?),
         None => None,
     };
     let mut router = Router::new()
@@ -583,7 +627,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     if let Some(ev) = evaluator {
         router = router.merge(ev);
     }
-    let router = router.layer(zonal_proto::server::body_limit());
+    let router = guarded(router, admin_secret()).layer(zonal_proto::server::body_limit());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, router).await {
             tracing::error!("admin API stopped: {e}");

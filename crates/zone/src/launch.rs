@@ -87,6 +87,7 @@ impl ZoneCore {
         env.insert(penv::ZONAL_HOST.into(), rec.host.clone());
         env.insert(penv::ZONAL_INSTANCE_ID.into(), rec.id.clone());
         env.insert(penv::ZONAL_INSTANCE_TOKEN.into(), rec.token.clone());
+        env.insert(penv::ZONAL_ADMIN_TOKEN.into(), rec.admin_token.clone());
         env.insert(penv::ZONAL_SERVICE.into(), rec.service.clone());
         env.insert(penv::ZONAL_COMPONENT.into(), rec.component.clone());
         env.insert(penv::ZONAL_CONTEXT_URL.into(), format!("{url}/1.0/context/{}", rec.service));
@@ -237,6 +238,7 @@ impl ZoneCore {
             component: component.to_string(),
             host: host.name.clone(),
             token: token.clone(),
+            admin_token: zonal_proto::secret(),
             pid: None,
             start_time: 0,
             ports: self.adaptor.ports(&comp.ports)?,
