@@ -27,6 +27,8 @@ const INFRA: &str = "kind: Infrastructure\nname: iso\nzones:\n  - name: z1\n    
 
 /// Another provider's service: the bundled workload, holding its instance token.
 const VAULT: &str = "kind: Service\nname: vault\ncomponents:\n  - name: vault\n    run: zonal workload --slots 2\n";
+/// The probe's own provider's service: the bundled workload too.
+const MINE: &str = "kind: Service\nname: mine\ncomponents:\n  - name: mine\n    run: zonal workload --slots 2\n";
 
 /// The hostile probe: every attempt prints `<what>-ok` or `<what>-denied`; then it idles.
 /// Run by bash (for its `/dev/tcp`: a plain HTTP/1.1 request needs no other tool).
@@ -58,8 +60,12 @@ if [ -n "$PROBE_ADMIN" ]; then
     try "metrics:${d%%:*}:none" GET "${d#*:}" /metrics "" ""
     try "metrics:${d%%:*}:instance-token" GET "${d#*:}" /metrics "$ZONAL_INSTANCE_TOKEN" ""
   done
-  # Known gap (docs/runtime.md, instance isolation): data ports are reachable on 127.0.0.1.
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PROBE_DATA") 2>/dev/null; then echo "data-port reached"; else echo "data-port refused"; fi
+  # Data ports, straight (not through the gateway): the other provider's, then its own
+  # provider's. A served session starts with the workload's greeting.
+  for d in "data:$PROBE_DATA" "own-data:$PROBE_OWN_DATA"; do
+    line=$( { exec 3<>"/dev/tcp/127.0.0.1/${d#*:}" && read -r -t 5 l <&3 && echo "$l"; } 2>/dev/null )
+    case $line in zonal-workload*) echo "${d%%:*}-port reached";; *) echo "${d%%:*}-port refused: $line";; esac
+  done
 fi
 echo "ids $(id -u) $(id -g) $(id -G)"
 echo "cwd $(stat -c '%a %u' .)"
@@ -178,11 +184,24 @@ fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
     let zone_dir = state.join("zones").join("z1");
     // The ports the probe calls over 127.0.0.1: vault's admin API and data port, both daemons.
     let vault_admin = instance_admin(std::slice::from_ref(&vault), "vault");
-    let vault_data = wait_for("vault's slot report", Duration::from_secs(20), || {
-        let (status, text) = raw(&h, &vault_admin, "GET", "/1.0/slots", None);
-        let v: Value = serde_json::from_str(&text).ok()?;
-        (status == 200).then(|| v["configs"]["workload"]["port"].as_u64()).flatten()
-    });
+    let data_port = |admin: &Client| {
+        wait_for("the workload's data port", Duration::from_secs(20), || {
+            let (status, text) = raw(&h, admin, "GET", "/1.0/slots", None);
+            let v: Value = serde_json::from_str(&text).ok()?;
+            (status == 200).then(|| v["configs"]["workload"]["port"].as_u64()).flatten()
+        })
+    };
+    let vault_data = data_port(&vault_admin);
+    deploy(&h, &acme, MINE);
+    let mine = wait_running(&h, &acme, "mine", 1).remove(0);
+    let mine_data = data_port(&instance_admin(std::slice::from_ref(&mine), "mine"));
+    // The zone's own user (root here) reaches vault's data port: the zone's gateway would.
+    let mut from_root = std::net::TcpStream::connect(("127.0.0.1", vault_data as u16)).expect("connect as root");
+    from_root.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut from_root), &mut greeting).expect("greeting");
+    assert!(greeting.starts_with("zonal-workload "), "{greeting}");
+    drop(from_root);
     let vault_admin_port = port_of(std::slice::from_ref(&vault), "vault", "admin");
     let zone_url = std::fs::read_to_string(zone_dir.join("zone.url")).expect("zone url");
     let port_in = |url: &str| url.trim().rsplit(':').next().unwrap_or_default().trim_end_matches('/').to_string();
@@ -204,10 +223,12 @@ fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
     let dirs = targets(&[&state, &zone_dir, &zone_dir.join("instances"), &vault_dir, &state.join("domain")]);
     let writes = targets(&[&vault_dir.join("pwned"), &zone_dir.join("instances").join("pwned"), &state.join("pwned")]);
     let pids = format!("{vault_pid} {zone_pid} {domain_pid}");
-    let (admin_port, data_port) = (vault_admin_port.to_string(), vault_data.to_string());
+    let (admin_port, data_port, own_data_port) =
+        (vault_admin_port.to_string(), vault_data.to_string(), mine_data.to_string());
     let mut env: BTreeMap<&str, &str> = [
         ("PROBE_ADMIN", admin_port.as_str()),
         ("PROBE_DATA", data_port.as_str()),
+        ("PROBE_OWN_DATA", own_data_port.as_str()),
         ("PROBE_ZONE", zone_port.as_str()),
         ("PROBE_DOMAIN", domain_port.as_str()),
         ("PROBE_FILES", files.as_str()),
@@ -256,7 +277,14 @@ fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
     assert_eq!(state_now["state"], "running", "{state_now}");
     let slots_now = h.get(&vault_admin, "/1.0/slots");
     assert_eq!((slots_now["max"].as_u64(), slots_now["configs"].get("stolen")), (Some(2), None), "{slots_now}");
-    assert!(out.contains("data-port "), "{out}");
+    // vault's data port refuses a session straight from another provider's uid (no slot is
+    // taken); the probe's own provider's instance serves it.
+    assert!(
+        out.contains("\ndata-port refused: refused: sessions reach this instance through its zone's gateway only\n"),
+        "{out}"
+    );
+    assert!(out.contains("\nown-data-port reached\n"), "{out}");
+    assert_eq!(slots_now["used"].as_u64(), Some(0), "{slots_now}");
     assert!(out.contains("env-lacks ZONAL_ZONE_TOKEN") && out.contains("env-lacks ZONAL_TOKEN"), "{out}");
 
     // Its own uid: not root, not the zone's, not bell's; its directory is its own and 0700.
@@ -300,7 +328,7 @@ fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
     let zone_token = std::fs::read_to_string(state.join("zones").join("z1.token")).expect("zone token");
     // (The HTTP part is left out: the admin secret and /metrics tokens do not depend on the
     // caller's uid, root is refused the same.)
-    for k in ["PROBE_ADMIN", "PROBE_DATA", "PROBE_ZONE", "PROBE_DOMAIN"] {
+    for k in ["PROBE_ADMIN", "PROBE_DATA", "PROBE_OWN_DATA", "PROBE_ZONE", "PROBE_DOMAIN"] {
         env.remove(k);
     }
     let before = std::process::Command::new("bash")

@@ -21,6 +21,13 @@
 //! detail}` — another provider's instance on the same 127.0.0.1 can neither read nor change
 //! this one. Run by hand (no such variable), the admin API is open, as before.
 //!
+//! **Who may open a session.** Started by a zone (the environment has
+//! [`env::ZONAL_INSTANCE_ID`]), the instance serves a session only to a connection whose
+//! socket belongs to root (the zone manager: its gateway and relay) or to the instance's own
+//! uid (its provider's other instances); any other — another provider's instance connecting
+//! straight to this data port around the gateway — gets `refused: …` and is closed, holding
+//! no slot ([`peer`]: the uid comes from `/proc/net/tcp`). Run by hand, anyone may connect.
+//!
 //! With `--evaluate RULE` it is also the service's evaluator (FUSION §2.6.2.2): `POST
 //! /1.0/evaluations` scores the environment in the body by a built-in rule, on the
 //! zone-assigned `evaluations` port and on the admin API.
@@ -54,6 +61,8 @@ use zonal_proto::env::{self, PortMapping, EVALUATIONS_PORT};
 use zonal_proto::server::JsonBody;
 use zonal_proto::wire::{AddConfig, ConfigSlots, InstanceSlots, WorkloadState};
 use zonal_proto::{ApiError, Client};
+
+pub mod peer;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -108,6 +117,8 @@ struct App {
     changed: Arc<tokio::sync::watch::Sender<u64>>,
     stop: Arc<Notify>,
     ports: Arc<Vec<PortMapping>>,
+    /// Started by a zone: sessions only from root or this uid (see the module docs).
+    only_from: Option<u32>,
 }
 
 impl App {
@@ -225,6 +236,19 @@ impl App {
     }
 
     async fn session(self, mut stream: TcpStream, peer: SocketAddr, config: String) {
+        if let Some(own) = self.only_from {
+            let checked = match stream.local_addr() {
+                Ok(local) => peer::allowed(local, peer, own),
+                Err(e) => Err(format!("a connection from {peer} without a local address: {e}")),
+            };
+            if let Err(why) = checked {
+                tracing::warn!(config, "refused {why}");
+                let _ =
+                    stream.write_all(b"refused: sessions reach this instance through its zone's gateway only\n").await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
         let name = self.lock().name.clone();
         match self.acquire(&config) {
             Err(why) => {
@@ -594,6 +618,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         changed: Arc::new(tokio::sync::watch::channel(0u64).0),
         stop: Arc::new(Notify::new()),
         ports: Arc::new(ports.clone()),
+        only_from: std::env::var_os(env::ZONAL_INSTANCE_ID).map(|_| peer::own_uid()),
     };
     let mut configs = opts.configs.clone();
     if configs.is_empty() {
