@@ -539,7 +539,8 @@ fn same_secret(given: &[u8], secret: &[u8]) -> bool {
 async fn require_secret(secret: Option<Arc<str>>, req: Request, next: Next) -> Response {
     let Some(secret) = secret else { return next.run(req).await };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
-    match given.and_then(|v| v.strip_prefix("Bearer ")) {
+    let token = given.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+    match token.map(|(_, t)| t) {
         Some(token) if same_secret(token.trim().as_bytes(), secret.as_bytes()) => next.run(req).await,
         Some(_) => ApiError::unauthorized(format!(
             "{} {}: the bearer token is not this instance's admin secret; only the zone that started it holds that",
@@ -690,6 +691,39 @@ pub async fn run(opts: Options) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn status(router: &Router, auth: Option<&str>) -> (u16, String) {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().uri("/1.0/state");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = router.clone().oneshot(req.body(axum::body::Body::empty()).expect("request")).await.expect("answer");
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_answers_only_to_its_secret() {
+        let plain = Router::new().route("/1.0/state", get(|| async { "ok" }));
+        let secret: Arc<str> = Arc::from("s3cret-s3cret");
+        let router = guarded(plain.clone(), Some(secret));
+        for auth in
+            [None, Some("Bearer wrong"), Some("Bearer s3cret"), Some("Basic s3cret-s3cret"), Some("s3cret-s3cret")]
+        {
+            let (code, body) = status(&router, auth).await;
+            assert_eq!(code, 401, "{auth:?}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("{error, detail}");
+            assert_eq!(v["error"], "unauthorized", "{body}");
+            assert!(v["detail"].as_str().is_some_and(|d| d.contains("GET /1.0/state")), "{body}");
+        }
+        assert_eq!(status(&router, Some("Bearer s3cret-s3cret")).await, (200, "ok".into()));
+        assert_eq!(status(&router, Some("bearer  s3cret-s3cret ")).await.0, 200, "scheme case and spaces");
+        // Run by hand (no secret): open.
+        assert_eq!(status(&guarded(plain, None), None).await.0, 200);
+        assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd") && !same_secret(b"ab", b"abc"));
+    }
 
     #[test]
     fn config_syntax() {
