@@ -128,6 +128,15 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     zone.crash();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.instance_processes(), pids_before, "instances survive their zone manager");
+    // (The key the domain calls the zone with, read from the stopped zone's store.)
+    let zone_key = {
+        let path = h.path().join("zones").join(ZONE).join("zone.redb");
+        let store = zonal_store::RedbStore::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let identity: serde_json::Value = zonal_store::StoreExt::get(&store, "meta", "identity")
+            .expect("read the zone's identity")
+            .expect("the zone's identity");
+        identity["api_key"].as_str().expect("api_key").to_string()
+    };
     // …and a restarted zone manager adopts them: same processes, none duplicated.
     let mut zone = h.zone(ZONE, &domain.url, &zone_token);
     let after = wait_for("the instances to be adopted", Duration::from_secs(20), || {
@@ -141,6 +150,14 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     assert_eq!(h.instance_processes(), pids_before, "no instance was duplicated");
     let (_s, g) = session(port_of(&after, "renderer", "rfb"));
     assert!(g.starts_with("zonal-workload"), "{g}");
+    // The restarted zone manager still holds each adopted instance's admin secret: it reads
+    // the renderer's configurations through its admin API.
+    let as_domain = h.client(&zone.url, Some(&zone_key));
+    let renderer = after.iter().find(|i| i["component"] == "renderer").expect("renderer");
+    let configs = format!("/1.0/instances/{}/configs", renderer["id"].as_str().expect("id"));
+    assert!(h.get(&as_domain, &configs).as_object().is_some_and(|c| !c.is_empty()), "configs of an adopted instance");
+    let old_secret = instance_admin(&after, "renderer");
+    assert_eq!(h.get(&old_secret, "/1.0/state")["state"], "running");
 
     // kill -9 of an (adopted) instance: the zone restarts it.
     let victim = pid_of(&after, "renderer");
@@ -160,6 +177,12 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     wait_for("the restarted renderer to accept sessions", Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port_of(&restarted, "renderer", "rfb"))).ok().map(|_| ())
     });
+    // …with a fresh admin secret: the old one is refused, the zone has the new one.
+    let new_secret = instance_admin(&restarted, "renderer");
+    assert_eq!(h.get(&new_secret, "/1.0/state")["state"], "running");
+    let refused = h.call(&old_secret, "GET", "/1.0/state", None).expect_err("the old secret is refused");
+    assert_eq!(refused.0, 401, "{refused:?}");
+    assert!(h.get(&as_domain, &configs).as_object().is_some_and(|c| !c.is_empty()), "configs after the restart");
 
     // A clean stop of the zone manager stops its instances.
     zone.stop();

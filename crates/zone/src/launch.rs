@@ -135,6 +135,13 @@ impl ZoneCore {
         let Some((service, tenant)) = service else {
             return Err(format!("service {} is not registered", rec.service));
         };
+        // A restarted process gets a fresh admin secret: a process that held its admin port
+        // meanwhile and was sent the old one learns nothing that lasts. Stored before the
+        // start, so a zone that crashes right after still knows it.
+        if rec.started_ms.is_some() {
+            rec.admin_token = zonal_proto::secret();
+            self.persist(&rec);
+        }
         let result = self.launch_spec(&rec, &service, &tenant).and_then(|spec| {
             self.adaptor.provision(&spec)?;
             self.adaptor.start(&spec)
