@@ -26,7 +26,9 @@
 //! socket belongs to root (the zone manager: its gateway and relay) or to the instance's own
 //! uid (its provider's other instances); any other — another provider's instance connecting
 //! straight to this data port around the gateway — gets `refused: …` and is closed, holding
-//! no slot ([`peer`]: the uid comes from `/proc/net/tcp`). Run by hand, anyone may connect.
+//! no slot ([`peer`]: the kernel names the uid). A warning is logged at most every 10 s
+//! (with the count since), so a flood of refused connections cannot fill the log. Run by
+//! hand, anyone may connect.
 //!
 //! With `--evaluate RULE` it is also the service's evaluator (FUSION §2.6.2.2): `POST
 //! /1.0/evaluations` scores the environment in the body by a built-in rule, on the
@@ -119,6 +121,8 @@ struct App {
     ports: Arc<Vec<PortMapping>>,
     /// Started by a zone: sessions only from root or this uid (see the module docs).
     only_from: Option<u32>,
+    /// Refused connections since the last warning, and when that was.
+    refusals: Arc<Mutex<(u64, Option<std::time::Instant>)>>,
 }
 
 impl App {
@@ -235,6 +239,18 @@ impl App {
         }
     }
 
+    /// Logs a refused connection: at most one warning every 10 s, with the count since.
+    fn note_refusal(&self, config: &str, why: &str) {
+        let mut r = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        if r.1.is_none_or(|last| last.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(config, "refused {why} (refused since the last warning: {})", r.0);
+            *r = (0, Some(std::time::Instant::now()));
+        } else {
+            tracing::debug!(config, "refused {why}");
+        }
+    }
+
     async fn session(self, mut stream: TcpStream, peer: SocketAddr, config: String) {
         if let Some(own) = self.only_from {
             let checked = match stream.local_addr() {
@@ -242,7 +258,7 @@ impl App {
                 Err(e) => Err(format!("a connection from {peer} without a local address: {e}")),
             };
             if let Err(why) = checked {
-                tracing::warn!(config, "refused {why}");
+                self.note_refusal(&config, &why);
                 let _ =
                     stream.write_all(b"refused: sessions reach this instance through its zone's gateway only\n").await;
                 let _ = stream.shutdown().await;
@@ -620,6 +636,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         stop: Arc::new(Notify::new()),
         ports: Arc::new(ports.clone()),
         only_from: std::env::var_os(env::ZONAL_INSTANCE_ID).map(|_| peer::own_uid()),
+        refusals: Arc::new(Mutex::new((0, None))),
     };
     let mut configs = opts.configs.clone();
     if configs.is_empty() {
