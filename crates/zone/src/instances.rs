@@ -317,15 +317,15 @@ impl ZoneCore {
     }
 
     pub async fn configs(&self, id: &str) -> Result<serde_json::Value, ZoneError> {
-        let port = self.admin_api(id)?;
-        self.adaptor.configs(port).await.map_err(|e| ZoneError::Unavailable(format!("instance {id}: {e}")))
+        let admin = self.admin_api(id)?;
+        self.adaptor.configs(admin).await.map_err(|e| ZoneError::Unavailable(format!("instance {id}: {e}")))
     }
 
     pub async fn add_config(&self, id: &str, body: serde_json::Value) -> Result<serde_json::Value, ZoneError> {
-        let port = self.admin_api(id)?;
+        let admin = self.admin_api(id)?;
         let out = self
             .adaptor
-            .add_config(port, body)
+            .add_config(admin, body)
             .await
             .map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))?;
         self.bump();
@@ -333,8 +333,8 @@ impl ZoneCore {
     }
 
     pub async fn remove_config(&self, id: &str, name: &str) -> Result<(), ZoneError> {
-        let port = self.admin_api(id)?;
-        self.adaptor.remove_config(port, name).await.map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))
+        let admin = self.admin_api(id)?;
+        self.adaptor.remove_config(admin, name).await.map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))
     }
 
     /// Writes `rec` to the store (a failure is logged: the record in memory stands).

@@ -163,7 +163,8 @@ impl ZoneCore {
         Ok(offer)
     }
 
-    /// The URL of the service's evaluator component in this zone, starting it when none runs
+    /// The URL of the service's evaluator component in this zone and the instance's admin
+    /// secret (which its evaluator API wants), starting it when none runs
     /// (the zone registers the service for that). `Ok(Err(why))` when it is not ready within
     /// `budget`.
     async fn evaluator_url(
