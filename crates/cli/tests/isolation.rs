@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{instance_admin, port_of, wait_for, wait_running, Harness, ZONAL};
+use support::{instance_admin, pid_of, port_of, wait_for, wait_running, Harness, ZONAL};
 use zonal_proto::Client;
 
 const INFRA: &str = "kind: Infrastructure\nname: iso\nzones:\n  - name: z1\n    location: {lat: 51.2, lon: 4.4}\n    hosts:\n      - name: h1\n        capacity: {cpu: 8, memory: 16Gi}\n";
@@ -357,6 +357,60 @@ fn a_hostile_instance_reaches_nothing_of_the_daemons_or_of_another_provider() {
     let as_zone = h.client(&up.url, Some(zone_token.trim()));
     let (status, body) = raw(&h, &as_zone, "PUT", "/1.0/zones/z1/status", Some(report));
     assert_eq!(status, 200, "the zone's own token: {body}");
+
+    up.stop();
+    h.assert_no_leftovers();
+}
+
+/// acme's service: a front end with a channel to a back end whose process does not listen on
+/// its `db` port (it died, or never bound it).
+const SHOP: &str = "kind: Service\nname: shop\ncomponents:\n  - name: front\n    run: zonal workload --slots 2\n  - name: back\n    run: sleep 600\n    ports:\n      - {name: db, protocol: tcp}\nchannels:\n  - {from: front, to: back}\n";
+
+/// One line from `port` on 127.0.0.1 (empty when the connection closes first).
+fn first_line(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut line = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut s), &mut line);
+    line
+}
+
+#[test]
+fn the_gateway_sends_nothing_to_another_providers_process_holding_an_instances_port() {
+    assert_root();
+    let mut h = Harness::new();
+    let mut up = h.up(INFRA, &[]);
+    let admin = h.client(&up.url, Some(&up.token));
+    let bell = h.client(&up.url, Some(&h.token(&admin, "provider", "bell")));
+    let acme = h.client(&up.url, Some(&h.token(&admin, "provider", "acme")));
+
+    deploy(&h, &acme, SHOP);
+    let shop = wait_running(&h, &acme, "shop", 2);
+    let db = port_of(&shop, "back", "db");
+    let gateway: u16 = support::environ_var(pid_of(&shop, "front"), "ZONAL_PEER_BACK")
+        .and_then(|a| a.rsplit(':').next().and_then(|p| p.parse().ok()))
+        .expect("the front end's gateway to the back end (ZONAL_PEER_BACK)");
+
+    // bell takes the back end's port (as if after its death) with a process of its own.
+    let squat = format!(
+        "kind: Service\nname: squat\ncomponents:\n  - name: squat\n    run: zonal workload --slots 2 --name squatter --port {db}\n"
+    );
+    deploy(&h, &bell, &squat);
+    let squatter = wait_running(&h, &bell, "squat", 1).remove(0);
+    let (squatter_uid, back_uid) = (uid_of(pid_of(&[squatter], "squat")), uid_of(pid_of(&shop, "back")));
+    assert_ne!(squatter_uid, back_uid, "two providers, two uids");
+    // It really holds the port (root reaches it straight)…
+    let direct = wait_for("the squatter to listen on the back end's port", Duration::from_secs(20), || {
+        let line = first_line(db);
+        line.starts_with("zonal-workload squatter").then_some(line)
+    });
+    assert!(direct.contains("config=squatter"), "{direct}");
+    // …but the gateway in front of acme's back end sends acme's sessions nowhere: the
+    // socket that accepted its connection is not the back end's uid.
+    for _ in 0..3 {
+        let line = first_line(gateway);
+        assert!(line.starts_with("busy:"), "a session for acme's back end reached bell's process: {line:?}");
+    }
 
     up.stop();
     h.assert_no_leftovers();

@@ -26,7 +26,7 @@
 //! socket belongs to root (the zone manager: its gateway and relay) or to the instance's own
 //! uid (its provider's other instances); any other — another provider's instance connecting
 //! straight to this data port around the gateway — gets `refused: …` and is closed, holding
-//! no slot ([`peer`]: the kernel names the uid). A warning is logged at most every 10 s
+//! no slot ([`zonal_proto::peer`]: the kernel names the uid). A warning is logged at most every 10 s
 //! (with the count since), so a flood of refused connections cannot fill the log. Run by
 //! hand, anyone may connect.
 //!
@@ -62,9 +62,7 @@ use zonal_control::evaluate::{builtin, EvaluationCall, EvaluationReply, Evaluato
 use zonal_proto::env::{self, PortMapping, EVALUATIONS_PORT};
 use zonal_proto::server::JsonBody;
 use zonal_proto::wire::{AddConfig, ConfigSlots, InstanceSlots, WorkloadState};
-use zonal_proto::{ApiError, Client};
-
-pub mod peer;
+use zonal_proto::{peer, ApiError, Client};
 
 /// What to run.
 #[derive(Debug, Clone)]

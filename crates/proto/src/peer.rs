@@ -12,7 +12,9 @@
 //! relay) in the zone manager's process (root, when it switches uids at all). So a session
 //! that reaches an instance's data port legitimately comes from the zone's uid or from this
 //! provider's own uid (its composite's peers); anything else came around the gateway — another
-//! provider's instance — and [`allowed`] refuses it.
+//! provider's instance — and [`allowed`] refuses it (`zonal workload`). The other way round,
+//! the zone's gateway asks who accepted its connection to an instance ([`listener_uid`]): a
+//! port that another provider's process took over is not that instance.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -231,6 +233,25 @@ mod diag {
     }
 }
 
+/// The uid owning the accepting end of `stream`, a connection this process made to a local
+/// port (the accepted socket takes the uid of the listening one): `None` when the kernel
+/// does not list it.
+pub fn listener_uid(stream: &tokio::net::TcpStream) -> Option<u32> {
+    let (ours, theirs) = (stream.local_addr().ok()?, stream.peer_addr().ok()?);
+    // The remote end of our connection is a socket whose local address is `theirs`.
+    peer_uid(ours, theirs)
+}
+
+/// The real uid of process `pid` (`/proc/<pid>/status`); `None` when it is gone.
+pub fn uid_of_pid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The effective uid of this process.
 pub fn own_uid() -> u32 {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
@@ -240,6 +261,16 @@ pub fn own_uid() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn names_the_uid_of_the_accepting_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let _accepted = listener.accept().await.expect("accept");
+        assert_eq!(listener_uid(&stream), Some(own_uid()));
+        assert_eq!(uid_of_pid(std::process::id()), Some(own_uid()));
+        assert_eq!(uid_of_pid(u32::MAX), None, "no such process");
+    }
 
     #[test]
     fn parses_both_tables() {
@@ -280,7 +311,10 @@ mod tests {
         };
         let by_diag = time(&|| assert!(diag::uid_of(peer, local).is_ok()));
         let by_proc = time(&|| assert!(proc_peer_uid(local, peer).is_some()));
+        let by_pid = time(&|| assert_eq!(uid_of_pid(std::process::id()), Some(own_uid())));
         let sockets = std::fs::read_to_string("/proc/net/tcp").map(|t| t.lines().count() - 1).unwrap_or(0);
-        eprintln!("peer uid lookup: sock_diag {by_diag:?}, /proc/net/tcp {by_proc:?} ({sockets} sockets listed)");
+        eprintln!(
+            "peer uid lookup: sock_diag {by_diag:?}, /proc/net/tcp {by_proc:?} ({sockets} sockets listed); uid of a pid {by_pid:?}"
+        );
     }
 }
