@@ -432,7 +432,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )
         .map_err(|e| Failure::new(1, e))?;
         println!("zonal up: domain {domain_name:?} with {} zones running on this machine\n", zones.len());
-        println!("  API       {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics)");
+        println!("  API       {url}   (OpenAPI: {url}/openapi.json, metrics: {url}/metrics with the admin token)");
         println!("  token     {} (admin)", token_file.display());
         if let Some(ca) = &ca {
             println!("  TLS       every daemon serves HTTPS; CA {} (clients verify against it)", ca.cert.display());

@@ -22,7 +22,9 @@
 //!
 //! A leak check runs on every answer: a caller never reads the name of a service (or an
 //! instance of it) that it may not see, unless it named it in the request itself. Public
-//! routes (`/healthz`, `/openapi.json`, `/metrics`) are operator telemetry and exempt.
+//! routes (`/healthz`, `/openapi.json`) are exempt; `/metrics` names services of every
+//! provider, so it is the admin's at the domain and, at a zone, the domain's key's or the
+//! zone's own token's (what the operator's Prometheus holds), and is checked like any route.
 
 mod support;
 
@@ -99,6 +101,8 @@ impl Caller {
             (Daemon::Domain, Caller::Owner | Caller::OtherProvider) => Some(Role::Provider),
             (Daemon::Domain, Caller::ZoneItself | Caller::OtherZone) => Some(Role::Zone),
             (Daemon::Zone, Caller::DomainKey) => Some(Role::Domain),
+            // A zone knows its own token at the domain (it admits `GET /metrics` only).
+            (Daemon::Zone, Caller::ZoneItself) => Some(Role::Zone),
             (Daemon::Zone, Caller::Instance | Caller::OtherInstance) => Some(Role::Instance),
             _ => None,
         }
@@ -245,6 +249,7 @@ const ZONES: &[Role] = &[A, Z];
 const ADMIN: &[Role] = &[A];
 const DOMAIN: &[Role] = &[D];
 const DOMAIN_OR_INSTANCE: &[Role] = &[D, I];
+const DOMAIN_OR_ZONE: &[Role] = &[D, Z];
 const PUBLIC: Who = Who::Public;
 const EMPTY: Input = Input::Empty;
 
@@ -262,7 +267,7 @@ const fn body(name: &'static str) -> Input {
 const DOMAIN_RULES: &[Rule] = &[
     r("GET", "/healthz", PUBLIC),
     r("GET", "/openapi.json", PUBLIC),
-    r("GET", "/metrics", PUBLIC),
+    r("GET", "/metrics", roles(ADMIN)),
     r("GET", "/1.0/domain", roles(ANY)),
     r("GET", "/1.0/zones", scoped(ANY, Filtered)),
     r("POST", "/1.0/zones", scoped(ZONES, OwnZone)).input(body("zone-registration")).after(After::RestartZone),
@@ -323,7 +328,7 @@ const DOMAIN_RULES: &[Rule] = &[
 const ZONE_RULES: &[Rule] = &[
     r("GET", "/healthz", PUBLIC),
     r("GET", "/openapi.json", PUBLIC),
-    r("GET", "/metrics", PUBLIC),
+    r("GET", "/metrics", roles(DOMAIN_OR_ZONE)),
     r("GET", "/1.0/services", roles(DOMAIN)),
     r("POST", "/1.0/services", roles(DOMAIN)).input(EMPTY),
     r("DELETE", "/1.0/services", roles(DOMAIN)).prep(Prep::Last),

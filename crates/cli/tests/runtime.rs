@@ -63,15 +63,14 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
     }
 
     // Late binding: the renderer found the streamer through the zone's context namespace.
-    let admin_port = port_of(&instances, "renderer", "admin");
-    let workload = h.client(&format!("http://127.0.0.1:{admin_port}"), None);
+    let workload = instance_admin(&instances, "renderer");
     wait_for("the renderer to find its streamer peer", Duration::from_secs(10), || {
         let st = h.get(&workload, "/1.0/state");
         st["peers"]["streamer"].as_array().filter(|a| a.len() == 2).map(|_| ())
     });
 
     // Multi-configuration: a configuration is added to the running streamer, on its own port.
-    let streamer_admin = h.client(&format!("http://127.0.0.1:{}", port_of(&instances, "streamer", "admin")), None);
+    let streamer_admin = instance_admin(&instances, "streamer");
     let added = h
         .call(&streamer_admin, "POST", "/1.0/configs", Some(json!({"name": "extra", "port": 0, "max": 1})))
         .expect("add config");
@@ -82,16 +81,18 @@ fn epg_is_deployed_and_serves_sessions_then_deletes_cascade() {
     assert!(g.starts_with("busy"), "the configuration's cap holds: {g}");
     assert_eq!(h.get(&streamer_admin, "/1.0/slots")["configs"].as_object().map(|c| c.len()), Some(3));
 
-    // Metrics on both daemons.
-    let metrics = |url: &str| {
-        let c = h.client(url, None);
-        let (_, bytes) =
+    // Metrics on both daemons: the domain's for an admin, the zone's for the zone's own token
+    // (what an operator's Prometheus holds); without a token, nothing.
+    let metrics = |url: &str, token: Option<&str>| {
+        let c = h.client(url, token);
+        let (status, bytes) =
             h.rt.block_on(c.send_raw(zonal_proto::client::Method::GET, "/metrics", None)).expect("metrics");
+        assert_eq!(status, 200, "GET {url}/metrics: {}", String::from_utf8_lossy(&bytes));
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let dm = metrics(&domain.url);
+    let dm = metrics(&domain.url, Some(&admin_token));
     assert!(dm.contains("zonal_domain_http_requests_total{") && dm.contains("zonal_domain_instances 2"), "{dm}");
-    let zm = metrics(&zone.url);
+    let zm = metrics(&zone.url, Some(&zone_token));
     assert!(zm.contains("zonal_zone_instances{service=\"epg\",component=\"renderer\",state=\"running\"} 1"), "{zm}");
 
     // Lifecycle rules: a zone with running services cannot be deleted.
@@ -127,6 +128,15 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     zone.crash();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.instance_processes(), pids_before, "instances survive their zone manager");
+    // (The key the domain calls the zone with, read from the stopped zone's store.)
+    let zone_key = {
+        let path = h.path().join("zones").join(ZONE).join("zone.redb");
+        let store = zonal_store::RedbStore::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let identity: serde_json::Value = zonal_store::StoreExt::get(&store, "meta", "identity")
+            .expect("read the zone's identity")
+            .expect("the zone's identity");
+        identity["api_key"].as_str().expect("api_key").to_string()
+    };
     // …and a restarted zone manager adopts them: same processes, none duplicated.
     let mut zone = h.zone(ZONE, &domain.url, &zone_token);
     let after = wait_for("the instances to be adopted", Duration::from_secs(20), || {
@@ -140,6 +150,14 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     assert_eq!(h.instance_processes(), pids_before, "no instance was duplicated");
     let (_s, g) = session(port_of(&after, "renderer", "rfb"));
     assert!(g.starts_with("zonal-workload"), "{g}");
+    // The restarted zone manager still holds each adopted instance's admin secret: it reads
+    // the renderer's configurations through its admin API.
+    let as_domain = h.client(&zone.url, Some(&zone_key));
+    let renderer = after.iter().find(|i| i["component"] == "renderer").expect("renderer");
+    let configs = format!("/1.0/instances/{}/configs", renderer["id"].as_str().expect("id"));
+    assert!(h.get(&as_domain, &configs).as_object().is_some_and(|c| !c.is_empty()), "configs of an adopted instance");
+    let old_secret = instance_admin(&after, "renderer");
+    assert_eq!(h.get(&old_secret, "/1.0/state")["state"], "running");
 
     // kill -9 of an (adopted) instance: the zone restarts it.
     let victim = pid_of(&after, "renderer");
@@ -159,6 +177,12 @@ fn zone_manager_crash_adopts_instances_and_instance_crash_restarts() {
     wait_for("the restarted renderer to accept sessions", Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port_of(&restarted, "renderer", "rfb"))).ok().map(|_| ())
     });
+    // …with a fresh admin secret: the old one is refused, the zone has the new one.
+    let new_secret = instance_admin(&restarted, "renderer");
+    assert_eq!(h.get(&new_secret, "/1.0/state")["state"], "running");
+    let refused = h.call(&old_secret, "GET", "/1.0/state", None).expect_err("the old secret is refused");
+    assert_eq!(refused.0, 401, "{refused:?}");
+    assert!(h.get(&as_domain, &configs).as_object().is_some_and(|c| !c.is_empty()), "configs after the restart");
 
     // A clean stop of the zone manager stops its instances.
     zone.stop();

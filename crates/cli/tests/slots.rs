@@ -346,8 +346,7 @@ fn the_scaler_adds_a_configuration_to_a_running_instance_before_starting_one() {
     }
     // The guest's own instance is full: the scaler overlays a configuration on the pool's
     // instance instead of starting a second guest instance.
-    let admin_port = port_of(std::slice::from_ref(&host), "pool", "admin");
-    let pool_admin = h.client(&format!("http://127.0.0.1:{admin_port}"), None);
+    let pool_admin = instance_admin(std::slice::from_ref(&host), "pool");
     wait_for("a guest configuration on the pool instance", Duration::from_secs(20), || {
         h.get(&pool_admin, "/1.0/configs").get("guest").map(|_| ())
     });

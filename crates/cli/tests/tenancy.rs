@@ -50,8 +50,7 @@ fn streamer(h: &Harness, c: &zonal_proto::Client, epg: &str) -> (String, zonal_p
         reporting(h, c, epg).into_iter().find(|i| i["component"] == "streamer")
     });
     let id = s["id"].as_str().expect("id").to_string();
-    let admin = port_of(std::slice::from_ref(&s), "streamer", "admin");
-    (id, h.client(&format!("http://127.0.0.1:{admin}"), None))
+    (id, instance_admin(std::slice::from_ref(&s), "streamer"))
 }
 
 /// The configurations an instance serves (its own admin API).

@@ -80,7 +80,7 @@ pub fn routes() -> Routes<Api> {
     Routes::new()
         .add(M::GET, "/healthz", "Liveness", Access::Public, healthz)
         .add(M::GET, "/openapi.json", "This OpenAPI document", Access::Public, openapi)
-        .add(M::GET, "/metrics", "Prometheus metrics", Access::Public, metrics)
+        .add(M::GET, "/metrics", "Prometheus metrics (names services of every provider)", ADMIN, metrics)
         .add(M::GET, "/1.0/domain", "The domain's id and name", ANY, get_domain)
         .add(M::GET, "/1.0/zones", "Zones with state, capacity and slots", ANY, list_zones)
         .add(M::POST, "/1.0/zones", "Register a zone (the zone itself or an admin)", ZONES, post_zone)

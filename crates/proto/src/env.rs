@@ -31,6 +31,15 @@ pub const ZONAL_INSTANCE_ID: &str = "ZONAL_INSTANCE_ID";
 /// The instance's secret: its bearer token at the zone, and the mark by which a restarted
 /// zone manager recognises the process as its own (read from `/proc/<pid>/environ`).
 pub const ZONAL_INSTANCE_TOKEN: &str = "ZONAL_INSTANCE_TOKEN";
+/// The secret of the instance's admin API (and of its `evaluations` port): the zone sends
+/// it as `Authorization: Bearer <secret>` on every call it makes there, and an instance
+/// answers 401 to any request without it. Random (32 bytes, [`crate::secret`]), made for this
+/// instance alone, kept in the zone's instance record; distinct from
+/// [`ZONAL_INSTANCE_TOKEN`] so that a process squatting a dead instance's admin port learns
+/// nothing that acts at the zone. Like every variable here it is in the instance's
+/// environment only (`/proc/<pid>/environ` is readable by its own uid and root), never on a
+/// command line.
+pub const ZONAL_ADMIN_TOKEN: &str = "ZONAL_ADMIN_TOKEN";
 pub const ZONAL_SERVICE: &str = "ZONAL_SERVICE";
 pub const ZONAL_COMPONENT: &str = "ZONAL_COMPONENT";
 pub const ZONAL_ZONE: &str = "ZONAL_ZONE";

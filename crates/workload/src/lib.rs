@@ -15,6 +15,21 @@
 //! registers its endpoints in its composite's late-binding namespace and looks up its peers
 //! there (`ZONAL_PEERS`).
 //!
+//! **Admin secret.** Started by a zone, the instance finds its admin secret in
+//! [`env::ZONAL_ADMIN_TOKEN`]: every request to the admin API (and to the `evaluations` port)
+//! must then carry `Authorization: Bearer <secret>`, else it is answered 401 `{error,
+//! detail}` — another provider's instance on the same 127.0.0.1 can neither read nor change
+//! this one. Run by hand (no such variable), the admin API is open, as before.
+//!
+//! **Who may open a session.** Started by a zone (the environment has
+//! [`env::ZONAL_INSTANCE_ID`]), the instance serves a session only to a connection whose
+//! socket belongs to root (the zone manager: its gateway and relay) or to the instance's own
+//! uid (its provider's other instances); any other — another provider's instance connecting
+//! straight to this data port around the gateway — gets `refused: …` and is closed, holding
+//! no slot ([`zonal_proto::peer`]: the kernel names the uid). A warning is logged at most every 10 s
+//! (with the count since), so a flood of refused connections cannot fill the log. Run by
+//! hand, anyone may connect.
+//!
 //! With `--evaluate RULE` it is also the service's evaluator (FUSION §2.6.2.2): `POST
 //! /1.0/evaluations` scores the environment in the body by a built-in rule, on the
 //! zone-assigned `evaluations` port and on the admin API.
@@ -33,9 +48,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -46,7 +62,7 @@ use zonal_control::evaluate::{builtin, EvaluationCall, EvaluationReply, Evaluato
 use zonal_proto::env::{self, PortMapping, EVALUATIONS_PORT};
 use zonal_proto::server::JsonBody;
 use zonal_proto::wire::{AddConfig, ConfigSlots, InstanceSlots, WorkloadState};
-use zonal_proto::{ApiError, Client};
+use zonal_proto::{peer, ApiError, Client};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -101,6 +117,10 @@ struct App {
     changed: Arc<tokio::sync::watch::Sender<u64>>,
     stop: Arc<Notify>,
     ports: Arc<Vec<PortMapping>>,
+    /// Started by a zone: sessions only from root or this uid (see the module docs).
+    only_from: Option<u32>,
+    /// Refused connections since the last warning, and when that was.
+    refusals: Arc<Mutex<(u64, Option<std::time::Instant>)>>,
 }
 
 impl App {
@@ -217,7 +237,32 @@ impl App {
         }
     }
 
+    /// Logs a refused connection: at most one warning every 10 s, with the count since.
+    fn note_refusal(&self, config: &str, why: &str) {
+        let mut r = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        if r.1.is_none_or(|last| last.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(config, "refused {why} (refused since the last warning: {})", r.0);
+            *r = (0, Some(std::time::Instant::now()));
+        } else {
+            tracing::debug!(config, "refused {why}");
+        }
+    }
+
     async fn session(self, mut stream: TcpStream, peer: SocketAddr, config: String) {
+        if let Some(own) = self.only_from {
+            let checked = match stream.local_addr() {
+                Ok(local) => peer::allowed(local, peer, own),
+                Err(e) => Err(format!("a connection from {peer} without a local address: {e}")),
+            };
+            if let Err(why) = checked {
+                self.note_refusal(&config, &why);
+                let _ =
+                    stream.write_all(b"refused: sessions reach this instance through its zone's gateway only\n").await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
         let name = self.lock().name.clone();
         match self.acquire(&config) {
             Err(why) => {
@@ -493,9 +538,47 @@ async fn delete_config(State(app): State<App>, Path(name): Path<String>) -> Resu
     }
 }
 
+/// The admin secret of this instance: [`env::ZONAL_ADMIN_TOKEN`] when set and not empty.
+fn admin_secret() -> Option<Arc<str>> {
+    std::env::var(env::ZONAL_ADMIN_TOKEN).ok().filter(|t| !t.is_empty()).map(Arc::from)
+}
+
+/// Equal, comparing every byte (no early exit that would time the secret).
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    given.len() == secret.len() && given.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Refuses, 401 `{error, detail}`, every request that does not carry `Authorization: Bearer
+/// <secret>`; with no secret, lets everything through.
+async fn require_secret(secret: Option<Arc<str>>, req: Request, next: Next) -> Response {
+    let Some(secret) = secret else { return next.run(req).await };
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
+    let token = given.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+    match token.map(|(_, t)| t) {
+        Some(token) if same_secret(token.trim().as_bytes(), secret.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::unauthorized(format!(
+            "{} {}: the bearer token is not this instance's admin secret; only the zone that started it holds that",
+            req.method(),
+            req.uri().path()
+        ))
+        .into_response(),
+        None => ApiError::unauthorized(format!(
+            "{} {}: this instance's admin API needs `Authorization: Bearer <admin secret>`; only the zone that started it holds that",
+            req.method(),
+            req.uri().path()
+        ))
+        .into_response(),
+    }
+}
+
+/// [`require_secret`] as a layer.
+fn guarded(router: Router, secret: Option<Arc<str>>) -> Router {
+    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| require_secret(secret.clone(), req, next)))
+}
+
 /// The evaluator API with the built-in `rule` (a provider's evaluator as a component,
 /// FUSION §2.6.2.2): also served on its own on the zone-assigned `evaluations` port, if any.
-async fn evaluator_router(rule: &str, ports: &[PortMapping]) -> Result<Router, String> {
+async fn evaluator_router(rule: &str, ports: &[PortMapping], secret: Option<Arc<str>>) -> Result<Router, String> {
     let evaluator: Arc<dyn Evaluator + Send + Sync> = Arc::from(builtin(rule).ok_or_else(|| {
         format!("--evaluate {rule:?}: expected one of {}", zonal_model::service::BUILTIN_EVALUATORS.join(", "))
     })?);
@@ -513,7 +596,7 @@ async fn evaluator_router(rule: &str, ports: &[PortMapping]) -> Result<Router, S
         let addr = SocketAddr::from(([127, 0, 0, 1], p.public));
         let listener =
             TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for the evaluator API on {addr}: {e}"))?;
-        let own = router.clone();
+        let own = guarded(router.clone(), secret).layer(zonal_proto::server::body_limit());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, own).await {
                 tracing::error!("evaluator API stopped: {e}");
@@ -550,6 +633,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         changed: Arc::new(tokio::sync::watch::channel(0u64).0),
         stop: Arc::new(Notify::new()),
         ports: Arc::new(ports.clone()),
+        only_from: std::env::var_os(env::ZONAL_INSTANCE_ID).map(|_| peer::own_uid()),
+        refusals: Arc::new(Mutex::new((0, None))),
     };
     let mut configs = opts.configs.clone();
     if configs.is_empty() {
@@ -571,7 +656,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     );
 
     let evaluator = match &opts.evaluate {
-        Some(rule) => Some(evaluator_router(rule, &ports).await?),
+        Some(rule) => Some(evaluator_router(rule, &ports, admin_secret()).await?),
         None => None,
     };
     let mut router = Router::new()
@@ -583,7 +668,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     if let Some(ev) = evaluator {
         router = router.merge(ev);
     }
-    let router = router.layer(zonal_proto::server::body_limit());
+    let router = guarded(router, admin_secret()).layer(zonal_proto::server::body_limit());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, router).await {
             tracing::error!("admin API stopped: {e}");
@@ -621,6 +706,39 @@ pub async fn run(opts: Options) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn status(router: &Router, auth: Option<&str>) -> (u16, String) {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().uri("/1.0/state");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = router.clone().oneshot(req.body(axum::body::Body::empty()).expect("request")).await.expect("answer");
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_answers_only_to_its_secret() {
+        let plain = Router::new().route("/1.0/state", get(|| async { "ok" }));
+        let secret: Arc<str> = Arc::from("s3cret-s3cret");
+        let router = guarded(plain.clone(), Some(secret));
+        for auth in
+            [None, Some("Bearer wrong"), Some("Bearer s3cret"), Some("Basic s3cret-s3cret"), Some("s3cret-s3cret")]
+        {
+            let (code, body) = status(&router, auth).await;
+            assert_eq!(code, 401, "{auth:?}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("{error, detail}");
+            assert_eq!(v["error"], "unauthorized", "{body}");
+            assert!(v["detail"].as_str().is_some_and(|d| d.contains("GET /1.0/state")), "{body}");
+        }
+        assert_eq!(status(&router, Some("Bearer s3cret-s3cret")).await, (200, "ok".into()));
+        assert_eq!(status(&router, Some("bearer  s3cret-s3cret ")).await.0, 200, "scheme case and spaces");
+        // Run by hand (no secret): open.
+        assert_eq!(status(&guarded(plain, None), None).await.0, 200);
+        assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd") && !same_secret(b"ab", b"abc"));
+    }
 
     #[test]
     fn config_syntax() {

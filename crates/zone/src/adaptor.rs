@@ -40,6 +40,30 @@ pub struct LaunchSpec {
     pub ports: Vec<PortMapping>,
 }
 
+/// Where and how the zone reaches an instance's admin API: its `admin` port on 127.0.0.1 and
+/// the instance's admin secret (sent as `Authorization: Bearer`; empty for an instance
+/// recorded before admin secrets existed, which gets no header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminApi {
+    pub port: u16,
+    pub secret: String,
+}
+
+impl AdminApi {
+    /// The instance's admin API, if it has an `admin` port.
+    pub fn of(rec: &crate::instances::InstanceRecord) -> Option<AdminApi> {
+        rec.ports
+            .iter()
+            .find(|p| p.name == "admin")
+            .map(|p| AdminApi { port: p.public, secret: rec.admin_token.clone() })
+    }
+
+    /// The bearer token to send (`None` for an instance without a secret).
+    pub fn bearer(&self) -> Option<String> {
+        (!self.secret.is_empty()).then(|| self.secret.clone())
+    }
+}
+
 /// A started process.
 #[derive(Debug)]
 pub struct Launched {
@@ -90,9 +114,9 @@ pub trait DcAdaptor: Send + Sync {
     /// names, in `workdir`).
     fn zone_moved(&self, workdir: &Path, url: &str) -> Result<(), String>;
     /// Adds a configuration to a running instance through its admin API.
-    fn add_config(&self, admin_port: u16, body: serde_json::Value) -> BoxFut<'_, Result<serde_json::Value, String>>;
+    fn add_config(&self, admin: AdminApi, body: serde_json::Value) -> BoxFut<'_, Result<serde_json::Value, String>>;
     /// Removes a configuration from a running instance.
-    fn remove_config(&self, admin_port: u16, name: &str) -> BoxFut<'_, Result<(), String>>;
+    fn remove_config(&self, admin: AdminApi, name: &str) -> BoxFut<'_, Result<(), String>>;
     /// Lists a running instance's configurations.
-    fn configs(&self, admin_port: u16) -> BoxFut<'_, Result<serde_json::Value, String>>;
+    fn configs(&self, admin: AdminApi) -> BoxFut<'_, Result<serde_json::Value, String>>;
 }

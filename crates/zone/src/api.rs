@@ -42,6 +42,8 @@ impl From<ZoneError> for ApiError {
 
 const DOMAIN: Access = Access::Roles(&[Role::Domain]);
 const DOMAIN_OR_INSTANCE: Access = Access::Roles(&[Role::Domain, Role::Instance]);
+/// The domain's key, or the zone's own token at the domain (what its operator holds).
+const DOMAIN_OR_ZONE: Access = Access::Roles(&[Role::Domain, Role::Zone]);
 
 #[derive(Clone)]
 pub struct Api {
@@ -68,7 +70,13 @@ fn routes() -> Routes<Api> {
     Routes::new()
         .add(M::GET, "/healthz", "Liveness", Access::Public, healthz)
         .add(M::GET, "/openapi.json", "This OpenAPI document", Access::Public, openapi)
-        .add(M::GET, "/metrics", "Prometheus metrics", Access::Public, metrics)
+        .add(
+            M::GET,
+            "/metrics",
+            "Prometheus metrics (names services): the domain's key or the zone's own token",
+            DOMAIN_OR_ZONE,
+            metrics,
+        )
         .add(M::GET, "/1.0/services", "Services with state and slots", DOMAIN, list_services)
         .add(M::POST, "/1.0/services", "Register a service {serviceid, manifest}", DOMAIN, post_service)
         .add(M::DELETE, "/1.0/services", "Terminate and unregister all services", DOMAIN, delete_services)

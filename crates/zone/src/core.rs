@@ -116,6 +116,9 @@ pub struct ZoneCore {
     /// Itself, for background tasks (which must not keep the zone alive).
     pub(crate) me: Weak<ZoneCore>,
     api_key: String,
+    /// The zone's own bearer token at the domain (what its operator started it with): at this
+    /// zone it admits role `zone`, which only `GET /metrics` accepts.
+    own_token: std::sync::OnceLock<String>,
     url: Mutex<String>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) adaptor: Arc<dyn DcAdaptor>,
@@ -172,6 +175,7 @@ impl ZoneCore {
             settings,
             me: me.clone(),
             api_key: identity.api_key,
+            own_token: std::sync::OnceLock::new(),
             url: Mutex::new(String::new()),
             store,
             adaptor,
@@ -279,10 +283,21 @@ impl ZoneCore {
         Ok(())
     }
 
-    /// Resolves a bearer token: the domain's key or an instance's token.
+    /// Sets the zone's own token at the domain, which then admits role `zone` here (see
+    /// `own_token`); an empty token admits nothing.
+    pub fn set_own_token(&self, token: &str) {
+        if !token.is_empty() {
+            let _ = self.own_token.set(token.to_string());
+        }
+    }
+
+    /// Resolves a bearer token: the domain's key, the zone's own token or an instance's token.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         if !self.api_key.is_empty() && token == self.api_key {
             return Some(Principal { name: "domain".into(), role: Role::Domain });
+        }
+        if self.own_token.get().is_some_and(|own| own == token) {
+            return Some(Principal { name: self.settings.name.clone(), role: Role::Zone });
         }
         self.instances_state().tokens.get(token).map(|id| Principal { name: id.clone(), role: Role::Instance })
     }
@@ -377,6 +392,7 @@ mod tests {
                 component: "front".into(),
                 host: host.to_string(),
                 token: format!("token-{i}"),
+                admin_token: String::new(),
                 pid: None,
                 start_time: 0,
                 ports: vec![zonal_proto::env::PortMapping {

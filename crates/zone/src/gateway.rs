@@ -79,6 +79,9 @@ const UNREPORTED_CAPACITY: u32 = 1 << 20;
 pub(crate) struct Picked {
     pub instance: String,
     pub addr: SocketAddr,
+    /// When the zone runs instances under providers' uids: the process of the instance
+    /// listening at `addr`, whose uid the accepting socket must have (see `relay`).
+    pub pid: Option<u32>,
 }
 
 /// Where a new connection goes.
@@ -342,7 +345,8 @@ impl ZoneCore {
         *gw.sessions.entry(id.clone()).or_default() += 1;
         *gw.port_sessions.entry((id.clone(), addrs[k].port())).or_default() += 1;
         gw.session_started(service);
-        Some(Route::Local(Picked { instance: id, addr: addrs[k] }))
+        let pid = self.adaptor.switches_users().then(|| inst.records.get(&id).and_then(|r| r.pid)).flatten();
+        Some(Route::Local(Picked { instance: id, addr: addrs[k], pid }))
     }
 
     /// A gateway session of `service` to `instance` ended (or its connection failed).

@@ -17,7 +17,7 @@ use zonal_proto::wire::{InstanceSlots, InstanceView, Meter};
 use zonal_proto::{Principal, Role};
 use zonal_store::{Batch, Store, StoreExt};
 
-use crate::adaptor::{DcAdaptor, ProcessStatus};
+use crate::adaptor::{AdminApi, DcAdaptor, ProcessStatus};
 use crate::core::ZoneCore;
 use crate::error::ZoneError;
 use crate::gateway::GatewayState;
@@ -33,6 +33,10 @@ pub struct InstanceRecord {
     pub host: String,
     /// The instance's secret (its bearer token here, and its mark in `/proc/<pid>/environ`).
     pub token: String,
+    /// The secret of the instance's admin API ([`zonal_proto::env::ZONAL_ADMIN_TOKEN`]); empty
+    /// in a record written before admin secrets existed.
+    #[serde(default)]
+    pub admin_token: String,
     pub pid: Option<u32>,
     pub start_time: u64,
     pub ports: Vec<PortMapping>,
@@ -296,13 +300,13 @@ impl ZoneCore {
         Ok(tail_lines(&path, lines))
     }
 
-    fn admin_port(&self, id: &str) -> Result<u16, ZoneError> {
+    fn admin_api(&self, id: &str) -> Result<AdminApi, ZoneError> {
         let inst = self.instances_state();
         let r = inst.records.get(id).ok_or_else(|| self.no_instance(id))?;
         if r.state != InstanceState::Running && r.state != InstanceState::Provisioning {
             return Err(ZoneError::Conflict(format!("instance {id} is {}; expected running", r.state.as_str())));
         }
-        r.ports.iter().find(|p| p.name == "admin").map(|p| p.public).ok_or_else(|| {
+        AdminApi::of(r).ok_or_else(|| {
             ZoneError::Conflict(format!("instance {id} has no admin port; it does not implement the instance API"))
         })
     }
@@ -313,15 +317,15 @@ impl ZoneCore {
     }
 
     pub async fn configs(&self, id: &str) -> Result<serde_json::Value, ZoneError> {
-        let port = self.admin_port(id)?;
-        self.adaptor.configs(port).await.map_err(|e| ZoneError::Unavailable(format!("instance {id}: {e}")))
+        let admin = self.admin_api(id)?;
+        self.adaptor.configs(admin).await.map_err(|e| ZoneError::Unavailable(format!("instance {id}: {e}")))
     }
 
     pub async fn add_config(&self, id: &str, body: serde_json::Value) -> Result<serde_json::Value, ZoneError> {
-        let port = self.admin_port(id)?;
+        let admin = self.admin_api(id)?;
         let out = self
             .adaptor
-            .add_config(port, body)
+            .add_config(admin, body)
             .await
             .map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))?;
         self.bump();
@@ -329,8 +333,8 @@ impl ZoneCore {
     }
 
     pub async fn remove_config(&self, id: &str, name: &str) -> Result<(), ZoneError> {
-        let port = self.admin_port(id)?;
-        self.adaptor.remove_config(port, name).await.map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))
+        let admin = self.admin_api(id)?;
+        self.adaptor.remove_config(admin, name).await.map_err(|e| ZoneError::Conflict(format!("instance {id}: {e}")))
     }
 
     /// Writes `rec` to the store (a failure is logged: the record in memory stands).

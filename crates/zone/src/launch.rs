@@ -87,6 +87,7 @@ impl ZoneCore {
         env.insert(penv::ZONAL_HOST.into(), rec.host.clone());
         env.insert(penv::ZONAL_INSTANCE_ID.into(), rec.id.clone());
         env.insert(penv::ZONAL_INSTANCE_TOKEN.into(), rec.token.clone());
+        env.insert(penv::ZONAL_ADMIN_TOKEN.into(), rec.admin_token.clone());
         env.insert(penv::ZONAL_SERVICE.into(), rec.service.clone());
         env.insert(penv::ZONAL_COMPONENT.into(), rec.component.clone());
         env.insert(penv::ZONAL_CONTEXT_URL.into(), format!("{url}/1.0/context/{}", rec.service));
@@ -134,6 +135,13 @@ impl ZoneCore {
         let Some((service, tenant)) = service else {
             return Err(format!("service {} is not registered", rec.service));
         };
+        // A restarted process gets a fresh admin secret: a process that held its admin port
+        // meanwhile and was sent the old one learns nothing that lasts. Stored before the
+        // start, so a zone that crashes right after still knows it.
+        if rec.started_ms.is_some() {
+            rec.admin_token = zonal_proto::secret();
+            self.persist(&rec);
+        }
         let result = self.launch_spec(&rec, &service, &tenant).and_then(|spec| {
             self.adaptor.provision(&spec)?;
             self.adaptor.start(&spec)
@@ -237,6 +245,7 @@ impl ZoneCore {
             component: component.to_string(),
             host: host.name.clone(),
             token: token.clone(),
+            admin_token: zonal_proto::secret(),
             pid: None,
             start_time: 0,
             ports: self.adaptor.ports(&comp.ports)?,

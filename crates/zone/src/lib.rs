@@ -146,6 +146,9 @@ pub async fn serve_with(
         isolation: opts.isolation.clone(),
     };
     let core = ZoneCore::open(settings, store, adaptor).map_err(|e| e.to_string())?;
+    if let Some(token) = &opts.token {
+        core.set_own_token(token.trim());
+    }
     let listener = bind(&core, opts.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -121,11 +121,14 @@ impl ZoneCore {
                 });
                 (name.clone(), scored.collect())
             }
-            EvaluatorRef::Http { url } => (url.clone(), score_over_http(url, &request, envs, budget).await),
+            EvaluatorRef::Http { url } => (url.clone(), score_over_http(url, None, &request, envs, budget).await),
             EvaluatorRef::Component { component: c } => {
                 let started = tokio::time::Instant::now();
                 let scored = match self.evaluator_url(&id, &req.manifest, req.owner.as_deref(), c, budget).await? {
-                    Ok(url) => score_over_http(&url, &request, envs, budget.saturating_sub(started.elapsed())).await,
+                    Ok((url, secret)) => {
+                        let left = budget.saturating_sub(started.elapsed());
+                        score_over_http(&url, Some(secret), &request, envs, left).await
+                    }
                     Err(why) => envs.into_iter().map(|e| (e, Err(why.clone()))).collect(),
                 };
                 (format!("component {c}"), scored)
@@ -160,7 +163,8 @@ impl ZoneCore {
         Ok(offer)
     }
 
-    /// The URL of the service's evaluator component in this zone, starting it when none runs
+    /// The URL of the service's evaluator component in this zone and the instance's admin
+    /// secret (which its evaluator API wants), starting it when none runs
     /// (the zone registers the service for that). `Ok(Err(why))` when it is not ready within
     /// `budget`.
     async fn evaluator_url(
@@ -170,14 +174,14 @@ impl ZoneCore {
         owner: Option<&str>,
         component: &str,
         budget: Duration,
-    ) -> Result<Result<String, String>, ZoneError> {
+    ) -> Result<Result<(String, String), String>, ZoneError> {
         self.want_evaluator(id, manifest, owner, component)?;
         let stop = tokio::time::Instant::now() + budget;
         loop {
-            if let Some(port) = self.evaluator_port(id, component) {
+            if let Some((port, secret)) = self.evaluator_port(id, component) {
                 let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
                 if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return Ok(Ok(format!("http://{addr}")));
+                    return Ok(Ok((format!("http://{addr}"), secret)));
                 }
             }
             if tokio::time::Instant::now() >= stop {
@@ -236,13 +240,15 @@ impl ZoneCore {
 /// without an answer within `budget` is reported as such.
 async fn score_over_http(
     url: &str,
+    secret: Option<String>,
     request: &EvaluationRequest,
     envs: Vec<Environment>,
     budget: Duration,
 ) -> Vec<(Environment, Result<f64, String>)> {
     // The budget below decides; the client's own timeout only stops requests left behind, so
     // a slow evaluator is always reported as "no answer within", not as a transport error.
-    let client = match Client::new(url, None, budget + Duration::from_secs(1)) {
+    let bearer = secret.filter(|s| !s.is_empty());
+    let client = match Client::new(url, bearer, budget + Duration::from_secs(1)) {
         Ok(c) => c,
         Err(e) => return envs.into_iter().map(|env| (env, Err(format!("evaluator {url}: {e}")))).collect(),
     };

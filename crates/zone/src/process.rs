@@ -59,7 +59,7 @@ use zonal_model::resources::{CPU, MEMORY};
 use zonal_proto::env::{PortMapping, ZONAL_ZONE_URL, ZONE_URL_FILE};
 use zonal_proto::Client;
 
-use crate::adaptor::{BoxFut, DcAdaptor, LaunchSpec, Launched, ProcessStatus};
+use crate::adaptor::{AdminApi, BoxFut, DcAdaptor, LaunchSpec, Launched, ProcessStatus};
 use crate::users::{RunAs, DEFAULT_NPROC};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -578,30 +578,33 @@ impl DcAdaptor for ProcessAdaptor {
         write_in(workdir, ZONE_URL_FILE, url, owner)
     }
 
-    fn add_config(&self, admin_port: u16, body: serde_json::Value) -> BoxFut<'_, Result<serde_json::Value, String>> {
+    fn add_config(&self, admin: AdminApi, body: serde_json::Value) -> BoxFut<'_, Result<serde_json::Value, String>> {
         Box::pin(async move {
-            let c = Client::new(&format!("http://127.0.0.1:{admin_port}"), None, Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
+            let c = admin_client(&admin)?;
             c.post("/1.0/configs", &body).await.map_err(|e| e.to_string())
         })
     }
 
-    fn remove_config(&self, admin_port: u16, name: &str) -> BoxFut<'_, Result<(), String>> {
+    fn remove_config(&self, admin: AdminApi, name: &str) -> BoxFut<'_, Result<(), String>> {
         let name = name.to_string();
         Box::pin(async move {
-            let c = Client::new(&format!("http://127.0.0.1:{admin_port}"), None, Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
+            let c = admin_client(&admin)?;
             c.delete(&format!("/1.0/configs/{name}")).await.map(|_| ()).map_err(|e| e.to_string())
         })
     }
 
-    fn configs(&self, admin_port: u16) -> BoxFut<'_, Result<serde_json::Value, String>> {
+    fn configs(&self, admin: AdminApi) -> BoxFut<'_, Result<serde_json::Value, String>> {
         Box::pin(async move {
-            let c = Client::new(&format!("http://127.0.0.1:{admin_port}"), None, Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
+            let c = admin_client(&admin)?;
             c.get("/1.0/configs").await.map_err(|e| e.to_string())
         })
     }
+}
+
+/// A client of an instance's admin API, carrying its admin secret.
+fn admin_client(admin: &AdminApi) -> Result<Client, String> {
+    Client::new(&format!("http://127.0.0.1:{}", admin.port), admin.bearer(), Duration::from_secs(5))
+        .map_err(|e| e.to_string())
 }
 
 /// Finds a live process carrying `ZONAL_INSTANCE_TOKEN=token` (a process started just before

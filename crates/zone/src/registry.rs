@@ -315,15 +315,16 @@ impl ZoneCore {
     }
 
     /// The 127.0.0.1 port of a running evaluator instance of `component` of `service`: its
-    /// `evaluations` port, else its `admin` port.
-    pub(crate) fn evaluator_port(&self, service: &str, component: &str) -> Option<u16> {
+    /// `evaluations` port, else its `admin` port; with the instance's admin secret, which both
+    /// require.
+    pub(crate) fn evaluator_port(&self, service: &str, component: &str) -> Option<(u16, String)> {
         let inst = self.instances_state();
         inst.records
             .values()
             .filter(|i| i.service == service && i.component == component && i.state == InstanceState::Running)
             .find_map(|i| {
                 let named = |n: &str| i.ports.iter().find(|p| p.name == n).map(|p| p.public);
-                named(zonal_proto::env::EVALUATIONS_PORT).or_else(|| named("admin"))
+                named(zonal_proto::env::EVALUATIONS_PORT).or_else(|| named("admin")).map(|p| (p, i.admin_token.clone()))
             })
     }
 

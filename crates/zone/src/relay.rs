@@ -157,8 +157,21 @@ async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client
         let lease =
             Lease { zone: zone.clone(), key: key.clone(), instance: picked.instance.clone(), port: picked.addr.port() };
         let started = Instant::now();
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(picked.addr)).await {
-            Ok(Ok(mut backend)) => {
+        let connected = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(picked.addr)).await {
+            Ok(Ok(backend)) => match picked.pid {
+                Some(pid) => match accepted_by(&backend, pid).await {
+                    Ok(()) => Some(backend),
+                    Err(why) => {
+                        tracing::warn!(instance = picked.instance, addr = %picked.addr, "gateway: not sent there: {why}");
+                        None
+                    }
+                },
+                None => Some(backend),
+            },
+            _ => None,
+        };
+        match connected {
+            Some(mut backend) => {
                 if let Some(z) = zone.upgrade() {
                     z.gateway_latency(&picked.instance, started.elapsed());
                 }
@@ -181,6 +194,25 @@ async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client
     }
     let _ = client.write_all(b"busy: no free session slots in this zone\n").await;
     let _ = client.shutdown().await;
+}
+
+/// Checks that the connection `backend` to an instance's port was accepted by a socket of the
+/// instance's uid (that of process `pid`) — or of root — and not by a process of another
+/// provider that took the port over (the instance died and another bound it). The accepted
+/// socket may take a moment to be listed: asked up to 10 times, 1 ms apart.
+async fn accepted_by(backend: &TcpStream, pid: u32) -> Result<(), String> {
+    let Some(want) = zonal_proto::peer::uid_of_pid(pid) else {
+        return Err(format!("its process {pid} is gone"));
+    };
+    for attempt in 0..10 {
+        match zonal_proto::peer::listener_uid(backend) {
+            Some(uid) if uid == want || uid == 0 => return Ok(()),
+            Some(uid) => return Err(format!("the port is held by uid {uid}, not the instance's uid {want}")),
+            None if attempt < 9 => tokio::time::sleep(Duration::from_millis(1)).await,
+            None => {}
+        }
+    }
+    Err("the kernel does not list the socket that accepted the connection".into())
 }
 
 /// Relays `client` to the remote peer at `addr` (the session is counted already). A peer

@@ -219,6 +219,7 @@ mod tests {
             component: "web".into(),
             host: host.into(),
             token: format!("t-{id}"),
+            admin_token: String::new(),
             pid: None,
             start_time: 0,
             ports: Vec::new(),

@@ -22,6 +22,7 @@ use zonal_control::reconcile::InstanceState;
 use zonal_control::slots::{scale, InstanceSlots as SlotInstance, ScaleAction, ScalerMemory, ScalerPolicy, SlotState};
 use zonal_model::RunSpec;
 
+use crate::adaptor::AdminApi;
 use crate::core::ZoneCore;
 use crate::gateway::GatewayState;
 use crate::instances::Instances;
@@ -129,16 +130,16 @@ pub(crate) fn overlay_allowed(reg: &Registry, inst: &Instances, guest: &str, hos
 
 /// Running instances of other services that may carry `guest`'s sessions, whose component
 /// supports overlays, and that have free resource slots and no configuration of `guest`
-/// yet: (id, admin port, free).
+/// yet: (id, admin API, free).
 fn overlay_hosts(
     reg: &Registry,
     inst: &Instances,
     sc: &ScalerState,
     gw: &GatewayState,
     guest: &str,
-) -> Vec<(String, u16, u32)> {
+) -> Vec<(String, AdminApi, u32)> {
     let Some(guest_rec) = reg.services.get(guest) else { return Vec::new() };
-    let mut out: Vec<(String, u16, u32)> = inst
+    let mut out: Vec<(String, AdminApi, u32)> = inst
         .records
         .values()
         .filter(|i| i.service != guest && i.state == InstanceState::Running)
@@ -150,7 +151,7 @@ fn overlay_hosts(
         .filter(|i| !sc.overlays.get(guest).is_some_and(|o| o.contains_key(&i.id)))
         .filter_map(|i| {
             let rep = inst.reports.get(&i.id)?;
-            let admin = i.ports.iter().find(|p| p.name == "admin")?.public;
+            let admin = AdminApi::of(i)?;
             let free = rep.free.min(rep.max.saturating_sub(rep.used.max(gw.sessions_of(&i.id))));
             (free > 0).then(|| (i.id.clone(), admin, free))
         })
@@ -196,7 +197,7 @@ fn adopt_overlays(reg: &Registry, inst: &Instances, sc: &mut ScalerState) {
 impl ZoneCore {
     /// Adds a configuration of `guest` capped at `cap` sessions to host instance `host`
     /// (through its admin API, in the background); the gateway uses it once it is there.
-    fn add_overlay(&self, guest: &str, host: &str, admin: u16, cap: u32) {
+    fn add_overlay(&self, guest: &str, host: &str, admin: AdminApi, cap: u32) {
         self.scaler_state()
             .overlays
             .entry(guest.to_string())
@@ -206,7 +207,7 @@ impl ZoneCore {
         let (guest, host) = (guest.to_string(), host.to_string());
         tokio::spawn(async move {
             let body = serde_json::json!({"name": guest, "port": 0, "max": cap});
-            let result = me.adaptor.add_config(admin, body).await;
+            let result = me.adaptor.add_config(admin.clone(), body).await;
             let orphan = {
                 let mut sc = me.scaler_state();
                 match result {
@@ -257,7 +258,7 @@ impl ZoneCore {
             if let Some(o) = sc.overlays.get_mut(guest) {
                 o.remove(host);
             }
-            inst.records.get(host).and_then(|i| i.ports.iter().find(|p| p.name == "admin").map(|p| p.public))
+            inst.records.get(host).and_then(AdminApi::of)
         };
         tracing::info!(service = guest, host, "virtual scale-in: configuration removed from the instance");
         self.bump();
@@ -519,6 +520,7 @@ mod tests {
             component: "pool".into(),
             host: "h0".into(),
             token: "t".into(),
+            admin_token: String::new(),
             pid: None,
             start_time: 0,
             ports: vec![port("tcp", OWN_PORT), port("admin", 7009)],

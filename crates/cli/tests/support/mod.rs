@@ -403,6 +403,26 @@ pub fn port_of(instances: &[Value], component: &str, port: &str) -> u16 {
     p["public"].as_u64().expect("port number") as u16
 }
 
+/// A variable of a running process's initial environment (`/proc/<pid>/environ`; readable by
+/// its own uid and root).
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_else(|e| panic!("the environment of {pid}: {e}"));
+    let prefix = format!("{name}=");
+    raw.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A client of the admin API of the instance of `component` among `instances`, carrying the
+/// instance's admin secret (read from its environment, as root: what its zone gave it).
+pub fn instance_admin(instances: &[Value], component: &str) -> Client {
+    let port = port_of(instances, component, "admin");
+    let pid = pid_of(instances, component);
+    let secret = environ_var(pid, zonal_proto::env::ZONAL_ADMIN_TOKEN)
+        .unwrap_or_else(|| panic!("instance {pid} of {component} has no {}", zonal_proto::env::ZONAL_ADMIN_TOKEN));
+    Client::new(&format!("http://127.0.0.1:{port}"), Some(secret), Duration::from_secs(10)).expect("client")
+}
+
 pub fn pid_of(instances: &[Value], component: &str) -> u32 {
     instances.iter().find(|i| i["component"] == component).and_then(|i| i["pid"].as_u64()).expect("pid") as u32
 }
