@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zonal_proto::audit::{Audit, AuditQuery};
+use zonal_proto::openapi::{Accepted, AcceptedEmpty, Created, Either, Metrics, NoContent, Text};
 use zonal_proto::server::{self, Access, AuditState, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
 use zonal_proto::wire::{
     DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, StateReply, ZoneServiceRegister, ZoneSlotsChange,
@@ -231,32 +231,35 @@ async fn openapi(State(api): State<Api>) -> Json<Value> {
     Json((*api.openapi).clone())
 }
 
-async fn metrics(State(api): State<Api>) -> Response {
+async fn metrics(State(api): State<Api>) -> Metrics {
     let mut out = String::new();
     api.metrics.render("zonal_zone", &mut out);
     api.core.render_metrics(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    Metrics(out)
 }
 
 async fn list_services(State(api): State<Api>) -> Json<Value> {
     Json(json!(api.core.services()))
 }
 
-async fn post_service(State(api): State<Api>, JsonBody(b): JsonBody<ZoneServiceRegister>) -> R<Response> {
+async fn post_service(
+    State(api): State<Api>,
+    JsonBody(b): JsonBody<ZoneServiceRegister>,
+) -> R<Either<Json<StateReply>, Created<StateReply>>> {
     let (done, state) = api.core.register_service_of(&b.serviceid, &b.manifest, b.owner.as_deref())?;
-    let status = match done {
-        Registration::Created => StatusCode::CREATED,
-        Registration::Unchanged => StatusCode::OK,
-    };
-    Ok((status, Json(StateReply { state: state.as_str().into() })).into_response())
+    let reply = StateReply { state: state.as_str().into() };
+    Ok(match done {
+        Registration::Created => Either::B(Created(reply)),
+        Registration::Unchanged => Either::A(Json(reply)),
+    })
 }
 
-async fn delete_services(State(api): State<Api>) -> R<StatusCode> {
+async fn delete_services(State(api): State<Api>) -> R<Either<AcceptedEmpty, NoContent>> {
     let mut pending = false;
     for s in api.core.services() {
         pending |= api.core.delete_service(&s.serviceid)? == Deletion::Pending;
     }
-    Ok(if pending { StatusCode::ACCEPTED } else { StatusCode::NO_CONTENT })
+    Ok(if pending { Either::A(AcceptedEmpty) } else { Either::B(NoContent) })
 }
 
 async fn get_service(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -266,12 +269,10 @@ async fn get_service(State(api): State<Api>, Path(id): Path<String>) -> R<Json<V
     Ok(Json(v))
 }
 
-async fn delete_service(State(api): State<Api>, Path(id): Path<String>) -> R<Response> {
+async fn delete_service(State(api): State<Api>, Path(id): Path<String>) -> R<Either<Accepted<StateReply>, NoContent>> {
     Ok(match api.core.delete_service(&id)? {
-        Deletion::Gone => StatusCode::NO_CONTENT.into_response(),
-        Deletion::Pending => {
-            (StatusCode::ACCEPTED, Json(json!({"state": ServiceState::Terminating.as_str()}))).into_response()
-        }
+        Deletion::Gone => Either::B(NoContent),
+        Deletion::Pending => Either::A(Accepted(StateReply { state: ServiceState::Terminating.as_str().into() })),
     })
 }
 
@@ -300,7 +301,7 @@ async fn put_service_slots(
     Ok(Json(json!(api.core.set_desired(&id, &b)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct MoveBody {
     host: String,
 }
@@ -309,8 +310,8 @@ async fn post_move(
     State(api): State<Api>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<MoveBody>,
-) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(json!(api.core.move_instance(&id, &b.host)?))))
+) -> R<Accepted<Value>> {
+    Ok(Accepted(json!(api.core.move_instance(&id, &b.host)?)))
 }
 
 async fn get_move(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -329,37 +330,37 @@ async fn post_service_offer(
     State(api): State<Api>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<OfferRequest>,
-) -> R<Response> {
+) -> R<Created<Value>> {
     let offer = api.core.make_offer(Some(&id), b).await?;
-    Ok((StatusCode::CREATED, Json(offer)).into_response())
+    Ok(Created(json!(offer)))
 }
 
-async fn delete_service_offers(State(api): State<Api>, Path(id): Path<String>) -> StatusCode {
+async fn delete_service_offers(State(api): State<Api>, Path(id): Path<String>) -> NoContent {
     api.core.delete_offers(Some(&id));
-    StatusCode::NO_CONTENT
+    NoContent
 }
 
 async fn get_offers(State(api): State<Api>) -> Json<Value> {
     Json(json!(api.core.offers(None)))
 }
 
-async fn post_offer(State(api): State<Api>, JsonBody(b): JsonBody<OfferRequest>) -> R<Response> {
+async fn post_offer(State(api): State<Api>, JsonBody(b): JsonBody<OfferRequest>) -> R<Created<Value>> {
     let offer = api.core.make_offer(None, b).await?;
-    Ok((StatusCode::CREATED, Json(offer)).into_response())
+    Ok(Created(json!(offer)))
 }
 
-async fn delete_offers(State(api): State<Api>) -> StatusCode {
+async fn delete_offers(State(api): State<Api>) -> NoContent {
     api.core.delete_offers(None);
-    StatusCode::NO_CONTENT
+    NoContent
 }
 
 async fn get_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<Json<Value>> {
     Ok(Json(json!(api.core.offer(&offer)?)))
 }
 
-async fn delete_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<StatusCode> {
+async fn delete_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<NoContent> {
     api.core.delete_offer(&offer)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
 async fn delete_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -370,7 +371,7 @@ async fn get_service_instances(State(api): State<Api>, Path(id): Path<String>) -
     Ok(Json(json!(api.core.instances(Some(&id))?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct NewInstance {
     component: String,
 }
@@ -379,8 +380,8 @@ async fn post_service_instance(
     State(api): State<Api>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<NewInstance>,
-) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, Json(json!(api.core.add_instance(&id, &b.component)?))))
+) -> R<Created<Value>> {
+    Ok(Created(json!(api.core.add_instance(&id, &b.component)?)))
 }
 
 async fn list_instances(State(api): State<Api>) -> R<Json<Value>> {
@@ -391,8 +392,8 @@ async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Json<
     Ok(Json(json!(api.core.instance(&id)?)))
 }
 
-async fn delete_instance(State(api): State<Api>, Path(id): Path<String>) -> R<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(json!(api.core.terminate_instance(&id)?))))
+async fn delete_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Accepted<Value>> {
+    Ok(Accepted(json!(api.core.terminate_instance(&id)?)))
 }
 
 async fn get_instance_state(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -400,10 +401,18 @@ async fn get_instance_state(State(api): State<Api>, Path(id): Path<String>) -> R
     Ok(Json(json!({"state": v.state, "pid": v.pid, "restarts": v.restarts, "adopted": v.adopted})))
 }
 
+/// Zone `PUT /1.0/instances/{id}/state`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InstanceStateChange {
+    #[schemars(extend("enum" = ["provision", "deploy", "deployed", "terminate", "terminated"]))]
+    state: String,
+}
+
 async fn put_instance_state(
     State(api): State<Api>,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<StateChange>,
+    JsonBody(b): JsonBody<InstanceStateChange>,
 ) -> R<Json<Value>> {
     match b.state.as_str() {
         "terminate" | "terminated" => Ok(Json(json!(api.core.terminate_instance(&id)?))),
@@ -433,16 +442,16 @@ async fn put_instance_slots(
     Ok(Json(api.core.report_slots(&id, b)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct Lines {
     lines: Option<usize>,
     /// Only if the instance is (or was) of this service (the domain asks so for a provider).
     service: Option<String>,
 }
 
-async fn get_logs(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<Lines>) -> R<Response> {
+async fn get_logs(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<Lines>) -> R<Text> {
     let text = api.core.log_tail_of(&id, q.lines.unwrap_or(200), q.service.as_deref())?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+    Ok(Text(text))
 }
 
 async fn get_ports(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
@@ -457,26 +466,35 @@ async fn post_config(
     State(api): State<Api>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<zonal_proto::wire::AddConfig>,
-) -> R<(StatusCode, Json<Value>)> {
+) -> R<Created<Value>> {
     if let Some(why) = zonal_model::names::name_problem(&b.name) {
         return Err(ApiError::bad_request(format!("POST /1.0/instances/{id}/configs: name: {why}")));
     }
-    Ok((StatusCode::CREATED, Json(api.core.add_config(&id, json!(b)).await?)))
+    Ok(Created(api.core.add_config(&id, json!(b)).await?))
 }
 
-async fn delete_configs(State(api): State<Api>, Path(id): Path<String>) -> R<StatusCode> {
+async fn delete_configs(State(api): State<Api>, Path(id): Path<String>) -> R<NoContent> {
     let configs = api.core.configs(&id).await?;
     if let Some(map) = configs.as_object() {
         for name in map.keys() {
             api.core.remove_config(&id, name).await?;
         }
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
-async fn delete_config(State(api): State<Api>, Path((id, config)): Path<(String, String)>) -> R<StatusCode> {
+async fn delete_config(State(api): State<Api>, Path((id, config)): Path<(String, String)>) -> R<NoContent> {
     api.core.remove_config(&id, &config).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
+}
+
+/// `POST /1.0/meters`: one Ceilometer sample or a list of them (the documented schema).
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum MeterBody {
+    One(Meter),
+    Many(Vec<Meter>),
 }
 
 async fn post_meter(
@@ -484,7 +502,7 @@ async fn post_meter(
     who: Option<Extension<Principal>>,
     // FUSION's Ceilometer samples carry many standard fields Zonal does not read (timestamp,
     // project_id, …): the one request body whose unknown fields are ignored.
-    server::JsonAny(b): server::JsonAny,
+    server::JsonAnyAs(b, _): server::JsonAnyAs<MeterBody>,
 ) -> R<Json<Value>> {
     let who = caller(who)?;
     let meters: Vec<Meter> = if b.is_array() {
@@ -512,17 +530,19 @@ async fn put_domain(State(api): State<Api>, JsonBody(b): JsonBody<DomainBinding>
     Ok(Json(api.core.bind_domain(b)?))
 }
 
-async fn delete_domain(State(api): State<Api>) -> R<StatusCode> {
+async fn delete_domain(State(api): State<Api>) -> R<NoContent> {
     api.core.unbind_domain()?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
 async fn get_dca(State(api): State<Api>) -> Json<Value> {
     Json(json!(api.core.dca()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct DcaKind {
+    /// The one DC adaptor this zone manager has.
+    #[schemars(extend("enum" = ["process"]))]
     kind: String,
 }
 
@@ -530,12 +550,12 @@ async fn put_dca(State(api): State<Api>, JsonBody(b): JsonBody<DcaKind>) -> R<Js
     Ok(Json(json!(api.core.set_dca(&b.kind)?)))
 }
 
-async fn delete_dca(State(api): State<Api>) -> R<StatusCode> {
+async fn delete_dca(State(api): State<Api>) -> R<NoContent> {
     api.core.detach_dca()?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct Prefix {
     prefix: Option<String>,
 }
@@ -574,10 +594,10 @@ async fn context_delete(
     State(api): State<Api>,
     who: Option<Extension<Principal>>,
     Path((ns, key)): Path<(String, String)>,
-) -> R<StatusCode> {
+) -> R<NoContent> {
     api.core.check_namespace(&caller(who)?, &ns)?;
     api.core.context_delete(&ns, &key)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NoContent)
 }
 
 #[cfg(test)]
@@ -611,7 +631,7 @@ mod tests {
         let doc = openapi_document();
         for s in routes().specs() {
             assert!(
-                doc["paths"][s.path][s.method.as_str().to_ascii_lowercase()].is_object(),
+                doc["paths"][server::openapi_path(s.path).as_str()][s.method.as_str().to_ascii_lowercase()].is_object(),
                 "{} {}",
                 s.method,
                 s.path
