@@ -787,6 +787,17 @@ mod tests {
         }
     }
 
+    /// The document is OpenAPI 3.0 (it reads as `openapiv3`'s types), every route has its
+    /// request and response schemas, and every reference resolves.
+    #[test]
+    fn the_openapi_document_is_valid_openapi_3_with_the_schemas_of_every_route() {
+        let doc = openapi_document();
+        assert_eq!(zonal_proto::openapi::problems(&doc), Vec::<String>::new());
+        let parsed: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("an OpenAPI 3.0 document");
+        let operations: usize = parsed.paths.paths.values().filter_map(|p| p.as_item()).map(|p| p.iter().count()).sum();
+        assert_eq!(operations, routes().specs().len());
+    }
+
     #[tokio::test]
     async fn every_route_is_in_the_openapi_document_and_is_served() {
         let doc = openapi_document();

@@ -109,8 +109,16 @@ fn visit(v: &mut Value) {
     }
 }
 
+/// `T`'s schema where a body is described: a reference to a named type, or the inline schema
+/// with the generator's rules applied; `serde_json::Value` (JSON Schema `true`) is written as
+/// the empty schema, described as free-form.
 fn schema_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Value {
-    gen.subschema_for::<T>().to_value()
+    let mut s = gen.subschema_for::<T>();
+    close_objects(&mut s);
+    match s.to_value() {
+        Value::Bool(_) => json!({"description": "free-form JSON (its fields are not described here: not yet typed)"}),
+        v => v,
+    }
 }
 
 fn error_schema() -> Value {
@@ -149,7 +157,7 @@ impl<T: JsonSchema> DocExtractor for crate::server::JsonAnyAs<T> {
 impl<Q: JsonSchema> DocExtractor for Query<Q> {
     fn document(op: &mut Operation, _gen: &mut SchemaGenerator) {
         // Parameters need their schemas inline.
-        let mut inline = SchemaSettings::openapi3();
+        let mut inline = SchemaSettings::openapi3().with_transform(close_objects);
         inline.inline_subschemas = true;
         let root = inline.into_generator().into_root_schema_for::<Q>();
         let required: Vec<&str> = root
@@ -654,3 +662,159 @@ free_object!(
     "FreeObject",
     "A JSON object of the model (a host summary, a user region, a measured latency, a latency model, a demand entry) whose fields are not described here (not yet typed)"
 );
+
+/// What is missing from a generated document (for the daemons' tests): every operation
+/// has a success response, every success response with a body has a schema, every POST and
+/// PUT has a request body with a schema, every error status has the `Error` schema, and
+/// every `$ref` names a schema of the document.
+pub fn problems(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let schemas = doc["components"]["schemas"].as_object().cloned().unwrap_or_default();
+    let mut refs = Vec::new();
+    collect_refs(doc, &mut refs);
+    for r in refs {
+        match r.strip_prefix("#/components/schemas/") {
+            Some(name) if schemas.contains_key(name) => {}
+            _ => out.push(format!("$ref {r} names no schema of the document")),
+        }
+    }
+    let Some(paths) = doc["paths"].as_object() else { return vec!["no paths".into()] };
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            let what = format!("{} {path}", method.to_uppercase());
+            let Some(responses) = op["responses"].as_object() else {
+                out.push(format!("{what}: no responses"));
+                continue;
+            };
+            if !responses.keys().any(|k| k.starts_with('2')) {
+                out.push(format!("{what}: no success response"));
+            }
+            for (status, r) in responses {
+                for (ct, media) in r["content"].as_object().into_iter().flatten() {
+                    if !media["schema"].is_object() {
+                        out.push(format!("{what}: response {status} {ct} has no schema"));
+                    }
+                    if status.starts_with(['4', '5']) && media["schema"]["$ref"] != "#/components/schemas/Error" {
+                        out.push(format!("{what}: error {status} is not the Error schema"));
+                    }
+                }
+            }
+            if (method == "post" || method == "put")
+                && !op["requestBody"]["content"]["application/json"]["schema"].is_object()
+            {
+                out.push(format!("{what}: no request body schema"));
+            }
+        }
+    }
+    out
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::Role;
+    use crate::server::{Access, Routes};
+    use axum::http::Method;
+    use serde::Deserialize;
+
+    /// A body with required fields, an optional one and a bounded number.
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct Thing {
+        #[schemars(schema_with = "name_schema")]
+        name: String,
+        #[serde(default)]
+        colour: Option<String>,
+        count: u32,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Filter {
+        /// Only things of this colour.
+        colour: Option<String>,
+    }
+
+    async fn make(JsonBody(t): JsonBody<Thing>) -> Result<Created<Thing>, ApiError> {
+        Ok(Created(t))
+    }
+    async fn list(Query(_q): Query<Filter>) -> Json<Vec<Thing>> {
+        Json(Vec::new())
+    }
+    async fn gone(Path(_id): Path<String>) -> Result<NoContent, ApiError> {
+        Ok(NoContent)
+    }
+    async fn metrics() -> Metrics {
+        Metrics(String::new())
+    }
+
+    fn document() -> Value {
+        const ADMIN: Access = Access::Roles(&[Role::Admin]);
+        Routes::<()>::new()
+            .add(Method::POST, "/things", "Create a thing", ADMIN, make)
+            .add(Method::GET, "/things", "Things", ADMIN, list)
+            .add(Method::DELETE, "/things/{id}", "Delete a thing", ADMIN, gone)
+            .add(Method::GET, "/metrics", "Metrics", Access::Public, metrics)
+            .openapi("test", "a test API")
+    }
+
+    #[test]
+    fn the_required_fields_of_a_handlers_body_type_are_required_in_the_document() {
+        let doc = document();
+        let thing = &doc["components"]["schemas"]["Thing"];
+        let mut required: Vec<&str> =
+            thing["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+        required.sort();
+        assert_eq!(required, ["count", "name"], "{thing}");
+        assert_eq!(thing["additionalProperties"], false, "unknown fields are refused: {thing}");
+        assert_eq!(thing["properties"]["name"]["pattern"], NAME_PATTERN);
+        assert_eq!(thing["properties"]["name"]["maxLength"], 63);
+        assert_eq!(thing["properties"]["count"]["maximum"], u32::MAX, "{thing}");
+        let post = &doc["paths"]["/things"]["post"];
+        assert_eq!(post["requestBody"]["required"], true);
+        assert_eq!(post["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Thing");
+        assert_eq!(
+            post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Thing"
+        );
+        for status in ["400", "401", "403", "413", "415"] {
+            assert_eq!(
+                post["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error",
+                "{status}"
+            );
+        }
+        let get = &doc["paths"]["/things"]["get"];
+        assert_eq!(get["parameters"][0]["name"], "colour");
+        assert_eq!(get["parameters"][0]["in"], "query");
+        assert_eq!(get["parameters"][0]["required"], false);
+        assert_eq!(get["responses"]["200"]["content"]["application/json"]["schema"]["type"], "array");
+        let delete = &doc["paths"]["/things/{id}"]["delete"];
+        assert!(delete["responses"]["204"].is_object() && delete["responses"]["204"].get("content").is_none());
+        assert_eq!(delete["parameters"][0]["in"], "path");
+        let metrics = &doc["paths"]["/metrics"]["get"];
+        assert!(metrics["responses"]["200"]["content"]["text/plain"].is_object(), "{metrics}");
+        assert!(metrics["responses"].get("401").is_none(), "public: no token errors");
+    }
+
+    #[test]
+    fn the_generated_document_is_valid_openapi_3() {
+        let doc = document();
+        assert_eq!(problems(&doc), Vec::<String>::new());
+        let parsed: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("an OpenAPI 3.0 document");
+        assert_eq!(parsed.paths.paths.len(), 3);
+        assert!(parsed.components.is_some_and(|c| c.schemas.contains_key("Thing") && c.schemas.contains_key("Error")));
+    }
+}

@@ -1020,7 +1020,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{Request as HttpRequest, StatusCode};
+    use axum::http::Request as HttpRequest;
     use tower::ServiceExt;
 
     /// Tokens: `good` (admin alice, id aaaaaaaaaaaa), `old` (expired), `gone` (revoked).
@@ -1053,8 +1053,8 @@ mod tests {
         }
     }
 
-    async fn created() -> (StatusCode, axum::Json<Value>) {
-        (StatusCode::CREATED, axum::Json(json!({"serviceid": "web", "token": "s3cr3t-never-logged"})))
+    async fn created() -> crate::openapi::Created<Value> {
+        crate::openapi::Created(json!({"serviceid": "web", "token": "s3cr3t-never-logged"}))
     }
 
     async fn fine() -> axum::Json<Value> {
@@ -1130,6 +1130,35 @@ mod tests {
             assert_eq!(status, 401, "{bad:?}");
             assert!(body["detail"].as_str().is_some_and(|d| d.contains(why)), "{bad:?}: {body}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_method_a_path_does_not_serve_is_405_with_allow_before_any_token_check() {
+        let app = app(None);
+        for (method, path, allow) in [
+            ("TRACE", "/things", "GET, HEAD, POST"),
+            ("PATCH", "/things", "GET, HEAD, POST"),
+            ("DELETE", "/things/t1/status", "PUT"),
+            ("OPTIONS", "/things/t1/status", "PUT"),
+        ] {
+            for auth in [None, Some("Bearer good"), Some("Bearer nope")] {
+                let req = HttpRequest::builder().method(method).uri(path);
+                let req = match auth {
+                    Some(a) => req.header("authorization", a),
+                    None => req,
+                };
+                let resp = app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+                assert_eq!(resp.status(), 405, "{method} {path} {auth:?}");
+                assert_eq!(resp.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+                let body: Value = serde_json::from_slice(&bytes).expect("a JSON error");
+                assert_eq!(body["error"], "method_not_allowed");
+                assert!(body["detail"].as_str().is_some_and(|d| d.contains(method) && d.contains(allow)), "{body}");
+            }
+        }
+        // HEAD is served where GET is, with GET's rules.
+        assert_eq!(call(&app, "HEAD", "/things", Some("Bearer good")).await.0, 200);
+        assert_eq!(call(&app, "HEAD", "/things", None).await.0, 401);
     }
 
     #[tokio::test]

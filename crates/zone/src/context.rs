@@ -105,6 +105,17 @@ impl ZoneCore {
     }
 }
 
+/// A namespace key: 1 to 1024 bytes without control characters (the `{key}` of the
+/// `/1.0/context/{ns}/{key}` routes as GET /openapi.json documents it).
+fn valid_key(key: &str) -> Result<(), ZoneError> {
+    if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+        return Err(ZoneError::Invalid(
+            "expected a key of 1 to 1024 bytes without control characters after the namespace".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,15 +155,4 @@ mod tests {
         z.publish_remote_peers(BTreeMap::new());
         assert!(z.context_list("web", "back/").expect("list").is_empty());
     }
-}
-
-/// A namespace key: 1 to 1024 bytes without control characters (the `{key}` of the
-/// `/1.0/context/{ns}/{key}` routes as GET /openapi.json documents it).
-fn valid_key(key: &str) -> Result<(), ZoneError> {
-    if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
-        return Err(ZoneError::Invalid(
-            "expected a key of 1 to 1024 bytes without control characters after the namespace".into(),
-        ));
-    }
-    Ok(())
 }
