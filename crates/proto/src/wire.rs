@@ -61,7 +61,7 @@ pub struct ZoneRegistration {
     #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
     /// Base URL of the zone manager's API.
-    #[schemars(regex(pattern = "^https?://"))]
+    #[schemars(regex(pattern = "^https?://[^/]"))]
     pub endpoint: String,
     /// The bearer token the domain must use when calling this zone.
     pub api_key: String,
