@@ -307,6 +307,7 @@ struct ResolveQuery {
     #[schemars(with = "Option<f64>", range(min = -180.0, max = 180.0))]
     lon: Option<String>,
     /// A user region or a zone the client is in (instead of `lat` and `lon`).
+    #[serde(default)]
     #[schemars(schema_with = "zonal_proto::openapi::name_schema")]
     region: Option<String>,
 }

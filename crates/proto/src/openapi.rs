@@ -168,6 +168,10 @@ impl<Q: JsonSchema> DocExtractor for Query<Q> {
         let Some(props) = root.get("properties").and_then(Value::as_object) else { return };
         for (name, schema) in props {
             let mut schema = schema.clone();
+            // A query string has no null: an absent parameter is the `None`.
+            if let Some(o) = schema.as_object_mut() {
+                o.remove("nullable");
+            }
             let description = schema.as_object_mut().and_then(|o| o.remove("description"));
             let mut p =
                 json!({"name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": schema});

@@ -15,7 +15,8 @@ use zonal_proto::audit::{Audit, AuditQuery};
 use zonal_proto::openapi::{Accepted, AcceptedEmpty, Created, Either, Metrics, NoContent, Text};
 use zonal_proto::server::{self, Access, AuditState, AuthState, Authenticate, HttpMetrics, JsonBody, Routes};
 use zonal_proto::wire::{
-    DomainBinding, InstanceSlots, Meter, OfferRequest, StateChange, StateReply, ZoneServiceRegister, ZoneSlotsChange,
+    DcaView, DomainBinding, InstanceSlots, InstanceView, Meter, OfferRequest, SlotTotals, StateChange, StateReply,
+    ZoneServiceRegister, ZoneServiceView, ZoneSlotsChange,
 };
 use zonal_proto::{ApiError, Principal, Role};
 
@@ -238,8 +239,8 @@ async fn metrics(State(api): State<Api>) -> Metrics {
     Metrics(out)
 }
 
-async fn list_services(State(api): State<Api>) -> Json<Value> {
-    Json(json!(api.core.services()))
+async fn list_services(State(api): State<Api>) -> Json<Vec<ZoneServiceView>> {
+    Json(api.core.services())
 }
 
 async fn post_service(
@@ -285,12 +286,12 @@ async fn put_service_state(
     State(api): State<Api>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<StateChange>,
-) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.set_service_state(&id, &b.state)?)))
+) -> R<Json<ZoneServiceView>> {
+    Ok(Json(api.core.set_service_state(&id, &b.state)?))
 }
 
-async fn get_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.service(&id)?.slots)))
+async fn get_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<SlotTotals>> {
+    Ok(Json(api.core.service(&id)?.slots))
 }
 
 async fn put_service_slots(
@@ -363,12 +364,12 @@ async fn delete_offer(State(api): State<Api>, Path(offer): Path<String>) -> R<No
     Ok(NoContent)
 }
 
-async fn delete_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.set_desired(&id, &ZoneSlotsChange::default())?)))
+async fn delete_service_slots(State(api): State<Api>, Path(id): Path<String>) -> R<Json<ZoneServiceView>> {
+    Ok(Json(api.core.set_desired(&id, &ZoneSlotsChange::default())?))
 }
 
-async fn get_service_instances(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.instances(Some(&id))?)))
+async fn get_service_instances(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Vec<InstanceView>>> {
+    Ok(Json(api.core.instances(Some(&id))?))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -384,12 +385,12 @@ async fn post_service_instance(
     Ok(Created(json!(api.core.add_instance(&id, &b.component)?)))
 }
 
-async fn list_instances(State(api): State<Api>) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.instances(None)?)))
+async fn list_instances(State(api): State<Api>) -> R<Json<Vec<InstanceView>>> {
+    Ok(Json(api.core.instances(None)?))
 }
 
-async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
-    Ok(Json(json!(api.core.instance(&id)?)))
+async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Json<InstanceView>> {
+    Ok(Json(api.core.instance(&id)?))
 }
 
 async fn delete_instance(State(api): State<Api>, Path(id): Path<String>) -> R<Accepted<Value>> {
@@ -535,8 +536,8 @@ async fn delete_domain(State(api): State<Api>) -> R<NoContent> {
     Ok(NoContent)
 }
 
-async fn get_dca(State(api): State<Api>) -> Json<Value> {
-    Json(json!(api.core.dca()))
+async fn get_dca(State(api): State<Api>) -> Json<DcaView> {
+    Json(api.core.dca())
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
