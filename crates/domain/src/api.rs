@@ -391,8 +391,41 @@ fn who(p: Option<Extension<Principal>>) -> R<Principal> {
     server::principal(p)
 }
 
-async fn healthz(State(api): State<Api>) -> Json<Value> {
-    Json(json!({"status": "ok", "domain": api.core.info.name}))
+/// `GET /healthz`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The domain's name.
+    domain: String,
+}
+
+async fn healthz(State(api): State<Api>) -> Json<Health> {
+    Json(Health { status: "ok", domain: api.core.info.name.clone() })
+}
+
+/// `{"status": "ok"}`: a report was taken.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Taken {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// `GET /1.0/services/{id}/state`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct ServiceStateView {
+    state: String,
+    target: String,
+    message: Option<String>,
+}
+
+/// `GET /1.0/services/{id}/slots`: domain-wide session slots and the demand.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct ServiceSlotsView {
+    total: u32,
+    free: u32,
+    used: u32,
+    demand: u32,
 }
 
 async fn openapi(State(api): State<Api>) -> Json<Value> {
@@ -447,9 +480,9 @@ async fn put_zone_status(
     p: Option<Extension<Principal>>,
     Path(zone): Path<String>,
     JsonBody(b): JsonBody<ZoneReport>,
-) -> R<Json<Value>> {
+) -> R<Json<Taken>> {
     api.core.zone_status(&who(p)?, &zone, b)?;
-    Ok(Json(json!({"status": "ok"})))
+    Ok(Json(Taken { status: "ok" }))
 }
 
 async fn zone_services(
@@ -549,9 +582,13 @@ async fn delete_service(
     Ok(Accepted(api.core.delete_service(&who(p)?, &id)?))
 }
 
-async fn get_state(State(api): State<Api>, p: Option<Extension<Principal>>, Path(id): Path<String>) -> R<Json<Value>> {
+async fn get_state(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<ServiceStateView>> {
     let v = api.core.service_view(&api.core.visible_service(&who(p)?, &id)?);
-    Ok(Json(json!({"state": v.state, "target": v.target, "message": v.message})))
+    Ok(Json(ServiceStateView { state: v.state, target: v.target, message: v.message }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -575,9 +612,13 @@ async fn put_state(
     Ok(Accepted(view))
 }
 
-async fn get_slots(State(api): State<Api>, p: Option<Extension<Principal>>, Path(id): Path<String>) -> R<Json<Value>> {
+async fn get_slots(
+    State(api): State<Api>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> R<Json<ServiceSlotsView>> {
     let v = api.core.service_view(&api.core.visible_service(&who(p)?, &id)?);
-    Ok(Json(json!({"total": v.slots.total, "free": v.slots.free, "used": v.slots.used, "demand": v.demand})))
+    Ok(Json(ServiceSlotsView { total: v.slots.total, free: v.slots.free, used: v.slots.used, demand: v.demand }))
 }
 
 async fn put_slots(

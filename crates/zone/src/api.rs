@@ -224,8 +224,26 @@ fn caller(p: Option<Extension<Principal>>) -> R<Principal> {
     server::principal(p)
 }
 
-async fn healthz(State(api): State<Api>) -> Json<Value> {
-    Json(json!({"status": "ok", "zone": api.core.name()}))
+/// `GET /healthz`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The zone's name.
+    zone: String,
+}
+
+async fn healthz(State(api): State<Api>) -> Json<Health> {
+    Json(Health { status: "ok", zone: api.core.name().to_string() })
+}
+
+/// Zone `GET /1.0/services/{id}/state`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct ServiceStateView {
+    state: String,
+    running: u32,
+    /// Desired instances per component.
+    instances: BTreeMap<String, u32>,
 }
 
 async fn openapi(State(api): State<Api>) -> Json<Value> {
@@ -277,9 +295,9 @@ async fn delete_service(State(api): State<Api>, Path(id): Path<String>) -> R<Eit
     })
 }
 
-async fn get_service_state(State(api): State<Api>, Path(id): Path<String>) -> R<Json<Value>> {
+async fn get_service_state(State(api): State<Api>, Path(id): Path<String>) -> R<Json<ServiceStateView>> {
     let v = api.core.service(&id)?;
-    Ok(Json(json!({"state": v.state, "running": v.running, "instances": v.instances})))
+    Ok(Json(ServiceStateView { state: v.state, running: v.running, instances: v.instances }))
 }
 
 async fn put_service_state(
