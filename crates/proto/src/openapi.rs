@@ -11,7 +11,10 @@
 //! compile, so the document cannot drift from the handlers.
 //!
 //! Responses still typed as `serde_json::Value` are documented as free-form JSON (the empty
-//! schema, described as such); every request body is typed.
+//! schema, described as such). Request bodies are typed, except the model's whole documents
+//! (infrastructure, knowledge base) and the model types inside some bodies (a zone's price,
+//! hosts' power, a geography's regions, latencies and demand), documented as objects whose
+//! fields are not described, and a namespace entry, which is any JSON value.
 
 use std::collections::BTreeMap;
 use std::future::Future;
