@@ -90,7 +90,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     format!("{}-{}", role_parsed.as_str(), &suffix[..6])
                 }
             };
-            let req = CreateToken { role: role.clone(), name, ttl: ttl.clone() };
+            let req = CreateToken {
+                role: role_parsed.as_str().to_string(),
+                name,
+                ttl: ttl.as_deref().map(|t| t.trim().to_string()),
+            };
             common::client_runtime()?.block_on(async {
                 let t: TokenCreated = client.post("/1.0/tokens", &req).await?;
                 match args.output {

@@ -184,7 +184,7 @@ enum Prep {
     SpareInstance,
     /// A fresh offer of the zone for acme's service: the `{offer}`.
     Offer,
-    /// The namespace key `{*key}` exists.
+    /// The namespace key `{key}` exists.
     ContextKey,
     /// A fresh provider user with a token: the `{user}` (its tokens are revoked by the call).
     VictimUser,
@@ -377,9 +377,9 @@ const ZONE_RULES: &[Rule] = &[
     r("PUT", "/1.0/dca", roles(DOMAIN)).input(EMPTY),
     r("DELETE", "/1.0/dca", roles(DOMAIN)), // 409: instances are active
     r("GET", "/1.0/context/{ns}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)),
-    r("GET", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
-    r("PUT", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).input(body("context-value")),
-    r("DELETE", "/1.0/context/{ns}/{*key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
+    r("GET", "/1.0/context/{ns}/{key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
+    r("PUT", "/1.0/context/{ns}/{key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).input(body("context-value")),
+    r("DELETE", "/1.0/context/{ns}/{key}", scoped(DOMAIN_OR_INSTANCE, OwnNamespace)).prep(Prep::ContextKey),
     r("GET", "/1.0/audit", roles(DOMAIN)),
 ];
 
@@ -610,7 +610,7 @@ impl World {
         params.insert("user", "acme".into());
         params.insert("instance", self.acme_instance.clone());
         params.insert("ns", "acme-app".into());
-        params.insert("*key", "matrix/probe".into());
+        params.insert("key", "matrix/probe".into());
         params.insert("config", "no-such-config".into());
         params.insert("token", "000000000000".into());
         let instance_route = rule.path.starts_with("/1.0/instances/");

@@ -98,8 +98,13 @@ fn token_view(key: &str, t: &TokenRecord, now: u64) -> TokenView {
 
 /// The expiry a token made at `now` gets from `ttl` (`never`, a span, or the role's default).
 fn expiry(role: Role, ttl: Option<&str>, now: u64) -> Result<Option<u64>, DomainError> {
-    let span = match ttl.map(str::trim) {
+    let span = match ttl {
         Some("never") => return Ok(None),
+        Some(text) if text.trim() != text => {
+            return Err(DomainError::Invalid(format!(
+                "ttl: {text:?} has spaces around it; expected a span such as 30d, or never"
+            )))
+        }
         Some(text) => zonal_proto::parse_span(text).map_err(|e| DomainError::Invalid(format!("ttl: {e}, or never")))?,
         None if role == Role::Zone => return Ok(None),
         None => DEFAULT_TTL,
@@ -239,7 +244,7 @@ impl DomainCore {
 
     /// `POST /1.0/tokens`: a token for `name` with `role`; creates the user when missing.
     pub fn create_token(&self, req: &CreateToken) -> Result<TokenCreated, DomainError> {
-        let role = Role::parse_user_role(&req.role).map_err(DomainError::Invalid)?;
+        let role = Role::parse_api_role(&req.role).map_err(DomainError::Invalid)?;
         valid_name("user", &req.name)?;
         let now = now_ms();
         let expires_ms = expiry(role, req.ttl.as_deref(), now)?;
@@ -306,7 +311,7 @@ impl DomainCore {
     }
 
     pub fn create_user(&self, req: &CreateUser) -> Result<UserView, DomainError> {
-        let role = Role::parse_user_role(&req.role).map_err(DomainError::Invalid)?;
+        let role = Role::parse_api_role(&req.role).map_err(DomainError::Invalid)?;
         valid_name("user", &req.name)?;
         if self.store.get::<UserRecord>(T_USERS, &req.name)?.is_some() {
             return Err(DomainError::Conflict(format!("user {:?} already exists", req.name)));

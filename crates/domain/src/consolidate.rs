@@ -38,19 +38,23 @@ use crate::services::ServiceState;
 use crate::zones::{ZoneRecord, T_ZONES};
 
 /// What to consolidate and how.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ConsolidationRequest {
     /// Carry the plan out (else only plan).
     pub apply: bool,
     /// Only these zones (default: every available zone).
+    #[schemars(inner(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")))]
     pub zones: Vec<String>,
     /// At most this many moves per zone.
     pub max_moves: Option<usize>,
     /// Migration cost in watts per move and per GiB moved (default 1 and 1).
+    #[schemars(range(min = 0.0))]
     pub per_move_watts: Option<f64>,
+    #[schemars(range(min = 0.0))]
     pub per_gib_watts: Option<f64>,
     /// Time for the packer per zone (default 2 s).
+    #[schemars(range(min = 1, max = 60_000))]
     pub time_limit_ms: Option<u64>,
 }
 

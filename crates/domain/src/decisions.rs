@@ -158,7 +158,7 @@ impl From<DecideFailure> for DomainError {
 pub(crate) type Decided = Result<(Decision, Option<OfferRound>), DecideFailure>;
 
 /// `POST /1.0/plans`: what would the domain decide? Nothing is stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// A manifest to decide for as if it were applied (registered or not).
@@ -166,6 +166,7 @@ pub struct PlanRequest {
     pub manifest: Option<String>,
     /// A registered service to decide for again now (when no manifest is given).
     #[serde(default)]
+    #[schemars(schema_with = "zonal_proto::openapi::optional_name_schema")]
     pub serviceid: Option<String>,
     /// Session slots wanted domain-wide (default: the registered service's, else none).
     #[serde(default)]

@@ -143,7 +143,8 @@ impl DomainCore {
                 caller.name, reg.name
             )));
         }
-        if !(reg.endpoint.starts_with("http://") || reg.endpoint.starts_with("https://")) {
+        let host = reg.endpoint.strip_prefix("http://").or_else(|| reg.endpoint.strip_prefix("https://"));
+        if !host.is_some_and(|h| !h.is_empty() && !h.starts_with('/')) {
             return Err(DomainError::Invalid(format!(
                 "zone {}: endpoint {:?} is not a URL; expected http://host:port",
                 reg.name, reg.endpoint

@@ -65,8 +65,8 @@ fn entry(i: u64) -> AuditEntry {
     }
 }
 
-async fn write_handler() -> (axum::http::StatusCode, axum::Json<Value>) {
-    (axum::http::StatusCode::CREATED, axum::Json(json!({"serviceid": "web", "state": "registered"})))
+async fn write_handler() -> zonal_proto::openapi::Created<Value> {
+    zonal_proto::openapi::Created(json!({"serviceid": "web", "state": "registered"}))
 }
 
 async fn read_handler() -> axum::Json<Value> {

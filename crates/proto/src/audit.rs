@@ -311,10 +311,11 @@ impl AuditFilter {
 }
 
 /// The query string of `GET /1.0/audit` (domain and zone).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditQuery {
     /// A span back from now: `90s`, `15m`, `1h`, `7d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::openapi::SPAN_PATTERN))]
     pub since: Option<String>,
     /// Only requests made with this user's tokens (at a zone: `domain` or an instance id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +328,7 @@ pub struct AuditQuery {
     pub telemetry: Option<bool>,
     /// At most this many entries, the newest (default 1,000; at most 100,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100_000))]
     pub limit: Option<usize>,
 }
 

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod client;
 pub mod env;
 pub mod error;
+pub mod openapi;
 pub mod peer;
 pub mod roles;
 pub mod server;

@@ -29,6 +29,18 @@ impl Role {
     }
     /// Parses a role a person may hand out with a token (`admin`, `provider`, `zone`; the
     /// FUSION spellings `domain-admin` and `service-provider` too).
+    /// A user's role as the API takes it: exactly `admin`, `provider` or `zone` (what
+    /// `GET /openapi.json` lists; the CLI reads the aliases of [`Role::parse_user_role`] and
+    /// sends these).
+    pub fn parse_api_role(text: &str) -> Result<Role, String> {
+        match text {
+            "admin" => Ok(Role::Admin),
+            "provider" => Ok(Role::Provider),
+            "zone" => Ok(Role::Zone),
+            other => Err(format!("unknown role {other:?}; expected admin, provider or zone")),
+        }
+    }
+
     pub fn parse_user_role(text: &str) -> Result<Role, String> {
         match text.trim().to_ascii_lowercase().as_str() {
             "admin" | "domain-admin" | "domain_admin" => Ok(Role::Admin),

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::openapi::{DocHandler, Operation};
 use crate::roles::{Principal, Role};
 
 /// Who may call a route.
@@ -53,6 +54,8 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub summary: &'static str,
     pub access: Access,
+    /// What the handler reads and answers, from its types.
+    pub op: Operation,
 }
 
 /// Role rules by `(method, route pattern)`.
@@ -62,15 +65,46 @@ pub struct RouteIndex {
 }
 
 impl RouteIndex {
+    /// Who may call `method path` (HEAD: as GET, which axum answers HEAD for).
     pub fn access(&self, method: &Method, path: &str) -> Option<Access> {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
         self.rules.iter().find(|((m, p), _)| m == method && *p == path).map(|(_, a)| *a)
+    }
+
+    /// The methods route pattern `path` serves (with HEAD where GET is served), for `Allow`.
+    pub fn allowed(&self, path: &str) -> Vec<Method> {
+        let mut out: Vec<Method> = self.rules.keys().filter(|(_, p)| *p == path).map(|(m, _)| m.clone()).collect();
+        if out.contains(&Method::GET) {
+            out.push(Method::HEAD);
+        }
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out
     }
 }
 
+/// The answer to a method a path does not serve: `405` with `Allow` and `{error, detail}`.
+pub fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response {
+    let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    let mut resp = ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{path} does not support {method}; it supports {} (see GET /openapi.json)", list.join(", ")),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
 /// A route table that builds a router, an OpenAPI document and the role rules together.
+/// A handler is accepted only when its extractors and its answer document themselves
+/// ([`DocHandler`]): the document is generated from the same types the handler decodes and
+/// encodes.
 pub struct Routes<S> {
     router: Router<S>,
     specs: Vec<RouteSpec>,
+    schemas: schemars::SchemaGenerator,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
@@ -81,7 +115,13 @@ impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
 
 impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn new() -> Self {
-        Routes { router: Router::new(), specs: Vec::new() }
+        Routes { router: Router::new(), specs: Vec::new(), schemas: crate::openapi::generator() }
+    }
+
+    fn spec<H: DocHandler<T>, T>(&mut self, method: Method, path: &'static str, summary: &'static str, access: Access) {
+        let mut op = Operation::default();
+        H::document(&mut op, &mut self.schemas);
+        self.specs.push(RouteSpec { method, path, summary, access, op });
     }
 
     /// Adds `handler` for `method path`.
@@ -94,12 +134,12 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         handler: H,
     ) -> Self
     where
-        H: Handler<T, S>,
+        H: Handler<T, S> + DocHandler<T>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         self.router = self.router.route(path, on(filter, handler));
-        self.specs.push(RouteSpec { method, path, summary, access });
+        self.spec::<H, T>(method, path, summary, access);
         self
     }
 
@@ -115,13 +155,13 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         handler: H,
     ) -> Self
     where
-        H: Handler<T, S>,
+        H: Handler<T, S> + DocHandler<T>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         let route = on(filter, handler).layer(axum::extract::DefaultBodyLimit::max(MAX_DOCUMENT_BODY_BYTES));
         self.router = self.router.route(path, route);
-        self.specs.push(RouteSpec { method, path, summary, access });
+        self.spec::<H, T>(method, path, summary, access);
         self
     }
 
@@ -131,7 +171,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 
     /// The OpenAPI 3 document of every route added.
     pub fn openapi(&self, title: &str, description: &str) -> Value {
-        openapi(&self.specs, title, description)
+        openapi(&self.specs, self.schemas.clone().take_definitions(true), title, description)
     }
 
     /// The router and the role rules.
@@ -144,61 +184,77 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 }
 
-fn openapi(specs: &[RouteSpec], title: &str, description: &str) -> Value {
-    let mut paths: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
+/// A route pattern as the OpenAPI document writes it: axum's `{*key}` (the rest of the path)
+/// is the parameter `{key}`.
+pub fn openapi_path(pattern: &str) -> String {
+    pattern.replace("{*", "{")
+}
+
+fn openapi(specs: &[RouteSpec], definitions: serde_json::Map<String, Value>, title: &str, description: &str) -> Value {
+    let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for s in specs {
-        let params: Vec<Value> = s
+        let mut params: Vec<Value> = s
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
             .map(|name| {
-                let name = name.trim_start_matches('*');
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+                match name.strip_prefix('*') {
+                    // The rest of the path (a namespace key): 1 to 1024 bytes without control
+                    // characters, '/' allowed.
+                    Some(name) => json!({"name": name, "in": "path", "required": true,
+                        "description": "the rest of the path: 1 to 1024 bytes without control characters ('/' allowed)",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"}}),
+                    None => json!({"name": name, "in": "path", "required": true, "description": "one path segment",
+                        "schema": {"type": "string", "minLength": 1}}),
+                }
             })
             .collect();
+        let has_path_params = !params.is_empty();
+        params.extend(s.op.query.iter().cloned());
         let (security, roles) = match s.access {
             Access::Public => (json!([]), json!([])),
             Access::Roles(rs) => (json!([{"bearer": []}]), json!(rs.iter().map(|r| r.as_str()).collect::<Vec<_>>())),
         };
-        let ok = match s.method {
-            Method::POST => "201",
-            Method::DELETE => "204",
-            _ => "200",
-        };
-        let mut responses = serde_json::Map::new();
-        responses.insert(ok.into(), json!({"description": "success", "content": {"application/json": {}}}));
-        responses.insert(
-            "default".into(),
-            json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
-        );
+        // The error statuses this route can answer: from the layers (auth, body reading) and
+        // the handler (its `Result`).
+        let mut errors: Vec<u16> = Vec::new();
+        if s.op.request.is_some() || !s.op.query.is_empty() || s.op.fallible {
+            errors.push(400);
+        }
+        if matches!(s.access, Access::Roles(_)) {
+            errors.extend([401, 403]);
+        }
+        if has_path_params || s.op.fallible {
+            errors.push(404);
+        }
+        if s.op.request.is_some() {
+            errors.extend([413, 415]);
+        }
+        if s.op.fallible {
+            errors.extend([409, 422, 500, 503]);
+        }
         let mut op = json!({
             "summary": s.summary,
             "operationId": format!("{}{}", s.method.as_str().to_ascii_lowercase(), s.path.replace(['/', '{', '}', '*'], "_")),
             "parameters": params,
             "security": security,
             "x-roles": roles,
-            "responses": responses,
+            "responses": crate::openapi::responses(&s.op, &errors),
         });
-        if matches!(s.method, Method::POST | Method::PUT) {
-            op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        if let Some((ct, schema)) = &s.op.request {
+            op["requestBody"] = json!({"required": true, "content": {*ct: {"schema": schema}}});
         }
-        paths.entry(s.path).or_default().insert(s.method.as_str().to_ascii_lowercase(), op);
+        paths.entry(openapi_path(s.path)).or_default().insert(s.method.as_str().to_ascii_lowercase(), op);
     }
+    let mut schemas = definitions;
+    schemas.insert("Error".into(), crate::openapi::error_component());
     json!({
         "openapi": "3.0.3",
         "info": {"title": title, "version": "1.0", "description": description},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {
-                "type": "object",
-                "required": ["error", "detail"],
-                "properties": {
-                    "error": {"type": "string", "description": "short machine code"},
-                    "detail": {"type": "string", "description": "what, where and what was expected"},
-                    "diagnostics": {"type": "array", "items": {"type": "string"}}
-                }
-            }}
+            "schemas": schemas,
         }
     })
 }
@@ -326,7 +382,11 @@ pub async fn auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
     let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()) else {
         return next.run(req).await; // unmatched: the fallback answers 404
     };
-    let access = st.index.access(&method, &path).unwrap_or(Access::Roles(&[]));
+    // A method the path does not serve: 405 naming those it does, before any token check
+    // (TRACE, OPTIONS, PATCH, … on any route, the public ones included).
+    let Some(access) = st.index.access(&method, &path) else {
+        return method_not_allowed(&method, &path, &st.index.allowed(&path));
+    };
     match access {
         Access::Public => {}
         Access::Roles(roles) => {
@@ -615,7 +675,12 @@ pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, req: Request, next
                 format!("{method} {uri_path}: {}", if text.is_empty() { "request refused" } else { text.trim() }),
             ),
         };
+        // The router's `Allow` (of a 405) stays.
+        let allow = resp.headers().get(header::ALLOW).cloned();
         resp = err.into_response();
+        if let Some(a) = allow {
+            resp.headers_mut().insert(header::ALLOW, a);
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -673,6 +738,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonAny {
         serde_json::from_slice(&bytes)
             .map(JsonAny)
             .map_err(|e| ApiError::bad_request(format!("{what}: the body is not valid JSON: {e}")))
+    }
+}
+
+/// [`JsonAny`] whose documented schema is `T`'s (a body read leniently by the handler, e.g.
+/// Ceilometer samples whose fields Zonal does not read).
+pub struct JsonAnyAs<T>(pub Value, pub std::marker::PhantomData<T>);
+
+impl<S: Send + Sync, T> FromRequest<S> for JsonAnyAs<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonAny(v) = JsonAny::from_request(req, state).await?;
+        Ok(JsonAnyAs(v, std::marker::PhantomData))
     }
 }
 
@@ -942,7 +1020,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{Request as HttpRequest, StatusCode};
+    use axum::http::Request as HttpRequest;
     use tower::ServiceExt;
 
     /// Tokens: `good` (admin alice, id aaaaaaaaaaaa), `old` (expired), `gone` (revoked).
@@ -975,8 +1053,8 @@ mod tests {
         }
     }
 
-    async fn created() -> (StatusCode, axum::Json<Value>) {
-        (StatusCode::CREATED, axum::Json(json!({"serviceid": "web", "token": "s3cr3t-never-logged"})))
+    async fn created() -> crate::openapi::Created<Value> {
+        crate::openapi::Created(json!({"serviceid": "web", "token": "s3cr3t-never-logged"}))
     }
 
     async fn fine() -> axum::Json<Value> {
@@ -1052,6 +1130,35 @@ mod tests {
             assert_eq!(status, 401, "{bad:?}");
             assert!(body["detail"].as_str().is_some_and(|d| d.contains(why)), "{bad:?}: {body}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_method_a_path_does_not_serve_is_405_with_allow_before_any_token_check() {
+        let app = app(None);
+        for (method, path, allow) in [
+            ("TRACE", "/things", "GET, HEAD, POST"),
+            ("PATCH", "/things", "GET, HEAD, POST"),
+            ("DELETE", "/things/t1/status", "PUT"),
+            ("OPTIONS", "/things/t1/status", "PUT"),
+        ] {
+            for auth in [None, Some("Bearer good"), Some("Bearer nope")] {
+                let req = HttpRequest::builder().method(method).uri(path);
+                let req = match auth {
+                    Some(a) => req.header("authorization", a),
+                    None => req,
+                };
+                let resp = app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+                assert_eq!(resp.status(), 405, "{method} {path} {auth:?}");
+                assert_eq!(resp.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+                let body: Value = serde_json::from_slice(&bytes).expect("a JSON error");
+                assert_eq!(body["error"], "method_not_allowed");
+                assert!(body["detail"].as_str().is_some_and(|d| d.contains(method) && d.contains(allow)), "{body}");
+            }
+        }
+        // HEAD is served where GET is, with GET's rules.
+        assert_eq!(call(&app, "HEAD", "/things", Some("Bearer good")).await.0, 200);
+        assert_eq!(call(&app, "HEAD", "/things", None).await.0, 401);
     }
 
     #[tokio::test]

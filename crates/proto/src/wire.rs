@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use zonal_control::place::HostSummary;
 use zonal_control::reconcile::InstanceState;
@@ -15,7 +16,7 @@ use zonal_model::{Location, Resources};
 use crate::env::PortMapping;
 
 /// Session slots summed over instances (FUSION `slots: {total, free}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SlotTotals {
     pub total: u32,
     pub free: u32,
@@ -34,9 +35,11 @@ impl SlotTotals {
 // ---------------------------------------------------------------- domain: zones
 
 /// A host as a zone declares it when registering.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
+    #[schemars(with = "crate::openapi::ResourcesDoc")]
     pub capacity: Resources,
     #[serde(default)]
     pub features: BTreeMap<String, String>,
@@ -44,6 +47,7 @@ pub struct HostInfo {
     pub available: bool,
     /// Power draw idle and at full load (consolidation's energy model); zero when unknown.
     #[serde(default)]
+    #[schemars(with = "crate::openapi::PowerDoc")]
     pub power: zonal_model::PowerModel,
 }
 
@@ -52,31 +56,37 @@ fn yes() -> bool {
 }
 
 /// `POST /1.0/zones`: a zone manager registers its zone (or an admin registers one).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneRegistration {
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
     /// Base URL of the zone manager's API.
+    #[schemars(regex(pattern = "^https?://[^/]"))]
     pub endpoint: String,
     /// The bearer token the domain must use when calling this zone.
     pub api_key: String,
     #[serde(default)]
+    #[schemars(schema_with = "crate::openapi::optional_label_schema")]
     pub tier: Option<String>,
     #[serde(default)]
     pub hosts: Vec<HostInfo>,
     /// Where the zone is (from the infrastructure file); service resolution estimates a
     /// client's latency to the zone from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::openapi::LocationDoc>")]
     pub location: Option<Location>,
     /// What running things in the zone costs (from the infrastructure file): the domain's
     /// placement weighs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::openapi::PriceDoc>")]
     pub price: Option<zonal_model::Price>,
 }
 
 /// `PUT /1.0/zones/{zone}/status`: a zone's heartbeat with its summaries.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneReport {
     /// Every host with the capacity not reserved by instances.
+    #[schemars(with = "Vec<crate::openapi::HostSummaryDoc>")]
     pub hosts: Vec<HostSummary>,
     pub services: Vec<ZoneServiceView>,
     pub instances: u32,
@@ -87,33 +97,35 @@ pub struct ZoneReport {
 }
 
 /// One instance of a zone's heartbeat: where it runs and what it reserves there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InstancePlacement {
     pub id: String,
     pub service: String,
     pub component: String,
     pub host: String,
+    #[schemars(with = "crate::openapi::InstanceStateDoc")]
     pub state: InstanceState,
     /// The resources it reserves on its host.
+    #[schemars(with = "crate::openapi::ReportedResourcesDoc")]
     pub resources: Resources,
 }
 
 /// Who the domain is: its persistent id and name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DomainInfo {
     pub id: String,
     pub name: String,
 }
 
 /// The answer to `POST /1.0/zones`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneRegistered {
     pub domain: DomainInfo,
     pub zone: ZoneView,
 }
 
 /// A zone as the domain shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneView {
     pub name: String,
     pub endpoint: String,
@@ -121,7 +133,9 @@ pub struct ZoneView {
     pub state: String,
     pub tier: Option<String>,
     pub hosts: usize,
+    #[schemars(with = "crate::openapi::ResourcesDoc")]
     pub capacity: Resources,
+    #[schemars(with = "crate::openapi::ResourcesDoc")]
     pub free: Resources,
     pub services: Vec<String>,
     pub instances: u32,
@@ -134,7 +148,7 @@ pub struct ZoneView {
 
 /// `POST /1.0/services`: register a service from its manifest (native YAML or TOSCA),
 /// kept verbatim.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterService {
     /// Must equal the manifest's service name when given.
     #[serde(default)]
@@ -143,19 +157,21 @@ pub struct RegisterService {
 }
 
 /// `PUT …/state`: `register`, `provision`, `deploy` or `terminate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StateChange {
+    #[schemars(extend("enum" = ["register", "registered", "provision", "deploy", "deployed", "terminate", "terminated"]))]
     pub state: String,
 }
 
 /// `PUT /1.0/services/{id}/slots`: session slots wanted domain-wide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SlotsChange {
+    #[schemars(range(max = zonal_model::limits::MAX_DEMAND_SLOTS))]
     pub slots: u32,
 }
 
 /// A service as the domain shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceView {
     pub serviceid: String,
     pub owner: String,
@@ -182,7 +198,7 @@ pub struct ServiceView {
 
 // ---------------------------------------------------------------- domain: users, tokens
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserView {
     pub name: String,
     pub role: String,
@@ -191,26 +207,31 @@ pub struct UserView {
 }
 
 /// `POST /1.0/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateUser {
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
+    #[schemars(extend("enum" = ["admin", "provider", "zone"]))]
     pub role: String,
 }
 
 /// `POST /1.0/tokens`: a new bearer token for user `name` with `role` (the user is created
 /// when missing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateToken {
+    #[schemars(extend("enum" = ["admin", "provider", "zone"]))]
     pub role: String,
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
     /// Lifetime: a span (`30d`, `12h`, `90s`) or `never`. Absent: the role's default (90
     /// days for admin and provider tokens, none for zone tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::openapi::TTL_PATTERN))]
     pub ttl: Option<String>,
 }
 
 /// The token is shown once; the domain keeps only its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenCreated {
     pub token: String,
     pub name: String,
@@ -224,7 +245,7 @@ pub struct TokenCreated {
 }
 
 /// A token as `GET /1.0/tokens` shows it: never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenView {
     pub id: String,
     pub user: String,
@@ -241,8 +262,9 @@ pub struct TokenView {
 // ---------------------------------------------------------------- zone
 
 /// Zone `POST /1.0/services` (FUSION verbatim: `serviceid`, `manifest`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneServiceRegister {
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub serviceid: String,
     pub manifest: String,
     /// The provider that owns the service, as the domain recorded it: the zone lets one
@@ -251,17 +273,18 @@ pub struct ZoneServiceRegister {
     /// own uid. Absent from older domains: the zone then treats the owner as unknown — an
     /// unknown owner shares with nobody, and its service runs under a uid of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::openapi::optional_name_schema")]
     pub owner: Option<String>,
 }
 
 /// `{"state": "registered"}` and friends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StateReply {
     pub state: String,
 }
 
 /// A service as a zone shows it (FUSION: `serviceid`, `state`, `slots{total, free}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneServiceView {
     pub serviceid: String,
     /// `registered`, `deployed`, `terminating`.
@@ -304,7 +327,7 @@ pub struct ZoneServiceView {
 
 /// Zone `PUT /1.0/services/{id}/slots`: instances wanted per component (the domain's
 /// placement decision), and optionally the session slots they stand for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneSlotsChange {
     pub instances: BTreeMap<String, u32>,
     #[serde(default)]
@@ -329,10 +352,11 @@ pub struct ZoneSlotsChange {
 }
 
 /// What the domain changes of one component's manifest for this zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComponentOverride {
     /// Resources each new instance reserves instead of the manifest's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::openapi::ResourcesDoc>")]
     pub resources: Option<Resources>,
     /// Host features required on top of the manifest's `requires` (same key: this value).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -342,24 +366,30 @@ pub struct ComponentOverride {
 /// `POST /1.0/services/{id}/offers` at a zone (or `POST /1.0/offers` with `serviceid`): the
 /// domain asks for a binding offer. The manifest comes along, so a zone that is not chosen
 /// holds nothing of the service; region RTTs are the domain's estimates for this zone.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OfferRequest {
     #[serde(default)]
+    #[schemars(schema_with = "crate::openapi::optional_name_schema")]
     pub serviceid: Option<String>,
     pub manifest: String,
     /// Session slots wanted (of the entry component).
+    #[schemars(range(min = 1, max = zonal_model::limits::MAX_DEMAND_SLOTS))]
     pub slots: u32,
     /// Demand regions and their weights.
     #[serde(default)]
+    #[schemars(inner(range(min = 0.0, max = 1e9)))]
     pub regions: BTreeMap<String, f64>,
     /// Round-trip time (ms) from each region to this zone.
     #[serde(default)]
+    #[schemars(inner(range(min = 0.0, max = 1e9)))]
     pub region_rtt_ms: BTreeMap<String, f64>,
     /// How long the zone may take to answer (its evaluator calls get less).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub deadline_ms: Option<u64>,
     /// How long the offer should stay valid.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub validity_ms: Option<u64>,
     /// The provider that owns the service (an evaluator component runs under its uid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -367,15 +397,17 @@ pub struct OfferRequest {
 }
 
 /// A component instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InstanceView {
     pub id: String,
     pub service: String,
     pub component: String,
     pub zone: String,
     pub host: String,
+    #[schemars(with = "crate::openapi::InstanceStateDoc")]
     pub state: InstanceState,
     pub pid: Option<u32>,
+    #[schemars(with = "Vec<crate::openapi::PortMappingDoc>")]
     pub ports: Vec<PortMapping>,
     pub slots: Option<InstanceSlots>,
     pub restarts: u32,
@@ -393,7 +425,7 @@ pub struct InstanceView {
 }
 
 /// Per-configuration session slots of a multi-configuration instance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfigSlots {
     pub port: u16,
     /// Cap on this configuration's sessions (none: limited by the shared slots only).
@@ -404,7 +436,7 @@ pub struct ConfigSlots {
 
 /// An instance's slots (FUSION §2.3.2: resource slots plus per-configuration session
 /// slots). `PUT /1.0/instances/{id}/slots` at the zone; `GET /1.0/slots` at the instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InstanceSlots {
     pub max: u32,
     pub free: u32,
@@ -413,8 +445,10 @@ pub struct InstanceSlots {
     pub configs: BTreeMap<String, ConfigSlots>,
 }
 
-/// FUSION's Ceilometer meter (§2.8.3.1), accepted at zone `POST /1.0/meters`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// FUSION's Ceilometer meter (§2.8.3.1), accepted at zone `POST /1.0/meters`. Its other
+/// standard fields (timestamp, project_id, …) are accepted and not read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = true))]
 pub struct Meter {
     pub counter_name: String,
     #[serde(default)]
@@ -426,7 +460,8 @@ pub struct Meter {
     pub resource_metadata: MeterMetadata,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = true))]
 pub struct MeterMetadata {
     #[serde(rename = "instanceId")]
     pub instance_id: String,
@@ -435,7 +470,7 @@ pub struct MeterMetadata {
 }
 
 /// Zone `PUT /1.0/domain`: bind the zone to its (one) domain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DomainBinding {
     pub url: String,
     #[serde(default)]
@@ -446,7 +481,7 @@ pub struct DomainBinding {
 }
 
 /// Zone `GET /1.0/dca`: the DC adaptor the zone drives.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DcaView {
     pub kind: String,
     pub instances_active: u32,
@@ -455,7 +490,7 @@ pub struct DcaView {
 }
 
 /// Instance `GET /1.0/state`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkloadState {
     pub name: String,
     /// `running`, `paused`, `terminating`.
@@ -466,8 +501,9 @@ pub struct WorkloadState {
 }
 
 /// Instance `POST /1.0/configs`: add a configuration (its own port; optional cap).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AddConfig {
+    #[schemars(schema_with = "crate::openapi::name_schema")]
     pub name: String,
     #[serde(default)]
     pub port: u16,
@@ -477,25 +513,30 @@ pub struct AddConfig {
 
 /// Domain `PUT /1.0/geography`: replaces the parts given (user regions from a demand
 /// document; measured latencies and the latency model from an infrastructure document).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GeographyChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::openapi::FreeObject>>")]
     pub regions: Option<Vec<zonal_model::Region>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::openapi::FreeObject>>")]
     pub latencies: Option<Vec<zonal_model::MeasuredLatency>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::openapi::FreeObject>")]
     pub latency_model: Option<zonal_model::LatencyModel>,
     /// Declared demand: session slots per service and region over the day (a Demand
     /// document's entries); replaces the declared demand of the services it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::openapi::FreeObject>>")]
     pub demand: Option<Vec<zonal_model::DemandEntry>>,
 }
 
 /// Domain `GET /1.0/regions`: one user region and the session slots within its reach.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RegionView {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::openapi::LocationDoc>")]
     pub location: Option<Location>,
     pub weight: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -504,7 +545,7 @@ pub struct RegionView {
 }
 
 /// One deployed service as seen from a region.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RegionServiceView {
     pub serviceid: String,
     /// Slots advertised by the zones within the service's R_max of the region.
@@ -520,7 +561,7 @@ pub struct RegionServiceView {
 }
 
 /// Domain `GET /1.0/resolve/{service}`: where a client should open its session.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Resolved {
     pub serviceid: String,
     pub zone: String,

@@ -63,15 +63,14 @@ impl ZoneCore {
         if !self.registry().services.contains_key(ns) {
             return Err(ZoneError::NotFound(format!("no context namespace {ns:?}: no such service in this zone")));
         }
-        if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
-            return Err(ZoneError::Invalid(
-                "expected a key of 1 to 1024 bytes without control characters after the namespace".into(),
-            ));
-        }
+        valid_key(key)?;
         Ok(self.store.put(T_CONTEXT, &format!("{ns}/{key}"), value)?)
     }
 
+    /// Deletes an entry; a key no entry could have (empty, over 1024 bytes, control
+    /// characters) is refused as `context_put` refuses it, not answered "deleted".
     pub fn context_delete(&self, ns: &str, key: &str) -> Result<(), ZoneError> {
+        valid_key(key)?;
         Ok(self.store.delete(T_CONTEXT, &format!("{ns}/{key}"))?)
     }
 
@@ -104,6 +103,17 @@ impl ZoneCore {
             }
         }
     }
+}
+
+/// A namespace key: 1 to 1024 bytes without control characters (the `{key}` of the
+/// `/1.0/context/{ns}/{key}` routes as GET /openapi.json documents it).
+fn valid_key(key: &str) -> Result<(), ZoneError> {
+    if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+        return Err(ZoneError::Invalid(
+            "expected a key of 1 to 1024 bytes without control characters after the namespace".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
