@@ -351,6 +351,7 @@ fn restart_due(
     zone_tokens: &[String],
     rng: &mut Rng,
     kills: &mut BTreeMap<&'static str, usize>,
+    kill_log: &mut Vec<(Instant, String)>,
 ) {
     loop {
         down.sort_by_key(|(t, _)| *t);
@@ -364,6 +365,7 @@ fn restart_due(
                     start_domain(h, listen, starts.domain, Some(rng.ms(0, 400)));
                     starts.domain += 1;
                     *kills.entry("domain while starting").or_default() += 1;
+                    kill_log.push((Instant::now(), "domain".into()));
                 }
                 *domain = start_domain(h, listen, starts.domain, None);
                 starts.domain += 1;
@@ -373,6 +375,7 @@ fn restart_due(
                     start_zone(h, ZONES[z], url, &zone_tokens[z], starts.zones[z], Some(rng.ms(0, 400)));
                     starts.zones[z] += 1;
                     *kills.entry("zone while starting").or_default() += 1;
+                    kill_log.push((Instant::now(), format!("zone {}", ZONES[z])));
                 }
                 zones[z] = start_zone(h, ZONES[z], url, &zone_tokens[z], starts.zones[z], None);
                 starts.zones[z] += 1;
@@ -466,7 +469,8 @@ enum Session {
     Busy,
     /// The connection ended before the instance's greeting.
     CutBeforeGreeting,
-    Cut,
+    /// Cut after the greeting of this instance.
+    Cut(String),
     Completed,
 }
 
@@ -483,6 +487,7 @@ fn session(endpoint: &str, hold: Duration) -> Session {
         Ok(_) if !line.starts_with("zonal-workload") => return Session::CutBeforeGreeting,
         Ok(_) => {}
     }
+    let instance = line.split_whitespace().find_map(|w| w.strip_prefix("instance=")).unwrap_or("?").to_string();
     let end = Instant::now() + hold;
     let mut buf = [0u8; 256];
     let mut s = s;
@@ -493,10 +498,10 @@ fn session(endpoint: &str, hold: Duration) -> Session {
         }
         let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
         match s.read(&mut buf) {
-            Ok(0) => return Session::Cut,
+            Ok(0) => return Session::Cut(instance),
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return Session::Cut,
+            Err(_) => return Session::Cut(instance),
         }
     }
 }
@@ -577,6 +582,10 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
     let violations: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let tokens_made: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut kills: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // When each kill was and of what (`zone <name>`, `instance <id>`, `domain`), and when each
+    // session the clients saw cut was cut, of which service and instance.
+    let mut kill_log: Vec<(Instant, String)> = Vec::new();
+    let cuts: Mutex<Vec<(Instant, &str, String)>> = Mutex::new(Vec::new());
     let chaos_started = Instant::now();
 
     let mut domain = std::thread::scope(|scope| {
@@ -694,7 +703,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
         // Load: clients resolve through the domain (the last answer when it is down) and
         // hold sessions through the zones' gateways.
         for t in 0..4u64 {
-            let (stop, tally) = (&stop, &tally);
+            let (stop, tally, cuts) = (&stop, &tally, &cuts);
             let (url, errors, token) = (url.clone(), errors.clone(), admin_token.clone());
             let mut known = endpoints.clone();
             scope.spawn(move || {
@@ -713,7 +722,8 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                         Session::Unreachable => &tally.sessions_unreachable,
                         Session::Busy => &tally.sessions_busy,
                         Session::CutBeforeGreeting => &tally.sessions_cut_before_greeting,
-                        Session::Cut => {
+                        Session::Cut(instance) => {
+                            cuts.lock().expect("cuts").push((Instant::now(), name, instance));
                             tally.sessions_opened.fetch_add(1, Ordering::Relaxed);
                             &tally.sessions_cut
                         }
@@ -746,6 +756,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                 &zone_tokens,
                 &mut rng,
                 &mut kills,
+                &mut kill_log,
             );
             let roll = rng.below(100);
             let z = rng.below(ZONES.len() as u64) as usize;
@@ -755,12 +766,14 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                     d.crash();
                 }
                 kills.entry("domain").and_modify(|k| *k += 1).or_insert(1);
+                kill_log.push((Instant::now(), "domain".into()));
                 down.push((back, None));
             } else if (15..50).contains(&roll) && zones[z].is_some() {
                 if let Some(mut d) = zones[z].take() {
                     d.crash();
                 }
                 kills.entry("zone").and_modify(|k| *k += 1).or_insert(1);
+                kill_log.push((Instant::now(), format!("zone {}", ZONES[z])));
                 down.push((back, Some(z)));
             } else {
                 let procs: Vec<Proc> = instance_procs(&zones_dir).into_iter().filter(|p| p.leader).collect();
@@ -770,6 +783,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                 let p = &procs[rng.below(procs.len() as u64) as usize];
                 sigkill(p.pid);
                 kills.entry("instance").and_modify(|k| *k += 1).or_insert(1);
+                kill_log.push((Instant::now(), format!("instance {} (pid {})", p.instance, p.pid)));
             }
             done += 1;
         }
@@ -786,6 +800,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
             &zone_tokens,
             &mut rng,
             &mut kills,
+            &mut kill_log,
         );
         stop.store(true, Ordering::SeqCst);
         domain.expect("the domain runs again")
@@ -895,7 +910,32 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
     failures.extend(panics.into_iter().map(|p| format!("a daemon panicked: {p}")));
     failures.extend(errors.lock().expect("errors").iter().map(|e| format!("a 5xx other than 503: {e}")));
     if cut > counted {
-        failures.push(format!("the clients saw {cut} sessions cut, the zones counted {counted} lost"));
+        // Each cut the clients saw, with the kills of its zone or instance in the 5 s before.
+        let zone_of = |service: &str| STABLE.iter().find(|(n, _, _)| *n == service).map_or("?", |(_, _, z)| ZONES[*z]);
+        let lines: Vec<String> = cuts
+            .into_inner()
+            .expect("cuts")
+            .into_iter()
+            .map(|(at, service, instance)| {
+                let near: Vec<String> = kill_log
+                    .iter()
+                    .filter(|(k, what)| {
+                        *k <= at + Duration::from_millis(50)
+                            && at.saturating_duration_since(*k) < Duration::from_secs(5)
+                            && (what.contains(&instance) || *what == format!("zone {}", zone_of(service)))
+                    })
+                    .map(|(k, what)| format!("{what} {} ms before", at.saturating_duration_since(*k).as_millis()))
+                    .collect();
+                format!(
+                    "  cut at {} ms: service {service} instance {instance}; kills: {near:?}",
+                    at.saturating_duration_since(chaos_started).as_millis()
+                )
+            })
+            .collect();
+        failures.push(format!(
+            "the clients saw {cut} sessions cut, the zones counted {counted} lost; the cuts:\n{}",
+            lines.join("\n")
+        ));
     }
 
     // Stop cleanly; every store reads back whole (`zonal backup --store` reads every row
