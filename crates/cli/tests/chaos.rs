@@ -738,12 +738,19 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
         // delay; meanwhile the next kills go on, so outages overlap (the domain and a zone
         // down together, both zones down, a daemon killed again soon after its start).
         let _guard = StopOnDrop(&stop);
+        // Every kill draws the same four numbers, and restarts draw from a stream of their
+        // own: the n-th kill's draws are the seed's whatever the timing. Which daemons are
+        // down at that moment depends on how long starts take, so a kind whose daemon is
+        // down falls back to an instance.
         let mut rng = Rng::new(seed, 1);
+        let mut restart_rng = Rng::new(seed, 2);
         let mut domain = Some(domain);
         let mut down: Vec<(Instant, Option<usize>)> = Vec::new();
         let mut done = 0;
         while done < kills_wanted && !stop.load(Ordering::SeqCst) {
             let wake = Instant::now() + rng.ms(200, 1000);
+            let (roll, z, back, pick) =
+                (rng.below(100), rng.below(ZONES.len() as u64) as usize, rng.ms(100, 2500), rng.next());
             restart_due(
                 &mut h,
                 &mut down,
@@ -754,13 +761,11 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                 &listen,
                 &url,
                 &zone_tokens,
-                &mut rng,
+                &mut restart_rng,
                 &mut kills,
                 &mut kill_log,
             );
-            let roll = rng.below(100);
-            let z = rng.below(ZONES.len() as u64) as usize;
-            let back = Instant::now() + rng.ms(100, 2500);
+            let back = Instant::now() + back;
             if roll < 15 && domain.is_some() {
                 if let Some(mut d) = domain.take() {
                     d.crash();
@@ -780,7 +785,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
                 if procs.is_empty() {
                     continue;
                 }
-                let p = &procs[rng.below(procs.len() as u64) as usize];
+                let p = &procs[(pick % procs.len() as u64) as usize];
                 sigkill(p.pid);
                 kills.entry("instance").and_modify(|k| *k += 1).or_insert(1);
                 kill_log.push((Instant::now(), format!("instance {} (pid {})", p.instance, p.pid)));
@@ -798,7 +803,7 @@ fn chaos_kills_lose_no_acknowledged_write_and_leave_no_orphan_or_duplicate() {
             &listen,
             &url,
             &zone_tokens,
-            &mut rng,
+            &mut restart_rng,
             &mut kills,
             &mut kill_log,
         );
