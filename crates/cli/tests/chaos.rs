@@ -10,14 +10,17 @@
 //! * **no orphan**: every instance process belongs to an instance record of its zone, of a
 //!   service that exists; no working directory without its record;
 //! * **no duplicate**: one process per record, one record per process, and per service,
-//!   zone and component as many running instances as the zone wants and the domain placed;
+//!   zone and component as many running instances as the zone wants and (but for services
+//!   the zone's slot scaler sizes) as the domain placed;
 //! * **every cut session counted**: the sessions the clients saw cut are at most the
 //!   sessions the zones count lost (`lost_sessions`), and both are printed;
 //! * no daemon panicked, no 5xx but 503, every store passed the start-time check at each
 //!   of the restarts and reads back whole at the end.
 //!
 //! The schedule (victims, delays, operations) comes from the seed: 14 unless
-//! `ZONAL_CHAOS_SEED` says otherwise; it is printed, and with it every failure.
+//! `ZONAL_CHAOS_SEED` says otherwise; it is printed, and with it every failure. The n-th
+//! kill's draws are the seed's; which daemons are down at that moment depends on how long
+//! starts take, so two runs of one seed can differ a little.
 //! Needs root (it reads the instances' `/proc/<pid>/environ` under their own uids).
 
 mod support;
