@@ -234,6 +234,16 @@ pub fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// True when `pid` has begun to exit (`PF_EXITING` in the flags, field 9 of
+/// `/proc/<pid>/stat`): a process killed with `kill -9` closes its sockets before it shows
+/// as a zombie. False when it cannot be read.
+pub fn exiting(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some(i) = text.rfind(')') else { return false };
+    text[i + 1..].split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_EXITING != 0)
+}
+
 /// The process group of `pid` (field 5 of `/proc/<pid>/stat`).
 pub fn process_group_of(pid: u32) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -774,6 +784,29 @@ mod tests {
 
     /// Files the zone writes into an instance's directory never follow a link the instance
     /// planted there.
+    #[test]
+    fn a_running_process_is_not_exiting_and_a_killed_one_is() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let pid = child.id();
+        assert!(!exiting(pid), "a sleeping process has not begun to exit");
+        assert!(!exiting(std::process::id()), "nor has this test");
+        assert!(!exiting(u32::MAX), "an unknown pid is not exiting");
+        let _ = child.kill();
+        // Killed, not reaped yet: a zombie, which went through the kernel's exit (the flag
+        // is read from the right field).
+        wait_until(|| proc_stat(pid).is_some_and(|(state, _)| state == 'Z'));
+        assert!(exiting(pid), "a killed process has begun to exit");
+        let _ = child.wait();
+    }
+
+    fn wait_until(f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn writes_into_an_instance_directory_do_not_follow_links() {
         let dir = tempfile::tempdir().expect("dir");

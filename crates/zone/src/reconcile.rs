@@ -116,6 +116,39 @@ impl ZoneCore {
         self.bump();
     }
 
+    /// The gateway saw instance `id` end a session whose client had not ended it. If the
+    /// process is gone or exiting, its exit is handled now, while the gateway still counts
+    /// that session, so the sessions it had open are counted lost — not only when the
+    /// child's waiter or the next poll of an adopted process gets to it: a zone manager
+    /// killed before then would count them neither here (the instance is forgotten as lost
+    /// at the next start) nor in the session ledger (the gateway had closed them). An
+    /// instance that is alive (it closed the session itself) is left alone at once; a
+    /// supervised child's waiter is given 20 ms to report the real exit status first.
+    pub(crate) async fn gateway_saw_instance_end(&self, id: &str) {
+        let found = {
+            let inst = self.instances_state();
+            inst.records
+                .get(id)
+                .and_then(|r| r.pid.map(|p| (p, r.start_time, r.token.clone(), inst.supervised.contains(id))))
+        };
+        let Some((pid, start, token, supervised)) = found else { return };
+        let gone = self.adaptor.status(pid, start, &token) != ProcessStatus::Alive;
+        if !gone && !crate::process::exiting(pid) {
+            return;
+        }
+        let handled = || self.instances_state().records.get(id).and_then(|r| r.pid) != Some(pid);
+        for _ in 0..if supervised { 10 } else { 0 } {
+            if handled() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if !handled() {
+            let status = "killed or exited (seen by the gateway as the process ended a session)".to_string();
+            self.handle_event(Event::Exited { id: id.to_string(), pid, status });
+        }
+    }
+
     /// One reconcile pass. Returns when the loop should look again at the latest.
     fn reconcile_once(&self) -> Option<u64> {
         let now = now_ms();

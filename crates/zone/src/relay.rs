@@ -88,10 +88,14 @@ impl Drop for Lease {
 /// half-closes towards the instance (it may still be waiting for the answer); an instance
 /// that closes (or dies) ends the session at once. `copy_bidirectional` would wait for the
 /// client's side too, keeping the slot of a dead instance counted until the client noticed.
-async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
+/// Returns true when the instance's side ended while the client's was still open (the
+/// instance closed the session, or died).
+async fn relay(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
+    let client_done = std::sync::atomic::AtomicBool::new(false);
     if let (Ok(up_pipe), Ok(down_pipe)) = (zero_copy::Pipe::new(), zero_copy::Pipe::new()) {
         let up = async {
             let _ = zero_copy::one_way(client, backend, &up_pipe).await;
+            client_done.store(true, std::sync::atomic::Ordering::Relaxed);
             zero_copy::shutdown_write(backend);
             std::future::pending::<()>().await
         };
@@ -103,17 +107,19 @@ async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
             _ = down => {}
             _ = up => {}
         }
-        return;
+        return !client_done.load(std::sync::atomic::Ordering::Relaxed);
     }
     relay_copying(client, backend).await
 }
 
 /// [`relay`] through user-space buffers.
-async fn relay_copying(client: &mut TcpStream, backend: &mut TcpStream) {
+async fn relay_copying(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
+    let client_done = std::sync::atomic::AtomicBool::new(false);
     let (mut cr, mut cw) = client.split();
     let (mut br, mut bw) = backend.split();
     let up = async {
         let _ = tokio::io::copy(&mut cr, &mut bw).await;
+        client_done.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = bw.shutdown().await;
         std::future::pending::<()>().await
     };
@@ -125,6 +131,7 @@ async fn relay_copying(client: &mut TcpStream, backend: &mut TcpStream) {
         _ = down => {}
         _ = up => {}
     }
+    !client_done.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A session relayed to a remote peer: released when dropped.
@@ -176,7 +183,14 @@ async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client
                     z.gateway_latency(&picked.instance, started.elapsed());
                 }
                 let _ = backend.set_nodelay(true);
-                relay(&mut client, &mut backend).await;
+                let instance_ended = relay(&mut client, &mut backend).await;
+                // An instance that ended a session its client had not may have died: its
+                // exit is handled while this session still counts (its sessions are lost).
+                if instance_ended {
+                    if let Some(z) = zone.upgrade() {
+                        z.gateway_saw_instance_end(&picked.instance).await;
+                    }
+                }
                 drop(lease);
                 return;
             }
