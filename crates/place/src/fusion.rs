@@ -35,6 +35,20 @@
 //! [`FusionOptions::max_min_fairness`]` = false` skips Step 1 and leaves `U` free: the
 //! "without max-min fairness" baseline of FUSION's Figure 56.
 //!
+//! **Step 3 (tie-break at α = 1).** With α = 1 cost is not in Step 2's objective, so any
+//! vertex of the optimal face comes back — on the MOOC data one 10.7 % dearer than the cheapest
+//! plan of the same utility. At α = 1 (every point of the trade-off curve but its min-cost
+//! end, and `place`/`select` with α = 1) Step 3 therefore adds the row
+//! `Σ w u ≥ Σ w u* − ε` (as `Σ w z/(k D) ≤ …`; `ε = 1e-6 · max(1, |Σ w u*|)`, [`tie_tolerance`])
+//! once to the live model (U's Step-2 bound stays) and maximises `−C`: the cheapest plan
+//! within ε of Step 2's total utility. The model keeps Step 2's basis, which stays primal
+//! feasible, so Step 3 is a warm primal simplex (under column generation, more pricing
+//! rounds with the same duals: the row has no `x` term). Steps 1 and 2 free the row again.
+//! α < 1 has cost in its objective already and runs no Step 3. The plan's `bound` is still
+//! Step 2's; the note "tie-break (Step 3)" and the term `step2_cost` give the cost before
+//! and after. [`FusionOptions::tie_break`]` = false` returns Step 2's vertex (the benchmarks'
+//! reference). Should Step 3 find no solution (a time limit), Step 2's answer is returned.
+//!
 //! **True utilities.** After solving, utilities are recomputed from each request's
 //! share-weighted average latency with [`zonal_model::UtilitySla::utility`] (ambiguity 3: the
 //! LP only bounds `z` from below for requests that do not bind). `utility_percent` is
@@ -64,7 +78,10 @@
 //! [`tradeoff_curve`] solves the min-cost end (α = 0) and the max-utility end (α = 1) without a
 //! budget, then `N` budgets evenly spaced from the min cost to the max cost (both included);
 //! at each budget Step 1 is re-solved (U* depends on the budget — ambiguity 9) and then
-//! Step 2 with α = 1. Points carry LP values (no rounding). The min utility of the curve is
+//! Step 2 with α = 1, then Step 3. Points carry LP values (no rounding). With Step 3 the
+//! max-utility end is the cheapest plan within ε of the top utility, so the budgets span
+//! only the costs that buy utility; the last budget point's total utility is within 2ε of
+//! the max-utility end's (each ran Step 3). The min utility of the curve is
 //! non-decreasing in the budget; the total utility need *not* be: a larger budget can raise
 //! U*, and the fairer solution Step 2 must then keep can have a lower total.
 //!
