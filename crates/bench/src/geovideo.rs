@@ -460,6 +460,11 @@ pub struct CurveRecord {
     pub users_above_r_med_percent: f64,
     pub seconds: f64,
     pub check_ok: bool,
+    /// The α = 1 tie-break (Step 3) was on.
+    pub tie_break: bool,
+    /// HiGHS's own time over the point's solves, and their number.
+    pub solve_seconds: f64,
+    pub solves: u32,
 }
 
 impl CsvRow for CurveRecord {
@@ -478,6 +483,9 @@ impl CsvRow for CurveRecord {
             "users_above_r_med_percent",
             "seconds",
             "check_ok",
+            "tie_break",
+            "solve_seconds",
+            "solves",
         ]
     }
     fn fields(&self) -> Vec<String> {
@@ -495,6 +503,9 @@ impl CsvRow for CurveRecord {
             num(Some(self.users_above_r_med_percent)),
             num(Some(self.seconds)),
             self.check_ok.to_string(),
+            self.tie_break.to_string(),
+            num(Some(self.solve_seconds)),
+            self.solves.to_string(),
         ]
     }
 }
@@ -528,7 +539,8 @@ pub fn user_latency(p: &Problem, plan: &Plan) -> (f64, f64, f64) {
     (pct(within), pct(above), worst)
 }
 
-fn record(p: &Problem, plan: &Plan, fairness: bool, kind: PointKind, budget: f64, seconds: f64) -> CurveRecord {
+fn record(p: &Problem, plan: &Plan, opts: &FusionOptions, kind: PointKind, budget: f64, seconds: f64) -> CurveRecord {
+    let fairness = opts.max_min_fairness;
     let term = |k: &str| plan.term(k).unwrap_or(f64::NAN);
     let (within, above, worst_user) = user_latency(p, plan);
     CurveRecord {
@@ -545,6 +557,9 @@ fn record(p: &Problem, plan: &Plan, fairness: bool, kind: PointKind, budget: f64
         users_above_r_med_percent: above,
         seconds,
         check_ok: check(p, plan).is_ok(),
+        tie_break: opts.tie_break,
+        solve_seconds: plan.stats.seconds,
+        solves: plan.stats.solves,
     }
 }
 
@@ -574,15 +589,20 @@ pub fn curve(
     progress: Progress,
 ) -> Result<Vec<CurveRecord>, BenchError> {
     let total = points + 2;
+    let run_opts = FusionOptions { max_min_fairness: fairness, ..base.clone() };
     let solve = |alpha: f64, budget: Option<f64>| -> Result<(Plan, f64), BenchError> {
-        let opts = FusionOptions { alpha, budget, max_min_fairness: fairness, ..base.clone() };
+        let opts = FusionOptions { alpha, budget, ..run_opts.clone() };
         let started = Instant::now();
         let plan = place(p, &opts).map_err(|e| {
             BenchError::new(format!("FUSION curve point α = {alpha}, budget {budget:?}, Step 1 {fairness}: {e}"))
         })?;
         Ok((plan, started.elapsed().as_secs_f64()))
     };
-    let label = if fairness { "with Step 1" } else { "Step 2 alone" };
+    let label = match (fairness, base.tie_break) {
+        (true, true) => "with Step 1",
+        (true, false) => "with Step 1, no tie-break",
+        (false, _) => "Step 2 alone",
+    };
     progress(0, total, &format!("{label}: min-cost end"));
     let (lo, lo_s) = solve(0.0, None)?;
     progress(1, total, &format!("{label}: max-utility end"));
@@ -592,13 +612,13 @@ pub fn curve(
         Some(b) => b.to_vec(),
         None => budgets(min_cost, max_cost.max(min_cost), points),
     };
-    let mut out = vec![record(p, &lo, fairness, PointKind::MinCost, min_cost, lo_s)];
+    let mut out = vec![record(p, &lo, &run_opts, PointKind::MinCost, min_cost, lo_s)];
     for (k, &b) in list.iter().enumerate() {
         progress(2 + k, total, &format!("{label}: budget {b:.2}"));
         let (plan, s) = solve(1.0, Some(b))?;
-        out.push(record(p, &plan, fairness, PointKind::Budget, b, s));
+        out.push(record(p, &plan, &run_opts, PointKind::Budget, b, s));
     }
-    out.push(record(p, &hi, fairness, PointKind::MaxUtility, max_cost, hi_s));
+    out.push(record(p, &hi, &run_opts, PointKind::MaxUtility, max_cost, hi_s));
     progress(total, total, "done");
     Ok(out)
 }
@@ -718,7 +738,7 @@ pub fn curve_summary(records: &[CurveRecord]) -> Summary {
         .to_vec(),
         ..Default::default()
     };
-    let fair: Vec<&CurveRecord> = records.iter().filter(|r| r.fairness).collect();
+    let fair: Vec<&CurveRecord> = records.iter().filter(|r| r.fairness && r.tie_break).collect();
     let unfair: Vec<&CurveRecord> = records.iter().filter(|r| !r.fairness).collect();
     for (i, f) in fair.iter().enumerate() {
         let u = unfair.get(i).filter(|u| u.kind == f.kind);
@@ -752,6 +772,73 @@ pub fn curve_summary(records: &[CurveRecord]) -> Summary {
         records.len(),
         if ok { "every one passed the independent checker" } else { "SOME FAILED THE INDEPENDENT CHECKER" },
         seconds(Some(records.iter().map(|r| r.seconds).sum()))
+    ));
+    s
+}
+
+/// The α = 1 tie-break against the same curve without it (`before`, the code before Step 3):
+/// the max-utility end's cost and utility, and the time per α = 1 point.
+pub fn tie_break_summary(after: &[CurveRecord], before: &[CurveRecord]) -> Summary {
+    let mut s = Summary {
+        title: "FUSION α = 1 tie-break (Step 3): with | without (reference, same run)".into(),
+        headers: ["FIGURE", "WITH", "WITHOUT", "WITH / WITHOUT"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let end = |rs: &[CurveRecord]| rs.iter().find(|r| r.kind == PointKind::MaxUtility).cloned();
+    let (Some(a), Some(b)) = (end(after), end(before)) else {
+        s.notes.push("a curve has no max-utility end".into());
+        return s;
+    };
+    let ratio = |x: f64, y: f64| if y != 0.0 { format!("{:.4}", x / y) } else { "-".into() };
+    s.rows.push(vec![
+        "max-utility end: cost".into(),
+        format!("{:.2}", a.cost),
+        format!("{:.2}", b.cost),
+        ratio(a.cost, b.cost),
+    ]);
+    s.rows.push(vec![
+        "max-utility end: total utility".into(),
+        format!("{:.6}", a.total_utility),
+        format!("{:.6}", b.total_utility),
+        ratio(a.total_utility, b.total_utility),
+    ]);
+    s.rows.push(vec![
+        "max-utility end: utility %".into(),
+        format!("{:.4}%", a.utility_percent),
+        format!("{:.4}%", b.utility_percent),
+        "-".into(),
+    ]);
+    let alpha1 = |rs: &[CurveRecord]| -> Vec<CurveRecord> {
+        rs.iter().filter(|r| r.kind != PointKind::MinCost).cloned().collect()
+    };
+    let mean = |rs: &[CurveRecord], f: fn(&CurveRecord) -> f64| {
+        if rs.is_empty() {
+            0.0
+        } else {
+            rs.iter().map(f).sum::<f64>() / rs.len() as f64
+        }
+    };
+    let (aa, bb) = (alpha1(after), alpha1(before));
+    let (wa, wb) = (mean(&aa, |r| r.seconds), mean(&bb, |r| r.seconds));
+    s.rows.push(vec![
+        "α = 1 point: wall time (mean)".into(),
+        format!("{wa:.3} s"),
+        format!("{wb:.3} s"),
+        ratio(wa, wb),
+    ]);
+    let (ha, hb) = (mean(&aa, |r| r.solve_seconds), mean(&bb, |r| r.solve_seconds));
+    s.rows.push(vec![
+        "α = 1 point: HiGHS time (mean)".into(),
+        format!("{ha:.3} s"),
+        format!("{hb:.3} s"),
+        ratio(ha, hb),
+    ]);
+    let (na, nb) = (mean(&aa, |r| f64::from(r.solves)), mean(&bb, |r| f64::from(r.solves)));
+    s.rows.push(vec!["α = 1 point: solves (mean)".into(), format!("{na:.1}"), format!("{nb:.1}"), ratio(na, nb)]);
+    s.notes.push(format!(
+        "{} α = 1 points with, {} without; budgets of each curve run from its own min to its own max cost",
+        aa.len(),
+        bb.len()
     ));
     s
 }

@@ -65,6 +65,10 @@ pub struct DecisionArgs {
     /// (binpack: fewer hosts on) or leave the most room (spread).
     #[arg(long = "scheduler", value_enum, default_value_t = SchedulerArg::Binpack)]
     pub scheduler: SchedulerArg,
+    /// FUSION's Step-2 trade-off for services with regional demand: 1 = maximal total
+    /// utility (then the cheapest plan at that utility), 0 = the fair plan at least cost.
+    #[arg(long = "fusion-alpha", default_value_t = 0.5)]
+    pub fusion_alpha: f64,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,12 @@ impl DecisionArgs {
         if !(self.move_cost.is_finite() && self.move_cost >= 0.0) {
             return Err(Failure::new(2, format!("--move-cost {}: expected a non-negative number", self.move_cost)));
         }
+        if !(0.0..=1.0).contains(&self.fusion_alpha) {
+            return Err(Failure::new(
+                2,
+                format!("--fusion-alpha {}: expected a number from 0 to 1", self.fusion_alpha),
+            ));
+        }
         let mut s = zonal_domain::decisions::DecisionSettings {
             demand_threshold: self.demand_threshold,
             replan_cooldown: self.replan_cooldown,
@@ -95,6 +105,7 @@ impl DecisionArgs {
         s.options.chain.solver.time_limit = limit;
         s.options.heuristic.solver.time_limit = limit;
         s.options.switching = zonal_place::decide::SwitchingCosts::scaled(self.move_cost);
+        s.options.fusion.alpha = self.fusion_alpha;
         s.options.scoring = match self.scheduler {
             SchedulerArg::Binpack => zonal_place::single::Scoring::BestFit,
             SchedulerArg::Spread => zonal_place::single::Scoring::Spread,
@@ -120,6 +131,8 @@ impl DecisionArgs {
                 SchedulerArg::Binpack => "binpack".into(),
                 SchedulerArg::Spread => "spread".into(),
             },
+            "--fusion-alpha".into(),
+            self.fusion_alpha.to_string(),
         ]
     }
 }

@@ -88,7 +88,8 @@ pub struct Args {
     pub delay_weight: f64,
     #[arg(long, default_value_t = 1.0)]
     pub servers_weight: f64,
-    /// FUSION Step 2 trade-off: 1 = maximal total utility, 0 = fair solution at minimum cost.
+    /// FUSION Step 2 trade-off: 1 = maximal total utility (then, Step 3, the cheapest plan at
+    /// that utility), 0 = fair solution at minimum cost.
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
     /// FUSION budget (TOTAL_COST) per hour.

@@ -381,3 +381,96 @@ fn the_domain_depends_on_the_optimiser() {
     let proto = lock.split("[[package]]").find(|p| p.contains("name = \"zonal-proto\"")).expect("zonal-proto");
     assert!(!proto.contains("\"zonal-descriptor\""), "zonal-proto must not depend on zonal-descriptor:\n{proto}");
 }
+
+/// Two zones 71 km apart, the first three times dearer; a region next to each.
+const DEAR_AND_CHEAP: &str = "kind: Infrastructure
+name: dear-and-cheap
+domain: test
+zones:
+  - name: dear
+    location: {lat: 50.0, lon: 0.0}
+    price: {cpu_hour: 3.0}
+    hosts: [{name: d0, capacity: {cpu: 4, memory: 8Gi}}]
+  - name: cheap
+    location: {lat: 50.0, lon: 1.0}
+    price: {cpu_hour: 1.0}
+    hosts: [{name: c0, capacity: {cpu: 4, memory: 8Gi}}]
+links:
+  - {from: dear, to: cheap, bandwidth: 100Mbps}
+";
+
+/// Both zones are within R_min (20 ms) of both regions: equally useful, so at α = 1 only cost
+/// tells them apart, and only the tie-break (Step 3) looks at it. (On this instance HiGHS
+/// happens to return the cheap vertex without Step 3 too: this test checks that
+/// `--fusion-alpha` reaches the domain's FUSION route; the unit test
+/// `decide::tests::alpha_one_in_the_domain_places_in_the_cheaper_of_equally_useful_zones`
+/// is the one that fails without Step 3.)
+const NEAR_SHOP: &str = "kind: Service
+name: near
+sla: {r_min: 20ms, r_med: 30ms, r_max: 50ms}
+session_bandwidth: 8Mbps
+components:
+  - name: web
+    run: zonal workload --slots 4 --name near
+    resources: {cpu: 1, memory: 1Gi}
+    slots: {per_instance: 4, min_free: 0}
+    scaling: {min_instances: 0, max_instances: 10}
+    ports: [{name: http, protocol: tcp}]
+";
+
+const NEAR_USERS: &str = "kind: Demand
+name: near-users
+regions:
+  - {name: by-dear, location: {lat: 50.0, lon: 0.0}, weight: 1}
+  - {name: by-cheap, location: {lat: 50.0, lon: 1.0}, weight: 1}
+demand:
+  - {service: near, region: by-dear, slots: 2}
+  - {service: near, region: by-cheap, slots: 2}
+";
+
+#[test]
+fn at_fusion_alpha_one_the_domain_takes_the_cheaper_of_equally_useful_zones() {
+    let mut h = Harness::new();
+    let mut up = h.up(DEAR_AND_CHEAP, &["--fusion-alpha", "1"]);
+    let file = write(&h, "near.yaml", NEAR_SHOP);
+    let users = write(&h, "near-users.yaml", NEAR_USERS);
+    up.zonal(&["apply", "-f", &users]);
+    let dry = json_of(&up.zonal(&["apply", "--dry-run", "-f", &file, "-o", "json"]));
+    assert_eq!(dry["route"], "fusion", "{dry}");
+    assert_eq!(dry["check"]["violations"], json!([]), "{dry}");
+    let zones: Vec<&str> = dry["target"]["zones"].as_object().expect("zones").keys().map(String::as_str).collect();
+    assert_eq!(zones, vec!["cheap"], "{dry}");
+    // `zonal plan --alpha 1` on the same files agrees.
+    let infra = h.path().join("infrastructure.yaml");
+    let offline = json_of(&up.zonal(&[
+        "plan",
+        "--alpha",
+        "1",
+        "-f",
+        infra.to_str().expect("utf-8"),
+        "-f",
+        &file,
+        "-f",
+        &users,
+        "-o",
+        "json",
+    ]));
+    let placed: Vec<&str> =
+        offline["placements"].as_array().expect("placements").iter().filter_map(|p| p["zone"].as_str()).collect();
+    assert!(!placed.is_empty() && placed.iter().all(|z| *z == "cheap"), "{offline}");
+    // A bad α is refused, naming the flag.
+    let state = h.path().join("bad-alpha-state");
+    let (ok, out, err) = up.try_zonal(&[
+        "domain",
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        state.to_str().expect("utf-8"),
+        "--fusion-alpha",
+        "1.5",
+    ]);
+    assert!(!ok && err.contains("--fusion-alpha 1.5: expected a number from 0 to 1"), "{out}{err}");
+    assert!(!state.exists(), "a refused flag writes nothing");
+    up.stop();
+    h.assert_no_leftovers();
+}

@@ -35,6 +35,20 @@
 //! [`FusionOptions::max_min_fairness`]` = false` skips Step 1 and leaves `U` free: the
 //! "without max-min fairness" baseline of FUSION's Figure 56.
 //!
+//! **Step 3 (tie-break at α = 1).** With α = 1 cost is not in Step 2's objective, so any
+//! vertex of the optimal face comes back — on the MOOC data one 10.7 % dearer than the cheapest
+//! plan of the same utility. At α = 1 (every point of the trade-off curve but its min-cost
+//! end, and `place`/`select` with α = 1) Step 3 therefore adds the row
+//! `Σ w u ≥ Σ w u* − ε` (as `Σ w z/(k D) ≤ …`; `ε = 1e-6 · max(1, |Σ w u*|)`, [`tie_tolerance`])
+//! once to the live model (U's Step-2 bound stays) and maximises `−C`: the cheapest plan
+//! within ε of Step 2's total utility. The model keeps Step 2's basis, which stays primal
+//! feasible, so Step 3 is a warm primal simplex (under column generation, more pricing
+//! rounds with the same duals: the row has no `x` term). Steps 1 and 2 free the row again.
+//! α < 1 has cost in its objective already and runs no Step 3. The plan's `bound` is still
+//! Step 2's; the note "tie-break (Step 3)" and the term `step2_cost` give the cost before
+//! and after. [`FusionOptions::tie_break`]` = false` returns Step 2's vertex (the benchmarks'
+//! reference). Should Step 3 find no solution (a time limit), Step 2's answer is returned.
+//!
 //! **True utilities.** After solving, utilities are recomputed from each request's
 //! share-weighted average latency with [`zonal_model::UtilitySla::utility`] (ambiguity 3: the
 //! LP only bounds `z` from below for requests that do not bind). `utility_percent` is
@@ -64,7 +78,10 @@
 //! [`tradeoff_curve`] solves the min-cost end (α = 0) and the max-utility end (α = 1) without a
 //! budget, then `N` budgets evenly spaced from the min cost to the max cost (both included);
 //! at each budget Step 1 is re-solved (U* depends on the budget — ambiguity 9) and then
-//! Step 2 with α = 1. Points carry LP values (no rounding). The min utility of the curve is
+//! Step 2 with α = 1, then Step 3. Points carry LP values (no rounding). With Step 3 the
+//! max-utility end is the cheapest plan within ε of the top utility, so the budgets span
+//! only the costs that buy utility; the last budget point's total utility is within 2ε of
+//! the max-utility end's (each ran Step 3). The min utility of the curve is
 //! non-decreasing in the budget; the total utility need *not* be: a larger budget can raise
 //! U*, and the fairer solution Step 2 must then keep can have a lower total.
 //!
@@ -121,6 +138,11 @@ pub struct FusionOptions {
     /// the baseline of FUSION's Figure 56 ("ignore step 1").
     #[serde(default = "default_true")]
     pub max_min_fairness: bool,
+    /// At α = 1 (and at the trade-off curve's max-utility end and budget points), Step 3:
+    /// the cheapest plan whose weighted total utility is within [`tie_tolerance`] of Step 2's
+    /// optimum. `false` returns Step 2's vertex as it comes (the benchmarks' reference).
+    #[serde(default = "default_true")]
+    pub tie_break: bool,
     pub solver: SolverOptions,
 }
 
@@ -137,6 +159,7 @@ impl Default for FusionOptions {
             rounding: true,
             column_generation: ColumnGeneration::Auto,
             max_min_fairness: true,
+            tie_break: true,
             solver: SolverOptions::default(),
         }
     }
@@ -199,6 +222,9 @@ struct FusionLp {
     slack: Vec<Option<Var>>,
     /// Objective terms always added (the big-M penalty on slacks in column generation).
     penalty: Vec<(Var, f64)>,
+    /// Step 3's row `Σ w z / (k D) ≤ Step 2's optimum + tolerance`, once added; free
+    /// (unbounded) outside Step 3.
+    hold: Option<usize>,
     /// Row indices, for pricing columns with the duals.
     rows: RowIndex,
     pruned: usize,
@@ -508,7 +534,7 @@ fn build(
     if let (Some(budget), false) = (opts.budget, budget_in_row) {
         session.set_bounds(cost, 0.0, budget_bound(budget))?;
     }
-    Ok(FusionLp { session, pairs, u, cost, slack, penalty, rows, pruned, total_pairs })
+    Ok(FusionLp { session, pairs, u, cost, slack, penalty, hold: None, rows, pruned, total_pairs })
 }
 
 /// The budget as a column bound, widened by a relative 1e-9 so a budget equal to the
@@ -519,6 +545,13 @@ fn budget_bound(budget: f64) -> f64 {
 
 fn u_tolerance(u: f64) -> f64 {
     1e-6 * u.abs().max(1.0)
+}
+
+/// Step 3's slack on Step 2's weighted total utility `Σu*`: `1e-6 · max(1, |Σu*|)`, so the
+/// cheaper plan loses at most a millionth of the total utility (and the solver's own
+/// tolerance cannot make Step 3 infeasible).
+pub fn tie_tolerance(total_utility: f64) -> f64 {
+    1e-6 * total_utility.abs().max(1.0)
 }
 
 /// Served slots per demand: `(zone, slots)` sorted by zone.
@@ -596,6 +629,7 @@ fn u_max(p: &Problem) -> f64 {
 
 /// Sets up Step 1: maximise U (minus any slack penalty), U free.
 fn set_step1(lp: &mut FusionLp, p: &Problem) -> Result<(), PlaceError> {
+    free_hold(lp)?;
     lp.session.set_bounds(lp.u, f64::NEG_INFINITY, u_max(p))?;
     let mut obj = vec![(lp.u, 1.0)];
     obj.extend(lp.penalty.iter().copied());
@@ -604,15 +638,12 @@ fn set_step1(lp: &mut FusionLp, p: &Problem) -> Result<(), PlaceError> {
 
 /// Sets up Step 2: U ≥ U* − τ, maximise α Σ w u − (1 − α) C (minus any slack penalty).
 fn set_step2(lp: &mut FusionLp, p: &Problem, alpha: f64, u_star: f64) -> Result<(), PlaceError> {
+    free_hold(lp)?;
     let um = u_max(p);
     lp.session.set_bounds(lp.u, (u_star - u_tolerance(u_star)).min(um), um)?;
     let mut obj: Vec<(Var, f64)> = Vec::with_capacity(lp.pairs.len() + 1);
     if alpha > 0.0 {
-        for pair in &lp.pairs {
-            let d = &p.demands[pair.demand];
-            let w = p.regions[d.region].weight;
-            obj.push((pair.z, -alpha * w / (d.sla.importance * d.sla.span_ms())));
-        }
+        obj.extend(utility_terms(lp, p).into_iter().map(|(z, c)| (z, alpha * c)));
     }
     if alpha < 1.0 {
         obj.push((lp.cost, -(1.0 - alpha)));
@@ -621,36 +652,116 @@ fn set_step2(lp: &mut FusionLp, p: &Problem, alpha: f64, u_star: f64) -> Result<
     lp.session.set_objective(Sense::Maximise, &obj)
 }
 
-/// Step 1 then Step 2 on `lp` as it stands (budget already set). Returns (U*, Step-2 solve);
-/// without fairness only Step 2 runs, with U* = −∞.
+/// The weighted utility part of Step 2's objective (α = 1): `−w / (k D)` on each request's
+/// `z`, so that `Σ w u = Σ w / k + Σ coef·z`.
+fn utility_terms(lp: &FusionLp, p: &Problem) -> Vec<(Var, f64)> {
+    lp.pairs
+        .iter()
+        .map(|pair| {
+            let d = &p.demands[pair.demand];
+            let w = p.regions[d.region].weight;
+            (pair.z, -w / (d.sla.importance * d.sla.span_ms()))
+        })
+        .collect()
+}
+
+/// `Σ w / k`: the weighted total utility when every `z` is 0.
+fn utility_constant(p: &Problem) -> f64 {
+    p.demands.iter().map(|d| p.regions[d.region].weight / d.sla.importance).sum()
+}
+
+fn free_hold(lp: &mut FusionLp) -> Result<(), PlaceError> {
+    match lp.hold {
+        Some(r) => lp.session.set_row_bounds(r, f64::NEG_INFINITY, f64::INFINITY),
+        None => Ok(()),
+    }
+}
+
+/// Sets up Step 3 after Step 2 at α = 1 reached `values`: hold the weighted total utility
+/// within [`tie_tolerance`] of its optimum (U's bound from Step 2 stays) and maximise −C
+/// (minus any slack penalty). The hold row is added once and re-bounded afterwards, so the
+/// model keeps Step 2's basis, which stays primal feasible.
+fn set_step3(lp: &mut FusionLp, p: &Problem, values: &[f64]) -> Result<(), PlaceError> {
+    let terms = utility_terms(lp, p);
+    let part: f64 = terms.iter().map(|(z, c)| c * values.get(z.0).copied().unwrap_or(0.0)).sum();
+    let lower = part - tie_tolerance(utility_constant(p) + part);
+    match lp.hold {
+        Some(r) => lp.session.set_row_bounds(r, lower, f64::INFINITY)?,
+        None => lp.hold = Some(lp.session.add_row(lower, f64::INFINITY, &terms)?),
+    }
+    let mut obj = vec![(lp.cost, -1.0)];
+    obj.extend(lp.penalty.iter().copied());
+    lp.session.set_objective(Sense::Maximise, &obj)
+}
+
+/// The solves of one FUSION run.
+struct Steps {
+    /// Step 1's optimum (−∞ without fairness).
+    u_star: f64,
+    /// Step 2's objective value.
+    step2_objective: Option<f64>,
+    /// The solve whose values are the answer: Step 3's when it ran and found a solution,
+    /// else Step 2's.
+    last: crate::solver::Solved,
+    /// Step 3 ran: (cost before, cost after).
+    tie_break: Option<(f64, f64)>,
+}
+
+/// Whether Step 3 runs: α = 1 and the tie-break on.
+fn wants_step3(alpha: f64, tie_break: bool) -> bool {
+    tie_break && alpha >= 1.0
+}
+
+/// Step 3 on `lp` after Step 2 solved as `s2`: warm primal simplex from Step 2's basis.
+/// Returns the final solve; Step 2's when Step 3 found no solution (e.g. a time limit).
+fn step3(
+    lp: &mut FusionLp,
+    p: &Problem,
+    s2: crate::solver::Solved,
+    run: &mut Run,
+    opts: &SolverOptions,
+) -> Result<(crate::solver::Solved, Option<(f64, f64)>), PlaceError> {
+    set_step3(lp, p, &s2.values)?;
+    let warm = SolverOptions { lp_method: crate::solver::LpMethod::PrimalSimplex, ..opts.clone() };
+    let s3 = run.solve(lp, &warm)?;
+    if !s3.stats.status.has_solution() {
+        return Ok((s2, None));
+    }
+    let costs = (s2.values[lp.cost.0], s3.values[lp.cost.0]);
+    Ok((s3, Some(costs)))
+}
+
+/// Step 1 then Step 2 (then Step 3 at α = 1 with `tie_break`) on `lp` as it stands (budget
+/// already set); without fairness Step 1 is skipped, with U* = −∞.
 fn two_steps(
     lp: &mut FusionLp,
     p: &Problem,
     alpha: f64,
     fairness: bool,
+    tie_break: bool,
     run: &mut Run,
     opts: &SolverOptions,
-) -> Result<Option<(f64, crate::solver::Solved)>, PlaceError> {
-    if !fairness {
-        set_step2(lp, p, alpha, f64::NEG_INFINITY)?;
-        let s2 = run.solve(lp, opts)?;
-        if s2.stats.status == crate::solver::SolveStatus::Infeasible {
+) -> Result<Option<Steps>, PlaceError> {
+    let u_star = if fairness {
+        set_step1(lp, p)?;
+        let s1 = run.solve(lp, opts)?;
+        if s1.stats.status == crate::solver::SolveStatus::Infeasible {
             return Ok(None);
         }
-        s2.require_solution("FUSION step 2")?;
-        return Ok(Some((f64::NEG_INFINITY, s2)));
-    }
-    set_step1(lp, p)?;
-    let s1 = run.solve(lp, opts)?;
-    if s1.stats.status == crate::solver::SolveStatus::Infeasible {
-        return Ok(None);
-    }
-    s1.require_solution("FUSION step 1")?;
-    let u_star = s1.values[lp.u.0];
+        s1.require_solution("FUSION step 1")?;
+        s1.values[lp.u.0]
+    } else {
+        f64::NEG_INFINITY
+    };
     set_step2(lp, p, alpha, u_star)?;
     let s2 = run.solve(lp, opts)?;
+    if !fairness && s2.stats.status == crate::solver::SolveStatus::Infeasible {
+        return Ok(None);
+    }
     s2.require_solution("FUSION step 2")?;
-    Ok(Some((u_star, s2)))
+    let step2_objective = s2.stats.objective;
+    let (last, tie) = if wants_step3(alpha, tie_break) { step3(lp, p, s2, run, opts)? } else { (s2, None) };
+    Ok(Some(Steps { u_star, step2_objective, last, tie_break: tie }))
 }
 
 /// Candidate (request, zone) pairs above which [`ColumnGeneration::Auto`] generates columns.
@@ -684,8 +795,7 @@ pub enum ColumnGeneration {
 enum CgOutcome {
     Solved {
         lp: FusionLp,
-        u_star: f64,
-        step2: crate::solver::Solved,
+        steps: Steps,
         rounds: usize,
         columns: usize,
     },
@@ -809,7 +919,8 @@ fn add_columns(
 
 /// Solves both steps by column generation over the candidate pairs `full`: a restricted LP
 /// with each request's nearest zones, re-priced with its duals until no column has a
-/// positive reduced cost (first for Step 1, then for Step 2). Unserved demand and budget
+/// positive reduced cost (first for Step 1, then for Step 2, then for Step 3 when it runs:
+/// its hold row has no `x` term, so pricing is unchanged). Unserved demand and budget
 /// overrun are penalised slacks, so restricted models stay feasible; the result is the
 /// full LP's optimum. Columns are added to the live model, and every re-solve after the
 /// first is a warm dual-simplex solve from the previous basis.
@@ -850,6 +961,9 @@ fn solve_cg(
         .collect();
     // Without fairness Step 2 starts at once, with no floor on U.
     let mut u_star: Option<f64> = if opts.max_min_fairness { None } else { Some(f64::NEG_INFINITY) };
+    // Step 2 converged and Step 3 runs: (Step 2's objective, Step 2's cost).
+    let mut step3_of: Option<(Option<f64>, f64)> = None;
+    let step3_wanted = wants_step3(opts.alpha, opts.tie_break);
     let started = std::time::Instant::now();
     let mut lp = build(p, mode, active, pruned, opts, Slacks::Penalty(m))?;
     run.stats.build_seconds += started.elapsed().as_secs_f64();
@@ -881,10 +995,21 @@ fn solve_cg(
                 step_set = false;
             }
             // Without Step 1 nothing proved feasibility before Step 2.
-            Some(_) if !opts.max_min_fairness && slack > 1e-7 => return Ok(CgOutcome::Infeasible),
+            Some(_) if step3_of.is_none() && !opts.max_min_fairness && slack > 1e-7 => {
+                return Ok(CgOutcome::Infeasible)
+            }
+            Some(_) if step3_of.is_none() && step3_wanted => {
+                step3_of = Some((s.stats.objective, s.values[lp.cost.0]));
+                set_step3(&mut lp, p, &s.values)?;
+            }
             Some(u) => {
                 let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
-                return Ok(CgOutcome::Solved { lp, u_star: u, step2: s, rounds: round + 1, columns });
+                let (step2_objective, tie_break) = match step3_of {
+                    Some((o, c2)) => (o, Some((c2, s.values[lp.cost.0]))),
+                    None => (s.stats.objective, None),
+                };
+                let steps = Steps { u_star: u, step2_objective, last: s, tie_break };
+                return Ok(CgOutcome::Solved { lp, steps, rounds: round + 1, columns });
             }
         }
     }
@@ -992,34 +1117,37 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     let mut solved = None;
     if use_cg {
         match solve_cg(p, mode, opts, &cands, pruned, &mut run)? {
-            CgOutcome::Solved { lp, u_star, step2, rounds, columns } => {
+            CgOutcome::Solved { lp, steps, rounds, columns } => {
                 cg_note = Some(format!(
                     "column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated"
                 ));
-                solved = Some((lp, u_star, step2));
+                solved = Some((lp, steps));
             }
             CgOutcome::Infeasible => return Err(diagnose(p, mode, opts, &mut run)?),
             CgOutcome::GaveUp => cg_note = Some("column generation did not converge; the full LP was solved".into()),
         }
     }
-    let (lp, u_star, s2) = match solved {
+    let (lp, steps) = match solved {
         Some(x) => x,
         None => {
             let started = std::time::Instant::now();
             let mut lp = build(p, mode, cands, pruned, opts, Slacks::None)?;
             run.stats.build_seconds += started.elapsed().as_secs_f64();
-            let Some((u_star, s2)) = two_steps(&mut lp, p, opts.alpha, opts.max_min_fairness, &mut run, &opts.solver)?
+            let Some(steps) =
+                two_steps(&mut lp, p, opts.alpha, opts.max_min_fairness, opts.tie_break, &mut run, &opts.solver)?
             else {
                 return Err(diagnose(p, mode, opts, &mut run)?);
             };
-            (lp, u_star, s2)
+            (lp, steps)
         }
     };
-    let served = served_from(p, &lp, &s2.values);
+    let u_star = steps.u_star;
+    let s_last = &steps.last;
+    let served = served_from(p, &lp, &s_last.values);
     let lp_terms = evaluate(p, mode, &served);
 
     let mut plan = Plan::new(algorithm);
-    plan.status = PlanStatus::from_solve(&s2.stats.status);
+    plan.status = PlanStatus::from_solve(&s_last.stats.status);
     plan.notes.push(format!(
         "pruned {} of {} (request, zone) pairs beyond R_max, the proximity class or without capacity",
         lp.pruned, lp.total_pairs
@@ -1033,7 +1161,20 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     } else {
         0.0
     };
-    plan.bound = s2.stats.objective.map(|o| o + alpha_const);
+    plan.bound = steps.step2_objective.map(|o| o + alpha_const);
+    match steps.tie_break {
+        Some((before, after)) => {
+            plan.notes.push(format!(
+                "tie-break (Step 3): the cheapest plan within {:.1e} of Step 2's total utility costs {after:.6} instead of {before:.6} per hour",
+                tie_tolerance(lp_terms.total_utility)
+            ));
+            plan.objective_terms.insert("step2_cost".into(), before);
+        }
+        None if wants_step3(opts.alpha, opts.tie_break) => {
+            plan.notes.push("tie-break (Step 3) found no solution in time: Step 2's plan is returned".into());
+        }
+        None => {}
+    }
     if opts.max_min_fairness {
         plan.objective_terms.insert("step1_min_utility".into(), u_star);
     } else {
@@ -1317,27 +1458,28 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
     }
     let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None)?;
     let mut run = Run { stats: PlanStats::default() };
-    let Some((_, lo)) = two_steps(&mut lp, p, 0.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
+    let (fair, tie) = (opts.max_min_fairness, opts.tie_break);
+    let Some(lo) = two_steps(&mut lp, p, 0.0, fair, tie, &mut run, &opts.solver)? else {
         return Err(diagnose(p, &mode, &opts, &mut run)?);
     };
-    let lo_terms = evaluate(p, &mode, &served_from(p, &lp, &lo.values));
-    let min_cost = lo.values[lp.cost.0];
-    let Some((_, hi)) = two_steps(&mut lp, p, 1.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
+    let lo_terms = evaluate(p, &mode, &served_from(p, &lp, &lo.last.values));
+    let min_cost = lo.last.values[lp.cost.0];
+    let Some(hi) = two_steps(&mut lp, p, 1.0, fair, tie, &mut run, &opts.solver)? else {
         return Err(PlaceError::Solver { detail: "the max-utility end became infeasible".into() });
     };
-    let hi_terms = evaluate(p, &mode, &served_from(p, &lp, &hi.values));
-    let max_cost = hi.values[lp.cost.0].max(min_cost);
+    let hi_terms = evaluate(p, &mode, &served_from(p, &lp, &hi.last.values));
+    let max_cost = hi.last.values[lp.cost.0].max(min_cost);
     let mut points = Vec::new();
     for k in 0..budgets {
         let budget =
             if budgets == 1 { max_cost } else { min_cost + (max_cost - min_cost) * k as f64 / (budgets - 1) as f64 };
         lp.session.set_bounds(lp.cost, 0.0, budget_bound(budget))?;
-        let Some((_, s)) = two_steps(&mut lp, p, 1.0, opts.max_min_fairness, &mut run, &opts.solver)? else {
+        let Some(s) = two_steps(&mut lp, p, 1.0, fair, tie, &mut run, &opts.solver)? else {
             return Err(PlaceError::Solver {
                 detail: format!("budget {budget} between the min and max cost became infeasible"),
             });
         };
-        points.push(point(budget, &evaluate(p, &mode, &served_from(p, &lp, &s.values))));
+        points.push(point(budget, &evaluate(p, &mode, &served_from(p, &lp, &s.last.values))));
     }
     Ok(Curve {
         min_cost: point(min_cost, &lo_terms),
@@ -1488,6 +1630,67 @@ mod tests {
         assert!(best.term("cost").unwrap() >= cheap.term("cost").unwrap() - 1e-9);
     }
 
+    /// Two zones 71 km apart (≈ 1.4 ms round trip), a region at each, all four pairs within
+    /// R_min = 20 ms (so either zone gives either region full utility), the first zone three
+    /// times dearer, both with spare capacity.
+    fn twin_zones() -> crate::problem::Problem {
+        let mut b = line_bundle(2, 2);
+        let zones = &mut infra_mut(&mut b).zones;
+        zones[0].price.cpu_hour = zonal_model::Money::new(3.0);
+        zones[1].price.cpu_hour = zonal_model::Money::new(1.0);
+        service_mut(&mut b, "svc").sla = Some(sla(20.0, 30.0, 50.0));
+        problem(&b)
+    }
+
+    #[test]
+    fn alpha_one_takes_the_cheaper_of_equally_useful_zones() {
+        let p = twin_zones();
+        let cheapest = place(&p, &FusionOptions { alpha: 0.0, rounding: false, ..Default::default() }).unwrap();
+        for cg in [ColumnGeneration::Never, ColumnGeneration::Always] {
+            for rounding in [false, true] {
+                let opts = FusionOptions { alpha: 1.0, rounding, column_generation: cg, ..Default::default() };
+                let plan = place(&p, &opts).unwrap();
+                checked(&p, &plan);
+                let ctx = format!("{cg:?}, rounding {rounding}: {:?} {:?}", plan.objective_terms, plan.assignments);
+                assert!(plan.assignments.iter().all(|a| a.zone == "z1"), "{ctx}");
+                assert!(plan.placements.iter().all(|pl| pl.zone == "z1"), "{ctx}");
+                assert!(plan.term("utility_percent").unwrap() > 100.0 - 1e-6, "{ctx}");
+                if !rounding {
+                    assert!((plan.term("cost").unwrap() - cheapest.term("cost").unwrap()).abs() < 1e-9, "{ctx}");
+                }
+                assert!(plan.notes.iter().any(|n| n.starts_with("tie-break (Step 3)")), "{ctx}");
+            }
+        }
+        // Without the tie-break (the code before Step 3) the dearer vertex comes back.
+        let old =
+            place(&p, &FusionOptions { alpha: 1.0, rounding: false, tie_break: false, ..Default::default() }).unwrap();
+        assert!(old.term("cost").unwrap() > cheapest.term("cost").unwrap() + 1e-6, "{:?}", old.assignments);
+    }
+
+    #[test]
+    fn alpha_below_one_runs_no_tie_break() {
+        let p = twin_zones();
+        let plan = place(&p, &FusionOptions { alpha: 0.999, rounding: false, ..Default::default() }).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.contains("Step 3")), "{:?}", plan.notes);
+        assert_eq!(plan.stats.solves, 2);
+        assert!(plan.assignments.iter().all(|a| a.zone == "z1"), "cost is in the objective");
+    }
+
+    #[test]
+    fn curve_max_utility_end_is_the_cheapest_at_its_utility() {
+        let p = twin_zones();
+        let new = tradeoff_curve(&p, &FusionOptions::default(), 3).unwrap();
+        let old = tradeoff_curve(&p, &FusionOptions { tie_break: false, ..Default::default() }, 3).unwrap();
+        let eps = tie_tolerance(old.max_utility.total_utility);
+        assert!(new.max_utility.cost <= old.max_utility.cost + 1e-9, "{new:?}\n{old:?}");
+        assert!(new.max_utility.total_utility >= old.max_utility.total_utility - eps, "{new:?}\n{old:?}");
+        // The top of the curve costs what the cheapest plan costs: the zones tie on utility.
+        assert!((new.max_utility.cost - new.min_cost.cost).abs() < 1e-9, "{new:?}");
+        for (n, o) in new.points.iter().zip(&old.points) {
+            assert!(n.cost <= o.cost + 1e-9 && n.total_utility >= o.total_utility - eps, "{n:?} {o:?}");
+        }
+    }
+
     #[test]
     fn curve_min_utility_is_monotone_in_budget() {
         let mut b = line_bundle(4, 3);
@@ -1504,7 +1707,9 @@ mod tests {
             assert!(w[1].cost <= w[1].budget + 1e-6);
         }
         let last = c.points.last().unwrap();
-        assert!((last.total_utility - c.max_utility.total_utility).abs() < 1e-6);
+        // Both ends of the comparison ran Step 3, each within ε of its Step 2.
+        let eps = 2.0 * tie_tolerance(c.max_utility.total_utility) + 1e-9;
+        assert!((last.total_utility - c.max_utility.total_utility).abs() < eps, "{last:?} {:?}", c.max_utility);
     }
 
     #[test]

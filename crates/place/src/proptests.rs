@@ -12,7 +12,7 @@ use zonal_model::{
 use crate::chain::{place_chain, ChainObjective, ChainOptions, ChainRequest};
 use crate::check::check;
 use crate::error::PlaceError;
-use crate::fusion::{place, tradeoff_curve, FusionOptions};
+use crate::fusion::{place, tie_tolerance, tradeoff_curve, FusionOptions};
 use crate::problem::{Problem, ProblemOptions};
 use crate::solver::SolverOptions;
 use crate::testkit::*;
@@ -137,6 +137,41 @@ proptest! {
                 }
                 Err(e) => assert_explained(&e),
             }
+        }
+    }
+
+    /// At α = 1 Step 3 never costs more than Step 2's vertex and gives up at most ε of its
+    /// total utility. Each zone gets a twin at the same place with another price, so equally
+    /// useful placements at different costs are common.
+    #[test]
+    fn alpha_one_tie_break_is_no_dearer_and_as_useful(c in fusion_case(), twin_price in prop::collection::vec(0.01..1.0f64, 4)) {
+        let mut c = c;
+        let twins: Vec<_> = c.zones.iter().zip(&twin_price).map(|(&(la, lo, n, _), &pr)| (la, lo, n, pr)).collect();
+        c.zones.extend(twins);
+        let b = fusion_bundle(&c);
+        let p = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
+        let opts = |tie_break| FusionOptions {
+            alpha: 1.0, shared_zone_capacity: c.shared, rounding: false, tie_break, ..Default::default()
+        };
+        match (place(&p, &opts(false)), place(&p, &opts(true))) {
+            (Ok(old), Ok(new)) => {
+                let r = check(&p, &new);
+                let violations: Vec<_> = r
+                    .violations
+                    .iter()
+                    .filter(|v| c.shared || v.kind != crate::check::ViolationKind::ZoneCapacity)
+                    .collect();
+                prop_assert!(violations.is_empty(), "{}\n{new:#?}", r.summary());
+                let (oc, nc) = (old.term("cost").unwrap(), new.term("cost").unwrap());
+                prop_assert!(nc <= oc + 1e-7 * oc.max(1.0), "cost {nc} > {oc}");
+                let (ou, nu) = (old.term("total_utility").unwrap(), new.term("total_utility").unwrap());
+                prop_assert!(nu >= ou - tie_tolerance(ou) - 1e-8, "utility {nu} < {ou} − ε");
+                // Step 1's floor still holds.
+                let u_star = new.term("step1_min_utility").unwrap();
+                prop_assert!(new.term("min_utility").unwrap() >= u_star - 1e-6 * u_star.abs().max(1.0) - 1e-9);
+            }
+            (Err(e), Err(_)) => assert_explained(&e),
+            (old, new) => prop_assert!(false, "the tie-break changed feasibility: {:?} vs {:?}", old.err(), new.err()),
         }
     }
 

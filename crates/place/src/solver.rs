@@ -255,6 +255,21 @@ impl LpSession {
             "change a column's bounds",
         )
     }
+    /// Changes the bounds of row `row` (an index returned by [`LpSession::add_row`] or the
+    /// builder), keeping the basis.
+    #[allow(unsafe_code)]
+    pub fn set_row_bounds(&mut self, row: usize, lower: f64, upper: f64) -> Result<(), PlaceError> {
+        let model = self.model()?;
+        let r = highs_sys::HighsInt::try_from(row)
+            .ok()
+            .filter(|&r| (r as usize) < model.num_rows())
+            .ok_or_else(|| PlaceError::Solver { detail: format!("no row {row}") })?;
+        // SAFETY: as in `set_cost`; `r` is one of the model's rows.
+        highs_status(
+            unsafe { highs_sys::Highs_changeRowBounds(model.as_mut_ptr(), r, lower, upper) },
+            "change a row's bounds",
+        )
+    }
     /// Sets every column's objective coefficient to zero, then applies `costs`.
     pub fn set_objective(&mut self, sense: Sense, costs: &[(Var, f64)]) -> Result<(), PlaceError> {
         self.model()?.set_sense(sense);
@@ -485,6 +500,10 @@ fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOption
             }
             LpMethod::Auto => model.num_cols() > IPM_COLUMN_THRESHOLD,
         };
+        if options.lp_method != LpMethod::PrimalSimplex {
+            // Back to HiGHS's default (1 = dual) after a primal re-solve of the same session.
+            check("simplex_strategy", model.try_set_option("simplex_strategy", 1).is_ok());
+        }
         let method = if ipm { "ipm" } else { "simplex" };
         check("solver", model.try_set_option("solver", method).is_ok());
         method.to_string()

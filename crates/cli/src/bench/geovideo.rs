@@ -1,8 +1,8 @@
 //! `zonal bench --suite geo-video`: the FUSION LP on the MOOC data.
 
 use zonal_bench::geovideo::{
-    as_curve, curve, curve_summary, lp_summary, lp_sweep, mooc_bundle, mooc_problem, paper_options, GeoVideoData,
-    LpSweep, LpVariant, MoocScenario, LP_SIZES,
+    as_curve, curve, curve_summary, lp_summary, lp_sweep, mooc_bundle, mooc_problem, paper_options, tie_break_summary,
+    GeoVideoData, LpSweep, LpVariant, MoocScenario, LP_SIZES,
 };
 use zonal_bench::report::to_csv;
 
@@ -53,8 +53,11 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
         fair.iter().filter(|r| r.kind == zonal_bench::geovideo::PointKind::Budget).map(|r| r.budget).collect();
     let unfair =
         curve(&p, &base, args.budgets, false, Some(&budgets), &mut |d, t, w| bar.report(d, t, w)).map_err(fail)?;
+    // The reference for the α = 1 tie-break: the same curve without Step 3 (its own budgets).
+    let no_tie = zonal_place::fusion::FusionOptions { tie_break: false, ..base.clone() };
+    let before = curve(&p, &no_tie, args.budgets, true, None, &mut |d, t, w| bar.report(d, t, w)).map_err(fail)?;
     drop(bar);
-    let all: Vec<_> = fair.iter().chain(&unfair).cloned().collect();
+    let all: Vec<_> = fair.iter().chain(&unfair).chain(&before).cloned().collect();
     let files = vec![
         write(&args.out, "fusion-curve.csv", &to_csv(&all))?,
         write(&args.out, "tradeoff.csv", &curve_csv(&as_curve(&fair)))?,
@@ -62,5 +65,5 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
         write(&args.out, "tradeoff-step2-only.csv", &curve_csv(&as_curve(&unfair)))?,
         write(&args.out, "tradeoff-step2-only.svg", &curve_svg(&as_curve(&unfair)))?,
     ];
-    finish(args, &[curve_summary(&all)], &files)
+    finish(args, &[curve_summary(&all), tie_break_summary(&fair, &before)], &files)
 }

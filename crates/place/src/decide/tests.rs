@@ -504,3 +504,28 @@ mod properties {
         }
     }
 }
+
+/// The running domain's path (decide → FUSION) runs the α = 1 tie-break: two zones equally
+/// useful to both regions (within R_min), the first three times dearer.
+#[test]
+fn alpha_one_in_the_domain_places_in_the_cheaper_of_equally_useful_zones() {
+    let mut b = line_bundle(2, 2);
+    let zones = &mut infra_mut(&mut b).zones;
+    zones[0].price.cpu_hour = zonal_model::Money::new(3.0);
+    zones[1].price.cpu_hour = zonal_model::Money::new(1.0);
+    service_mut(&mut b, "svc").sla = Some(sla(20.0, 30.0, 50.0));
+    let mut st = LiveState::from_bundle(&b);
+    for s in &mut st.services {
+        s.service = running(s.service.clone());
+    }
+    let mut o = opts();
+    o.fusion.alpha = 1.0;
+    let d = decide(&st, "svc", Trigger::Apply, &o).expect("placed");
+    assert_eq!(d.route, Route::Fusion);
+    assert!(d.check.is_ok());
+    assert_eq!(d.target.zones.keys().collect::<Vec<_>>(), vec!["z1"], "{:?}", d.target);
+    // Without the tie-break (the code before Step 3) the dearer zone is used.
+    o.fusion.tie_break = false;
+    let old = decide(&st, "svc", Trigger::Apply, &o).expect("placed");
+    assert!(old.target.zones.contains_key("z0"), "{:?}", old.target);
+}
