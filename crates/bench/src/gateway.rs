@@ -47,6 +47,9 @@ pub struct Config {
     pub round_trips: usize,
     /// Rounds per path.
     pub rounds: usize,
+    /// Sequential session opens per round, before the connections (0: none): each is
+    /// connect, greeting, one round trip, close, timed as a whole.
+    pub opens: usize,
     /// Timeout of each connect, read and write.
     pub timeout: Duration,
 }
@@ -63,6 +66,9 @@ pub struct Round {
     pub max: f64,
     pub round_trips: usize,
     pub secs: f64,
+    /// Session opens (connect → greeting → one echo): p50 and p99 in µs (0 without opens).
+    pub open_p50: f64,
+    pub open_p99: f64,
 }
 
 impl Round {
@@ -126,6 +132,30 @@ fn connection(addr: SocketAddr, cfg: &Config, start: &Barrier, passed: &mut bool
     Ok(samples)
 }
 
+/// One timed session open: connect, greeting, one round trip of `cfg.msg` bytes; ns.
+fn open_one(addr: SocketAddr, cfg: &Config) -> Result<u64, String> {
+    let fail = |what: &str, e: std::io::Error| format!("{addr}: session open: {what}: {e}");
+    let t0 = Instant::now();
+    let stream = TcpStream::connect_timeout(&addr, cfg.timeout).map_err(|e| fail("connect", e))?;
+    stream.set_nodelay(true).map_err(|e| fail("TCP_NODELAY", e))?;
+    stream.set_read_timeout(Some(cfg.timeout)).map_err(|e| fail("read timeout", e))?;
+    let mut writer = stream.try_clone().map_err(|e| fail("clone", e))?;
+    let mut reader = BufReader::new(stream);
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).map_err(|e| fail("greeting", e))?;
+    if greeting.is_empty() || greeting.starts_with("busy") {
+        return Err(format!("{addr}: refused the session (greeting {:?})", greeting.trim_end()));
+    }
+    writer.write_all(b"ping\n").map_err(|e| fail("write", e))?;
+    let mut echo = [0u8; 5];
+    reader.read_exact(&mut echo).map_err(|e| fail("read echo", e))?;
+    let took = t0.elapsed().as_nanos() as u64;
+    if &echo != b"ping\n" {
+        return Err(format!("{addr}: session open: the echo differs from the message sent"));
+    }
+    Ok(took)
+}
+
 /// One round on one path.
 pub fn round(path: &Path, number: usize, cfg: &Config) -> Result<Round, BenchError> {
     if path.addrs.is_empty() || cfg.conc == 0 || cfg.msg == 0 || cfg.round_trips == 0 {
@@ -134,6 +164,14 @@ pub fn round(path: &Path, number: usize, cfg: &Config) -> Result<Round, BenchErr
             path.name
         )));
     }
+    let mut opens = Vec::with_capacity(cfg.opens);
+    for i in 0..cfg.opens {
+        opens.push(
+            open_one(path.addrs[i % path.addrs.len()], cfg)
+                .map_err(|e| BenchError::new(format!("gateway round {number} on {}: {e}", path.name)))?,
+        );
+    }
+    opens.sort_unstable();
     // Every connection plus this thread: the clock starts when all are warmed up.
     let start = Arc::new(Barrier::new(cfg.conc + 1));
     let (samples, secs) = std::thread::scope(|s| {
@@ -175,6 +213,8 @@ pub fn round(path: &Path, number: usize, cfg: &Config) -> Result<Round, BenchErr
         max: us(all[all.len() - 1]),
         round_trips: all.len(),
         secs,
+        open_p50: us(quantile(&opens, 0.50)),
+        open_p99: us(quantile(&opens, 0.99)),
     })
 }
 
@@ -205,8 +245,9 @@ pub fn spread(values: &[f64]) -> (f64, f64, f64) {
     (v[0], median, v[n - 1])
 }
 
-/// The figures named by a statistic: `min`, `p50`, `p90`, `p99`, `max`, `rt/s`.
-pub const STATS: [&str; 6] = ["min", "p50", "p90", "p99", "max", "rt/s"];
+/// The figures named by a statistic: round trips `min`, `p50`, `p90`, `p99`, `max`, `rt/s`;
+/// session opens `open p50`, `open p99`.
+pub const STATS: [&str; 8] = ["min", "p50", "p90", "p99", "max", "rt/s", "open p50", "open p99"];
 
 fn stat(r: &Round, name: &str) -> f64 {
     match name {
@@ -215,6 +256,8 @@ fn stat(r: &Round, name: &str) -> f64 {
         "p90" => r.p90,
         "p99" => r.p99,
         "max" => r.max,
+        "open p50" => r.open_p50,
+        "open p99" => r.open_p99,
         _ => r.per_second(),
     }
 }
@@ -259,12 +302,12 @@ mod tests {
     use std::net::TcpListener;
 
     /// A line echo server like `zonal workload`: greets, then echoes every line.
-    fn echo_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    fn echo_server(sessions: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let h = std::thread::spawn(move || {
             let mut served = Vec::new();
-            for _ in 0..2 {
+            for _ in 0..sessions {
                 let (stream, _) = listener.accept().expect("accept");
                 served.push(std::thread::spawn(move || {
                     let mut w = stream.try_clone().expect("clone");
@@ -286,14 +329,23 @@ mod tests {
 
     #[test]
     fn a_round_times_every_round_trip_of_every_connection() {
-        let (addr, server) = echo_server();
-        let cfg = Config { conc: 2, msg: 100, warmup: 3, round_trips: 50, rounds: 1, timeout: Duration::from_secs(5) };
+        let (addr, server) = echo_server(5);
+        let cfg = Config {
+            conc: 2,
+            msg: 100,
+            warmup: 3,
+            round_trips: 50,
+            rounds: 1,
+            opens: 3,
+            timeout: Duration::from_secs(5),
+        };
         let path = Path { name: "direct".into(), addrs: vec![addr] };
         let r = round(&path, 1, &cfg).expect("round");
         server.join().expect("server");
         assert_eq!(r.round_trips, 100);
         assert!(r.min > 0.0 && r.min <= r.p50 && r.p50 <= r.p90 && r.p90 <= r.p99 && r.p99 <= r.max);
         assert!(r.per_second() > 0.0);
+        assert!(r.open_p50 > 0.0 && r.open_p50 <= r.open_p99);
     }
 
     #[test]
@@ -301,7 +353,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let cfg = Config { conc: 1, msg: 8, warmup: 0, round_trips: 1, rounds: 1, timeout: Duration::from_secs(2) };
+        let cfg =
+            Config { conc: 1, msg: 8, warmup: 0, round_trips: 1, rounds: 1, opens: 0, timeout: Duration::from_secs(2) };
         let e = round(&Path { name: "gateway".into(), addrs: vec![addr] }, 1, &cfg).expect_err("refused");
         assert!(e.message.contains(&addr.to_string()) && e.message.contains("gateway"), "{e}");
     }
@@ -318,6 +371,8 @@ mod tests {
             max: p50,
             round_trips: 10,
             secs: 1.0,
+            open_p50: 0.0,
+            open_p99: 0.0,
         };
         let rounds = vec![mk("direct", 1, 20.0), mk("gateway", 1, 30.0), mk("direct", 2, 40.0), mk("gateway", 2, 45.0)];
         let a = added(&rounds, "gateway", "direct");

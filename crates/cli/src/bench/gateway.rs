@@ -151,6 +151,7 @@ fn cfg_of(args: &Args) -> Result<Config, Failure> {
         warmup: 200,
         round_trips: args.round_trips,
         rounds: args.rounds,
+        opens: args.opens,
         timeout: Duration::from_secs(10),
     };
     if cfg.conc == 0 || cfg.msg == 0 || cfg.round_trips == 0 || cfg.rounds == 0 {
@@ -309,10 +310,12 @@ fn measure(
 }
 
 fn csv_of(rounds: &[Round]) -> String {
-    let mut s = String::from("round,path,min_us,p50_us,p90_us,p99_us,max_us,round_trips,secs,round_trips_per_s\n");
+    let mut s = String::from(
+        "round,path,min_us,p50_us,p90_us,p99_us,max_us,round_trips,secs,round_trips_per_s,open_p50_us,open_p99_us\n",
+    );
     for r in rounds {
         s.push_str(&format!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{:.4},{:.0}\n",
+            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{:.4},{:.0},{:.2},{:.2}\n",
             r.round,
             r.path,
             r.min,
@@ -322,7 +325,9 @@ fn csv_of(rounds: &[Round]) -> String {
             r.max,
             r.round_trips,
             r.secs,
-            r.per_second()
+            r.per_second(),
+            r.open_p50,
+            r.open_p99
         ));
     }
     s
@@ -331,7 +336,7 @@ fn csv_of(rounds: &[Round]) -> String {
 fn triple((lo, med, hi): (f64, f64, f64), ratio: bool) -> String {
     if ratio {
         format!("{lo:.3} / {med:.3} / {hi:.3}")
-    } else if hi.abs() >= 1000.0 {
+    } else if hi.abs().max(lo.abs()) >= 1000.0 {
         format!("{lo:.0} / {med:.0} / {hi:.0}")
     } else {
         format!("{lo:.1} / {med:.1} / {hi:.1}")
@@ -344,8 +349,9 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
     let per_path = Summary {
         title: format!(
             "gateway: {} rounds per path, interleaved; each {} connection(s) × {} timed round trips of {} bytes \
-             (after {} untimed); latency µs, min / median / max across rounds",
-            cfg.rounds, cfg.conc, cfg.round_trips, cfg.msg, cfg.warmup
+             (after {} untimed), preceded by {} sequential session opens (connect, greeting, one echo, close); \
+             latency µs, min / median / max across rounds",
+            cfg.rounds, cfg.conc, cfg.round_trips, cfg.msg, cfg.warmup, cfg.opens
         ),
         headers: headers.clone(),
         rows: paths

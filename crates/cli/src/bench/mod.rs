@@ -166,6 +166,9 @@ pub struct Args {
     /// gateway: timed round trips per connection per round (after 200 untimed).
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub round_trips: usize,
+    /// gateway: sequential session opens per round and path (connect, greeting, one echo).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub opens: usize,
     /// Solver threads (HiGHS default when absent; runtime: 1).
     #[arg(long)]
     pub threads: Option<u32>,
