@@ -1,12 +1,15 @@
 //! `zonal bench --suite gateway [--peer haproxy] [--rounds N] [--conc N] [--msg B]
-//! [--round-trips N]`: the gateway's added latency measured by a native client.
+//! [--round-trips N] [--opens N] [--reference ZONAL]`: the gateway's added latency measured
+//! by a native client.
 //!
 //! Starts what it measures itself, on 127.0.0.1: `zonal up --apply <examples>/echo-bench.yaml`
 //! (a domain, a zone, two `zonal workload` echo instances behind the zone's gateway) in a
 //! fresh state directory, and with `--peer haproxy` haproxy in TCP mode (`balance leastconn`,
 //! `maxconn` per server = its slots, as scripts/bench-gateway configured it). Then
 //! [`zonal_bench::gateway`] runs interleaved rounds on the paths direct (the instances' own
-//! ports), gateway (the endpoint `zonal resolve` returns) and haproxy.
+//! ports), gateway (the endpoint `zonal resolve` returns) and haproxy. `--reference ZONAL`
+//! starts a second stack from another build and adds its gateway as the path gateway-ref, so
+//! a change to the relay is measured against the build before it in the same run.
 //!
 //! Pinning: with at least two cores, the servers (`zonal up` and everything it starts,
 //! haproxy) run on the last core and this process (the client) on the first, by
@@ -182,11 +185,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let (client_core, server_core) = if cores >= 2 { (Some(0), Some(cores - 1)) } else { (None, None) };
     let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find the zonal binary: {e}")))?;
-    let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let path_var = std::env::join_paths(
-        std::iter::once(bin_dir.clone()).chain(std::env::var_os("PATH").iter().flat_map(std::env::split_paths)),
-    )
-    .map_err(|e| Failure::new(1, format!("PATH: {e}")))?;
     let descriptor = args.examples.join("echo-bench.yaml");
     if !descriptor.is_file() {
         return Err(Failure::new(
@@ -196,32 +194,42 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     let work = std::env::temp_dir().join(format!("zonal-bench-gw.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", work.display())))?;
-    let result = measure(args, &cfg, haproxy, (client_core, server_core), &exe, &path_var, &descriptor, &work);
+    let result = measure(args, &cfg, haproxy, (client_core, server_core), &exe, &descriptor, &work);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    args: &Args,
-    cfg: &Config,
-    haproxy: bool,
-    (client_core, server_core): (Option<usize>, Option<usize>),
-    exe: &Path,
-    path_var: &std::ffi::OsStr,
-    descriptor: &Path,
-    work: &Path,
-) -> Result<(), Failure> {
-    let context = work.join("context.json");
-    let up_log = work.join("up.log");
-    let log =
-        |p: &Path| std::fs::File::create(p).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", p.display())));
-    let out = log(&up_log)?;
-    let err = out.try_clone().map_err(|e| Failure::new(1, format!("{}: {e}", up_log.display())))?;
-    let child = pinned(exe, server_core)
+/// A running `zonal up` of echo-bench.yaml: its guard, the echo back ends, their slots and
+/// the gateway endpoint.
+struct Stack {
+    _up: Guard,
+    direct: Vec<SocketAddr>,
+    slots: u64,
+    gateway: SocketAddr,
+}
+
+fn log_file(p: &Path) -> Result<(std::fs::File, std::fs::File), Failure> {
+    let out = std::fs::File::create(p).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", p.display())))?;
+    let err = out.try_clone().map_err(|e| Failure::new(1, format!("{}: {e}", p.display())))?;
+    Ok((out, err))
+}
+
+/// Starts `exe up --apply descriptor` in `dir` (pinned to `core`), with `exe`'s directory
+/// first on PATH so its instances run the same build's `zonal workload`, and waits for it.
+fn start_stack(exe: &Path, descriptor: &Path, dir: &Path, core: Option<usize>) -> Result<Stack, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))?;
+    let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let path_var = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::var_os("PATH").iter().flat_map(std::env::split_paths)),
+    )
+    .map_err(|e| Failure::new(1, format!("PATH: {e}")))?;
+    let context = dir.join("context.json");
+    let up_log = dir.join("up.log");
+    let (out, err) = log_file(&up_log)?;
+    let child = pinned(exe, core)
         .arg("up")
         .arg("--state")
-        .arg(work.join("state"))
+        .arg(dir.join("state"))
         .arg("--context")
         .arg(&context)
         .arg("--apply")
@@ -231,8 +239,8 @@ fn measure(
         .stdout(out)
         .stderr(err)
         .spawn()
-        .map_err(|e| Failure::new(1, format!("cannot start zonal up: {e}")))?;
-    let _up = Guard { child, label: "zonal up" };
+        .map_err(|e| Failure::new(1, format!("cannot start {} up: {e}", exe.display())))?;
+    let up = Guard { child, label: "zonal up" };
     let deadline = Instant::now() + Duration::from_secs(60);
     let (ports, slots) = loop {
         let seen = if context.is_file() {
@@ -255,11 +263,32 @@ fn measure(
         .as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Failure::new(1, format!("zonal resolve echo: no endpoint host:port in {resolved}")))?;
-    let direct: Vec<SocketAddr> = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    let direct = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    Ok(Stack { _up: up, direct, slots, gateway })
+}
+
+fn measure(
+    args: &Args,
+    cfg: &Config,
+    haproxy: bool,
+    (client_core, server_core): (Option<usize>, Option<usize>),
+    exe: &Path,
+    descriptor: &Path,
+    work: &Path,
+) -> Result<(), Failure> {
+    let stack = start_stack(exe, descriptor, &work.join("current"), server_core)?;
+    let reference = match &args.reference {
+        Some(r) => Some(start_stack(r, descriptor, &work.join("reference"), server_core)?),
+        None => None,
+    };
+    let (direct, slots) = (stack.direct.clone(), stack.slots);
     let mut paths = vec![
         gateway::Path { name: "direct".into(), addrs: direct.clone() },
-        gateway::Path { name: "gateway".into(), addrs: vec![gateway] },
+        gateway::Path { name: "gateway".into(), addrs: vec![stack.gateway] },
     ];
+    if let Some(r) = &reference {
+        paths.push(gateway::Path { name: "gateway-ref".into(), addrs: vec![r.gateway] });
+    }
     let _haproxy = if haproxy {
         let port = free_port()?;
         let mut text = format!(
@@ -273,8 +302,7 @@ fn measure(
         std::fs::write(&cfg_path, text)
             .map_err(|e| Failure::new(1, format!("cannot write {}: {e}", cfg_path.display())))?;
         let hlog = work.join("haproxy.log");
-        let out = log(&hlog)?;
-        let err = out.try_clone().map_err(|e| Failure::new(1, format!("{}: {e}", hlog.display())))?;
+        let (out, err) = log_file(&hlog)?;
         let child = pinned(Path::new("haproxy"), server_core)
             .arg("-db")
             .arg("-f")
@@ -368,7 +396,7 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
         ],
     };
     let added = Summary {
-        title: "added over direct in the same round: latency µs (path − direct), rt/s as path / direct; \
+        title: "added over direct (the current build's echo instances) in the same round: latency µs (path − direct), rt/s as path / direct; \
                 min / median / max across rounds"
             .into(),
         headers,
@@ -384,6 +412,20 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
         notes: vec![],
     };
     let mut out = vec![per_path, added];
+    if paths.iter().any(|p| p.name == "gateway-ref") {
+        out.push(Summary {
+            title:
+                "gateway against the reference build's gateway in the same round: latency µs (gateway − gateway-ref), \
+                    rt/s as gateway / gateway-ref"
+                    .into(),
+            headers: gateway::STATS.iter().map(|s| s.to_string()).collect(),
+            rows: vec![gateway::added(rounds, "gateway", "gateway-ref")
+                .into_iter()
+                .map(|(s, t)| triple(t, s == "rt/s"))
+                .collect()],
+            notes: vec![],
+        });
+    }
     if paths.iter().any(|p| p.name == "haproxy") {
         out.push(Summary {
             title:

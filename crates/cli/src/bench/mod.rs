@@ -166,6 +166,10 @@ pub struct Args {
     /// gateway: timed round trips per connection per round (after 200 untimed).
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub round_trips: usize,
+    /// gateway: also measure the gateway of this other zonal binary (its own `zonal up` and
+    /// echo instances, same pinning) as the path gateway-ref: before/after in one run.
+    #[arg(long, value_name = "ZONAL")]
+    pub reference: Option<PathBuf>,
     /// gateway: sequential session opens per round and path (connect, greeting, one echo).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub opens: usize,
