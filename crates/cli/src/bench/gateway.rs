@@ -439,5 +439,15 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
             notes: vec![],
         });
     }
+    if cfg.opens == 0 {
+        // No session opens were timed: drop their two (last) columns.
+        for sum in &mut out {
+            let keep = sum.headers.len().saturating_sub(2);
+            sum.headers.truncate(keep);
+            for row in &mut sum.rows {
+                row.truncate(keep);
+            }
+        }
+    }
     out
 }
