@@ -174,7 +174,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let haproxy = match args.peer {
         None => false,
         Some(PeerArg::Haproxy) => true,
-        Some(p) => return Err(Failure::new(2, format!("--peer {p:?}: the gateway suite compares only with haproxy"))),
+        Some(p) => {
+            let name = clap::ValueEnum::to_possible_value(&p).map(|v| v.get_name().to_string()).unwrap_or_default();
+            return Err(Failure::new(2, format!("--peer {name}: the gateway suite compares only with haproxy")));
+        }
     };
     if haproxy && Command::new("haproxy").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
         return Err(Failure::new(
