@@ -9,6 +9,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`scenarios`] | INPUT SC1–SC3 subscriptions on a topology |
+//! | [`gateway`] | a native load generator for the gateway: echo round trips over N connections, paths interleaved round by round, latency percentiles and throughput |
 //! | [`geovideo`] | FUSION's MOOC placement (seed 000 §4.4): scenario, LP-size sweep, cost/utility curve with and without Step 1 |
 //! | [`zoo`] | INPUT chains on Topology Zoo WANs (seed 004 §V.C): time to place and route, gap |
 //! | [`report`] | CSV rows, medians, percentiles, summary tables |
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain_peer;
+pub mod gateway;
 pub mod geovideo;
 pub mod peer;
 pub mod report;

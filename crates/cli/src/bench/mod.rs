@@ -1,8 +1,9 @@
-//! `zonal bench --suite geo-video|zoo|vbp|openb|vnmp|runtime [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
+//! `zonal bench --suite geo-video|zoo|vbp|openb|vnmp|runtime|gateway [--limit N] [--seeds K] [--time-limit S] [--peer P] [--out DIR]`:
 //! runs a benchmark suite of `zonal-bench`, writes its CSV into `--out` and prints a summary.
 //! Each suite lives in its own module; this one parses the shared arguments, reads the data
 //! files, shows progress and prints tables.
 
+mod gateway;
 mod geovideo;
 mod pack;
 mod runtime;
@@ -43,6 +44,10 @@ pub enum Suite {
     /// percentiles at 100 zones × 20 hosts (1 solver thread), quality per service on the
     /// examples and on Interoute, re-placement under a demand shift.
     Runtime,
+    /// The gateway's added latency: a native client doing echo round trips directly to two
+    /// `zonal workload` back ends, through the zone's gateway and (with --peer haproxy)
+    /// through haproxy, interleaved rounds, client and servers pinned to different cores.
+    Gateway,
 }
 
 /// How `--suite vnmp` turns the two directed arcs of a vertex pair into one link.
@@ -62,13 +67,19 @@ pub enum PeerArg {
     Ortools,
     /// HiGHS through highspy (PyPI highspy).
     Highspy,
+    /// haproxy in TCP mode (gateway suite only; must be on PATH).
+    Haproxy,
 }
 
-impl From<PeerArg> for zonal_bench::peer::Peer {
-    fn from(p: PeerArg) -> Self {
-        match p {
-            PeerArg::Ortools => zonal_bench::peer::Peer::Ortools,
-            PeerArg::Highspy => zonal_bench::peer::Peer::Highspy,
+impl PeerArg {
+    /// The solver peer, or why this peer is not one.
+    fn solver(self) -> Result<zonal_bench::peer::Peer, Failure> {
+        match self {
+            PeerArg::Ortools => Ok(zonal_bench::peer::Peer::Ortools),
+            PeerArg::Highspy => Ok(zonal_bench::peer::Peer::Highspy),
+            PeerArg::Haproxy => {
+                Err(Failure::new(2, "--peer haproxy: only for --suite gateway (solver suites take ortools or highspy)"))
+            }
         }
     }
 }
@@ -143,6 +154,25 @@ pub struct Args {
     /// vnmp: how the two directed arcs of a substrate vertex pair become one link.
     #[arg(long, value_enum, default_value_t = LinksArg::Conservative)]
     pub links: LinksArg,
+    /// gateway: rounds per path (interleaved direct, gateway, haproxy, haproxy, gateway, …).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub rounds: usize,
+    /// gateway: concurrent connections per round (at most 64).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub conc: usize,
+    /// gateway: bytes per message, its final newline included.
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    pub msg: usize,
+    /// gateway: timed round trips per connection per round (after 200 untimed).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub round_trips: usize,
+    /// gateway: also measure the gateway of this other zonal binary (its own `zonal up` and
+    /// echo instances, same pinning) as the path gateway-ref: before/after in one run.
+    #[arg(long, value_name = "ZONAL")]
+    pub reference: Option<PathBuf>,
+    /// gateway: sequential session opens per round and path (connect, greeting, one echo).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub opens: usize,
     /// Solver threads (HiGHS default when absent; runtime: 1).
     #[arg(long)]
     pub threads: Option<u32>,
@@ -159,7 +189,7 @@ impl Args {
     }
     /// The peer of `--peer`, prepared (its virtualenv created on first use).
     fn peer_runner(&self) -> Result<Option<zonal_bench::peer::PeerRunner>, Failure> {
-        self.peer.map(|p| pack::prepare_peer(p.into())).transpose()
+        self.peer.map(|p| pack::prepare_peer(p.solver()?)).transpose()
     }
     fn seed_list(&self) -> Result<Vec<u64>, Failure> {
         if self.seeds == 0 {
@@ -179,6 +209,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Suite::Openb => pack::run_openb(&args),
         Suite::Vnmp => vnmp::run(&args),
         Suite::Runtime => runtime::run(&args),
+        Suite::Gateway => gateway::run(&args),
     }
 }
 

@@ -44,7 +44,7 @@ fn families(args: &Args) -> Result<Vec<Family>, Failure> {
 
 pub fn run_vbp(args: &Args) -> Result<(), Failure> {
     let fams = families(args)?;
-    let runner = args.peer.map(|p| prepare_peer(p.into())).transpose()?;
+    let runner = args.peer_runner()?;
     let time_limit = args.time_limit.unwrap_or(Duration::from_secs(2));
     let limit = match args.limit {
         Some(0) => None,
@@ -198,7 +198,7 @@ fn openb_peer(runner: &PeerRunner, dir: &std::path::Path, opts: &OpenbOptions) -
 }
 
 pub fn run_openb(args: &Args) -> Result<(), Failure> {
-    let runner = args.peer.map(|p| prepare_peer(p.into())).transpose()?;
+    let runner = args.peer_runner()?;
     let opts =
         OpenbOptions { time_limit: args.time_limit.unwrap_or(Duration::from_secs(4)), ..OpenbOptions::default() };
     let dir = args.data.join("traces/alibaba-openb-2023");
