@@ -173,7 +173,13 @@ impl Op {
     fn after(self, s: St) -> Option<St> {
         match (self, s) {
             (Op::Register, St::Gone) => Some(St::Registered),
-            (Op::Register, _) => None,
+            // A registered service's manifest may be replaced; a deployed one's only repeated:
+            // the domain answers the same manifest `Unchanged` (a different one is a 409), so
+            // an acknowledged registration of an existing service leaves it as it was (its
+            // demand included). Seen when a delete's outcome was unknown and it had not
+            // happened: the next registration was acknowledged on the still-deployed service.
+            (Op::Register, St::Registered) => Some(St::Registered),
+            (Op::Register, St::Deployed(d)) => Some(St::Deployed(d)),
             (Op::Deploy, St::Registered) => Some(St::Deployed(0)),
             (Op::Deploy, St::Deployed(d)) => Some(St::Deployed(d)),
             (Op::Scale(n), St::Deployed(_)) => Some(St::Deployed(n)),
@@ -217,6 +223,31 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// The model the invariants are checked against: what the domain may answer, and only that.
+#[test]
+fn the_write_model_follows_the_domains_answers_and_refuses_what_it_cannot_do() {
+    let ack = || Outcome::Ack(json!({}));
+    let unknown = || Outcome::Unknown("cut".into());
+    let mut m = Model::new();
+    for op in [Op::Register, Op::Deploy, Op::Scale(5)] {
+        m.record(op, &ack()).expect("acknowledged in order");
+    }
+    assert_eq!(m.possible, [St::Deployed(5)].into());
+    // A delete whose outcome is unknown, then a registration acknowledged: either the delete
+    // happened (a new service) or it did not (the same manifest again: `Unchanged`).
+    m.record(Op::Delete, &unknown()).expect("unknown");
+    m.record(Op::Register, &ack()).expect("registered");
+    assert_eq!(m.possible, [St::Registered, St::Deployed(5)].into());
+    m.record(Op::Deploy, &ack()).expect("deployed");
+    assert_eq!(m.possible, [St::Deployed(0), St::Deployed(5)].into());
+    // Refusals change nothing; an acknowledgement no state allows is a violation.
+    m.record(Op::Scale(15), &Outcome::Refused(409, "no".into())).expect("refused");
+    assert_eq!(m.possible, [St::Deployed(0), St::Deployed(5)].into());
+    let mut gone = Model::new();
+    assert!(gone.record(Op::Scale(5), &ack()).is_err(), "a service that does not exist cannot be scaled");
+    assert!(gone.record(Op::Delete, &ack()).is_err(), "nor deleted");
 }
 
 #[derive(Default)]
