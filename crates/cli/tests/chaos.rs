@@ -28,7 +28,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -291,32 +292,9 @@ impl Drop for StopOnDrop<'_> {
 /// `zonal domain` on its state and address; with `early`, killed that long after its
 /// start, before it is ready (`None` then).
 fn start_domain(h: &mut Harness, listen: &str, n: usize, early: Option<Duration>) -> Option<Daemon> {
-    let state = h.path().join("domain");
-    let ready = h.path().join("domain.url");
-    let _ = std::fs::remove_file(&ready);
-    let (mut child, log) = h.spawn(
-        &[
-            "domain",
-            "--listen",
-            listen,
-            "--state",
-            state.to_str().expect("utf-8"),
-            "--ready-file",
-            ready.to_str().expect("utf-8"),
-            "--zone-timeout",
-            "30s",
-        ],
-        &[],
-        &format!("domain-{n:03}.log"),
-    );
-    if let Some(after) = early {
-        std::thread::sleep(after);
-        let _ = child.kill();
-        let _ = child.wait();
-        return None;
-    }
-    let url = wait_ready(&ready, &mut child, &log);
-    Some(Daemon { child, url, log })
+    let (state, ready) = (h.path().join("domain"), h.path().join("domain.url"));
+    let started = h.spawn_domain(&state, listen, &ready, &["--zone-timeout", "30s"], &format!("domain-{n:03}.log"));
+    ready_or_killed(started, &ready, early)
 }
 
 /// `zonal zone NAME` on its state; `early` as for [`start_domain`].
@@ -328,40 +306,21 @@ fn start_zone(
     n: usize,
     early: Option<Duration>,
 ) -> Option<Daemon> {
-    let state = h.path().join("zones").join(name);
     let ready = h.path().join(format!("zone-{name}.url"));
-    let _ = std::fs::remove_file(&ready);
-    let infra = example("infrastructure.yaml");
-    let (mut child, log) = h.spawn(
-        &[
-            "zone",
-            "--name",
-            name,
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-            state.to_str().expect("utf-8"),
-            "--domain",
-            domain,
-            "--infrastructure",
-            infra.to_str().expect("utf-8"),
-            "--heartbeat",
-            "300ms",
-            "--stop-grace",
-            "2s",
-            "--ready-file",
-            ready.to_str().expect("utf-8"),
-        ],
-        &[("ZONAL_ZONE_TOKEN", token)],
-        &format!("zone-{name}-{n:03}.log"),
-    );
+    let started =
+        h.spawn_zone(name, domain, token, &ready, &["--stop-grace", "2s"], &format!("zone-{name}-{n:03}.log"));
+    ready_or_killed(started, &ready, early)
+}
+
+/// The daemon once it is ready, or, with `early`, killed that long after its start.
+fn ready_or_killed((mut child, log): (Child, PathBuf), ready: &Path, early: Option<Duration>) -> Option<Daemon> {
     if let Some(after) = early {
         std::thread::sleep(after);
         let _ = child.kill();
         let _ = child.wait();
         return None;
     }
-    let url = wait_ready(&ready, &mut child, &log);
+    let url = wait_ready_within(ready, &mut child, &log, Duration::from_secs(60));
     Some(Daemon { child, url, log })
 }
 
@@ -417,19 +376,6 @@ fn restart_due(
         }
     }
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
-}
-
-fn wait_ready(file: &Path, child: &mut std::process::Child, log: &Path) -> String {
-    wait_for(&format!("{} to be written", file.display()), Duration::from_secs(60), || {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "daemon exited ({status}) during start-up (a store that failed its check?); log {}:\n{}",
-                log.display(),
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::fs::read_to_string(file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-    })
 }
 
 // ------------------------------------------------------------------------ processes

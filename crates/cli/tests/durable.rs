@@ -60,28 +60,8 @@ fn exit_of(child: &mut Child, log: &Path, timeout: Duration) -> ExitStatus {
 /// `zonal domain` on `state` and `listen`; waits until it listens.
 fn start_domain(h: &mut Harness, state: &Path, listen: &str, log: &str) -> Daemon {
     let ready = h.path().join(format!("{log}.url"));
-    let _ = std::fs::remove_file(&ready);
-    let (mut child, log) = h.spawn(
-        &[
-            "domain",
-            "--listen",
-            listen,
-            "--state",
-            state.to_str().expect("utf-8"),
-            "--ready-file",
-            ready.to_str().expect("utf-8"),
-            "--zone-timeout",
-            "30s",
-        ],
-        &[],
-        log,
-    );
-    let url = wait_for("the domain to listen", Duration::from_secs(30), || {
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("the domain exited ({s}); log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        std::fs::read_to_string(&ready).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-    });
+    let (mut child, log) = h.spawn_domain(state, listen, &ready, &["--zone-timeout", "30s"], log);
+    let url = wait_ready_within(&ready, &mut child, &log, Duration::from_secs(30));
     Daemon { child, url, log }
 }
 

@@ -759,16 +759,9 @@ mod tests {
 
     #[test]
     fn a_provider_reads_of_a_consolidation_only_its_own_instances_and_a_zone_only_its_own_plan() {
-        use crate::core::testing::{admin, block_on, open, zone, WEB};
-        use zonal_proto::wire::{InstancePlacement, RegisterService, ZoneReport};
-        let core = open();
-        zone(&core, "z1");
-        let bell_app = WEB.replace("name: web\nowner: acme", "name: bell-app\nowner: bell-labs");
-        for manifest in [WEB.to_string(), bell_app] {
-            let (_, v) =
-                core.register_service(&admin(), &RegisterService { serviceid: None, manifest }).expect("register");
-            block_on(core.deploy_service(&admin(), &v.serviceid, false)).expect("placed");
-        }
+        use crate::core::testing::admin;
+        use zonal_proto::wire::{InstancePlacement, ZoneReport};
+        let core = crate::core::testing::two_providers_in_z1();
         let placed = |id: &str, service: &str| InstancePlacement {
             id: id.into(),
             service: service.into(),

@@ -210,6 +210,20 @@ pub(crate) mod testing {
         core.register_zone(&admin(), reg).expect("zone");
     }
 
+    /// A domain with zone `z1` where acme's `web` and bell-labs' `bell-app` are both placed:
+    /// two providers sharing one zone.
+    pub(crate) fn two_providers_in_z1() -> Arc<DomainCore> {
+        let core = open();
+        zone(&core, "z1");
+        let bell_app = WEB.replace("name: web\nowner: acme", "name: bell-app\nowner: bell-labs");
+        for manifest in [WEB.to_string(), bell_app] {
+            let req = zonal_proto::wire::RegisterService { serviceid: None, manifest };
+            let (_, v) = core.register_service(&admin(), &req).expect("register");
+            block_on(core.deploy_service(&admin(), &v.serviceid, false)).expect("placed in z1");
+        }
+        core
+    }
+
     /// Runs `f` to completion on a fresh current-thread runtime.
     pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)

@@ -484,16 +484,8 @@ mod tests {
 
     #[test]
     fn a_provider_sees_of_a_shared_zone_only_its_own_services_instances_and_slots() {
-        use crate::core::testing::{block_on, WEB};
-        use zonal_proto::wire::{InstancePlacement, RegisterService, ZoneServiceView};
-        let core = open();
-        zone(&core, "z1");
-        let bell_app = WEB.replace("name: web\nowner: acme", "name: bell-app\nowner: bell-labs");
-        for manifest in [WEB.to_string(), bell_app] {
-            let (_, v) =
-                core.register_service(&admin(), &RegisterService { serviceid: None, manifest }).expect("register");
-            block_on(core.deploy_service(&admin(), &v.serviceid, false)).expect("placed in z1");
-        }
+        use zonal_proto::wire::{InstancePlacement, ZoneServiceView};
+        let core = crate::core::testing::two_providers_in_z1();
         let view = |id: &str, used: u32| ZoneServiceView {
             serviceid: id.into(),
             state: "deployed".into(),

@@ -38,6 +38,20 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Waits up to `timeout` for a daemon's ready file; panics with its log if it exits first.
+pub fn wait_ready_within(file: &Path, child: &mut Child, log: &Path, timeout: Duration) -> String {
+    wait_for(&format!("{} to be written", file.display()), timeout, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "daemon exited ({status}) during start-up; log {}:\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::fs::read_to_string(file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    })
+}
+
 /// Pids of live processes whose working directory is under `dir`.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
     let mut out = Vec::new();
@@ -151,15 +165,66 @@ impl Harness {
     }
 
     fn wait_ready(&self, file: &Path, child: &mut Child, log: &Path) -> String {
-        wait_for(&format!("{} to be written", file.display()), Duration::from_secs(20), || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "daemon exited ({status}) during start-up; log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            std::fs::read_to_string(file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-        })
+        wait_ready_within(file, child, log, Duration::from_secs(20))
+    }
+
+    /// Spawns `zonal domain` on `state` and `listen`, writing its URL to `ready` once it
+    /// listens (the file is removed first); `wait_ready_within` waits for it.
+    pub fn spawn_domain(
+        &mut self,
+        state: &Path,
+        listen: &str,
+        ready: &Path,
+        extra: &[&str],
+        log: &str,
+    ) -> (Child, PathBuf) {
+        let _ = std::fs::remove_file(ready);
+        let mut args = vec![
+            "domain",
+            "--listen",
+            listen,
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--ready-file",
+            ready.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(&args, &[], log)
+    }
+
+    /// Spawns zone `name` (hosts from the example infrastructure) for the domain at `domain`
+    /// on `<dir>/zones/<name>`, writing its URL to `ready` (removed first).
+    pub fn spawn_zone(
+        &mut self,
+        name: &str,
+        domain: &str,
+        token: &str,
+        ready: &Path,
+        extra: &[&str],
+        log: &str,
+    ) -> (Child, PathBuf) {
+        let state = self.path().join("zones").join(name);
+        let _ = std::fs::remove_file(ready);
+        let infra = example("infrastructure.yaml");
+        let mut args = vec![
+            "zone",
+            "--name",
+            name,
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--domain",
+            domain,
+            "--infrastructure",
+            infra.to_str().expect("utf-8 path"),
+            "--heartbeat",
+            "300ms",
+            "--ready-file",
+            ready.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(&args, &[("ZONAL_ZONE_TOKEN", token)], log)
     }
 
     /// Starts a domain on `listen` (e.g. `127.0.0.1:0`); returns it and the admin token.
@@ -171,18 +236,7 @@ impl Harness {
     pub fn domain_with(&mut self, listen: &str, extra: &[&str]) -> (Daemon, String) {
         let state = self.path().join("domain");
         let ready = self.path().join("domain.url");
-        let _ = std::fs::remove_file(&ready);
-        let mut args = vec![
-            "domain",
-            "--listen",
-            listen,
-            "--state",
-            state.to_str().expect("utf-8 path"),
-            "--ready-file",
-            ready.to_str().expect("utf-8 path"),
-        ];
-        args.extend_from_slice(extra);
-        let (mut child, log) = self.spawn(&args, &[], "domain.log");
+        let (mut child, log) = self.spawn_domain(&state, listen, &ready, extra, "domain.log");
         let url = self.wait_ready(&ready, &mut child, &log);
         let token = std::fs::read_to_string(state.join("admin.token")).expect("admin token").trim().to_string();
         (Daemon { child, url, log }, token)
@@ -195,36 +249,9 @@ impl Harness {
 
     /// Starts zone `name` with extra flags (e.g. the scaler's cooldowns).
     pub fn zone_with(&mut self, name: &str, domain: &str, token: &str, extra: &[&str]) -> Daemon {
-        let state = self.path().join("zones").join(name);
         let ready = self.path().join(format!("zone-{name}.url"));
-        let _ = std::fs::remove_file(&ready);
-        let infra = example("infrastructure.yaml");
-        let (mut child, log) = self.spawn(
-            &[
-                "zone",
-                "--name",
-                name,
-                "--listen",
-                "127.0.0.1:0",
-                "--state",
-                state.to_str().expect("utf-8 path"),
-                "--domain",
-                domain,
-                "--infrastructure",
-                infra.to_str().expect("utf-8 path"),
-                "--heartbeat",
-                "300ms",
-                "--stop-grace",
-                "3s",
-                "--ready-file",
-                ready.to_str().expect("utf-8 path"),
-            ]
-            .into_iter()
-            .chain(extra.iter().copied())
-            .collect::<Vec<_>>(),
-            &[("ZONAL_ZONE_TOKEN", token)],
-            &format!("zone-{name}.log"),
-        );
+        let args: Vec<&str> = ["--stop-grace", "3s"].into_iter().chain(extra.iter().copied()).collect();
+        let (mut child, log) = self.spawn_zone(name, domain, token, &ready, &args, &format!("zone-{name}.log"));
         let url = self.wait_ready(&ready, &mut child, &log);
         Daemon { child, url, log }
     }
