@@ -143,10 +143,16 @@ impl Harness {
 
     /// Runs `zonal ARGS` in its own process group, cwd in the temp dir, output to `log`.
     pub fn spawn(&mut self, args: &[&str], env: &[(&str, &str)], log: &str) -> (Child, PathBuf) {
+        self.spawn_program(Path::new(ZONAL), args, env, log)
+    }
+
+    /// Runs `exe ARGS` as [`Harness::spawn`] runs `zonal`: the operator's `ZONAL_*` removed,
+    /// `env` added, its pid remembered for the clean-up.
+    fn spawn_program(&mut self, exe: &Path, args: &[&str], env: &[(&str, &str)], log: &str) -> (Child, PathBuf) {
         use std::os::unix::process::CommandExt;
         let log_path = self.path().join(log);
         let f = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(ZONAL);
+        let mut cmd = Command::new(exe);
         cmd.args(args)
             .current_dir(self.path().join("run"))
             .stdin(Stdio::null())
@@ -355,10 +361,15 @@ impl Harness {
     /// `zonal up -f INFRA` with `infrastructure` as the file's text and `extra` flags; waits
     /// until every zone has registered (the context is written then).
     pub fn up(&mut self, infrastructure: &str, extra: &[&str]) -> Up {
+        let (state, context) = (self.path().join("up"), self.path().join("context.json"));
+        self.up_from(Path::new(ZONAL), infrastructure, &state, &context, extra)
+    }
+
+    /// `exe up` on `infrastructure`, its state in `state`, its context written to `context`;
+    /// returns once the context is written.
+    fn up_from(&mut self, exe: &Path, infrastructure: &str, state: &Path, context: &Path, extra: &[&str]) -> Up {
         let infra = self.path().join("infrastructure.yaml");
         std::fs::write(&infra, infrastructure).expect("write the infrastructure");
-        let state = self.path().join("up");
-        let context = self.path().join("context.json");
         let mut args = vec![
             "up",
             "-f",
@@ -373,17 +384,17 @@ impl Harness {
             "3s",
         ];
         args.extend_from_slice(extra);
-        let (mut child, log) = self.spawn(&args, &[], "up.log");
+        let (mut child, log) = self.spawn_program(exe, &args, &[], "up.log");
         let text = wait_for("zonal up to write the context", Duration::from_secs(60), || {
             if let Ok(Some(s)) = child.try_wait() {
                 panic!("zonal up exited ({s}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
-            std::fs::read_to_string(&context).ok().filter(|t| !t.trim().is_empty())
+            std::fs::read_to_string(context).ok().filter(|t| !t.trim().is_empty())
         });
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("context {text:?}: {e}"));
         let url = v["url"].as_str().expect("url in the context").to_string();
         let token = v["token"].as_str().expect("token in the context").to_string();
-        Up { child, log, context, url, token }
+        Up { child, log, context: context.to_path_buf(), url, token }
     }
 }
 
@@ -458,53 +469,12 @@ impl Harness {
     /// Runs `exe ARGS` (a `zonal` executable elsewhere, e.g. a link in a directory only root
     /// can reach) as [`Harness::spawn`] runs `zonal`.
     pub fn spawn_exe(&mut self, exe: &Path, args: &[&str], log: &str) -> (Child, PathBuf) {
-        use std::os::unix::process::CommandExt;
-        let log_path = self.path().join(log);
-        let f = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(exe)
-            .args(args)
-            .current_dir(self.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("log"))
-            .stderr(f)
-            .env_remove("ZONAL_URL")
-            .env_remove("ZONAL_TOKEN")
-            .env("ZONAL_CONTEXT", self.path().join("no-context.json"))
-            .process_group(0)
-            .spawn()
-            .expect("spawn zonal");
-        self.spawned.push(child.id());
-        (child, log_path)
+        self.spawn_program(exe, args, &[], log)
     }
 
     /// [`Harness::up`] run from the executable `exe`, its state in `state` and its context
     /// written to `context`.
     pub fn up_exe(&mut self, exe: &Path, infrastructure: &str, state: &Path, context: &Path) -> Up {
-        let infra = self.path().join("infrastructure.yaml");
-        std::fs::write(&infra, infrastructure).expect("write the infrastructure");
-        let args = [
-            "up",
-            "-f",
-            infra.to_str().expect("utf-8 path"),
-            "--state",
-            state.to_str().expect("utf-8 path"),
-            "--context",
-            context.to_str().expect("utf-8 path"),
-            "--heartbeat",
-            "300ms",
-            "--stop-grace",
-            "3s",
-        ];
-        let (mut child, log) = self.spawn_exe(exe, &args, "up.log");
-        let text = wait_for("zonal up to write the context", Duration::from_secs(60), || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("zonal up exited ({s}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-            std::fs::read_to_string(context).ok().filter(|t| !t.trim().is_empty())
-        });
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("context {text:?}: {e}"));
-        let url = v["url"].as_str().expect("url in the context").to_string();
-        let token = v["token"].as_str().expect("token in the context").to_string();
-        Up { child, log, context: context.to_path_buf(), url, token }
+        self.up_from(exe, infrastructure, state, context, &[])
     }
 }
