@@ -149,7 +149,7 @@ impl Relays {
     }
 
     /// One of the [`Relays::max`] places, if one is free.
-    fn take(&self) -> Option<Threaded<'_>> {
+    fn take(&'static self) -> Option<Threaded<'static>> {
         let max = self.max();
         self.threaded
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
@@ -256,6 +256,15 @@ struct Session {
     backend: TcpStream,
     /// Set when the client's direction ended (its end of stream or an error).
     client_done: AtomicBool,
+    /// The session's place among the threaded ones, given up as soon as either direction
+    /// ends: a session being closed leaves its place to the next one at once.
+    place: Mutex<Option<Threaded<'static>>>,
+}
+
+impl Session {
+    fn give_up_place(&self) {
+        drop(self.place.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
 }
 
 /// Moves everything `src` sends to `dst` until `src` ends (`Ok(Some(total))`) or either
@@ -293,14 +302,15 @@ pub(crate) async fn relay(
     client: TcpStream,
     backend: TcpStream,
 ) -> Result<bool, (TcpStream, TcpStream)> {
-    let Some(_threaded) = relays.take() else {
+    let Some(place) = relays.take() else {
         return Err((client, backend));
     };
     let pool = &relays.pool;
     if client.set_nonblocking(false).is_err() || backend.set_nonblocking(false).is_err() {
         return Err((client, backend));
     }
-    let session = Arc::new(Session { client, backend, client_done: AtomicBool::new(false) });
+    let session =
+        Arc::new(Session { client, backend, client_done: AtomicBool::new(false), place: Mutex::new(Some(place)) });
     let (up_tx, up_rx) = tokio::sync::oneshot::channel::<()>();
     let (down_tx, down_rx) = tokio::sync::oneshot::channel::<bool>();
     let up = {
@@ -308,6 +318,7 @@ pub(crate) async fn relay(
         Box::new(move |scratch: &mut Scratch| {
             forward(&s.client, &s.backend, scratch);
             s.client_done.store(true, Ordering::SeqCst);
+            s.give_up_place();
             let _ = s.backend.shutdown(Shutdown::Write);
             let _ = up_tx.send(());
         }) as Job
@@ -317,6 +328,7 @@ pub(crate) async fn relay(
         Box::new(move |scratch: &mut Scratch| {
             forward(&s.backend, &s.client, scratch);
             let client_open = !s.client_done.load(Ordering::SeqCst);
+            s.give_up_place();
             // The client reads the end of the stream after everything sent; the client's
             // direction is woken: a read of the client returns end of stream, a write to the
             // backend fails.
@@ -589,15 +601,25 @@ mod tests {
         let mut buf = [0u8; 10];
         (&c2).read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"still here");
-        // Once the first ends, its place is free again.
-        drop(backend_app);
-        drop(b);
-        assert!(ended(first).await);
+        // Once the first session's client has ended its direction, the place is free
+        // again, though the session is still open: its backend may still answer.
+        client_app.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
         let again = tokio::spawn(relay(&ONE_RELAY, c2, b2));
         c2_app.write_all(b"relayed").unwrap();
         let mut buf = [0u8; 7];
         b2_app.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"relayed");
+        assert!(!again.is_finished(), "the second session was given back: the place was not free");
+        b.write_all(b"late answer").unwrap();
+        let mut buf = [0u8; 11];
+        client_app.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late answer");
+        drop(backend_app);
+        drop(b);
+        assert!(!ended(first).await, "the client had ended first");
         drop(b2_app);
         assert!(ended(again).await);
     }
