@@ -24,6 +24,9 @@ use std::time::Duration;
 
 /// Bytes read at once: a thread's buffer (one per thread, allocated when it starts).
 pub(crate) const BUF: usize = 64 * 1024;
+/// A read of at least this many bytes switches its direction to `splice(2)`: copying a
+/// few pages twice costs more than moving page references.
+pub(crate) const SPLICE_FROM: usize = 16 * 1024;
 /// How long an idle relay thread waits for another session before it exits.
 pub(crate) const IDLE_FOR: Duration = Duration::from_secs(30);
 /// Stack of a relay thread: it only runs [`one_way`] (the buffer is on the heap).
@@ -103,9 +106,9 @@ pub(crate) fn one_way_splice(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> i
 }
 
 /// Moves `src` to `dst` with the thread's scratch: through its buffer while each read
-/// returns less than the buffer holds (messages: one `recv` and one `send` each); after a
-/// read that fills it (a bulk transfer), by `splice(2)` through the thread's pipe, so the
-/// rest of the stream does not enter user space.
+/// returns less than [`SPLICE_FROM`] bytes (small messages: one `recv` and one `send`
+/// each); after a larger read (large messages, a bulk transfer), by `splice(2)` through
+/// the thread's pipe, so the rest of the stream does not enter user space.
 fn forward(src: &TcpStream, dst: &TcpStream, scratch: &mut Scratch) {
     let Scratch { buf, pipe } = scratch;
     match one_way(src, dst, buf, pipe.is_some()) {
@@ -268,13 +271,13 @@ impl Session {
 }
 
 /// Moves everything `src` sends to `dst` until `src` ends (`Ok(Some(total))`) or either
-/// fails, through `buf`; with `until_full`, stops after forwarding a read that filled `buf`
-/// (`Ok(None)`).
+/// fails, through `buf`; with `until_large`, stops after forwarding a read of at least
+/// [`SPLICE_FROM`] bytes (`Ok(None)`).
 pub(crate) fn one_way(
     mut src: &TcpStream,
     mut dst: &TcpStream,
     buf: &mut [u8],
-    until_full: bool,
+    until_large: bool,
 ) -> io::Result<Option<u64>> {
     let mut total = 0u64;
     loop {
@@ -286,7 +289,7 @@ pub(crate) fn one_way(
         };
         dst.write_all(&buf[..n])?;
         total += n as u64;
-        if until_full && n == buf.len() {
+        if until_large && n >= SPLICE_FROM.min(buf.len()) {
             return Ok(None);
         }
     }
