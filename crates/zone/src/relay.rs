@@ -7,11 +7,14 @@
 //! refusal line) and closed. A connection for a remote peer that cannot be reached is
 //! closed, counted and logged.
 //!
-//! Design choice: one task per session; bytes move by `splice(2)` through a pipe per
-//! direction, so they never enter user space (the kernel moves page references from one
-//! socket to the other). Should a pipe not be available (out of file descriptors), the
-//! session falls back to `tokio::io::copy` through a buffer. See [`relay`] for why the two
-//! directions end differently.
+//! Design choice: one task per session opens it (routing, connect, the peer-uid check) and
+//! then hands the two sockets to two blocking threads from a pool, one per direction
+//! ([`threads`]): each waits in `recv(2)` and forwards with `send(2)` through a buffer it
+//! owns, so a message wakes the thread that forwards it, with two system calls per hop and
+//! no hand-off through the async scheduler (measured: docs/benchmarks.md, "Gateway").
+//! Should no thread be available, the task relays itself: `splice(2)` through a pipe per
+//! direction, or `tokio::io::copy` without pipes. See [`relay`] for why the two directions
+//! end differently.
 
 use std::net::SocketAddr;
 use std::sync::Weak;
@@ -23,6 +26,8 @@ use tokio::task::AbortHandle;
 
 use crate::core::ZoneCore;
 use crate::gateway::{GatewayKey, Route};
+
+mod threads;
 
 /// How long a connection to an instance may take before the gateway tries another one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,7 +95,29 @@ impl Drop for Lease {
 /// client's side too, keeping the slot of a dead instance counted until the client noticed.
 /// Returns true when the instance's side ended while the client's was still open (the
 /// instance closed the session, or died).
-async fn relay(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
+///
+/// The bytes move on two blocking threads ([`threads`]); only when no thread can be had do
+/// they move in this task ([`relay_async`]).
+async fn relay(client: TcpStream, backend: TcpStream) -> bool {
+    let (Ok(c), Ok(b)) = (client.into_std(), backend.into_std()) else {
+        // Unreachable in practice (deregistering a registered socket); the session is over.
+        return false;
+    };
+    match threads::relay(&threads::RELAYS, c, b).await {
+        Ok(instance_ended) => instance_ended,
+        Err((c, b)) => {
+            let back = (c.set_nonblocking(true), b.set_nonblocking(true));
+            match (back, TcpStream::from_std(c), TcpStream::from_std(b)) {
+                ((Ok(()), Ok(())), Ok(mut c), Ok(mut b)) => relay_async(&mut c, &mut b).await,
+                _ => false,
+            }
+        }
+    }
+}
+
+/// [`relay`] in this task: `splice(2)` through a pipe per direction (or, without pipes,
+/// through user-space buffers).
+async fn relay_async(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
     let client_done = std::sync::atomic::AtomicBool::new(false);
     if let (Ok(up_pipe), Ok(down_pipe)) = (zero_copy::Pipe::new(), zero_copy::Pipe::new()) {
         let up = async {
@@ -112,7 +139,7 @@ async fn relay(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
     relay_copying(client, backend).await
 }
 
-/// [`relay`] through user-space buffers.
+/// [`relay_async`] through user-space buffers.
 async fn relay_copying(client: &mut TcpStream, backend: &mut TcpStream) -> bool {
     let client_done = std::sync::atomic::AtomicBool::new(false);
     let (mut cr, mut cw) = client.split();
@@ -178,12 +205,12 @@ async fn proxy(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client
             _ => None,
         };
         match connected {
-            Some(mut backend) => {
+            Some(backend) => {
                 if let Some(z) = zone.upgrade() {
                     z.gateway_latency(&picked.instance, started.elapsed());
                 }
                 let _ = backend.set_nodelay(true);
-                let instance_ended = relay(&mut client, &mut backend).await;
+                let instance_ended = relay(client, backend).await;
                 // An instance that ended a session its client had not may have died: its
                 // exit is handled while this session still counts (its sessions are lost).
                 if instance_ended {
@@ -235,9 +262,9 @@ async fn accepted_by(backend: &TcpStream, pid: u32) -> Result<(), String> {
 async fn to_remote(zone: Weak<ZoneCore>, key: std::sync::Arc<GatewayKey>, mut client: TcpStream, addr: String) {
     let _lease = RemoteLease { zone: zone.clone(), key: key.clone() };
     let why = match tokio::time::timeout(REMOTE_CONNECT_TIMEOUT, TcpStream::connect(addr.as_str())).await {
-        Ok(Ok(mut backend)) => {
+        Ok(Ok(backend)) => {
             let _ = backend.set_nodelay(true);
-            relay(&mut client, &mut backend).await;
+            relay(client, backend).await;
             return;
         }
         Ok(Err(e)) => e.to_string(),
