@@ -81,6 +81,9 @@ fn main() {
                 threads: Some(1),
                 ..Default::default()
             },
+            // The plain ILP (no heuristic start, no bound row): the reference the heuristic is
+            // measured against.
+            strong_bound: false,
             ..Default::default()
         };
         let heur_opts = HeuristicOptions { objective, bound: BoundMethod::Auto, ..Default::default() };

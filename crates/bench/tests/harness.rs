@@ -23,6 +23,8 @@ fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
         seeds: vec![1],
         datacenters: 20,
         solver: solver(),
+        strong_bound: true,
+        compare_plain: false,
     };
     let t = [Topology { name: "Interoute", graphml: &graphml }];
     let records = run_zoo(&t, &run, &mut no_progress).unwrap();

@@ -100,6 +100,7 @@ mod model;
 mod routing;
 mod segments;
 mod state;
+mod walk;
 
 use std::time::{Duration, Instant};
 
@@ -272,6 +273,19 @@ impl<'p> ChainHeuristic<'p> {
         plan.normalize();
         Ok(plan)
     }
+}
+
+/// The combinatorial lower bound (see the module docs, # Bound) of the chain ILP's optimum for
+/// `request` against `residual`, not capped by any plan's objective, and what it is made of.
+/// No solver call.
+pub fn chain_lower_bound(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    objective: ChainObjective,
+) -> Result<(f64, String), PlaceError> {
+    let m = Model::new(problem, request, residual, objective)?;
+    Ok(m.combinatorial_bound(residual))
 }
 
 /// Places one chain heuristically against `residual` (see the module docs).
