@@ -48,6 +48,23 @@
 //! * **Weighted**: `w_delay · Obj1 + w_servers · Obj2` (the paper does not say how to combine
 //!   them, B5.5).
 //!
+//! # Strong bound (the exact method's default)
+//!
+//! With [`ChainOptions::strong_bound`] (default on) and no [`HostCosts`], [`place_chain_with`]
+//! first runs the chain heuristic ([`crate::heuristic`]) with its combinatorial bound only
+//! (no LP). That bound is a valid lower bound of this ILP's optimum over the same candidates
+//! (for path-shaped chains, the covering walk: see `heuristic/walk.rs` for the argument), and
+//! the heuristic's plan is feasible for this ILP (same candidates, capacities, bandwidth and
+//! latency rows; the benchmarks run the independent checker on it). So when the plan's
+//! objective is within the solver's relative gap (`mip_rel_gap`, default 1e-4) of the bound,
+//! the plan is returned **proven optimal without building or solving the ILP** (its notes
+//! say so; `stats.columns` is 0). Otherwise the ILP is built with the extra row
+//! `objective ≥ bound` (valid: the ILP objective is the plan objective plus a non-negative
+//! tie-break) and the heuristic's plan as a MIP start (`Highs_setSolution`: hosts, the arcs
+//! of each channel's path, used-server indicators), and HiGHS runs as before. There is no
+//! symmetry breaking for identical hosts. `strong_bound: false` gives the plain ILP
+//! (`zonal bench --suite zoo --compare-plain` measures both in one run).
+//!
 //! # Sequences of chains
 //!
 //! [`place_chains`] places subscriptions one at a time against the residual host capacity and
