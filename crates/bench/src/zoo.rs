@@ -223,7 +223,8 @@ pub struct ZooRun {
     pub datacenters: usize,
     pub solver: SolverOptions,
     /// The exact method's strong bound (`ChainOptions::strong_bound`: heuristic plan and
-    /// combinatorial bound first, HiGHS only when they leave a gap).
+    /// combinatorial bound first, HiGHS only when they leave a gap). Off with a peer, which
+    /// solves the plain ILP too.
     pub strong_bound: bool,
     /// Also solve every subscription with the plain ILP (strong bound off) and the heuristic
     /// alone, against the same residual, for same-run ratios.
@@ -261,7 +262,9 @@ pub fn run_zoo_with_peer(
     let total = topologies.len() * run.chains.len() * run.seeds.len();
     let mut done = 0;
     let mut out = Vec::new();
-    let options = ChainOptions { solver: run.solver.clone(), strong_bound: run.strong_bound, ..Default::default() };
+    // With a peer, both solve the same ILP: the plain one (the strong bound may skip it).
+    let strong_bound = run.strong_bound && peer.is_none();
+    let options = ChainOptions { solver: run.solver.clone(), strong_bound, ..Default::default() };
     let plain_options = ChainOptions { strong_bound: false, ..options.clone() };
     for t in topologies {
         let (infra, _) = zoo_infrastructure(*t, run.datacenters)?;
