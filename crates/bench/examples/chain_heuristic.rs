@@ -85,7 +85,7 @@ fn main() {
                 threads: Some(1),
                 ..Default::default()
             },
-            // The plain ILP (no heuristic start, no bound row): the reference the heuristic is
+            // The plain ILP (no heuristic start, no combinatorial bound): the reference the heuristic is
             // measured against.
             strong_bound: false,
             ..Default::default()

@@ -112,7 +112,7 @@ pub struct ChainRecord {
     /// (with [`ZooRun::compare_plain`] or a peer).
     pub heuristic_gap: Option<f64>,
     /// With [`ZooRun::compare_plain`]: the previous exact method (plain HiGHS, no heuristic
-    /// start, no bound row) on the same subscription and residual.
+    /// start, no combinatorial bound) on the same subscription and residual.
     pub plain: Option<PlainResult>,
 }
 

@@ -58,11 +58,12 @@
 //! latency rows; the benchmarks run the independent checker on it). So when the plan's
 //! objective is within the solver's relative gap (`mip_rel_gap`, default 1e-4) of the bound,
 //! the plan is returned **proven optimal without building or solving the ILP** (its notes
-//! say so; `stats.columns` is 0). Otherwise the ILP is built with the extra row
-//! `objective ≥ bound` (valid: the ILP objective is the plan objective plus a non-negative
-//! tie-break) and the heuristic's plan as a MIP start (`Highs_setSolution`: hosts, the arcs
-//! of each channel's path, used-server indicators), and HiGHS runs as before. There is no
-//! symmetry breaking for identical hosts. `strong_bound: false` gives the plain ILP
+//! say so; `stats.columns` is 0). Otherwise HiGHS solves the ILP as before with the
+//! heuristic's plan as a MIP start (`Highs_setSolution`: hosts, the arcs of each channel's
+//! path, used-server indicators). The bound is not given to HiGHS as a row
+//! `objective ≥ bound`: that row made HiGHS 3–4× slower than the plain ILP on the SC3 chain
+//! measured, where the start alone made it 10× faster. There is no symmetry breaking for
+//! identical hosts. `strong_bound: false` gives the plain ILP
 //! (`zonal bench --suite zoo --compare-plain` measures both in one run).
 //!
 //! # Sequences of chains
@@ -130,7 +131,7 @@ pub struct ChainOptions {
     /// Run the chain heuristic first (see [`crate::heuristic`]) and use its plan and its
     /// combinatorial lower bound: when the plan's objective is within the solver's relative
     /// gap of the bound, it is returned as proven optimal without calling HiGHS; otherwise
-    /// HiGHS gets the plan as a MIP start and the bound as a row `objective ≥ bound`. Only
+    /// HiGHS gets the plan as a MIP start. Only
     /// when `host_costs` are all zero (the heuristic does not model them). `false` gives the
     /// plain ILP (the benchmark's reference).
     #[serde(default = "strong_bound_default")]
@@ -871,15 +872,10 @@ pub fn place_chain_with(
             warm = Some(plan);
         }
     }
-    let mut built = build(&ctx, &slots, residual, options.objective, &options.host_costs, Elastic::NONE, false);
-    let mut start = None;
-    if let Some(plan) = &warm {
-        if let Some(b) = plan.bound.filter(|b| *b > 0.0) {
-            let row = built.model.objective.clone().geq(b);
-            built.model.constraints.push(row);
-        }
-        start = mip_start(p, &built, plan);
-    }
+    let built = build(&ctx, &slots, residual, options.objective, &options.host_costs, Elastic::NONE, false);
+    // No `objective ≥ bound` row: measured, it made HiGHS 3–4× slower than the plain ILP on
+    // an SC3 chain the start alone let it prove 10× faster (docs/benchmarks.md).
+    let start = warm.as_ref().and_then(|plan| mip_start(p, &built, plan));
     let Built { model, x, slots, routes, host_weight, .. } = built;
     let solved = model.solve_with_start(&options.solver, start.as_deref())?;
     if solved.stats.status == SolveStatus::Infeasible {
@@ -963,7 +959,7 @@ pub fn place_chain_with(
     plan.stats.add(&solved.stats);
     if let Some(w) = &warm {
         plan.notes.push(format!(
-            "strong bound: heuristic plan {:.6} given to HiGHS as a MIP start{}, bound {:.6} as a row (gap {:.4} %)",
+            "strong bound: heuristic plan {:.6} given to HiGHS as a MIP start{}; its combinatorial bound {:.6} left a gap of {:.4} %",
             w.objective,
             if start.is_some() { "" } else { " (could not be mapped: none given)" },
             w.bound.unwrap_or(0.0),

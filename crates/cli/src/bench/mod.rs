@@ -144,7 +144,7 @@ pub struct Args {
     #[arg(long = "chain", value_name = "SC")]
     pub chains: Vec<String>,
     /// zoo: the exact chain method without its strong bound (plain HiGHS: no heuristic start,
-    /// no bound row), as before issue 15; always so with --peer (both solve the same ILP).
+    /// no combinatorial bound), as before issue 15; always so with --peer (both solve the same ILP).
     #[arg(long)]
     pub no_strong_bound: bool,
     /// zoo: also solve every subscription with the plain ILP and the heuristic alone, against

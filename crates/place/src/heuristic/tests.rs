@@ -330,7 +330,7 @@ fn covering_walk_bound_sees_capacity_and_proves_the_detour() {
 #[test]
 fn strong_bound_warm_starts_highs_when_the_bound_leaves_a_gap() {
     // The u – b link is too narrow for ue → a, so a in A costs 10 + 2 = 12; the bound ignores
-    // bandwidth (5), so HiGHS runs, with the heuristic's plan as its start and the bound row.
+    // bandwidth (5), so HiGHS runs, with the heuristic's plan as its start.
     let p = problem(&detour(true));
     let residual = Residual::full(&p);
     let (bound, _) = chain_lower_bound(&p, &req(), &residual, ChainObjective::Delay).unwrap();
