@@ -68,7 +68,8 @@ impl Model<'_> {
                 Some(w) if w.delay > tree => {
                     b += self.wd * w.delay;
                     parts.push(format!(
-                        "delay: covering walk over candidate zones with capacity ({} A* expansions{})",
+                        "delay: covering walk over candidate zones with capacity{} ({} A* expansions{})",
+                        if w.refined { ", refined by contiguous runs or a revisit" } else { "" },
                         w.expansions,
                         if w.exact { "" } else { ", stopped: least open key" }
                     ));

@@ -45,14 +45,15 @@ pub(super) struct WalkBound {
     /// key was taken after [`WALK_BOUND_EXPANSIONS`].
     pub(super) exact: bool,
     pub(super) expansions: usize,
+    /// The refinement by the walk's shape (contiguous runs, or a revisit) raised it.
+    pub(super) refined: bool,
 }
 
 #[derive(PartialEq)]
 struct Node {
     key: f64,
     g: f64,
-    mask: u64,
-    last: u8,
+    state: State,
     done: bool,
 }
 impl Eq for Node {}
@@ -64,8 +65,9 @@ impl Ord for Node {
             .total_cmp(&self.key)
             .then_with(|| self.done.cmp(&other.done))
             .then_with(|| self.g.total_cmp(&other.g))
-            .then_with(|| other.mask.cmp(&self.mask))
-            .then_with(|| other.last.cmp(&self.last))
+            .then_with(|| other.state.mask.cmp(&self.state.mask))
+            .then_with(|| other.state.last.cmp(&self.state.last))
+            .then_with(|| other.state.aux.cmp(&self.state.aux))
     }
 }
 impl PartialOrd for Node {
@@ -179,63 +181,165 @@ impl Model<'_> {
         let (first, end_comp) = (order[0], order[n - 1]);
         let end_fixed: Option<usize> =
             (zmask[end_comp].count_ones() == 1).then(|| zmask[end_comp].trailing_zeros() as usize);
-        let h = |z: usize| end_fixed.map_or(0.0, |e| d(z, e));
-        let mut heap = BinaryHeap::new();
-        let mut best: HashMap<(u64, u8), f64> = HashMap::new();
-        for s in 0..u_n {
-            if zmask[first] >> s & 1 == 1 {
-                let key = h(s);
-                if key.is_finite() {
-                    best.insert((1u64 << s, s as u8), 0.0);
-                    heap.push(Node { key, g: 0.0, mask: 1u64 << s, last: s as u8, done: false });
-                }
-            }
-        }
-        let mut expansions = 0usize;
-        while let Some(node) = heap.pop() {
-            if node.done {
-                return Some(WalkBound { delay: mult * node.g, exact: true, expansions });
-            }
-            let (mask, last) = (node.mask, node.last as usize);
-            if best.get(&(mask, node.last)).is_some_and(|&g| g < node.g) {
-                continue;
-            }
-            if expansions == max_expansions {
-                return Some(WalkBound { delay: mult * node.key, exact: false, expansions });
-            }
-            expansions += 1;
-            // Complete: close the path at the end zone.
+        let h = |z: usize| mult * end_fixed.map_or(0.0, |e| d(z, e));
+        let starts: Vec<State> = (0..u_n)
+            .filter(|&s| zmask[first] >> s & 1 == 1)
+            .map(|s| State { mask: 1u64 << s, last: s as u8, aux: 0 })
+            .collect();
+        // 1. Covering walk: a path through the visited zones, closed at the end zone.
+        let cover = astar(&starts, &h, max_expansions, f64::INFINITY, |st, g, next, done| {
+            let (mask, last) = (st.mask, st.last as usize);
             match end_fixed {
                 Some(e) => {
-                    let all = mask | 1u64 << e;
-                    if covers(all) {
-                        let g = node.g + if last == e { 0.0 } else { d(last, e) };
-                        heap.push(Node { key: g, g, mask: all, last: e as u8, done: true });
+                    if covers(mask | 1u64 << e) {
+                        done.push(g + if last == e { 0.0 } else { mult * d(last, e) });
                     }
                 }
                 None => {
                     if zmask[end_comp] >> last & 1 == 1 && covers(mask) {
-                        heap.push(Node { key: node.g, g: node.g, mask, last: last as u8, done: true });
+                        done.push(g);
                     }
                 }
             }
             for z in 0..u_n {
-                if mask >> z & 1 == 1 || end_fixed == Some(z) {
-                    continue;
+                if mask >> z & 1 == 0 && end_fixed != Some(z) {
+                    next.push((State { mask: mask | 1u64 << z, last: z as u8, aux: 0 }, g + mult * d(last, z)));
                 }
-                let g = node.g + d(last, z);
-                let key = g + h(z);
-                if !key.is_finite() {
-                    continue;
-                }
-                let k = (mask | 1u64 << z, z as u8);
-                if best.get(&k).is_some_and(|&b| b <= g) {
-                    continue;
-                }
-                best.insert(k, g);
-                heap.push(Node { key, g, mask: k.0, last: k.1, done: false });
             }
+        })?;
+        if !cover.exact || n > u16::MAX as usize {
+            return Some(cover);
         }
-        None
+        // 2. Refinement by the shape of the walk. A solution either visits every zone in one
+        // contiguous run of the chain, or comes back to some zone.
+        //
+        // Contiguous: runs one zone each, every zone at most once; a run is the components
+        // `j..=i`, all with the run's zone among their candidates and together within its
+        // free capacity; a move between runs crosses route i → i+1 at its own multiplicity
+        // and within its max latency. State (zones visited, run's zone, run start j).
+        let route_of: Vec<Option<usize>> = (1..n)
+            .map(|i| self.incident[order[i]].iter().copied().find(|&r| self.other(r, order[i]) == order[i - 1]))
+            .collect();
+        let load_fits = |j: usize, i: usize, z: usize| -> bool {
+            (0..r_n).all(|ri| {
+                let used: f64 = (j..=i).map(|k| self.demand[order[k]][ri] as f64).sum();
+                used <= cap[z][ri] + 1e-9 || (j..=i).all(|k| self.fixed[order[k]].is_some())
+            })
+        };
+        let contiguous = astar(&starts, &h, max_expansions, f64::INFINITY, |st, g, next, done| {
+            let (mask, z, j) = (st.mask, st.last as usize, st.aux as usize);
+            for i in j..n {
+                if zmask[order[i]] >> z & 1 == 0 || !load_fits(j, i, z) {
+                    break;
+                }
+                if i == n - 1 {
+                    done.push(g);
+                    break;
+                }
+                let Some(r) = route_of[i] else { break };
+                let rt = &self.routes[r];
+                for w in 0..u_n {
+                    if mask >> w & 1 == 1 || zmask[order[i + 1]] >> w & 1 == 0 {
+                        continue;
+                    }
+                    let dz = if rt.from == order[i] { d(z, w) } else { d(w, z) };
+                    if dz > rt.max + 1e-9 {
+                        continue;
+                    }
+                    next.push((
+                        State { mask: mask | 1u64 << w, last: w as u8, aux: (i + 1) as u16 },
+                        g + rt.mult() * dz,
+                    ));
+                }
+            }
+        });
+        let contiguous_value = contiguous.map_or(f64::INFINITY, |c| c.delay);
+        // Returning: runs may revisit a zone (each run in a zone other than the one before);
+        // at least one revisit; the visited zones cover as above. Only searched below the
+        // contiguous value, which caps the bound anyway.
+        let revisit = astar(&starts, &h, max_expansions, contiguous_value, |st, g, next, done| {
+            let (mask, last, back) = (st.mask, st.last as usize, st.aux);
+            if back == 1 && zmask[end_comp] >> last & 1 == 1 && covers(mask) {
+                done.push(g);
+            }
+            for z in 0..u_n {
+                if z != last {
+                    let again = u16::from(mask >> z & 1 == 1) | back;
+                    next.push((State { mask: mask | 1u64 << z, last: z as u8, aux: again }, g + mult * d(last, z)));
+                }
+            }
+        });
+        let revisit_value = revisit.map_or(f64::INFINITY, |r| r.delay);
+        let refined = contiguous_value.min(revisit_value);
+        let expansions =
+            cover.expansions + contiguous.map_or(0, |c| c.expansions) + revisit.map_or(0, |r| r.expansions);
+        if refined.is_finite() && refined > cover.delay {
+            // A revisit search stopped at the contiguous value does not lower the minimum.
+            let exact =
+                contiguous.is_none_or(|c| c.exact) && revisit.is_none_or(|r| r.exact || r.delay >= contiguous_value);
+            return Some(WalkBound { delay: refined, exact, expansions, refined: true });
+        }
+        Some(WalkBound { expansions, ..cover })
     }
+}
+
+/// A state of the walk searches: zones visited, the current zone and one more number (unused;
+/// the contiguous run's start; whether a zone was revisited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct State {
+    mask: u64,
+    last: u8,
+    aux: u16,
+}
+
+/// A* from `starts` with the estimate `h` (of the current zone; admissible and consistent),
+/// `expand` giving a state's successors with their costs and the costs of completing it.
+/// Returns the cheapest completion (exact), or the least open key after `max_expansions` or
+/// once it reaches `cutoff` (not exact; with a cutoff, the value is at least the cutoff), or
+/// `None` when nothing completes.
+fn astar(
+    starts: &[State],
+    h: &dyn Fn(usize) -> f64,
+    max_expansions: usize,
+    cutoff: f64,
+    mut expand: impl FnMut(State, f64, &mut Vec<(State, f64)>, &mut Vec<f64>),
+) -> Option<WalkBound> {
+    let mut heap = BinaryHeap::new();
+    let mut best: HashMap<State, f64> = HashMap::new();
+    for &st in starts {
+        let key = h(st.last as usize);
+        if key.is_finite() {
+            best.insert(st, 0.0);
+            heap.push(Node { key, g: 0.0, state: st, done: false });
+        }
+    }
+    let mut expansions = 0usize;
+    let (mut next, mut done) = (Vec::new(), Vec::new());
+    while let Some(node) = heap.pop() {
+        if node.done {
+            return Some(WalkBound { delay: node.g, exact: true, expansions, refined: false });
+        }
+        if best.get(&node.state).is_some_and(|&g| g < node.g) {
+            continue;
+        }
+        if expansions == max_expansions || node.key >= cutoff {
+            return Some(WalkBound { delay: node.key, exact: false, expansions, refined: false });
+        }
+        expansions += 1;
+        next.clear();
+        done.clear();
+        expand(node.state, node.g, &mut next, &mut done);
+        for &g in &done {
+            heap.push(Node { key: g, g, state: node.state, done: true });
+        }
+        for &(st, g) in &next {
+            let key = g + h(st.last as usize);
+            if !key.is_finite() || best.get(&st).is_some_and(|&b| b <= g) {
+                continue;
+            }
+            best.insert(st, g);
+            heap.push(Node { key, g, state: st, done: false });
+        }
+    }
+    None
 }
