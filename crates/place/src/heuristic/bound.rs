@@ -59,12 +59,15 @@ impl Model<'_> {
     /// The combinatorial bound and what it is made of: delay — the larger of the tree
     /// programme and the covering walk ([`super::walk`], path-shaped chains); used servers —
     /// the host cover; weighted — their weighted sum.
-    pub(super) fn combinatorial_bound(&self, residual: &Residual) -> (f64, String) {
+    /// `objective` is a plan's (`INFINITY` for none): the delay bound stops refining once it
+    /// proves that plan.
+    pub(super) fn combinatorial_bound(&self, residual: &Residual, objective: f64) -> (f64, String) {
         let mut b = 0.0;
         let mut parts = Vec::new();
         if self.wd > 0.0 {
             let tree = self.delay_bound();
-            match self.walk_bound(residual) {
+            let enough = if self.ws == 0.0 { objective / self.wd } else { f64::INFINITY };
+            match self.walk_bound_within(residual, super::walk::WALK_BOUND_EXPANSIONS, enough) {
                 Some(w) if w.delay > tree => {
                     b += self.wd * w.delay;
                     parts.push(format!(
@@ -99,7 +102,7 @@ impl Model<'_> {
         options: &HeuristicOptions,
         objective: f64,
     ) -> (f64, String, PlanStats) {
-        let (mut bound, mut bound_kind) = self.combinatorial_bound(residual);
+        let (mut bound, mut bound_kind) = self.combinatorial_bound(residual, objective);
         let proven = objective - bound <= 1e-9 * objective.abs().max(1.0);
         let want_lp = match options.bound {
             BoundMethod::Combinatorial => false,

@@ -298,7 +298,7 @@ pub fn chain_lower_bound(
     objective: ChainObjective,
 ) -> Result<(f64, String), PlaceError> {
     let m = Model::new(problem, request, residual, objective)?;
-    Ok(m.combinatorial_bound(residual))
+    Ok(m.combinatorial_bound(residual, f64::INFINITY))
 }
 
 /// Places one chain heuristically against `residual` (see the module docs).

@@ -356,7 +356,7 @@ fn walk_bound_stopped_early_is_the_least_open_key_and_not_above_the_full_search(
     let full = m.walk_bound(&residual).unwrap();
     assert!(full.exact);
     for cap in 0..full.expansions {
-        let early = m.walk_bound_within(&residual, cap).unwrap();
+        let early = m.walk_bound_within(&residual, cap, f64::INFINITY).unwrap();
         assert!(early.delay <= full.delay + 1e-12, "{early:?} vs {full:?}");
         assert!(cap > 0 || !early.exact, "{early:?}");
     }

@@ -25,6 +25,28 @@
 //! open is still a lower bound (every cheaper completion passes through an open state).
 //! Bandwidth, latency bounds, anti-affinity and the split of a zone's capacity over hosts are
 //! relaxed, which only lowers the value.
+//!
+//! # Refinement by the walk's shape
+//!
+//! Cut the solution's zone sequence into *runs* (maximal stretches of consecutive components
+//! in one zone). Either every zone has one run (**contiguous**) or some zone has two
+//! (**returning**); the bound is the smaller of a lower bound for each class, taken when it
+//! beats the covering walk (so the result is never below it):
+//!
+//! * *Contiguous*: A* over (zones visited, zone of the current run, first component of the
+//!   run). A run `j..=i` may stay in zone `z` while every component in it has `z` among its
+//!   candidate zones and their total demand fits the free capacity of `z`'s candidate hosts
+//!   (in a contiguous solution a zone holds exactly its one run, so this holds); the next run
+//!   starts in a zone not visited yet, at cost `mult_i · D(z, w)` with the route's own
+//!   multiplicity, and not at all when `D(z, w)` exceeds the route's max latency (the path
+//!   could not meet it). Every contiguous solution is a path of this search costing at most
+//!   its delay.
+//! * *Returning*: the covering walk again, over run zones (each different from the one
+//!   before, zones may repeat), completed only after a repeat; its value is searched only up
+//!   to the contiguous value, which caps the minimum anyway.
+//!
+//! Both searches use the same estimate and, when stopped by the expansion limit, their least
+//! open key; the minimum of two valid class bounds bounds every solution.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -102,11 +124,19 @@ impl Model<'_> {
 
     /// The covering-walk delay bound (see the module docs), or `None` when the chain is not a
     /// path, has more than 64 candidate zones, or the relaxation has no solution at all.
+    #[cfg(test)]
     pub(super) fn walk_bound(&self, residual: &Residual) -> Option<WalkBound> {
-        self.walk_bound_within(residual, WALK_BOUND_EXPANSIONS)
+        self.walk_bound_within(residual, WALK_BOUND_EXPANSIONS, f64::INFINITY)
     }
 
-    pub(super) fn walk_bound_within(&self, residual: &Residual, max_expansions: usize) -> Option<WalkBound> {
+    /// The covering-walk delay bound with at most `max_expansions` per search, skipping the
+    /// refinement when the covering walk already reaches `enough` (a plan's delay it proves).
+    pub(super) fn walk_bound_within(
+        &self,
+        residual: &Residual,
+        max_expansions: usize,
+        enough: f64,
+    ) -> Option<WalkBound> {
         let order = self.path_order()?;
         let p = self.p;
         let n = order.len();
@@ -207,7 +237,7 @@ impl Model<'_> {
                 }
             }
         })?;
-        if !cover.exact || n > u16::MAX as usize {
+        if !cover.exact || cover.delay >= enough - 1e-9 * enough.abs().max(1.0) || n > u16::MAX as usize {
             return Some(cover);
         }
         // 2. Refinement by the shape of the walk. A solution either visits every zone in one
