@@ -26,9 +26,9 @@ use std::collections::BTreeMap;
 
 use zonal_descriptor::import::graphml::{import_graphml, DatacenterRule, GraphmlOptions};
 use zonal_model::{Amount, Bundle, Document, Host, Infrastructure, Resources};
-use zonal_place::chain::{consume, place_chains, ChainOptions, ChainRequest, Residual};
+use zonal_place::chain::{consume, place_chain_with, place_chains, ChainOptions, ChainRequest, Residual};
 use zonal_place::check::check;
-use zonal_place::heuristic::ChainHeuristic;
+use zonal_place::heuristic::{BoundMethod, ChainHeuristic, HeuristicOptions};
 use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::SolverOptions;
 use zonal_place::{PlaceError, PlanStatus};
@@ -108,6 +108,21 @@ pub struct ChainRecord {
     /// wall time), so that its objective is also a ratio against the peer's.
     pub heuristic_delay_ms: Option<f64>,
     pub heuristic_seconds: Option<f64>,
+    /// The heuristic's gap to its combinatorial bound on the same subscription and residual
+    /// (with [`ZooRun::compare_plain`] or a peer).
+    pub heuristic_gap: Option<f64>,
+    /// With [`ZooRun::compare_plain`]: the previous exact method (plain HiGHS, no heuristic
+    /// start, no combinatorial bound) on the same subscription and residual.
+    pub plain: Option<PlainResult>,
+}
+
+/// The plain chain ILP (`ChainOptions::strong_bound` off) on one subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainResult {
+    pub status: String,
+    pub seconds: f64,
+    pub delay_ms: Option<f64>,
+    pub gap: Option<f64>,
 }
 
 impl ChainRecord {
@@ -154,6 +169,12 @@ impl CsvRow for ChainRecord {
             "objectives_agree",
             "heuristic_delay_ms",
             "heuristic_seconds",
+            "heuristic_gap",
+            "plain_status",
+            "plain_seconds",
+            "plain_delay_ms",
+            "plain_gap",
+            "plain_over_exact_seconds",
         ]
     }
     fn fields(&self) -> Vec<String> {
@@ -180,7 +201,14 @@ impl CsvRow for ChainRecord {
         ]
         .into_iter()
         .chain(chain_peer::csv_fields(self.ilp_objective, self.optimal(), self.peer.as_ref()))
-        .chain([num(self.heuristic_delay_ms), num(self.heuristic_seconds)])
+        .chain([num(self.heuristic_delay_ms), num(self.heuristic_seconds), num(self.heuristic_gap)])
+        .chain([
+            self.plain.as_ref().map_or(String::new(), |p| p.status.clone()),
+            num(self.plain.as_ref().map(|p| p.seconds)),
+            num(self.plain.as_ref().and_then(|p| p.delay_ms)),
+            num(self.plain.as_ref().and_then(|p| p.gap)),
+            num(self.plain.as_ref().map(|p| p.seconds / self.total_seconds.max(1e-9))),
+        ])
         .collect()
     }
 }
@@ -194,6 +222,13 @@ pub struct ZooRun {
     pub seeds: Vec<u64>,
     pub datacenters: usize,
     pub solver: SolverOptions,
+    /// The exact method's strong bound (`ChainOptions::strong_bound`: heuristic plan and
+    /// combinatorial bound first, HiGHS only when they leave a gap). Off with a peer, which
+    /// solves the plain ILP too.
+    pub strong_bound: bool,
+    /// Also solve every subscription with the plain ILP (strong bound off) and the heuristic
+    /// alone, against the same residual, for same-run ratios.
+    pub compare_plain: bool,
 }
 
 fn status_text(r: &Result<zonal_place::Plan, PlaceError>) -> String {
@@ -227,7 +262,10 @@ pub fn run_zoo_with_peer(
     let total = topologies.len() * run.chains.len() * run.seeds.len();
     let mut done = 0;
     let mut out = Vec::new();
-    let options = ChainOptions { solver: run.solver.clone(), ..Default::default() };
+    // With a peer, both solve the same ILP: the plain one (the strong bound may skip it).
+    let strong_bound = run.strong_bound && peer.is_none();
+    let options = ChainOptions { solver: run.solver.clone(), strong_bound, ..Default::default() };
+    let plain_options = ChainOptions { strong_bound: false, ..options.clone() };
     for t in topologies {
         let (infra, _) = zoo_infrastructure(*t, run.datacenters)?;
         let (zones, links) = (infra.zones.len(), infra.links.len());
@@ -275,6 +313,8 @@ pub fn run_zoo_with_peer(
                         peer: None,
                         heuristic_delay_ms: None,
                         heuristic_seconds: None,
+                        heuristic_gap: None,
+                        plain: None,
                     };
                     if let Ok(plan) = &o.result {
                         rec.solve_seconds = plan.stats.seconds;
@@ -294,6 +334,35 @@ pub fn run_zoo_with_peer(
                         rec.ilp_objective = plan.stats.solve_log.last().and_then(|s| s.objective);
                     }
                     out.push(rec);
+                }
+                if run.compare_plain {
+                    let mut residual = Residual::full(&p);
+                    for (index, (o, req)) in seq.outcomes.iter().zip(&requests).enumerate() {
+                        progress(
+                            done - 1,
+                            total,
+                            &format!("{}: plain ILP {}/{}, seed {seed}", t.name, index + 1, requests.len()),
+                        );
+                        let rec = &mut out[first + index];
+                        let started = std::time::Instant::now();
+                        let plain = place_chain_with(&p, req, &residual, &plain_options);
+                        let seconds = started.elapsed().as_secs_f64();
+                        rec.plain = Some(PlainResult {
+                            status: status_text(&plain),
+                            seconds,
+                            delay_ms: plain.as_ref().ok().and_then(|x| x.term("delay_ms")),
+                            gap: plain.as_ref().ok().and_then(|x| x.gap),
+                        });
+                        let started = std::time::Instant::now();
+                        let heur_options = HeuristicOptions { bound: BoundMethod::Combinatorial, ..Default::default() };
+                        let h = ChainHeuristic::new(&p, heur_options).place(req, &residual);
+                        rec.heuristic_seconds = Some(started.elapsed().as_secs_f64());
+                        rec.heuristic_delay_ms = h.as_ref().ok().and_then(|plan| plan.term("delay_ms"));
+                        rec.heuristic_gap = h.as_ref().ok().and_then(|plan| plan.gap);
+                        if let Ok(plan) = &o.result {
+                            consume(&p, plan, &mut residual);
+                        }
+                    }
                 }
                 if let Some(peer) = peer {
                     for (index, (o, req)) in seq.outcomes.iter().zip(&requests).enumerate() {
@@ -381,6 +450,69 @@ pub fn summary(records: &[ChainRecord]) -> Summary {
         }
     }
     s
+}
+
+/// With [`ZooRun::compare_plain`]: the exact method with its strong bound against the plain
+/// ILP on the same subscriptions and residuals, one row per (topology, chain).
+pub fn plain_summary(records: &[ChainRecord]) -> Option<Summary> {
+    let mut groups: BTreeMap<(usize, String, usize), Vec<&ChainRecord>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.plain.is_some()) {
+        groups.entry((r.zones, r.topology.clone(), r.service_apps)).or_default().push(r);
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let mut s = Summary {
+        title: "Exact chain method: strong bound (heuristic + combinatorial bound, HiGHS only on a gap) against the plain ILP, same subscriptions and residuals".into(),
+        headers: [
+            "TOPOLOGY", "CHAIN", "SUBS", "OPTIMAL", "NO HIGHS", "MEDIAN", "PLAIN OPTIMAL", "PLAIN MEDIAN", "SPEED-UP",
+            "SPEED-UP (MEDIAN OF RATIOS)", "SAME DELAY", "HEUR GAP MEAN", "HEUR GAP MAX",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    };
+    for ((_, topology, _), rs) in &groups {
+        let new: Vec<f64> = rs.iter().map(|r| r.total_seconds).collect();
+        let plain: Vec<f64> = rs.iter().filter_map(|r| r.plain.as_ref().map(|p| p.seconds)).collect();
+        let ratios: Vec<f64> =
+            rs.iter().filter_map(|r| r.plain.as_ref().map(|p| p.seconds / r.total_seconds.max(1e-9))).collect();
+        let same = rs
+            .iter()
+            .filter(|r| match (r.delay_ms, r.plain.as_ref().and_then(|p| p.delay_ms)) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1.0),
+                (None, None) => true,
+                _ => false,
+            })
+            .count();
+        let gaps: Vec<f64> = rs.iter().filter_map(|r| r.heuristic_gap).collect();
+        let mean_gap = if gaps.is_empty() { None } else { Some(gaps.iter().sum::<f64>() / gaps.len() as f64) };
+        let (m_new, m_plain) = (median(&new), median(&plain));
+        s.rows.push(vec![
+            topology.clone(),
+            rs[0].chain.clone(),
+            rs.len().to_string(),
+            format!("{}/{}", rs.iter().filter(|r| r.optimal()).count(), rs.len()),
+            format!("{}/{}", rs.iter().filter(|r| r.optimal() && r.columns == 0).count(), rs.len()),
+            seconds(m_new),
+            format!(
+                "{}/{}",
+                rs.iter().filter(|r| r.plain.as_ref().is_some_and(|p| p.status == "optimal")).count(),
+                rs.len()
+            ),
+            seconds(m_plain),
+            match (m_new, m_plain) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.1}×", b / a),
+                _ => "-".into(),
+            },
+            median(&ratios).map_or("-".into(), |r| format!("{r:.1}×")),
+            format!("{same}/{}", rs.len()),
+            mean_gap.map_or("-".into(), |g| format!("{:.4}%", g * 100.0)),
+            max(&gaps).map_or("-".into(), |g| format!("{:.4}%", g * 100.0)),
+        ]);
+    }
+    s.notes.push("SPEED-UP: plain median / strong-bound median; NO HIGHS: proven optimal by the bound without a solver call (0 columns); SAME DELAY: both plans' delay within 1e-4; HEUR GAP: the heuristic alone against its combinatorial bound".into());
+    Some(s)
 }
 
 /// The peer's summary: one row per (topology, chain).

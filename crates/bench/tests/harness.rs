@@ -7,7 +7,7 @@ use zonal_bench::geovideo::{LpSweep, LpVariant, MoocScenario, PointKind};
 use zonal_bench::no_progress;
 use zonal_bench::report::to_csv;
 use zonal_bench::scenarios::INPUT_CHAINS;
-use zonal_bench::zoo::{run_zoo, summary, Topology, ZooRun};
+use zonal_bench::zoo::{plain_summary, run_zoo, summary, Topology, ZooRun};
 use zonal_place::SolverOptions;
 
 fn solver() -> SolverOptions {
@@ -23,6 +23,8 @@ fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
         seeds: vec![1],
         datacenters: 20,
         solver: solver(),
+        strong_bound: true,
+        compare_plain: false,
     };
     let t = [Topology { name: "Interoute", graphml: &graphml }];
     let records = run_zoo(&t, &run, &mut no_progress).unwrap();
@@ -43,6 +45,20 @@ fn zoo_suite_places_a_tiny_chain_and_the_checker_agrees() {
     let s = summary(&records);
     assert_eq!(s.rows.len(), 1);
     assert_eq!(s.rows[0][3], "2/2");
+    assert!(plain_summary(&records).is_none());
+    // The strong bound against the plain ILP in one run: same delays, both proven.
+    let compared = run_zoo(&t, &ZooRun { compare_plain: true, ..run.clone() }, &mut no_progress).unwrap();
+    assert_eq!(objective(&compared), objective(&records));
+    for r in &compared {
+        let plain = r.plain.as_ref().expect("a plain ILP result");
+        assert_eq!(plain.status, "optimal", "{r:?}");
+        let (a, b) = (r.delay_ms.unwrap(), plain.delay_ms.unwrap());
+        assert!((a - b).abs() <= 1e-4 * a.max(1.0), "{a} vs {b}");
+        assert!(r.heuristic_gap.is_some_and(|g| g >= 0.0));
+    }
+    let s = plain_summary(&compared).unwrap();
+    assert_eq!(s.rows.len(), 1);
+    assert_eq!(s.rows[0][10], "2/2", "{:?}", s.rows[0]);
 }
 
 #[test]

@@ -411,6 +411,29 @@ impl GoodLpModel {
         Ok(run(model, integer, options).0)
     }
 
+    /// [`GoodLpModel::solve`] with `start` (one value per column) handed to HiGHS as a
+    /// starting solution (`Highs_setSolution`); HiGHS checks it and keeps it as its first
+    /// incumbent when it is feasible. A start of the wrong length is not given.
+    #[allow(unsafe_code)]
+    pub fn solve_with_start(self, options: &SolverOptions, start: Option<&[f64]>) -> Result<Solved, PlaceError> {
+        let (mut model, integer) = self.into_highs()?;
+        if let Some(values) = start.filter(|v| v.len() == model.num_cols()) {
+            // SAFETY: the pointer is the live HiGHS instance owned by `model`; `values` holds
+            // one value per column and outlives the call, which copies it; HiGHS accepts null
+            // for the row values and duals it is not given.
+            unsafe {
+                highs_sys::Highs_setSolution(
+                    model.as_mut_ptr(),
+                    values.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                );
+            }
+        }
+        Ok(run(model, integer, options).0)
+    }
+
     /// The HiGHS model good_lp builds, and whether it has integer columns.
     fn into_highs(self) -> Result<(highs::Model, bool), PlaceError> {
         let unsolved = match self.sense {

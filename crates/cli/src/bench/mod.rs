@@ -143,6 +143,14 @@ pub struct Args {
     /// zoo: a chain, SC1 (4 apps), SC2 (20) or SC3 (60) (repeatable); default all three.
     #[arg(long = "chain", value_name = "SC")]
     pub chains: Vec<String>,
+    /// zoo: the exact chain method without its strong bound (plain HiGHS: no heuristic start,
+    /// no combinatorial bound), as before issue 15; always so with --peer (both solve the same ILP).
+    #[arg(long)]
+    pub no_strong_bound: bool,
+    /// zoo: also solve every subscription with the plain ILP and the heuristic alone, against
+    /// the same residual, and report the strong bound's speed-up over the plain ILP.
+    #[arg(long)]
+    pub compare_plain: bool,
     /// vnmp: substrate sizes to run, comma-separated (default: every numbered folder under
     /// vnmp/, i.e. 20,30,50,100,200).
     #[arg(long, value_name = "N,…", value_delimiter = ',')]

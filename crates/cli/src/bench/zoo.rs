@@ -3,7 +3,9 @@
 use zonal_bench::chain_peer::ChainPeer;
 use zonal_bench::report::to_csv;
 use zonal_bench::scenarios::INPUT_CHAINS;
-use zonal_bench::zoo::{peer_summary, run_zoo_with_peer, summary, Topology, ZooRun, DATACENTERS, TOPOLOGIES};
+use zonal_bench::zoo::{
+    peer_summary, plain_summary, run_zoo_with_peer, summary, Topology, ZooRun, DATACENTERS, TOPOLOGIES,
+};
 
 use super::{finish, read_data, write, Args, Bar};
 use crate::Failure;
@@ -36,6 +38,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         seeds: args.seed_list()?,
         datacenters: DATACENTERS,
         solver: args.solver(),
+        strong_bound: !args.no_strong_bound,
+        compare_plain: args.compare_plain,
     };
     let runner = args.peer_runner()?;
     let peer = runner
@@ -49,6 +53,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     drop(bar);
     let name = if args.reproduce { "input-chains.csv" } else { "zoo-chains.csv" };
     let csv = write(&args.out, name, &to_csv(&records))?;
-    let summaries: Vec<_> = std::iter::once(summary(&records)).chain(peer_summary(&records)).collect();
+    let summaries: Vec<_> =
+        std::iter::once(summary(&records)).chain(plain_summary(&records)).chain(peer_summary(&records)).collect();
     finish(args, &summaries, &[csv])
 }

@@ -63,18 +63,30 @@
 //! objective`. Two bounds, the larger reported (the plan's notes say which):
 //! * **LP relaxation** of the chain ILP, when its estimated size is at most
 //!   [`HeuristicOptions::lp_bound_max_binaries`] (or always / never, see [`BoundMethod`]).
-//! * **Combinatorial**: delay — the tree dynamic programme above (the optimum with unlimited
-//!   capacity and bandwidth, over a spanning tree of the channel graph, so dropped channels
-//!   count 0); used servers — the lightest set of hosts that contains a candidate host of
+//! * **Combinatorial**: delay — the larger of two: the tree dynamic programme above (the
+//!   optimum with unlimited capacity and bandwidth, over a spanning tree of the channel graph,
+//!   so dropped channels count 0), and, for path-shaped chains, the **covering walk**
+//!   (`walk.rs`): the least length, over shortest-path delays, of a walk from a zone of the
+//!   first component to a zone of the last that visits a set of zones whose candidate hosts'
+//!   free capacity holds the chain (every component's candidate zones met; for every group of
+//!   components with the same candidate zones, their total demand within those zones), times
+//!   the least route multiplicity; A* over (zones visited, last zone) with the delay to a
+//!   pinned end as estimate, 200,000 expansions at most (then the least open key). It is a
+//!   bound because any feasible plan's channel delays are at least the shortest-path delays
+//!   between its components' zones, that sum is a walk through the plan's zones, shortcutting
+//!   repeated zones (triangle inequality) leaves a path through them no longer, and those
+//!   zones satisfy the cover conditions; the full argument is in `walk.rs`. Used servers —
+//!   the lightest set of hosts that contains a candidate host of
 //!   every component and whose free capacity covers the chain's total demand of each
 //!   resource (bin packing relaxed to a cover), by best-first branch and bound whose node
 //!   bound is the cheapest *fractional* cover (by weight per unit of free capacity) and the
 //!   lightest candidate of each uncovered component; after 2,000 node expansions it reports
 //!   the least open node bound instead. The weighted objective adds the two, weighted. The LP
 //!   is only solved when this bound leaves a gap, so chains it proves optimal make no solver
-//!   call.
+//!   call. [`chain_lower_bound`] gives the combinatorial bound alone; the exact method
+//!   ([`crate::chain::place_chain_with`]) uses it to prove the heuristic's plan optimal
+//!   without HiGHS.
 
-//!
 //! # Module map
 //!
 //! One file per stage, in the order a chain goes through them:
@@ -89,7 +101,8 @@
 //! | `fallback.rs` | the depth-first fallback with arc-consistent zone domains (step 5) |
 //! | `segments.rs` | the segment programme for path-shaped chains (step 6) |
 //! | `local_search.rs` | the local search (move, swap, shift, merge, re-route) |
-//! | `bound.rs` | the lower bounds: combinatorial (tree programme; host cover by branch and bound) and the LP relaxation |
+//! | `bound.rs` | the lower bounds: combinatorial (tree programme or covering walk; host cover by branch and bound) and the LP relaxation |
+//! | `walk.rs` | the covering-walk delay bound of path-shaped chains (A*), with its proof |
 //! | `tests.rs` | unit tests across the stages |
 
 mod bound;
@@ -100,6 +113,7 @@ mod model;
 mod routing;
 mod segments;
 mod state;
+mod walk;
 
 use std::time::{Duration, Instant};
 
@@ -272,6 +286,19 @@ impl<'p> ChainHeuristic<'p> {
         plan.normalize();
         Ok(plan)
     }
+}
+
+/// The combinatorial lower bound (see the module docs, # Bound) of the chain ILP's optimum for
+/// `request` against `residual`, not capped by any plan's objective, and what it is made of.
+/// No solver call.
+pub fn chain_lower_bound(
+    problem: &Problem,
+    request: &ChainRequest,
+    residual: &Residual,
+    objective: ChainObjective,
+) -> Result<(f64, String), PlaceError> {
+    let m = Model::new(problem, request, residual, objective)?;
+    Ok(m.combinatorial_bound(residual, f64::INFINITY))
 }
 
 /// Places one chain heuristically against `residual` (see the module docs).

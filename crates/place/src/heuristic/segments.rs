@@ -22,30 +22,6 @@ struct SegmentLabel {
 }
 
 impl Search<'_, '_> {
-    /// The components in channel order when the channel graph is one simple path (INPUT
-    /// chains are), else `None`. Starts from a fixed end when there is one.
-    fn path_order(&self) -> Option<Vec<usize>> {
-        let m = self.m;
-        let n = m.n();
-        if n < 2 || m.routes.len() != n - 1 || (0..n).any(|t| m.incident[t].len() > 2) {
-            return None;
-        }
-        let ends: Vec<usize> = (0..n).filter(|&t| m.incident[t].len() == 1).collect();
-        let start = ends.iter().copied().find(|&t| m.fixed[t].is_some()).or_else(|| ends.first().copied())?;
-        let mut order = vec![start];
-        let mut prev_route = usize::MAX;
-        let mut cur = start;
-        while let Some(&r) = m.incident[cur].iter().find(|&&r| r != prev_route) {
-            cur = m.other(r, cur);
-            prev_route = r;
-            order.push(cur);
-            if order.len() > n {
-                return None;
-            }
-        }
-        (order.len() == n).then_some(order)
-    }
-
     /// Segment programme for path-shaped chains: cut the path into contiguous segments, one
     /// zone each, a segment fitting the free capacity of its zone's candidate hosts; minimise
     /// the delay between consecutive segments over shortest paths. Each (component, zone)
@@ -58,7 +34,7 @@ impl Search<'_, '_> {
     pub(super) fn segments(&mut self) -> bool {
         let m = self.m;
         let p = m.p;
-        let Some(order) = self.path_order() else { return false };
+        let Some(order) = self.m.path_order() else { return false };
         let n = order.len();
         let r_n = m.res_names.len();
         let mut cap: BTreeMap<usize, Vec<u64>> = BTreeMap::new();

@@ -263,3 +263,158 @@ fn segment_programme_visits_each_zone_once() {
     let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
     assert!((exact.objective - 5.0).abs() < 1e-9, "{}", exact.objective);
 }
+
+/// u (transit) – b 1 ms, b – A 2 ms, b – B 5 ms, u – A 10 ms; b has a 2-core host, A and B
+/// 8-core hosts. Chain ue (u) → a (2 cores) → be (2 cores, pinned to b). With `narrow`, the
+/// u – b link carries 5 Mbit/s, less than the channels' 10.
+fn detour(narrow: bool) -> Bundle {
+    let zones = vec![
+        zone("u", 50.0, 0.0, vec![]),
+        zone("b", 50.0, 1.0, vec![host("hb", 2, 8)]),
+        zone("A", 50.0, 2.0, vec![host("ha", 8, 8)]),
+        zone("B", 50.0, 3.0, vec![host("hB", 8, 8)]),
+    ];
+    let links = vec![
+        link("u", "b", Some(1.0), narrow.then_some(5.0)),
+        link("b", "A", Some(2.0), None),
+        link("b", "B", Some(5.0), None),
+        link("u", "A", Some(10.0), None),
+    ];
+    let infra = Infrastructure { name: "detour".into(), zones, links, ..Default::default() };
+    let mut ue = component("ue", 0, 0);
+    ue.user_side = true;
+    ue.placement.pin = Some(Pin { zone: "u".into(), host: None });
+    let mut be = component("be", 2, 1);
+    be.placement.pin = Some(Pin { zone: "b".into(), host: None });
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![ue, component("a", 2, 1), be],
+        channels: vec![channel("ue", "a", Some(10.0), None), channel("a", "be", Some(10.0), None)],
+        ..Default::default()
+    };
+    Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())])
+}
+
+#[test]
+fn covering_walk_bound_sees_capacity_and_proves_the_detour() {
+    // b cannot hold a beside be, so a goes to A: u → A 3 ms (through b) + A → b 2 ms = 5.
+    // The capacity-blind tree programme says 1 (a in b); the covering walk must add a zone
+    // with the 2 missing cores, the cheapest being A: 5, the optimum.
+    let p = problem(&detour(false));
+    let residual = Residual::full(&p);
+    let request = req();
+    let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    let w = m.walk_bound(&residual).unwrap();
+    assert!((w.delay - 5.0).abs() < 1e-9 && w.exact, "{w:?}");
+    let (bound, kind) = chain_lower_bound(&p, &req(), &residual, ChainObjective::Delay).unwrap();
+    assert!((bound - 5.0).abs() < 1e-9, "{bound} {kind}");
+    assert!(kind.contains("covering walk"), "{kind}");
+    let opts = HeuristicOptions { bound: BoundMethod::Combinatorial, ..Default::default() };
+    let heur = place_chain_heuristic(&p, &req(), &residual, &opts).unwrap();
+    checked(&p, &heur);
+    assert_eq!(heur.status, PlanStatus::Optimal, "{:?}", heur.notes);
+    assert!((heur.objective - 5.0).abs() < 1e-9);
+    // The exact method returns it as proven without a solver call; the plain ILP agrees.
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    checked(&p, &exact);
+    assert_eq!(exact.status, PlanStatus::Optimal);
+    assert_eq!(exact.algorithm, "input-chain");
+    assert_eq!(exact.stats.columns, 0, "no HiGHS model: {:?}", exact.notes);
+    assert!(exact.notes.iter().any(|n| n.contains("proven optimal without HiGHS")), "{:?}", exact.notes);
+    let plain =
+        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    assert!(plain.stats.columns > 0);
+    assert!((plain.objective - exact.objective).abs() < 1e-6, "{} vs {}", plain.objective, exact.objective);
+}
+
+#[test]
+fn strong_bound_warm_starts_highs_when_the_bound_leaves_a_gap() {
+    // The u – b link is too narrow for ue → a, so a in A costs 10 + 2 = 12; the bound ignores
+    // bandwidth (5), so HiGHS runs, with the heuristic's plan as its start.
+    let p = problem(&detour(true));
+    let residual = Residual::full(&p);
+    let (bound, _) = chain_lower_bound(&p, &req(), &residual, ChainObjective::Delay).unwrap();
+    assert!((bound - 5.0).abs() < 1e-9, "{bound}");
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    checked(&p, &exact);
+    assert_eq!(exact.status, PlanStatus::Optimal);
+    assert!(exact.stats.columns > 0);
+    assert!((exact.objective - 12.0).abs() < 1e-6, "{}", exact.objective);
+    let note = exact.notes.iter().find(|n| n.contains("MIP start")).expect("a MIP start note");
+    assert!(!note.contains("could not be mapped"), "{note}");
+    let plain =
+        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    assert!((plain.objective - exact.objective).abs() < 1e-6, "{} vs {}", plain.objective, exact.objective);
+}
+
+#[test]
+fn walk_bound_stopped_early_is_the_least_open_key_and_not_above_the_full_search() {
+    let p = problem(&line(6, None));
+    let residual = Residual::full(&p);
+    let request = req();
+    let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    let full = m.walk_bound(&residual).unwrap();
+    assert!(full.exact);
+    for cap in 0..full.expansions {
+        let early = m.walk_bound_within(&residual, cap, f64::INFINITY).unwrap();
+        assert!(early.delay <= full.delay + 1e-12, "{early:?} vs {full:?}");
+        assert!(cap > 0 || !early.exact, "{early:?}");
+    }
+    // A chain whose channels form no path has no walk bound (the tree programme remains).
+    let mut b = line(6, None);
+    service_mut(&mut b, "chain").channels.push(channel("ue", "be", None, None));
+    let p = problem(&b);
+    let request = req();
+    let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    assert!(m.path_order().is_none() && m.walk_bound(&residual).is_none());
+}
+
+#[test]
+fn refinement_by_runs_raises_the_walk_bound_to_the_optimum_that_must_return() {
+    // u – A 1 ms, A – b 1 ms, u – b 5 ms, A – B 3 ms, b – B 3 ms. A and b have 2 cores, B 8.
+    // Chain ue (u) → a (1 core) → c (2) → be (1, pinned to b). A and b hold the chain's 4
+    // cores together, so the covering walk says u → A → b = 2; but no contiguous split fits
+    // ([a] in A leaves c + be = 3 for b; [a, c] = 3 for A), so a plan either uses B
+    // (u → A → B → b = 7 at best) or comes back: a in b, c in A, be in b, u → b → A → b = 4,
+    // the optimum. The refinement (contiguous runs, or a walk with a revisit) finds 4.
+    let zones = vec![
+        zone("u", 50.0, 0.0, vec![]),
+        zone("A", 50.0, 1.0, vec![host("ha", 2, 8)]),
+        zone("b", 50.0, 2.0, vec![host("hb", 2, 8)]),
+        zone("B", 50.0, 3.0, vec![host("hB", 8, 8)]),
+    ];
+    let links = vec![
+        link("u", "A", Some(1.0), None),
+        link("A", "b", Some(1.0), None),
+        link("u", "b", Some(5.0), None),
+        link("A", "B", Some(3.0), None),
+        link("b", "B", Some(3.0), None),
+    ];
+    let infra = Infrastructure { name: "runs".into(), zones, links, ..Default::default() };
+    let mut ue = component("ue", 0, 0);
+    ue.user_side = true;
+    ue.placement.pin = Some(Pin { zone: "u".into(), host: None });
+    let mut be = component("be", 1, 1);
+    be.placement.pin = Some(Pin { zone: "b".into(), host: None });
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![ue, component("a", 1, 1), component("c", 2, 1), be],
+        channels: vec![channel("ue", "a", None, None), channel("a", "c", None, None), channel("c", "be", None, None)],
+        ..Default::default()
+    };
+    let b =
+        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let p = problem(&b);
+    let residual = Residual::full(&p);
+    let request = req();
+    let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    let w = m.walk_bound(&residual).unwrap();
+    assert!(w.refined && w.exact && (w.delay - 4.0).abs() < 1e-9, "{w:?}");
+    let plain =
+        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    assert!((plain.objective - 4.0).abs() < 1e-6, "{}", plain.objective);
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    checked(&p, &exact);
+    assert_eq!(exact.status, PlanStatus::Optimal);
+    assert!((exact.objective - 4.0).abs() < 1e-6, "{}", exact.objective);
+}
