@@ -418,3 +418,45 @@ fn refinement_by_runs_raises_the_walk_bound_to_the_optimum_that_must_return() {
     assert_eq!(exact.status, PlanStatus::Optimal);
     assert!((exact.objective - 4.0).abs() < 1e-6, "{}", exact.objective);
 }
+
+#[test]
+fn covering_walk_with_a_free_end_may_close_in_a_zone_visited_before() {
+    // A – C 1 ms, C – B 10 ms. A holds 2 cores, C and B 8. Chain a (1 core, pinned to A) →
+    // c (2) → e (1, allowed in A or B). c needs C, and the optimum puts e back in A:
+    // A → C → A = 2. A covering walk that had to end in a zone not visited before would
+    // say A → C → B = 11, above the optimum.
+    let zones = vec![
+        zone("a-zone", 50.0, 0.0, vec![host("ha", 2, 8)]),
+        zone("c-zone", 50.0, 1.0, vec![host("hc", 8, 8)]),
+        zone("b-zone", 50.0, 2.0, vec![host("hb", 8, 8)]),
+    ];
+    let links = vec![link("a-zone", "c-zone", Some(1.0), None), link("c-zone", "b-zone", Some(10.0), None)];
+    let infra = Infrastructure { name: "back".into(), zones, links, ..Default::default() };
+    let mut a = component("a", 1, 1);
+    a.placement.pin = Some(Pin { zone: "a-zone".into(), host: None });
+    let mut c = component("c", 2, 1);
+    c.placement.zones = vec!["c-zone".into()];
+    let mut e = component("e", 1, 1);
+    e.placement.zones = vec!["a-zone".into(), "b-zone".into()];
+    let svc = Service {
+        name: "chain".into(),
+        components: vec![a, c, e],
+        channels: vec![channel("a", "c", None, None), channel("c", "e", None, None)],
+        ..Default::default()
+    };
+    let b =
+        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let p = problem(&b);
+    let residual = Residual::full(&p);
+    let request = req();
+    let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
+    let w = m.walk_bound(&residual).unwrap();
+    assert!(w.delay <= 2.0 + 1e-9, "{w:?}");
+    let plain =
+        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    assert!((plain.objective - 2.0).abs() < 1e-6, "{}", plain.objective);
+    let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
+    checked(&p, &exact);
+    assert_eq!(exact.status, PlanStatus::Optimal);
+    assert!((exact.objective - 2.0).abs() < 1e-6, "{}", exact.objective);
+}

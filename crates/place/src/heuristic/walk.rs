@@ -12,8 +12,9 @@
 //! collocated), and the delay objective is at least `m · Σ_i D(z_{i-1}, z_i)` with `m` the
 //! least multiplicity of a route (2 for a symmetric pair). That sum is the length of a walk
 //! `z_0 → … → z_{n-1}` in the metric closure; by the triangle inequality, shortcutting every
-//! repeated visit leaves a path through the set `T = {z_i}` that starts at `z_0`, ends at
-//! `z_{n-1}` and visits every zone of `T` once, and is no longer. `T` meets the candidate
+//! repeated visit but the last step leaves a path through the set `T = {z_i}` that starts at
+//! `z_0`, visits every zone of `T` once and then steps to `z_{n-1}` (a zone of `T`, perhaps
+//! visited before: the walk may come back to end there), and is no longer. `T` meets the candidate
 //! zones of every component (each component sits in one of its own), and for every group of
 //! components sharing a set `Z` of candidate zones, the components whose candidate zones lie
 //! inside `Z` fit, in total, in the free capacity of the candidate hosts of `T ∩ Z` (they sit
@@ -226,8 +227,18 @@ impl Model<'_> {
                     }
                 }
                 None => {
-                    if zmask[end_comp] >> last & 1 == 1 && covers(mask) {
-                        done.push(g);
+                    // The last component may sit in a zone visited before (the walk came
+                    // back): shortcutting keeps that final hop, so close at the nearest end
+                    // zone already in the set (0 when the walk is in one).
+                    let ends = zmask[end_comp] & mask;
+                    if ends != 0 && covers(mask) {
+                        let mut close = f64::INFINITY;
+                        let mut b = ends;
+                        while b != 0 {
+                            close = close.min(d(last, b.trailing_zeros() as usize));
+                            b &= b - 1;
+                        }
+                        done.push(g + mult * close);
                     }
                 }
             }
@@ -252,8 +263,10 @@ impl Model<'_> {
             .collect();
         let load_fits = |j: usize, i: usize, z: usize| -> bool {
             (0..r_n).all(|ri| {
-                let used: f64 = (j..=i).map(|k| self.demand[order[k]][ri] as f64).sum();
-                used <= cap[z][ri] + 1e-9 || (j..=i).all(|k| self.fixed[order[k]].is_some())
+                // User-side (fixed) components use no host resources.
+                let used: f64 =
+                    (j..=i).filter(|&k| self.fixed[order[k]].is_none()).map(|k| self.demand[order[k]][ri] as f64).sum();
+                used <= cap[z][ri] + 1e-9
             })
         };
         let contiguous = astar(&starts, &h, max_expansions, f64::INFINITY, |st, g, next, done| {
