@@ -171,17 +171,39 @@ fn walk(bytes: Vec<u8>) -> Result<Checked, Damage> {
         }
         e => Damage(format!("is not a readable store ({size} bytes): {e}")),
     })?;
-    let bad = |what: &str, e: &dyn std::fmt::Display| Damage(format!("is damaged: {what}: {e}"));
-    // Every page's checksum. On this in-memory copy, whatever repair it does stays here.
-    match db.check_integrity() {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(Damage(
-                "fails redb's integrity check: pages whose checksums do not match (damaged on disk)".into(),
-            ))
+    let before = read_all(&db)?;
+    // Every page's checksum. `Ok(false)` means redb repaired something (on this in-memory
+    // copy): after a crash that is its allocator state, rebuilt from committed data, and every
+    // row reads as before; a damaged page instead makes it fall back to an earlier commit,
+    // which changes the rows — that is refused, since it would drop acknowledged writes.
+    let integrity = db.check_integrity();
+    let recovered = repaired.load(std::sync::atomic::Ordering::Relaxed);
+    match integrity {
+        Ok(true) => Ok(Checked { tables: before.tables, rows: before.rows, recovered }),
+        Ok(false) if read_all(&db)? == before => {
+            Ok(Checked { tables: before.tables, rows: before.rows, recovered: true })
         }
-        Err(e) => return Err(Damage(format!("fails redb's integrity check: {e}"))),
+        Ok(false) => Err(Damage(
+            "fails redb's integrity check: pages whose checksums do not match (damaged on disk); \
+             its repair would fall back to an earlier commit"
+                .into(),
+        )),
+        Err(e) => Err(Damage(format!("fails redb's integrity check: {e}"))),
     }
+}
+
+/// What a store holds, in brief: its tables, rows and a digest of every name, key and value.
+#[derive(Debug, PartialEq, Eq)]
+struct Contents {
+    tables: usize,
+    rows: u64,
+    digest: u64,
+}
+
+/// Reads every row of every table; each value must be JSON.
+fn read_all(db: &redb::Database) -> Result<Contents, Damage> {
+    use std::hash::{Hash, Hasher};
+    let bad = |what: &str, e: &dyn std::fmt::Display| Damage(format!("is damaged: {what}: {e}"));
     let txn = db.begin_read().map_err(|e| bad("cannot begin a read", &e))?;
     if let Some(t) = txn.list_multimap_tables().map_err(|e| bad("cannot list tables", &e))?.next() {
         return Err(Damage(format!("is not a Zonal store: it has a multimap table {:?}", t.name())));
@@ -189,16 +211,21 @@ fn walk(bytes: Vec<u8>) -> Result<Checked, Damage> {
     let names: Vec<String> =
         txn.list_tables().map_err(|e| bad("cannot list tables", &e))?.map(|t| t.name().to_string()).collect();
     let mut rows = 0u64;
+    // A fixed-key hasher: the same contents give the same digest within this process.
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
     for name in &names {
         let def: TableDefinition<'_, &'static str, &'static [u8]> = TableDefinition::new(name);
         let table = txn.open_table(def).map_err(|e| bad(&format!("table {name:?}"), &e))?;
+        name.hash(&mut digest);
         for item in table.iter().map_err(|e| bad(&format!("table {name:?}"), &e))? {
             let (k, v) = item.map_err(|e| bad(&format!("table {name:?}"), &e))?;
             if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(v.value()) {
                 return Err(Damage(format!("is damaged: the value of {name}/{} is not JSON ({e})", k.value())));
             }
+            k.value().hash(&mut digest);
+            v.value().hash(&mut digest);
             rows += 1;
         }
     }
-    Ok(Checked { tables: names.len(), rows, recovered: repaired.load(std::sync::atomic::Ordering::Relaxed) })
+    Ok(Contents { tables: names.len(), rows, digest: digest.finish() })
 }
