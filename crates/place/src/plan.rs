@@ -111,6 +111,9 @@ pub struct PlanStats {
     /// Time spent building models (seconds).
     #[serde(default)]
     pub build_seconds: f64,
+    /// Time spent pricing columns in column generation (seconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pricing_seconds: f64,
     /// Every solve, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub solve_log: Vec<SolveStats>,
@@ -259,4 +262,8 @@ mod tests {
         let back: Plan = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
