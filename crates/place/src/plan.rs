@@ -98,6 +98,10 @@ impl PlanStatus {
     }
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// Solver effort behind a plan (summed over all solves that produced it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanStats {
@@ -262,8 +266,4 @@ mod tests {
         let back: Plan = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
     }
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
