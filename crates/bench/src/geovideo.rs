@@ -40,7 +40,7 @@ use zonal_model::{
     UtilitySla,
 };
 use zonal_place::check::check;
-use zonal_place::fusion::{place, ColumnGeneration, Curve, CurvePoint, FusionOptions};
+use zonal_place::fusion::{place, ColumnGeneration, Curve, CurvePoint, FusionOptions, FusionSession};
 use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::{LpMethod, SolverOptions};
 use zonal_place::{Plan, PlanStatus};
@@ -621,6 +621,249 @@ pub fn curve(
     out.push(record(p, &hi, &run_opts, PointKind::MaxUtility, max_cost, hi_s));
     progress(total, total, "done");
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// FUSION LP speed at tight capacity (issue 15)
+
+/// How a point of the speed comparison was solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SpeedMethod {
+    /// One [`FusionSession`] for the whole curve: columns and basis kept from point to point.
+    Session,
+    /// A separate [`place`] per point with today's column generation (cold).
+    Place,
+    /// A separate [`place`] per point with `cg_reference` (column generation before issue
+    /// 15): the reference of the ratios.
+    Reference,
+}
+
+impl SpeedMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            SpeedMethod::Session => "session",
+            SpeedMethod::Place => "place",
+            SpeedMethod::Reference => "reference",
+        }
+    }
+}
+
+/// One point of the speed comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeedRecord {
+    pub method: SpeedMethod,
+    /// Position on the curve: 0 = min-cost end, 1 = max-utility end, then the budgets.
+    pub index: usize,
+    pub kind: PointKind,
+    pub budget: Option<f64>,
+    /// Wall clock of the point (`place` or the session's point).
+    pub seconds: f64,
+    /// HiGHS, pricing and model-building time within it.
+    pub solve_seconds: f64,
+    pub pricing_seconds: f64,
+    pub build_seconds: f64,
+    pub solves: u32,
+    pub step1_min_utility: f64,
+    pub bound: f64,
+    pub cost: f64,
+    pub total_utility: f64,
+    pub check_ok: bool,
+}
+
+impl CsvRow for SpeedRecord {
+    fn header() -> &'static [&'static str] {
+        &[
+            "method",
+            "index",
+            "kind",
+            "budget",
+            "seconds",
+            "solve_seconds",
+            "pricing_seconds",
+            "build_seconds",
+            "solves",
+            "step1_min_utility",
+            "step2_bound",
+            "cost",
+            "total_utility",
+            "check_ok",
+        ]
+    }
+    fn fields(&self) -> Vec<String> {
+        vec![
+            self.method.name().into(),
+            self.index.to_string(),
+            self.kind.name().into(),
+            num(self.budget),
+            num(Some(self.seconds)),
+            num(Some(self.solve_seconds)),
+            num(Some(self.pricing_seconds)),
+            num(Some(self.build_seconds)),
+            self.solves.to_string(),
+            num(Some(self.step1_min_utility)),
+            num(Some(self.bound)),
+            num(Some(self.cost)),
+            num(Some(self.total_utility)),
+            self.check_ok.to_string(),
+        ]
+    }
+}
+
+fn speed_record(p: &Problem, m: SpeedMethod, index: usize, budget: Option<f64>, plan: &Plan, s: f64) -> SpeedRecord {
+    let kind = match (index, budget) {
+        (0, None) => PointKind::MinCost,
+        (_, None) => PointKind::MaxUtility,
+        _ => PointKind::Budget,
+    };
+    let term = |k: &str| plan.term(k).unwrap_or(f64::NAN);
+    SpeedRecord {
+        method: m,
+        index,
+        kind,
+        budget,
+        seconds: s,
+        solve_seconds: plan.stats.seconds,
+        pricing_seconds: plan.stats.pricing_seconds,
+        build_seconds: plan.stats.build_seconds,
+        solves: plan.stats.solves,
+        step1_min_utility: term("step1_min_utility"),
+        bound: plan.bound.unwrap_or(f64::NAN),
+        cost: term("cost"),
+        total_utility: term("total_utility"),
+        check_ok: check(p, plan).is_ok(),
+    }
+}
+
+/// The FUSION curve's speed: `budgets + 2` points (min-cost end, max-utility end, then
+/// `budgets` budgets evenly spaced between their costs, all with Step 1 and α = 1 but the
+/// min-cost end) solved by one [`FusionSession`]; then the first `reference_points` points
+/// again, each by a separate [`place`] with today's column generation and with the
+/// reference (`cg_reference`), in the same run and with the same budgets. Every plan goes
+/// through the checker.
+pub fn speed_curve(
+    p: &Problem,
+    base: &FusionOptions,
+    budgets_n: usize,
+    reference_points: usize,
+    progress: Progress,
+) -> Result<Vec<SpeedRecord>, BenchError> {
+    let total = budgets_n + 2 + 2 * reference_points.min(budgets_n + 2);
+    let fail = |what: &str, e: zonal_place::PlaceError| BenchError::new(format!("FUSION speed, {what}: {e}"));
+    let mut out = Vec::new();
+    let mut session = FusionSession::new(p, base).map_err(|e| fail("session", e))?;
+    let mut points: Vec<(f64, Option<f64>)> = vec![(0.0, None), (1.0, None)];
+    let mut done = 0;
+    for i in 0.. {
+        let Some(&(alpha, budget)) = points.get(i) else { break };
+        progress(done, total, &format!("session: point {} of {}", i + 1, budgets_n + 2));
+        let started = Instant::now();
+        let plan = session.place(alpha, budget).map_err(|e| fail(&format!("session point {}", i + 1), e))?;
+        out.push(speed_record(p, SpeedMethod::Session, i, budget, &plan, started.elapsed().as_secs_f64()));
+        done += 1;
+        if i == 1 {
+            let (lo, hi) = (out[0].cost, out[1].cost);
+            points.extend(budgets(lo, hi.max(lo), budgets_n).into_iter().map(|b| (1.0, Some(b))));
+        }
+    }
+    for (method, cg_reference) in [(SpeedMethod::Place, false), (SpeedMethod::Reference, true)] {
+        let opts = FusionOptions { cg_reference, ..base.clone() };
+        for (i, &(alpha, budget)) in points.iter().enumerate().take(reference_points) {
+            progress(done, total, &format!("{}: point {}", method.name(), i + 1));
+            let started = Instant::now();
+            let plan = place(p, &FusionOptions { alpha, budget, ..opts.clone() })
+                .map_err(|e| fail(&format!("{} point {}", method.name(), i + 1), e))?;
+            out.push(speed_record(p, method, i, budget, &plan, started.elapsed().as_secs_f64()));
+            done += 1;
+        }
+    }
+    progress(total, total, "done");
+    Ok(out)
+}
+
+/// The issue's targets at capacity 1.2 on the full MOOC data.
+pub const POINT_TARGET_SECONDS: f64 = 10.0;
+pub const CURVE_TARGET_SECONDS: f64 = 60.0;
+
+/// Per point: the session's time, today's cold `place`, the reference, their ratios, and how
+/// far the optima of the methods are apart.
+pub fn speed_summary(records: &[SpeedRecord]) -> Summary {
+    let mut s = Summary {
+        title: "FUSION LP speed: one warm session for the curve | cold place | reference (before issue 15), same run"
+            .into(),
+        headers: [
+            "POINT",
+            "BUDGET",
+            "SESSION",
+            "HIGHS",
+            "SOLVES",
+            "PLACE",
+            "REFERENCE",
+            "REF / SESSION",
+            "REF / PLACE",
+            "MAX REL. DIFF (U*, STEP 2, COST)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    };
+    let of = |m: SpeedMethod| -> Vec<&SpeedRecord> { records.iter().filter(|r| r.method == m).collect() };
+    let (sess, place, reference) = (of(SpeedMethod::Session), of(SpeedMethod::Place), of(SpeedMethod::Reference));
+    let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(b.abs()).max(1.0);
+    for r in &sess {
+        let find = |v: &[&SpeedRecord]| v.iter().find(|x| x.index == r.index).map(|x| (*x).clone());
+        let (pl, rf) = (find(&place), find(&reference));
+        let diff = [&pl, &rf]
+            .into_iter()
+            .flatten()
+            .map(|o| rel(o.step1_min_utility, r.step1_min_utility).max(rel(o.bound, r.bound)).max(rel(o.cost, r.cost)))
+            .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+        s.rows.push(vec![
+            format!("{} {}", r.index + 1, r.kind.name()),
+            r.budget.map_or("-".into(), |b| format!("{b:.2}")),
+            seconds(Some(r.seconds)),
+            seconds(Some(r.solve_seconds)),
+            r.solves.to_string(),
+            seconds(pl.as_ref().map(|x| x.seconds)),
+            seconds(rf.as_ref().map(|x| x.seconds)),
+            ratio(rf.as_ref().map(|x| x.seconds / r.seconds)),
+            ratio(match (&rf, &pl) {
+                (Some(a), Some(b)) => Some(a.seconds / b.seconds),
+                _ => None,
+            }),
+            diff.map_or("-".into(), |d| format!("{d:.1e}")),
+        ]);
+    }
+    let curve: f64 = sess.iter().map(|r| r.seconds).sum();
+    let worst = sess.iter().map(|r| r.seconds).fold(0.0, f64::max);
+    s.notes.push(format!(
+        "curve of {} points by one session: {} in all (target < {CURVE_TARGET_SECONDS} s: {}), slowest point {} (target < {POINT_TARGET_SECONDS} s per point: {})",
+        sess.len(),
+        seconds(Some(curve)),
+        if curve < CURVE_TARGET_SECONDS { "met" } else { "missed" },
+        seconds(Some(worst)),
+        if worst < POINT_TARGET_SECONDS { "met" } else { "missed" },
+    ));
+    let sum = |v: &[&SpeedRecord]| v.iter().map(|r| r.seconds).sum::<f64>();
+    if !reference.is_empty() {
+        let k = reference.len();
+        let sess_k: f64 = sess.iter().take(k).map(|r| r.seconds).sum();
+        s.notes.push(format!(
+            "first {k} point(s): reference {} against session {} ({}) and cold place {} ({}); the reference ran on {k} of {} points only",
+            seconds(Some(sum(&reference))),
+            seconds(Some(sess_k)),
+            ratio(Some(sum(&reference) / sess_k)),
+            seconds(Some(sum(&place))),
+            ratio(Some(sum(&reference) / sum(&place))),
+            sess.len()
+        ));
+    }
+    let ok = records.iter().all(|r| r.check_ok);
+    s.notes.push(format!(
+        "{} plans, {}",
+        records.len(),
+        if ok { "every one passed the independent checker" } else { "SOME FAILED THE INDEPENDENT CHECKER" }
+    ));
+    s
 }
 
 /// The curve in the shape `zonal plan --tradeoff` writes (for its CSV and SVG writers).

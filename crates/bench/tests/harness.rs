@@ -106,6 +106,34 @@ fn geo_video_suite_solves_a_sample_and_the_curves_are_checked() {
 }
 
 #[test]
+fn fusion_speed_compares_the_session_with_the_reference_on_the_same_points() {
+    use zonal_bench::geovideo::{speed_curve, speed_summary, SpeedMethod};
+    let dc_nodes = zonal_testdata::read("geo-video/dcNodes.csv");
+    let mooc = zonal_testdata::read("geo-video/mooc.out");
+    let ec2_prices = zonal_testdata::read("geo-video/ec2_price.out");
+    let data = GeoVideoData { dc_nodes: &dc_nodes, mooc: &mooc, ec2_prices: &ec2_prices };
+    let b = mooc_bundle(data, &MoocScenario { regions: Some(40), zones: Some(20), ..Default::default() }).unwrap();
+    let p = mooc_problem(&b).unwrap();
+    let base = zonal_place::fusion::FusionOptions {
+        column_generation: zonal_place::fusion::ColumnGeneration::Always,
+        ..paper_options(solver())
+    };
+    let records = speed_curve(&p, &base, 2, 2, &mut no_progress).unwrap();
+    let count = |m: SpeedMethod| records.iter().filter(|r| r.method == m).count();
+    assert_eq!((count(SpeedMethod::Session), count(SpeedMethod::Place), count(SpeedMethod::Reference)), (4, 2, 2));
+    for r in &records {
+        assert!(r.check_ok, "{r:?}");
+        let s = records.iter().find(|x| x.method == SpeedMethod::Session && x.index == r.index).unwrap();
+        assert!((r.step1_min_utility - s.step1_min_utility).abs() < 1e-6, "{r:?}\n{s:?}");
+        assert!((r.bound - s.bound).abs() <= 1e-5 * s.bound.abs().max(1.0), "{r:?}\n{s:?}");
+    }
+    let summary = speed_summary(&records);
+    assert_eq!(summary.rows.len(), 4);
+    assert!(summary.notes.iter().any(|n| n.contains("every one passed")), "{:?}", summary.notes);
+    assert_eq!(to_csv(&records).lines().count(), 9);
+}
+
+#[test]
 fn vnmp_suite_runs_the_smallest_instance_and_every_plan_is_checked() {
     use zonal_bench::vnmp::{decompress, default_heuristic, parse_vnmp, run_vnmp, summary, LinkRule, VnmpRun};
     let path = zonal_testdata::path("vnmp/20/eu_20_0_prob.bz2");

@@ -59,20 +59,35 @@
 //! At MOOC scale (1,869 regions × 656 zones ≈ 1.2 M columns) the full LP takes over a minute
 //! even with IPM, yet each region ends up served by a handful of nearby zones. Above
 //! [`CG_PAIR_THRESHOLD`] candidate pairs ([`ColumnGeneration::Auto`]) the LP is therefore
-//! solved by **column generation**, which is exact: a restricted LP holds each request's
-//! nearest zones (at least 8, more until they offer 1.5 × its demand); unserved demand and
-//! budget overrun are slack columns with a big-M penalty (M = 1000 × the largest utility
-//! spread), so every restricted LP is feasible. After each solve, every missing column
-//! `x_it^j` is priced with the row duals `y` — reduced cost `0 − yᵀa` over its rows (4), (8),
-//! the cost row, (5) and the shared-capacity rows; rows absent from the restricted model are
-//! not tight there and price 0 — and up to 8 columns per request with a positive reduced
-//! cost are added **to the live HiGHS model** (with any capacity row they make necessary), so
-//! every re-solve is a warm dual simplex from the previous basis rather than a new model.
-//! Step 1 is iterated to convergence (no positive reduced cost: the
-//! restricted optimum is the full optimum, and a positive slack then proves infeasibility),
-//! then Step 2 the same way with `U ≥ U* − τ`. After 1,000 solves without convergence the full
-//! LP is solved instead. The trade-off curve always solves the full LP.
+//! solved by **column generation**, which is exact. The first restricted LP holds each
+//! request's 8 nearest zones plus every zone a **greedy transportation assignment** gives it
+//! (all candidate pairs nearest first, each serving what the zone's remaining slot and
+//! resource capacity hold), so under tight capacity the first LP already serves everyone.
+//! Unserved demand and budget overrun are slack columns with a big-M penalty (M = 1000 × the
+//! largest utility spread, see `slack_penalty`), so every restricted LP is feasible. After each
+//! solve, every missing column `x_it^j` is priced with the row duals `y` — reduced cost
+//! `0 − yᵀa` over its rows (4), (8), the cost row, (5) and the shared-capacity rows; rows
+//! absent from the restricted model are not tight there and price 0 — and up to 24 columns
+//! per request with a positive reduced cost are added **to the live HiGHS model** (with any
+//! capacity row they make necessary), so every re-solve is a warm primal simplex from the
+//! previous basis rather than a new model. A step has converged when no column prices
+//! positive, or when HiGHS made not one simplex iteration after the last columns were added
+//! (it judges them within its dual tolerance, and the other missing columns price no
+//! better). Step 1 is iterated to convergence (the restricted optimum is then the full
+//! optimum), then Step 2 with `U ≥ U* − τ`, then Step 3. If a step converges with a slack in
+//! use, every penalty is raised 100× and the step goes on (at most 3 times): at α = 1 a
+//! region's weighted utility can be worth more than the first price of a unit of budget
+//! overrun. A slack left in Step 1 at the highest price proves infeasibility. After 1,000
+//! solves without convergence the full LP is solved instead.
+//! [`FusionOptions::cg_reference`] runs column generation as it was before (nearest zones
+//! only, 8 columns per round, no stop on a stalled HiGHS) for the benchmarks' ratios.
 //!
+//! **Sessions.** A [`FusionSession`] solves one placement problem at several (α, budget)
+//! points with one live column-generation model: the columns of earlier points stay (a column
+//! does not depend on α or the budget), the budget is a row `C − s_b ≤ budget` whose bound
+//! changes, and each point starts from the previous basis. [`tradeoff_curve`] uses one above
+//! [`CG_PAIR_THRESHOLD`] pairs, the full LP below.
+
 //! # Trade-off curve (§3.4)
 //!
 //! [`tradeoff_curve`] solves the min-cost end (α = 0) and the max-utility end (α = 1) without a
@@ -143,6 +158,15 @@ pub struct FusionOptions {
     /// optimum. `false` returns Step 2's vertex as it comes (the benchmarks' reference).
     #[serde(default = "default_true")]
     pub tie_break: bool,
+    /// Column generation as it was before issue 15 — each request's nearest zones in the
+    /// first restricted model, 8 new columns per request and round, pricing until no column
+    /// has a reduced cost above 1e-9 even when HiGHS no longer moves — kept as the
+    /// benchmarks' reference (the raised big-M of a converged step with a slack in use
+    /// applies to both). `false` (default): the capacity-aware first model (a greedy
+    /// transportation assignment, see the module docs), 24 columns per request and round,
+    /// and the stop when HiGHS takes none of the new columns.
+    #[serde(default)]
+    pub cg_reference: bool,
     pub solver: SolverOptions,
 }
 
@@ -160,6 +184,7 @@ impl Default for FusionOptions {
             column_generation: ColumnGeneration::Auto,
             max_min_fairness: true,
             tie_break: true,
+            cg_reference: false,
             solver: SolverOptions::default(),
         }
     }
@@ -225,10 +250,22 @@ struct FusionLp {
     /// Step 3's row `Σ w z / (k D) ≤ Step 2's optimum + tolerance`, once added; free
     /// (unbounded) outside Step 3.
     hold: Option<usize>,
+    /// The budget row `C − s_b ≤ budget` of a column-generation model, when it has one.
+    budget: Option<BudgetRow>,
+    /// How much column generation has raised the penalties above their first price.
+    penalty_scale: f64,
     /// Row indices, for pricing columns with the duals.
     rows: RowIndex,
     pruned: usize,
     total_pairs: usize,
+}
+
+/// The budget row of a column-generation model and its overrun slack's place in
+/// [`FusionLp::penalty`].
+#[derive(Debug, Clone, Copy)]
+struct BudgetRow {
+    row: usize,
+    penalty: usize,
 }
 
 /// Where each row family sits in the model.
@@ -431,6 +468,7 @@ fn build(
     pruned: usize,
     opts: &FusionOptions,
     slacks: Slacks,
+    budget_row: bool,
 ) -> Result<FusionLp, PlaceError> {
     let elastic = slacks == Slacks::Elastic;
     let mut rows = RowIndex::default();
@@ -485,12 +523,15 @@ fn build(
     rows.cost = b.add_row(0.0, 0.0, cost_terms);
     // With penalised slacks the budget is a row C − s_b ≤ budget, so a restricted model that
     // lacks the cheap zones stays feasible.
-    let mut budget_in_row = false;
-    if let (Slacks::Penalty(m), Some(budget)) = (slacks, opts.budget) {
-        let sb = b.add_var(0.0, f64::INFINITY, 0.0);
-        penalty.push((sb, -m / budget.abs().max(1.0)));
-        b.add_row(f64::NEG_INFINITY, budget_bound(budget), [(cost, 1.0), (sb, -1.0)]);
-        budget_in_row = true;
+    let mut budget_in_row = None;
+    if let Slacks::Penalty(m) = slacks {
+        if opts.budget.is_some() || budget_row {
+            let sb = b.add_var(0.0, f64::INFINITY, 0.0);
+            let upper = opts.budget.map_or(f64::INFINITY, budget_bound);
+            penalty.push((sb, -m / opts.budget.map_or(1.0, |x| x.abs().max(1.0))));
+            let row = b.add_row(f64::NEG_INFINITY, upper, [(cost, 1.0), (sb, -1.0)]);
+            budget_in_row = Some(BudgetRow { row, penalty: penalty.len() - 1 });
+        }
     }
     // (5) per (service, zone), and shared capacity per (zone, resource).
     for (t, members) in by_zone.iter().enumerate() {
@@ -531,10 +572,23 @@ fn build(
         obj.extend(penalty.iter().copied());
         session.set_objective(Sense::Maximise, &obj)?;
     }
-    if let (Some(budget), false) = (opts.budget, budget_in_row) {
+    if let (Some(budget), None) = (opts.budget, budget_in_row) {
         session.set_bounds(cost, 0.0, budget_bound(budget))?;
     }
-    Ok(FusionLp { session, pairs, u, cost, slack, penalty, hold: None, rows, pruned, total_pairs })
+    Ok(FusionLp {
+        session,
+        pairs,
+        u,
+        cost,
+        slack,
+        penalty,
+        hold: None,
+        budget: budget_in_row,
+        penalty_scale: 1.0,
+        rows,
+        pruned,
+        total_pairs,
+    })
 }
 
 /// The budget as a column bound, widened by a relative 1e-9 so a budget equal to the
@@ -772,11 +826,24 @@ pub const CG_PAIR_THRESHOLD: usize = 200_000;
 const CG_INITIAL_ZONES: usize = 8;
 #[cfg(test)]
 const CG_INITIAL_ZONES: usize = 1;
-/// Columns added per request and round, best reduced cost first.
+/// Columns added per request and round, best reduced cost first. Under tight capacity Step 1
+/// needs chains of reassignments across continents, and each round extends them: more
+/// columns per round means fewer rounds (measured on the MOOC data at capacity 1.2: 16
+/// rounds and 37 s for an α = 1 point with 24, 23 rounds and 45 s with 8, 35 rounds and 63 s
+/// with 3).
 #[cfg(not(test))]
-const CG_PER_ROUND: usize = 8;
+const CG_PER_ROUND: usize = 24;
 #[cfg(test)]
 const CG_PER_ROUND: usize = 1;
+/// Columns per request and round of the reference (the code before issue 15).
+#[cfg(not(test))]
+const CG_PER_ROUND_REFERENCE: usize = 8;
+#[cfg(test)]
+const CG_PER_ROUND_REFERENCE: usize = 1;
+/// How often, and by what factor, column generation raises the slack penalties when it
+/// converges with a slack in use (see [`cg_steps`]).
+const CG_MAX_ESCALATIONS: usize = 3;
+const CG_ESCALATION: f64 = 100.0;
 /// Solves (each warm after the first) before column generation gives up for the full LP.
 const CG_MAX_ROUNDS: usize = 1_000;
 
@@ -791,22 +858,27 @@ pub enum ColumnGeneration {
     Never,
 }
 
-#[allow(clippy::large_enum_variant)] // built once per solve
+#[allow(clippy::large_enum_variant)] // one per solve
 enum CgOutcome {
     Solved {
-        lp: FusionLp,
         steps: Steps,
         rounds: usize,
-        columns: usize,
     },
     Infeasible,
     /// No convergence within the round limit: solve the full LP instead.
     GaveUp,
 }
 
-/// The missing columns with a positive reduced cost, at most [`CG_PER_ROUND`] per request,
-/// as (pair, zone).
-fn price(p: &Problem, mode: &Mode, lp: &FusionLp, duals: &[f64], full: &[Vec<usize>]) -> Vec<(usize, usize)> {
+/// The missing columns with a positive reduced cost, at most `per_round` per request, as
+/// (pair, zone).
+fn price(
+    p: &Problem,
+    mode: &Mode,
+    lp: &FusionLp,
+    duals: &[f64],
+    full: &[Vec<usize>],
+    per_round: usize,
+) -> Vec<(usize, usize)> {
     let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
     let y_cost = dual(lp.rows.cost);
     let mut have = vec![false; p.zones.len()];
@@ -844,7 +916,7 @@ fn price(p: &Problem, mode: &Mode, lp: &FusionLp, duals: &[f64], full: &[Vec<usi
             have[t] = false;
         }
         gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        out.extend(gains.iter().take(CG_PER_ROUND).map(|&(_, t)| (pi, t)));
+        out.extend(gains.iter().take(per_round).map(|&(_, t)| (pi, t)));
     }
     out
 }
@@ -917,29 +989,130 @@ fn add_columns(
     Ok(())
 }
 
-/// Solves both steps by column generation over the candidate pairs `full`: a restricted LP
-/// with each request's nearest zones, re-priced with its duals until no column has a
-/// positive reduced cost (first for Step 1, then for Step 2, then for Step 3 when it runs:
-/// its hold row has no `x` term, so pricing is unchanged). Unserved demand and budget
-/// overrun are penalised slacks, so restricted models stay feasible; the result is the
-/// full LP's optimum. Columns are added to the live model, and every re-solve after the
-/// first is a warm dual-simplex solve from the previous basis.
-fn solve_cg(
-    p: &Problem,
-    mode: &Mode,
-    opts: &FusionOptions,
-    full: &[Vec<usize>],
-    pruned: usize,
-    run: &mut Run,
-) -> Result<CgOutcome, PlaceError> {
+/// The zones of each request in the first restricted model: its [`CG_INITIAL_ZONES`]
+/// nearest, plus every zone that a greedy transportation assignment gives it. The greedy
+/// takes all candidate pairs nearest first and serves as much of the request's remaining
+/// demand as the zone's remaining capacity holds (slot capacity (5) and, with shared zone
+/// capacity, each resource), so under tight capacity the first model already serves
+/// (nearly) everyone without the big-M slacks: the slack phase of column generation — many
+/// rounds that add each request's next-nearest zones — is skipped. The greedy only chooses
+/// columns; the LP decides, so exactness does not depend on it.
+fn initial_columns(p: &Problem, mode: &Mode, opts: &FusionOptions, full: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut pick: Vec<Vec<usize>> = full
+        .iter()
+        .enumerate()
+        .map(|(di, zs)| {
+            let rtt = &p.region_rtt[p.demands[di].region];
+            let mut by_rtt = zs.clone();
+            by_rtt.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
+            by_rtt.truncate(CG_INITIAL_ZONES);
+            by_rtt
+        })
+        .collect();
+    let shared = opts.shared_zone_capacity && matches!(mode, Mode::Placement);
+    let mut slots: Vec<Vec<f64>> =
+        (0..p.services.len()).map(|si| (0..p.zones.len()).map(|t| capacity(p, mode, si, t)).collect()).collect();
+    let mut resources: Vec<BTreeMap<String, f64>> = p
+        .zones
+        .iter()
+        .map(|z| {
+            if shared {
+                z.capacity.0.iter().map(|(r, a)| (r.clone(), a.value as f64)).collect()
+            } else {
+                BTreeMap::new()
+            }
+        })
+        .collect();
+    let per_slot: Vec<Vec<(String, f64)>> = p
+        .services
+        .iter()
+        .map(|s| {
+            s.instance_resources
+                .0
+                .iter()
+                .map(|(r, a)| (r.clone(), a.value as f64 / f64::from(s.slots_per_instance)))
+                .filter(|(_, v)| *v > 0.0)
+                .collect()
+        })
+        .collect();
+    let mut want: Vec<f64> = p.demands.iter().map(|d| d.slots).collect();
+    let mut order: Vec<(f64, usize, usize)> = full
+        .iter()
+        .enumerate()
+        .flat_map(|(di, zs)| {
+            let rtt = &p.region_rtt[p.demands[di].region];
+            zs.iter().map(move |&t| (rtt[t], di, t))
+        })
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    for (_, di, t) in order {
+        if want[di] <= 1e-9 {
+            continue;
+        }
+        let si = p.demands[di].service;
+        let mut take = want[di].min(slots[si][t]);
+        if shared {
+            for (r, v) in &per_slot[si] {
+                take = take.min(resources[t].get(r).copied().unwrap_or(0.0) / v);
+            }
+        }
+        if take <= 1e-9 {
+            continue;
+        }
+        want[di] -= take;
+        slots[si][t] -= take;
+        if shared {
+            for (r, v) in &per_slot[si] {
+                if let Some(left) = resources[t].get_mut(r) {
+                    *left -= take * v;
+                }
+            }
+        }
+        if !pick[di].contains(&t) {
+            pick[di].push(t);
+        }
+    }
+    for zs in &mut pick {
+        zs.sort_unstable();
+    }
+    pick
+}
+
+/// The big-M base of the slack penalties (see [`slack_penalty`]): 1,000 × the largest utility
+/// spread.
+fn cg_big_m(p: &Problem) -> f64 {
     let spread = p
         .demands
         .iter()
         .map(|d| 1.0 + (d.sla.r_max.as_millis() - d.sla.r_min.as_millis()) / (d.sla.importance * d.sla.span_ms()))
         .fold(1.0, f64::max);
-    let m = 1e3 * spread;
-    let active: Vec<Vec<usize>> = full
-        .iter()
+    1e3 * spread
+}
+
+/// The first restricted model of column generation. `budget_row`: the budget row
+/// `C − s_b ≤ budget` exists even without a budget (bound +∞), so that a session can change
+/// the budget later ([`set_budget`]).
+fn cg_model(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    full: &[Vec<usize>],
+    pruned: usize,
+    budget_row: bool,
+    run: &mut Run,
+) -> Result<FusionLp, PlaceError> {
+    let started = std::time::Instant::now();
+    let active = if opts.cg_reference { nearest_columns(p, mode, full) } else { initial_columns(p, mode, opts, full) };
+    let lp = build(p, mode, active, pruned, opts, Slacks::Penalty(cg_big_m(p)), budget_row)?;
+    run.stats.build_seconds += started.elapsed().as_secs_f64();
+    Ok(lp)
+}
+
+/// The first restricted model before issue 15 (the reference of the benchmarks): each
+/// request's nearest zones, at least [`CG_INITIAL_ZONES`], more until they offer 1.5 × its
+/// demand.
+fn nearest_columns(p: &Problem, mode: &Mode, full: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    full.iter()
         .enumerate()
         .map(|(di, zs)| {
             let d = &p.demands[di];
@@ -958,36 +1131,96 @@ fn solve_cg(
             pick.sort_unstable();
             pick
         })
-        .collect();
+        .collect()
+}
+
+/// Sets the budget of a column-generation model built with a budget row: the row's bound and
+/// the price of overrunning it.
+fn set_budget(lp: &mut FusionLp, budget: Option<f64>, m: f64) -> Result<(), PlaceError> {
+    let Some(b) = lp.budget else {
+        return match budget {
+            None => Ok(()),
+            Some(_) => Err(PlaceError::Solver { detail: "the model was built without a budget row".into() }),
+        };
+    };
+    lp.session.set_row_bounds(b.row, f64::NEG_INFINITY, budget.map_or(f64::INFINITY, budget_bound))?;
+    lp.penalty[b.penalty].1 = -m * lp.penalty_scale / budget.map_or(1.0, |x| x.abs().max(1.0));
+    Ok(())
+}
+
+/// Solves Steps 1, 2 (and 3) by column generation on `lp` as it stands (its columns, basis
+/// and budget): re-priced with the duals until no column has a positive reduced cost (first
+/// for Step 1, then for Step 2, then for Step 3 when it runs: its hold row has no `x` term,
+/// so pricing is unchanged). Unserved demand and budget overrun are penalised slacks, so
+/// restricted models stay feasible; the result is the full LP's optimum. Columns are added
+/// to the live model, and every re-solve after the first is a warm primal simplex from the
+/// previous basis (new columns enter at zero, so the basis stays primal feasible).
+fn cg_steps(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    lp: &mut FusionLp,
+    full: &[Vec<usize>],
+    cold: bool,
+    run: &mut Run,
+) -> Result<CgOutcome, PlaceError> {
     // Without fairness Step 2 starts at once, with no floor on U.
     let mut u_star: Option<f64> = if opts.max_min_fairness { None } else { Some(f64::NEG_INFINITY) };
     // Step 2 converged and Step 3 runs: (Step 2's objective, Step 2's cost).
     let mut step3_of: Option<(Option<f64>, f64)> = None;
     let step3_wanted = wants_step3(opts.alpha, opts.tie_break);
-    let started = std::time::Instant::now();
-    let mut lp = build(p, mode, active, pruned, opts, Slacks::Penalty(m))?;
-    run.stats.build_seconds += started.elapsed().as_secs_f64();
-    // New columns enter at zero, so the basis stays primal feasible: primal simplex.
     let warm = SolverOptions { lp_method: crate::solver::LpMethod::PrimalSimplex, ..opts.solver.clone() };
+    let per_round = if opts.cg_reference { CG_PER_ROUND_REFERENCE } else { CG_PER_ROUND };
     let mut step_set = false;
+    let mut added = false;
+    let mut escalations = 0;
     for round in 0..CG_MAX_ROUNDS {
         if !step_set {
             match u_star {
-                None => set_step1(&mut lp, p)?,
-                Some(u) => set_step2(&mut lp, p, opts.alpha, u)?,
+                None => set_step1(lp, p)?,
+                Some(u) => set_step2(lp, p, opts.alpha, u)?,
             }
             step_set = true;
         }
-        let s = run.solve(&mut lp, if round == 0 { &opts.solver } else { &warm })?;
+        let s = run.solve(lp, if round == 0 && cold { &opts.solver } else { &warm })?;
         s.require_solution("FUSION column generation")?;
-        let new = price(p, mode, &lp, &s.row_duals, full);
-        if !new.is_empty() {
+        // Columns added last round and not one simplex iteration since: HiGHS judges none
+        // of them improving (their reduced cost is within its tolerance), and every other
+        // missing column prices no better, so the restricted optimum is the full one. (The
+        // reference keeps pricing them, as before.)
+        let stalled = !opts.cg_reference && added && s.stats.simplex_iterations == 0 && s.stats.ipm_iterations == 0;
+        let started = std::time::Instant::now();
+        let new = if stalled { Vec::new() } else { price(p, mode, lp, &s.row_duals, full, per_round) };
+        run.stats.pricing_seconds += started.elapsed().as_secs_f64();
+        added = !new.is_empty();
+        if added {
             let started = std::time::Instant::now();
-            add_columns(p, mode, opts, &mut lp, &new)?;
+            add_columns(p, mode, opts, lp, &new)?;
             run.stats.build_seconds += started.elapsed().as_secs_f64();
             continue;
         }
         let slack: f64 = lp.penalty.iter().map(|(v, _)| s.values[v.0]).sum();
+        // Converged with a slack in use: the big-M price may be too low for this objective
+        // (Step 2 at α = 1 weighs utility by group size, and a region's utility can be worth
+        // more than the budget row's price per unit of cost), so raise every penalty and go
+        // on; only a slack that stays at the highest price proves infeasibility.
+        if slack > 1e-7 && escalations < CG_MAX_ESCALATIONS {
+            escalations += 1;
+            lp.penalty_scale *= CG_ESCALATION;
+            for (_, c) in &mut lp.penalty {
+                *c *= CG_ESCALATION;
+            }
+            match (u_star, step3_of.is_some()) {
+                (None, _) => set_step1(lp, p)?,
+                (Some(u), false) => set_step2(lp, p, opts.alpha, u)?,
+                (Some(_), true) => {
+                    let mut obj = vec![(lp.cost, -1.0)];
+                    obj.extend(lp.penalty.iter().copied());
+                    lp.session.set_objective(Sense::Maximise, &obj)?;
+                }
+            }
+            continue;
+        }
         match u_star {
             None if slack > 1e-7 => return Ok(CgOutcome::Infeasible),
             None => {
@@ -998,18 +1231,26 @@ fn solve_cg(
             Some(_) if step3_of.is_none() && !opts.max_min_fairness && slack > 1e-7 => {
                 return Ok(CgOutcome::Infeasible)
             }
+            // Step 1 proved the LP feasible, so a slack left at the highest price is the
+            // solver's numerics, not an answer.
+            Some(_) if slack > 1e-7 => {
+                return Err(PlaceError::Solver {
+                    detail: format!(
+                        "FUSION column generation: {slack:.3e} of slack left after Step 1 proved the LP feasible (big-M raised {escalations} times)"
+                    ),
+                })
+            }
             Some(_) if step3_of.is_none() && step3_wanted => {
                 step3_of = Some((s.stats.objective, s.values[lp.cost.0]));
-                set_step3(&mut lp, p, &s.values)?;
+                set_step3(lp, p, &s.values)?;
             }
             Some(u) => {
-                let columns = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
                 let (step2_objective, tie_break) = match step3_of {
                     Some((o, c2)) => (o, Some((c2, s.values[lp.cost.0]))),
                     None => (s.stats.objective, None),
                 };
                 let steps = Steps { u_star: u, step2_objective, last: s, tie_break };
-                return Ok(CgOutcome::Solved { lp, steps, rounds: round + 1, columns });
+                return Ok(CgOutcome::Solved { steps, rounds: round + 1 });
             }
         }
     }
@@ -1023,7 +1264,7 @@ fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Re
     if let Some(budget) = opts.budget {
         let (cands, pruned) = candidates(p, mode);
         let no_budget = FusionOptions { budget: None, ..opts.clone() };
-        let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::None)?;
+        let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::None, false)?;
         lp.session.set_objective(Sense::Minimise, &[(lp.cost, 1.0)])?;
         let s = run.solve(&mut lp, &opts.solver)?;
         if s.stats.status.has_solution() {
@@ -1038,7 +1279,7 @@ fn diagnose(p: &Problem, mode: &Mode, opts: &FusionOptions, run: &mut Run) -> Re
     }
     let (cands, pruned) = candidates(p, mode);
     let no_budget = FusionOptions { budget: None, ..opts.clone() };
-    let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::Elastic)?;
+    let mut lp = build(p, mode, cands, pruned, &no_budget, Slacks::Elastic, false)?;
     let s = run.solve(&mut lp, &opts.solver)?;
     let values = s.require_solution("FUSION elastic diagnosis")?;
     for (pi, sl) in lp.slack.iter().enumerate() {
@@ -1095,12 +1336,40 @@ fn check_options(opts: &FusionOptions) -> Result<(), PlaceError> {
     Ok(())
 }
 
+/// Whether column generation solves a problem with `n_pairs` candidate pairs.
+fn uses_cg(opts: &FusionOptions, n_pairs: usize) -> bool {
+    match opts.column_generation {
+        ColumnGeneration::Always => true,
+        ColumnGeneration::Never => false,
+        ColumnGeneration::Auto => n_pairs > CG_PAIR_THRESHOLD,
+    }
+}
+
+fn cg_note(lp: &FusionLp, rounds: usize, n_pairs: usize) -> String {
+    let columns: usize = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
+    format!("column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated")
+}
+
+/// Steps 1–3 on the full LP (no column generation).
+fn full_lp(
+    p: &Problem,
+    mode: &Mode,
+    cands: Vec<Vec<usize>>,
+    pruned: usize,
+    opts: &FusionOptions,
+    run: &mut Run,
+) -> Result<(FusionLp, Steps), PlaceError> {
+    let started = std::time::Instant::now();
+    let mut lp = build(p, mode, cands, pruned, opts, Slacks::None, false)?;
+    run.stats.build_seconds += started.elapsed().as_secs_f64();
+    match two_steps(&mut lp, p, opts.alpha, opts.max_min_fairness, opts.tie_break, run, &opts.solver)? {
+        Some(steps) => Ok((lp, steps)),
+        None => Err(diagnose(p, mode, opts, run)?),
+    }
+}
+
 fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, PlaceError> {
     check_options(opts)?;
-    let algorithm = match mode {
-        Mode::Placement => "fusion-placement",
-        Mode::Selection(_) => "fusion-selection",
-    };
     let (cands, pruned) = candidates(p, mode);
     let reasons = prechecks(p, mode, &cands, opts.shared_zone_capacity);
     if !reasons.is_empty() {
@@ -1108,42 +1377,111 @@ fn solve_mode(p: &Problem, mode: &Mode, opts: &FusionOptions) -> Result<Plan, Pl
     }
     let mut run = Run { stats: PlanStats::default() };
     let n_pairs: usize = cands.iter().map(Vec::len).sum();
-    let use_cg = match opts.column_generation {
-        ColumnGeneration::Always => true,
-        ColumnGeneration::Never => false,
-        ColumnGeneration::Auto => n_pairs > CG_PAIR_THRESHOLD,
-    };
-    let mut cg_note = None;
-    let mut solved = None;
-    if use_cg {
-        match solve_cg(p, mode, opts, &cands, pruned, &mut run)? {
-            CgOutcome::Solved { lp, steps, rounds, columns } => {
-                cg_note = Some(format!(
-                    "column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated"
-                ));
-                solved = Some((lp, steps));
+    let mut note = None;
+    if uses_cg(opts, n_pairs) {
+        let mut lp = cg_model(p, mode, opts, &cands, pruned, false, &mut run)?;
+        match cg_steps(p, mode, opts, &mut lp, &cands, true, &mut run)? {
+            CgOutcome::Solved { steps, rounds } => {
+                let note = cg_note(&lp, rounds, n_pairs);
+                return finish(p, mode, opts, &lp, steps, Some(note), run);
             }
             CgOutcome::Infeasible => return Err(diagnose(p, mode, opts, &mut run)?),
-            CgOutcome::GaveUp => cg_note = Some("column generation did not converge; the full LP was solved".into()),
+            CgOutcome::GaveUp => note = Some("column generation did not converge; the full LP was solved".into()),
         }
     }
-    let (lp, steps) = match solved {
-        Some(x) => x,
-        None => {
-            let started = std::time::Instant::now();
-            let mut lp = build(p, mode, cands, pruned, opts, Slacks::None)?;
-            run.stats.build_seconds += started.elapsed().as_secs_f64();
-            let Some(steps) =
-                two_steps(&mut lp, p, opts.alpha, opts.max_min_fairness, opts.tie_break, &mut run, &opts.solver)?
-            else {
-                return Err(diagnose(p, mode, opts, &mut run)?);
-            };
-            (lp, steps)
+    let (lp, steps) = full_lp(p, mode, cands, pruned, opts, &mut run)?;
+    finish(p, mode, opts, &lp, steps, note, run)
+}
+
+/// One FUSION placement problem solved at several (α, budget) points — the trade-off
+/// curve's — with **one live column-generation model**: the columns generated at one point
+/// stay for the next (a column does not depend on α or the budget), the budget is a row
+/// whose bound changes, and each point's Steps 1–3 start warm (primal simplex) from the
+/// previous point's basis. Each point's answer is the full LP's optimum, exactly as
+/// [`place`] with the same α and budget gives it (the convergence test is the same: no
+/// missing column with a positive reduced cost). Problems below [`CG_PAIR_THRESHOLD`]
+/// candidate pairs (with [`ColumnGeneration::Auto`]) or with [`ColumnGeneration::Never`]
+/// are solved by [`place`] at every point.
+///
+/// The options' [`SolverOptions::time_limit`] bounds each point (HiGHS's clock restarts at
+/// every point).
+pub struct FusionSession<'a> {
+    p: &'a Problem,
+    opts: FusionOptions,
+    cands: Vec<Vec<usize>>,
+    pruned: usize,
+    n_pairs: usize,
+    lp: Option<FusionLp>,
+}
+
+impl<'a> FusionSession<'a> {
+    /// Checks the options and the problem (the cheap infeasibility pre-checks); builds
+    /// nothing yet. `opts.alpha` and `opts.budget` are ignored: each point gives its own.
+    pub fn new(problem: &'a Problem, opts: &FusionOptions) -> Result<Self, PlaceError> {
+        let opts = FusionOptions { alpha: 1.0, budget: None, ..opts.clone() };
+        check_options(&opts)?;
+        let (cands, pruned) = candidates(problem, &Mode::Placement);
+        let reasons = prechecks(problem, &Mode::Placement, &cands, opts.shared_zone_capacity);
+        if !reasons.is_empty() {
+            return Err(PlaceError::Infeasible { reasons });
         }
+        let n_pairs = cands.iter().map(Vec::len).sum();
+        Ok(FusionSession { p: problem, opts, cands, pruned, n_pairs, lp: None })
+    }
+
+    /// The plan at `alpha` under `budget` (what [`place`] returns for these options).
+    pub fn place(&mut self, alpha: f64, budget: Option<f64>) -> Result<Plan, PlaceError> {
+        let (p, mode) = (self.p, Mode::Placement);
+        let opts = FusionOptions { alpha, budget, ..self.opts.clone() };
+        check_options(&opts)?;
+        if !uses_cg(&opts, self.n_pairs) {
+            return solve_mode(p, &mode, &opts);
+        }
+        let mut run = Run { stats: PlanStats::default() };
+        let cold = self.lp.is_none();
+        let lp = match &mut self.lp {
+            Some(lp) => lp,
+            None => self.lp.insert(cg_model(p, &mode, &opts, &self.cands, self.pruned, true, &mut run)?),
+        };
+        lp.session.reset_clock()?;
+        set_budget(lp, budget, cg_big_m(p))?;
+        match cg_steps(p, &mode, &opts, lp, &self.cands, cold, &mut run)? {
+            CgOutcome::Solved { steps, rounds } => {
+                let note = format!(
+                    "{} (warm session, point {})",
+                    cg_note(lp, rounds, self.n_pairs),
+                    if cold { "1" } else { "≥ 2" }
+                );
+                finish(p, &mode, &opts, lp, steps, Some(note), run)
+            }
+            CgOutcome::Infeasible => Err(diagnose(p, &mode, &opts, &mut run)?),
+            CgOutcome::GaveUp => {
+                let (lp, steps) = full_lp(p, &mode, self.cands.clone(), self.pruned, &opts, &mut run)?;
+                let note = "column generation did not converge; the full LP was solved".to_string();
+                finish(p, &mode, &opts, &lp, steps, Some(note), run)
+            }
+        }
+    }
+}
+
+/// The plan of a solved LP: true utilities, rounding (placement mode with `opts.rounding`),
+/// assignments, placements and notes.
+fn finish(
+    p: &Problem,
+    mode: &Mode,
+    opts: &FusionOptions,
+    lp: &FusionLp,
+    steps: Steps,
+    cg_note: Option<String>,
+    run: Run,
+) -> Result<Plan, PlaceError> {
+    let algorithm = match mode {
+        Mode::Placement => "fusion-placement",
+        Mode::Selection(_) => "fusion-selection",
     };
     let u_star = steps.u_star;
     let s_last = &steps.last;
-    let served = served_from(p, &lp, &s_last.values);
+    let served = served_from(p, lp, &s_last.values);
     let lp_terms = evaluate(p, mode, &served);
 
     let mut plan = Plan::new(algorithm);
@@ -1456,7 +1794,10 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
     if !reasons.is_empty() {
         return Err(PlaceError::Infeasible { reasons });
     }
-    let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None)?;
+    if uses_cg(&opts, cands.iter().map(Vec::len).sum()) {
+        return session_curve(p, &opts, budgets);
+    }
+    let mut lp = build(p, &mode, cands, pruned, &opts, Slacks::None, false)?;
     let mut run = Run { stats: PlanStats::default() };
     let (fair, tie) = (opts.max_min_fairness, opts.tie_break);
     let Some(lo) = two_steps(&mut lp, p, 0.0, fair, tie, &mut run, &opts.solver)? else {
@@ -1488,6 +1829,37 @@ pub fn tradeoff_curve(problem: &Problem, opts: &FusionOptions, budgets: usize) -
         seconds: run.stats.seconds,
         solves: run.stats.solves,
     })
+}
+
+/// [`tradeoff_curve`] by column generation: the same points, solved by one
+/// [`FusionSession`] (LP values: no rounding).
+fn session_curve(p: &Problem, opts: &FusionOptions, budgets: usize) -> Result<Curve, PlaceError> {
+    let opts = FusionOptions { rounding: false, ..opts.clone() };
+    let mut session = FusionSession::new(p, &opts)?;
+    let (mut seconds, mut solves) = (0.0, 0);
+    let mut solve = |alpha: f64, budget: Option<f64>| -> Result<CurvePoint, PlaceError> {
+        let plan = session.place(alpha, budget)?;
+        seconds += plan.stats.seconds;
+        solves += plan.stats.solves;
+        let term = |k: &str| plan.term(k).unwrap_or(f64::NAN);
+        Ok(CurvePoint {
+            budget: budget.unwrap_or_else(|| term("cost")),
+            cost: term("cost"),
+            total_utility: term("total_utility"),
+            utility_percent: term("utility_percent"),
+            min_utility: term("min_utility"),
+            worst_latency_ms: term("worst_latency_ms"),
+        })
+    };
+    let min_cost = solve(0.0, None)?;
+    let max_utility = solve(1.0, None)?;
+    let (lo, hi) = (min_cost.cost, max_utility.cost.max(min_cost.cost));
+    let mut points = Vec::new();
+    for k in 0..budgets {
+        let budget = if budgets == 1 { hi } else { lo + (hi - lo) * k as f64 / (budgets - 1) as f64 };
+        points.push(solve(1.0, Some(budget))?);
+    }
+    Ok(Curve { min_cost, max_utility: CurvePoint { budget: hi, ..max_utility }, points, seconds, solves })
 }
 
 #[cfg(test)]
@@ -1836,6 +2208,171 @@ mod tests {
         assert!((cg.bound.unwrap() - full.bound.unwrap()).abs() < 1e-6);
         // r0's 40 slots need three zones of 16.
         assert!(cg.assignments.iter().filter(|a| a.region == "r0").count() >= 3);
+    }
+
+    /// Eight zones on a line, eight regions with uneven demand (4, 7, …, 25 slots: 116 of 128
+    /// slots, capacity factor 1.10), each zone dearer than the one before: the nearest zones
+    /// of the big regions fill up and demand spills along the line, and utility costs money.
+    fn tight_line() -> crate::problem::Problem {
+        let mut b = line_bundle(8, 8);
+        for (i, z) in infra_mut(&mut b).zones.iter_mut().enumerate() {
+            z.price.cpu_hour = zonal_model::Money::new(1.0 + i as f64);
+        }
+        for (i, e) in demand_mut(&mut b).entries.iter_mut().enumerate() {
+            e.slots = zonal_model::SlotProfile::Constant(4 + 3 * i as u32);
+        }
+        problem(&b)
+    }
+
+    fn assert_same_optimum(a: &Plan, b: &Plan, ctx: &str) {
+        let rel = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1.0);
+        let u = |p: &Plan| p.term("step1_min_utility").unwrap();
+        assert!(rel(u(a), u(b)) <= 1e-6, "{ctx}: U* {} vs {}", u(a), u(b));
+        assert!(rel(a.bound.unwrap(), b.bound.unwrap()) <= 1e-5, "{ctx}: Step 2 {:?} vs {:?}", a.bound, b.bound);
+        let c = |p: &Plan| p.term("cost").unwrap();
+        assert!(rel(c(a), c(b)) <= 1e-4, "{ctx}: cost {} vs {}", c(a), c(b));
+    }
+
+    #[test]
+    fn first_restricted_model_holds_the_demand_under_tight_capacity() {
+        let p = tight_line();
+        let (full, _) = candidates(&p, &Mode::Placement);
+        let opts = FusionOptions::default();
+        let first = initial_columns(&p, &Mode::Placement, &opts, &full);
+        // Every request's first zones offer at least its demand, though the capacity they
+        // share is short: the greedy gave each the zones it can be served from.
+        let mut left: Vec<f64> = (0..p.zones.len()).map(|t| p.slot_capacity[0][t]).collect();
+        for (di, zs) in first.iter().enumerate() {
+            let mut want = p.demands[di].slots;
+            for &t in zs {
+                let take = want.min(left[t]);
+                want -= take;
+                left[t] -= take;
+            }
+            assert!(want <= 1e-9 || zs.len() > 1, "request {di}: {zs:?}");
+        }
+        let offered: f64 = first[7].iter().map(|&t| p.slot_capacity[0][t]).sum();
+        assert!(offered >= p.demands[7].slots, "r7 (25 slots) gets zones for all of it: {:?}", first[7]);
+        // The reference starts from the nearest zone alone (1 in tests).
+        assert!(nearest_columns(&p, &Mode::Placement, &full).iter().all(|zs| zs.len() == 1));
+    }
+
+    #[test]
+    fn column_generation_matches_the_full_lp_at_tight_capacity() {
+        let p = tight_line();
+        for alpha in [0.0, 0.5, 1.0] {
+            let base = FusionOptions { alpha, rounding: false, ..Default::default() };
+            let full =
+                place(&p, &FusionOptions { column_generation: ColumnGeneration::Never, ..base.clone() }).unwrap();
+            for cg_reference in [false, true] {
+                let opts = FusionOptions { column_generation: ColumnGeneration::Always, cg_reference, ..base.clone() };
+                let cg = place(&p, &opts).unwrap();
+                checked(&p, &cg);
+                assert_same_optimum(&cg, &full, &format!("α {alpha}, reference {cg_reference}"));
+            }
+        }
+    }
+
+    #[test]
+    fn session_points_match_separate_full_lps() {
+        let p = tight_line();
+        let base = FusionOptions { rounding: false, column_generation: ColumnGeneration::Always, ..Default::default() };
+        let mut session = FusionSession::new(&p, &base).unwrap();
+        let lo = session.place(0.0, None).unwrap();
+        let hi = session.place(1.0, None).unwrap();
+        let (min_cost, max_cost) = (lo.term("cost").unwrap(), hi.term("cost").unwrap());
+        assert!(max_cost > min_cost + 1e-6, "the curve has a range: {min_cost} {max_cost}");
+        let mut points = vec![(0.0, None, lo), (1.0, None, hi)];
+        // Budgets up and down again: the budget row's bound moves both ways.
+        for f in [0.0, 0.5, 1.0, 0.25] {
+            let b = min_cost + f * (max_cost - min_cost);
+            points.push((1.0, Some(b), session.place(1.0, Some(b)).unwrap()));
+        }
+        points.push((0.5, None, session.place(0.5, None).unwrap()));
+        for (k, (alpha, budget, plan)) in points.iter().enumerate() {
+            checked(&p, plan);
+            let note = plan.notes.iter().find(|n| n.starts_with("column generation")).unwrap();
+            assert_eq!(note.contains("point 1)"), k == 0, "{note}");
+            let full = place(
+                &p,
+                &FusionOptions {
+                    alpha: *alpha,
+                    budget: *budget,
+                    column_generation: ColumnGeneration::Never,
+                    ..base.clone()
+                },
+            )
+            .unwrap();
+            assert_same_optimum(plan, &full, &format!("point {k}: α {alpha}, budget {budget:?}"));
+            if let Some(b) = budget {
+                assert!(plan.term("cost").unwrap() <= b + 1e-6 * b.max(1.0));
+            }
+        }
+        // A budget below the minimum cost is infeasible and named as such; the session
+        // goes on afterwards.
+        let e = session.place(1.0, Some(min_cost * 0.5)).unwrap_err();
+        assert!(e.names(ConstraintFamily::Budget, "TOTAL_COST"), "{e}");
+        let again = session.place(1.0, None).unwrap();
+        assert_same_optimum(&again, &points[1].2, "after the infeasible point");
+    }
+
+    #[test]
+    fn budget_holds_under_column_generation_when_utility_is_worth_more_than_the_penalty() {
+        // Heavy regions: at α = 1 a unit of cost buys more weighted utility than the first
+        // price of overrunning the budget row, so column generation must raise that price
+        // rather than return a plan above the budget.
+        let mut b = line_bundle(8, 8);
+        for (i, z) in infra_mut(&mut b).zones.iter_mut().enumerate() {
+            z.price.cpu_hour = zonal_model::Money::new(0.001 * (1.0 + i as f64));
+        }
+        let d = demand_mut(&mut b);
+        for (i, e) in d.entries.iter_mut().enumerate() {
+            e.slots = zonal_model::SlotProfile::Constant(4 + 3 * i as u32);
+        }
+        for r in &mut d.regions {
+            r.weight = 1e4;
+        }
+        let p = problem(&b);
+        let base = FusionOptions { alpha: 1.0, rounding: false, ..Default::default() };
+        let lo = place(&p, &FusionOptions { alpha: 0.0, ..base.clone() }).unwrap().term("cost").unwrap();
+        let hi = place(&p, &base).unwrap().term("cost").unwrap();
+        assert!(hi > lo + 1e-4, "{lo} {hi}");
+        let limit = lo + 0.3 * (hi - lo);
+        let budget = Some(limit);
+        let full =
+            place(&p, &FusionOptions { budget, column_generation: ColumnGeneration::Never, ..base.clone() }).unwrap();
+        let cg =
+            place(&p, &FusionOptions { budget, column_generation: ColumnGeneration::Always, ..base.clone() }).unwrap();
+        let mut session =
+            FusionSession::new(&p, &FusionOptions { column_generation: ColumnGeneration::Always, ..base.clone() })
+                .unwrap();
+        let warm = session.place(1.0, None).and_then(|_| session.place(1.0, budget)).unwrap();
+        for plan in [&cg, &warm] {
+            let cost = plan.term("cost").unwrap();
+            assert!(cost <= limit * (1.0 + 1e-6), "cost {cost} above the budget {limit}");
+            assert_same_optimum(plan, &full, "heavy regions under a budget");
+        }
+    }
+
+    #[test]
+    fn tradeoff_curve_by_column_generation_matches_the_full_lp() {
+        let p = tight_line();
+        let curve = |cg| tradeoff_curve(&p, &FusionOptions { column_generation: cg, ..Default::default() }, 3).unwrap();
+        let (full, cg) = (curve(ColumnGeneration::Never), curve(ColumnGeneration::Always));
+        let all = |c: &Curve| {
+            let mut v = vec![c.min_cost.clone(), c.max_utility.clone()];
+            v.extend(c.points.iter().cloned());
+            v
+        };
+        for (k, (f, g)) in all(&full).iter().zip(&all(&cg)).enumerate() {
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+            assert!(close(f.budget, g.budget) && close(f.cost, g.cost), "{f:?}\n{g:?}");
+            // The min-cost end (α = 0) fixes the cost, not how utility is spread.
+            if k > 0 {
+                assert!(close(f.total_utility, g.total_utility), "{f:?}\n{g:?}");
+            }
+        }
+        assert!(full.max_utility.cost > full.min_cost.cost + 1e-6, "{full:?}");
     }
 
     #[test]

@@ -98,6 +98,10 @@ impl PlanStatus {
     }
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// Solver effort behind a plan (summed over all solves that produced it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanStats {
@@ -111,6 +115,9 @@ pub struct PlanStats {
     /// Time spent building models (seconds).
     #[serde(default)]
     pub build_seconds: f64,
+    /// Time spent pricing columns in column generation (seconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pricing_seconds: f64,
     /// Every solve, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub solve_log: Vec<SolveStats>,

@@ -557,6 +557,70 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 30, rng_seed: proptest::test_runner::RngSeed::Fixed(20261207), ..ProptestConfig::default() })]
+
+    /// One warm column-generation session over a curve's points (min-cost end, max-utility
+    /// end, budgets up and down) gives at every point the full LP's optimum, with capacity
+    /// scaled so that demand fills 70–100 % of it.
+    #[test]
+    fn session_curve_matches_the_full_lp(c in fusion_case(), fill in 0.7..1.0f64, fracs in prop::collection::vec(0.0..1.0f64, 3)) {
+        use crate::fusion::{ColumnGeneration, FusionSession};
+        let mut c = c;
+        // Scale the zones' cores so that total demand is `fill` of the total slot capacity.
+        let b = fusion_bundle(&c);
+        let p0 = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
+        let demand: f64 = p0.demands.iter().map(|d| d.slots).sum();
+        let cap: f64 = (0..p0.services.len()).map(|si| p0.slot_capacity[si].iter().sum::<f64>()).sum();
+        if demand > 0.0 && cap > 0.0 {
+            let k = demand / fill / cap;
+            for z in &mut c.zones {
+                z.2 = ((z.2 as f64 * k).ceil() as u64).max(1);
+            }
+        }
+        let b = fusion_bundle(&c);
+        let p = Problem::from_bundle(&b, &ProblemOptions::default()).unwrap();
+        let base = FusionOptions { shared_zone_capacity: c.shared, rounding: false, column_generation: ColumnGeneration::Always, ..Default::default() };
+        let full = |alpha: f64, budget: Option<f64>| place(&p, &FusionOptions { alpha, budget, column_generation: ColumnGeneration::Never, ..base.clone() });
+        let mut session = match FusionSession::new(&p, &base) {
+            Ok(s) => s,
+            Err(e) => {
+                assert_explained(&e);
+                prop_assert!(full(1.0, None).is_err());
+                return Ok(());
+            }
+        };
+        let lo = session.place(0.0, None);
+        let (lo, hi) = match (lo, full(0.0, None)) {
+            (Ok(lo), Ok(_)) => (lo, session.place(1.0, None).unwrap()),
+            (Err(e), Err(_)) => { assert_explained(&e); return Ok(()); }
+            (a, b) => { prop_assert!(false, "session {:?} vs full {:?}", a.map(|x| x.objective), b.map(|x| x.objective)); unreachable!() }
+        };
+        let (min_cost, max_cost) = (lo.term("cost").unwrap(), hi.term("cost").unwrap().max(lo.term("cost").unwrap()));
+        let mut points = vec![(0.0, None, lo), (1.0, None, hi)];
+        for f in &fracs {
+            let b = min_cost + f * (max_cost - min_cost);
+            points.push((1.0, Some(b), session.place(1.0, Some(b)).unwrap()));
+        }
+        let rel = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1.0);
+        for (alpha, budget, g) in &points {
+            let f = full(*alpha, *budget).unwrap();
+            let (uf, ug) = (f.term("step1_min_utility").unwrap(), g.term("step1_min_utility").unwrap());
+            prop_assert!(rel(uf, ug) <= 1e-6, "α {alpha}, budget {budget:?}: U* full {uf}, session {ug}");
+            // The plan's LP values (Step 2's reported objective also carries the slack
+            // penalties, whose solver tolerances differ between the two models); at α = 0 the
+            // total utility is not unique.
+            for term in ["lp_total_utility", "cost"].into_iter().skip(usize::from(*alpha < 1.0)) {
+                let (a, b) = (f.term(term).unwrap(), g.term(term).unwrap());
+                prop_assert!(rel(a, b) <= 1e-5, "α {alpha}, budget {budget:?}: {term} full {a}, session {b}");
+            }
+            let r = check(&p, g);
+            let bad: Vec<_> = r.violations.iter().filter(|v| c.shared || v.kind != crate::check::ViolationKind::ZoneCapacity).collect();
+            prop_assert!(bad.is_empty(), "{}", r.summary());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Chain heuristic against brute force.
 

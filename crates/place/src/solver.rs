@@ -284,6 +284,14 @@ impl LpSession {
     pub fn num_cols(&self) -> usize {
         self.columns
     }
+    /// Restarts HiGHS's clock, so that [`SolverOptions::time_limit`] bounds the solves from
+    /// now on rather than all solves since the model was created.
+    #[allow(unsafe_code)]
+    pub fn reset_clock(&mut self) -> Result<(), PlaceError> {
+        let model = self.model()?;
+        // SAFETY: as in `set_cost`.
+        highs_status(unsafe { highs_sys::Highs_zeroAllClocks(model.as_mut_ptr()) }, "reset its clock")
+    }
     /// Adds a continuous column with coefficients in existing rows (by row index), keeping
     /// the model's basis, so the next solve starts warm (column generation). The `highs`
     /// crate offers this only for rows it handed out itself, hence the C call.

@@ -1,8 +1,8 @@
 //! `zonal bench --suite geo-video`: the FUSION LP on the MOOC data.
 
 use zonal_bench::geovideo::{
-    as_curve, curve, curve_summary, lp_summary, lp_sweep, mooc_bundle, mooc_problem, paper_options, tie_break_summary,
-    GeoVideoData, LpSweep, LpVariant, MoocScenario, LP_SIZES,
+    as_curve, curve, curve_summary, lp_summary, lp_sweep, mooc_bundle, mooc_problem, paper_options, speed_curve,
+    speed_summary, tie_break_summary, GeoVideoData, LpSweep, LpVariant, MoocScenario, LP_SIZES,
 };
 use zonal_bench::report::to_csv;
 
@@ -16,6 +16,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let ec2_prices = read_data(&args.data, "geo-video/ec2_price.out")?;
     let data = GeoVideoData { dc_nodes: &dc_nodes, mooc: &mooc, ec2_prices: &ec2_prices };
     let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
+    if args.fusion_speed {
+        return fusion_speed(args, data);
+    }
     if args.reproduce {
         return reproduce(args, data);
     }
@@ -66,4 +69,23 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
         write(&args.out, "tradeoff-step2-only.svg", &curve_svg(&as_curve(&unfair)))?,
     ];
     finish(args, &[curve_summary(&all), tie_break_summary(&fair, &before)], &files)
+}
+
+/// `--fusion-speed`: the curve by one warm session against separate and reference solves.
+fn fusion_speed(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
+    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
+    let scenario =
+        MoocScenario { regions: args.regions, zones: args.zones, seed: 1, capacity_factor: args.capacity_factor };
+    let b = mooc_bundle(data, &scenario).map_err(fail)?;
+    for n in &b.notes {
+        eprintln!("note: {n}");
+    }
+    let p = mooc_problem(&b).map_err(fail)?;
+    let base = paper_options(args.solver());
+    let bar = Bar::new();
+    let records = speed_curve(&p, &base, args.budgets, args.reference_points, &mut |d, t, w| bar.report(d, t, w))
+        .map_err(fail)?;
+    drop(bar);
+    let csv = write(&args.out, "fusion-speed.csv", &to_csv(&records))?;
+    finish(args, &[speed_summary(&records)], &[csv])
 }

@@ -124,7 +124,15 @@ pub struct Args {
     /// Reproduce the paper's evaluation instead of the benchmark sweep.
     #[arg(long)]
     pub reproduce: bool,
-    /// geo-video --reproduce: budget points between the two ends of the curve.
+    /// geo-video: time the FUSION curve (--budgets N budgets + its two ends) solved by one
+    /// warm session, against separate solves and the column generation before issue 15 on
+    /// the first --reference-points points (same run).
+    #[arg(long)]
+    pub fusion_speed: bool,
+    /// geo-video --fusion-speed: points also solved separately and by the reference.
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub reference_points: usize,
+    /// geo-video --reproduce and --fusion-speed: budget points between the two ends of the curve.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub budgets: usize,
     /// geo-video --reproduce: a seeded sample of this many user cities (all by default).
