@@ -39,7 +39,7 @@ use zonal_model::{
     Amount, Bundle, Component, Demand, Document, Host, Infrastructure, Resources, Scaling, Service, SlotSpec,
     UtilitySla,
 };
-use zonal_place::check::check;
+use zonal_place::check::{check, check_within_budget};
 use zonal_place::fusion::{place, ColumnGeneration, Curve, CurvePoint, FusionOptions, FusionSession};
 use zonal_place::problem::{Problem, ProblemOptions};
 use zonal_place::solver::{LpMethod, SolverOptions};
@@ -556,7 +556,8 @@ fn record(p: &Problem, plan: &Plan, opts: &FusionOptions, kind: PointKind, budge
         users_within_r_min_percent: within,
         users_above_r_med_percent: above,
         seconds,
-        check_ok: check(p, plan).is_ok(),
+        // A budget point's plan must also keep within its budget.
+        check_ok: check_within_budget(p, plan, (kind == PointKind::Budget).then_some(budget)).is_ok(),
         tie_break: opts.tie_break,
         solve_seconds: plan.stats.seconds,
         solves: plan.stats.solves,
@@ -730,7 +731,7 @@ fn speed_record(p: &Problem, m: SpeedMethod, index: usize, budget: Option<f64>, 
         bound: plan.bound.unwrap_or(f64::NAN),
         cost: term("cost"),
         total_utility: term("total_utility"),
-        check_ok: check(p, plan).is_ok(),
+        check_ok: check_within_budget(p, plan, budget).is_ok(),
     }
 }
 

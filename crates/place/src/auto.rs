@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 use zonal_model::{Bundle, Demand, Document, Resources, Service};
 
 use crate::chain::{consume, estimate_binaries, ChainOptions, ChainRequest, Residual};
-use crate::check::{check, CheckReport};
+use crate::check::{check_within_budget, CheckReport};
 use crate::decide::methods::{chain_requests, place_chain_requests};
 use crate::error::PlaceError;
 use crate::fusion::{self, FusionOptions};
@@ -372,7 +372,7 @@ pub fn plan_bundle(bundle: &Bundle, options: &AutoOptions) -> Result<BundlePlan,
     plan.algorithm = if parts.is_empty() { "none".into() } else { parts.join("+") };
     plan.notes = notes;
     plan.normalize();
-    let report = check(&full, &plan);
+    let report = check_within_budget(&full, &plan, options.fusion.budget);
     solvers.sort_by(|a, b| a.service.cmp(&b.service));
     Ok(BundlePlan { plan, problem: full, check: report, methods, rejected, solvers })
 }

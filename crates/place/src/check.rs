@@ -42,6 +42,9 @@
 //! average latency), `cost` (Σ assigned slots × (deploy cost per slot-hour + bandwidth cost per
 //! slot-hour)), `instance_cost` (Σ instances × zone price of the component's resources),
 //! `delay_ms` (Σ path latencies), `used_servers` (distinct hosts holding placed components).
+//!
+//! **Budget** ([`check_within_budget`]): a plan made under FUSION's cost budget has a
+//! recomputed `cost` within it (relative tolerance 1e-5).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,6 +81,7 @@ pub enum ViolationKind {
     AllowedZones,
     Features,
     TermMismatch,
+    Budget,
 }
 
 /// One broken rule.
@@ -649,6 +653,29 @@ pub fn check(problem: &Problem, plan: &Plan) -> CheckReport {
         }
     }
     CheckReport { violations: c.out, terms, unchecked_terms: unchecked }
+}
+
+/// [`check`], and for a plan made under a cost budget (FUSION's `TOTAL_COST`, `--budget`, the
+/// curve's budget points) that its recomputed `cost` is within the budget.
+pub fn check_within_budget(problem: &Problem, plan: &Plan, budget: Option<f64>) -> CheckReport {
+    let mut report = check(problem, plan);
+    let Some(budget) = budget else { return report };
+    let over = |cost: f64| cost > budget + TERM_TOL * budget.abs().max(1.0);
+    match report.terms.get("cost").copied() {
+        Some(cost) if over(cost) => report.violations.push(Violation {
+            kind: ViolationKind::Budget,
+            subject: vec!["cost".into()],
+            detail: format!("recomputed cost {cost} per hour is above the budget {budget}"),
+        }),
+        Some(_) => {}
+        None if plan.assignments.is_empty() => {}
+        None => report.violations.push(Violation {
+            kind: ViolationKind::Budget,
+            subject: vec!["cost".into()],
+            detail: format!("no cost could be recomputed to compare with the budget {budget}"),
+        }),
+    }
+    report
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@
 
 use zonal_model::{Bundle, Demand, Document, Infrastructure, Money, Pin, Service};
 
-use super::{check, CheckReport, ViolationKind as K};
+use super::{check, check_within_budget, CheckReport, ViolationKind as K};
 use crate::plan::{Plan, Subscription};
 use crate::problem::Problem;
 use crate::testkit::*;
@@ -310,6 +310,22 @@ fn fusion_terms_equal_hand_computed_values() {
     // h0 and h1.
     assert_eq!(t("used_servers"), 2.0);
     assert!(!r.terms.contains_key("delay_ms"), "no paths, no delay term");
+}
+
+#[test]
+fn budget_is_checked_against_the_recomputed_cost() {
+    let p = problem(&fusion_bundle());
+    let plan = split_fusion_plan();
+    // The plan's recomputed cost is 0.627 per hour (see the test above).
+    for budget in [None, Some(0.627), Some(0.7)] {
+        let r = check_within_budget(&p, &plan, budget);
+        assert!(r.is_ok(), "budget {budget:?}: {}", r.summary());
+    }
+    let r = check_within_budget(&p, &plan, Some(0.6));
+    assert_only(&r, K::Budget, &["cost"]);
+    assert!(r.summary().contains("0.627") && r.summary().contains("0.6"), "{}", r.summary());
+    // The plain check knows nothing of budgets.
+    assert!(check(&p, &plan).is_ok());
 }
 
 #[test]

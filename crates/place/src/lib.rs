@@ -11,7 +11,7 @@
 //! | [`solver`] | LP/MIP over good_lp + HiGHS: [`solver::SolverOptions`], [`solver::SolveStats`] (status, objective, bound, gap, time, size, iterations), direct sparse builder with warm re-solves ([`solver::LpBuilder`], [`solver::LpSession`]) and good_lp models ([`solver::GoodLpModel`]) |
 //! | [`problem`] | [`problem::Problem::from_bundle`]: latencies region→zone and zone→zone, slot capacity, deploy and bandwidth cost per slot-hour |
 //! | [`plan`] | [`plan::Plan`]: placements, assignments, channel paths, objective terms, bound, gap, stats |
-//! | [`check`] | [`check::check`]: capacity, paths, latency, proximity, pins, coverage, affinity, features; recomputed objective terms |
+//! | [`check`] | [`check::check`]: capacity, paths, latency, proximity, pins, coverage, affinity, features; recomputed objective terms; [`check::check_within_budget`]: and the FUSION budget |
 //! | [`fusion`] | FUSION two-step max-min utility LP, cost/utility curve, service selection, rounding into instances |
 //! | [`chain`] | INPUT service-chain ILP: hosts and unsplittable loop-free paths, delay / used-servers objectives, sequences of subscriptions |
 //! | [`heuristic`] | greedy + local search for chains and composites (k-shortest-path routing with bandwidth reservation), LP-relaxation or combinatorial bound and gap |
@@ -49,7 +49,7 @@ mod proptests;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use check::{check, CheckReport, Violation, ViolationKind};
+pub use check::{check, check_within_budget, CheckReport, Violation, ViolationKind};
 pub use error::{ConstraintFamily, InfeasibilityReason, PlaceError};
 pub use plan::{Assignment, ChannelPath, Placement, Plan, PlanStatus};
 pub use problem::{Problem, ProblemOptions};
