@@ -40,7 +40,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     finish(args, &[lp_summary(&records)], &[csv])
 }
 
-fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
+/// The MOOC scenario the arguments ask for (regions, zones, capacity factor), its notes printed.
+fn mooc_scenario(args: &Args, data: GeoVideoData) -> Result<zonal_place::problem::Problem, Failure> {
     let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
     let scenario =
         MoocScenario { regions: args.regions, zones: args.zones, seed: 1, capacity_factor: args.capacity_factor };
@@ -48,7 +49,12 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
     for n in &b.notes {
         eprintln!("note: {n}");
     }
-    let p = mooc_problem(&b).map_err(fail)?;
+    mooc_problem(&b).map_err(fail)
+}
+
+fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
+    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
+    let p = mooc_scenario(args, data)?;
     let base = paper_options(args.solver());
     let bar = Bar::new();
     let fair = curve(&p, &base, args.budgets, true, None, &mut |d, t, w| bar.report(d, t, w)).map_err(fail)?;
@@ -74,13 +80,7 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
 /// `--fusion-speed`: the curve by one warm session against separate and reference solves.
 fn fusion_speed(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
     let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
-    let scenario =
-        MoocScenario { regions: args.regions, zones: args.zones, seed: 1, capacity_factor: args.capacity_factor };
-    let b = mooc_bundle(data, &scenario).map_err(fail)?;
-    for n in &b.notes {
-        eprintln!("note: {n}");
-    }
-    let p = mooc_problem(&b).map_err(fail)?;
+    let p = mooc_scenario(args, data)?;
     let base = paper_options(args.solver());
     let bar = Bar::new();
     let records = speed_curve(&p, &base, args.budgets, args.reference_points, &mut |d, t, w| bar.report(d, t, w))

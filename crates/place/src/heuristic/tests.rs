@@ -36,11 +36,21 @@ fn line(n: usize, mbps: Option<f64>) -> Bundle {
         channels: vec![ch("ue", "a"), ch("a", "b"), ch("b", "be")],
         ..Default::default()
     };
-    Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())])
+    bundle_of(infra, svc)
 }
 
 fn req() -> ChainRequest {
     ChainRequest { id: "s".into(), service: "chain".into(), region: None }
+}
+
+/// One infrastructure and one service, no demand.
+fn bundle_of(infra: Infrastructure, svc: Service) -> Bundle {
+    Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())])
+}
+
+/// [`req`] placed by the plain chain ILP (no strong bound): the reference of the exact method.
+fn plain_ilp(p: &crate::problem::Problem, residual: &Residual) -> crate::plan::Plan {
+    place_chain_with(p, &req(), residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap()
 }
 
 #[test]
@@ -68,8 +78,7 @@ fn depth_first_fallback_places_what_both_greedy_orders_cannot() {
         channels: vec![ch("a", "b", 3.0), ch("a", "c", 3.0), ch("b", "c", 1.0)],
         ..Default::default()
     };
-    let b =
-        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let b = bundle_of(infra, svc);
     let p = problem(&b);
     let residual = Residual::full(&p);
     let plan = place_chain_heuristic(&p, &req(), &residual, &HeuristicOptions::default()).unwrap();
@@ -245,8 +254,7 @@ fn segment_programme_visits_each_zone_once() {
         channels: vec![ch("ue", "a"), ch("a", "b"), ch("b", "c"), ch("c", "be")],
         ..Default::default()
     };
-    let bundle =
-        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let bundle = bundle_of(infra, svc);
     let p = problem(&bundle);
     let residual = Residual::full(&p);
     let request = req();
@@ -292,7 +300,7 @@ fn detour(narrow: bool) -> Bundle {
         channels: vec![channel("ue", "a", Some(10.0), None), channel("a", "be", Some(10.0), None)],
         ..Default::default()
     };
-    Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())])
+    bundle_of(infra, svc)
 }
 
 #[test]
@@ -321,8 +329,7 @@ fn covering_walk_bound_sees_capacity_and_proves_the_detour() {
     assert_eq!(exact.algorithm, "input-chain");
     assert_eq!(exact.stats.columns, 0, "no HiGHS model: {:?}", exact.notes);
     assert!(exact.notes.iter().any(|n| n.contains("proven optimal without HiGHS")), "{:?}", exact.notes);
-    let plain =
-        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    let plain = plain_ilp(&p, &residual);
     assert!(plain.stats.columns > 0);
     assert!((plain.objective - exact.objective).abs() < 1e-6, "{} vs {}", plain.objective, exact.objective);
 }
@@ -342,8 +349,7 @@ fn strong_bound_warm_starts_highs_when_the_bound_leaves_a_gap() {
     assert!((exact.objective - 12.0).abs() < 1e-6, "{}", exact.objective);
     let note = exact.notes.iter().find(|n| n.contains("MIP start")).expect("a MIP start note");
     assert!(!note.contains("could not be mapped"), "{note}");
-    let plain =
-        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    let plain = plain_ilp(&p, &residual);
     assert!((plain.objective - exact.objective).abs() < 1e-6, "{} vs {}", plain.objective, exact.objective);
 }
 
@@ -402,16 +408,14 @@ fn refinement_by_runs_raises_the_walk_bound_to_the_optimum_that_must_return() {
         channels: vec![channel("ue", "a", None, None), channel("a", "c", None, None), channel("c", "be", None, None)],
         ..Default::default()
     };
-    let b =
-        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let b = bundle_of(infra, svc);
     let p = problem(&b);
     let residual = Residual::full(&p);
     let request = req();
     let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
     let w = m.walk_bound(&residual).unwrap();
     assert!(w.refined && w.exact && (w.delay - 4.0).abs() < 1e-9, "{w:?}");
-    let plain =
-        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    let plain = plain_ilp(&p, &residual);
     assert!((plain.objective - 4.0).abs() < 1e-6, "{}", plain.objective);
     let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
     checked(&p, &exact);
@@ -444,16 +448,14 @@ fn covering_walk_with_a_free_end_may_close_in_a_zone_visited_before() {
         channels: vec![channel("a", "c", None, None), channel("c", "e", None, None)],
         ..Default::default()
     };
-    let b =
-        Bundle::new(vec![Document::Infrastructure(infra), Document::Service(svc), Document::Demand(Demand::default())]);
+    let b = bundle_of(infra, svc);
     let p = problem(&b);
     let residual = Residual::full(&p);
     let request = req();
     let m = model::Model::new(&p, &request, &residual, ChainObjective::Delay).unwrap();
     let w = m.walk_bound(&residual).unwrap();
     assert!(w.delay <= 2.0 + 1e-9, "{w:?}");
-    let plain =
-        place_chain_with(&p, &req(), &residual, &ChainOptions { strong_bound: false, ..Default::default() }).unwrap();
+    let plain = plain_ilp(&p, &residual);
     assert!((plain.objective - 2.0).abs() < 1e-6, "{}", plain.objective);
     let exact = place_chain_with(&p, &req(), &residual, &ChainOptions::default()).unwrap();
     checked(&p, &exact);
