@@ -60,17 +60,23 @@
 //! even with IPM, yet each region ends up served by a handful of nearby zones. Above
 //! [`CG_PAIR_THRESHOLD`] candidate pairs ([`ColumnGeneration::Auto`]) the LP is therefore
 //! solved by **column generation**, which is exact. The first restricted LP holds each
-//! request's 8 nearest zones plus every zone a **greedy transportation assignment** gives it
+//! request's 4 nearest zones plus every zone a **greedy transportation assignment** gives it
 //! (all candidate pairs nearest first, each serving what the zone's remaining slot and
 //! resource capacity hold), so under tight capacity the first LP already serves everyone.
 //! Unserved demand and budget overrun are slack columns with a big-M penalty (M = 1000 × the
 //! largest utility spread, see `slack_penalty`), so every restricted LP is feasible. After each
 //! solve, every missing column `x_it^j` is priced with the row duals `y` — reduced cost
 //! `0 − yᵀa` over its rows (4), (8), the cost row, (5) and the shared-capacity rows; rows
-//! absent from the restricted model are not tight there and price 0 — and up to 24 columns
+//! absent from the restricted model are not tight there and price 0 — and up to 12 columns
 //! per request with a positive reduced cost are added **to the live HiGHS model** (with any
 //! capacity row they make necessary), so every re-solve is a warm primal simplex from the
-//! previous basis rather than a new model. A step has converged when no column prices
+//! previous basis rather than a new model. Once the model holds more than twice as many
+//! columns `x` as rows, the columns that have **stopped paying** — at zero, not basic, pricing
+//! no better than the entry threshold — are **deleted** before new ones are added: HiGHS's
+//! primal simplex spends time in proportion to the columns at every iteration, and a deleted
+//! column is missing again, so pricing brings it back should it pay later (exactness is
+//! kept; the basis stays valid). Pricing runs on the solver's threads (the machine's cores
+//! by default) above 100k candidate pairs. A step has converged when no column prices
 //! positive, or when HiGHS made not one simplex iteration after the last columns were added
 //! (it judges them within its dual tolerance, and the other missing columns price no
 //! better). Step 1 is iterated to convergence (the restricted optimum is then the full
@@ -79,8 +85,9 @@
 //! region's weighted utility can be worth more than the first price of a unit of budget
 //! overrun. A slack left in Step 1 at the highest price proves infeasibility. After 1,000
 //! solves without convergence the full LP is solved instead.
-//! [`FusionOptions::cg_reference`] runs column generation as it was before (nearest zones
-//! only, 8 columns per round, no stop on a stalled HiGHS) for the benchmarks' ratios.
+//! [`FusionOptions::cg_reference`] runs column generation as it was before issue 15 (8+
+//! nearest zones only, 8 columns per round, no stop on a stalled HiGHS, no deletion) for the
+//! benchmarks' ratios.
 //!
 //! **Sessions.** A [`FusionSession`] solves one placement problem at several (α, budget)
 //! points with one live column-generation model: the columns of earlier points stay (a column
@@ -160,11 +167,12 @@ pub struct FusionOptions {
     pub tie_break: bool,
     /// Column generation as it was before issue 15 — each request's nearest zones in the
     /// first restricted model, 8 new columns per request and round, pricing until no column
-    /// has a reduced cost above 1e-9 even when HiGHS no longer moves — kept as the
-    /// benchmarks' reference (the raised big-M of a converged step with a slack in use
-    /// applies to both). `false` (default): the capacity-aware first model (a greedy
-    /// transportation assignment, see the module docs), 24 columns per request and round,
-    /// and the stop when HiGHS takes none of the new columns.
+    /// has a reduced cost above 1e-9 even when HiGHS no longer moves, no column ever deleted —
+    /// kept as the benchmarks' reference (the raised big-M of a converged step with a slack
+    /// in use applies to both). `false` (default): the capacity-aware first model (a greedy
+    /// transportation assignment, see the module docs), 12 columns per request and round,
+    /// columns deleted again when they stop paying, and the stop when HiGHS takes none of
+    /// the new columns.
     #[serde(default)]
     pub cg_reference: bool,
     pub solver: SolverOptions,
@@ -258,6 +266,8 @@ struct FusionLp {
     rows: RowIndex,
     pruned: usize,
     total_pairs: usize,
+    /// Columns column generation deleted again as they stopped paying.
+    dropped: usize,
 }
 
 /// The budget row of a column-generation model and its overrun slack's place in
@@ -588,6 +598,7 @@ fn build(
         rows,
         pruned,
         total_pairs,
+        dropped: 0,
     })
 }
 
@@ -820,19 +831,29 @@ fn two_steps(
 
 /// Candidate (request, zone) pairs above which [`ColumnGeneration::Auto`] generates columns.
 pub const CG_PAIR_THRESHOLD: usize = 200_000;
-/// Zones per request in the first restricted model (more when their capacity is short).
-/// Tests start from one zone and add one column per round, to exercise pricing hard.
+/// Zones per request in the reference's first restricted model (more when their capacity
+/// is short). Tests start from one zone and add one column per round, to exercise pricing
+/// hard.
 #[cfg(not(test))]
 const CG_INITIAL_ZONES: usize = 8;
 #[cfg(test)]
 const CG_INITIAL_ZONES: usize = 1;
-/// Columns added per request and round, best reduced cost first. Under tight capacity Step 1
-/// needs chains of reassignments across continents, and each round extends them: more
-/// columns per round means fewer rounds (measured on the MOOC data at capacity 1.2: 16
-/// rounds and 37 s for an α = 1 point with 24, 23 rounds and 45 s with 8, 35 rounds and 63 s
-/// with 3).
+/// Nearest zones per request in today's first restricted model, besides the greedy
+/// assignment's ([`initial_columns`]). With columns deleted as they stop paying, fewer first
+/// columns are faster (MOOC data at capacity 1.2, first point, 24 columns per round: 4 →
+/// 10.3 s, 8 → 11.5 s, 16 → 11.9 s, 2 → 13.2 s).
 #[cfg(not(test))]
-const CG_PER_ROUND: usize = 24;
+const CG_FIRST_NEAREST: usize = 4;
+#[cfg(test)]
+const CG_FIRST_NEAREST: usize = 1;
+/// Columns added per request and round, best reduced cost first. Under tight capacity Step 1
+/// needs chains of reassignments across continents, and each round extends them. Without
+/// deleting columns, more per round was faster (MOOC data at capacity 1.2, an α = 1 point:
+/// 24 → 16 rounds and 37 s, 8 → 23 rounds and 45 s, 3 → 35 rounds and 63 s); with columns
+/// deleted as they stop paying, each iteration is cheaper and fewer per round is faster
+/// (first point of the curve, 4 nearest zones first: 12 → 9.8 s, 24 → 10.3 s, 48 → 16.8 s).
+#[cfg(not(test))]
+const CG_PER_ROUND: usize = 12;
 #[cfg(test)]
 const CG_PER_ROUND: usize = 1;
 /// Columns per request and round of the reference (the code before issue 15).
@@ -840,6 +861,19 @@ const CG_PER_ROUND: usize = 1;
 const CG_PER_ROUND_REFERENCE: usize = 8;
 #[cfg(test)]
 const CG_PER_ROUND_REFERENCE: usize = 1;
+/// A missing column enters the restricted model when its reduced cost is above this.
+const CG_PRICE_TOLERANCE: f64 = 1e-9;
+/// Column generation deletes the columns that stopped paying once the restricted model holds
+/// more than this many columns `x` per row ([`drop_unpaying_columns`]). Measured on the MOOC
+/// data at capacity 1.2, first point of the curve: with 8 nearest zones first and 24 columns
+/// per round, never 27.4 s, above 10× the rows 22.8 s, 5× 15.1 s, 3× 16.6 s, 2× 14.4 s; with
+/// 4 nearest first, 1× 10.4 s and 2× 10.3 s. Tests delete at every round, to exercise it.
+#[cfg(not(test))]
+const CG_DROP_ABOVE_PER_ROW: usize = 2;
+#[cfg(test)]
+const CG_DROP_ABOVE_PER_ROW: usize = 0;
+/// Candidate pairs above which pricing runs on several threads.
+const CG_PARALLEL_PRICING_ABOVE: usize = 100_000;
 /// How often, and by what factor, column generation raises the slack penalties when it
 /// converges with a slack in use (see [`cg_steps`]).
 const CG_MAX_ESCALATIONS: usize = 3;
@@ -869,56 +903,200 @@ enum CgOutcome {
     GaveUp,
 }
 
-/// The missing columns with a positive reduced cost, at most `per_round` per request, as
-/// (pair, zone).
+/// Prices columns `x_it^j` under one solve's row duals `y`: reduced cost `0 − yᵀa` over the
+/// column's rows (4), (8), the cost row, (5) and the shared-capacity rows (x has no
+/// objective coefficient; a row absent from the restricted model prices 0). The zone rows'
+/// duals are folded once per solve into one price per (service, zone) and slot.
+struct Pricer<'a> {
+    pairs: &'a [Pair],
+    rows: &'a RowIndex,
+    duals: &'a [f64],
+    zones: usize,
+    /// (service × zones + zone) → Σ over the zone's rows of dual × coefficient per slot.
+    per_slot: Vec<f64>,
+}
+
+impl<'a> Pricer<'a> {
+    fn new(p: &Problem, lp: &'a FusionLp, duals: &'a [f64]) -> Self {
+        let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
+        let zones = p.zones.len();
+        let mut per_slot = vec![0.0; p.services.len() * zones];
+        for (&(si, t), &r) in &lp.rows.capacity {
+            per_slot[si * zones + t] += dual(r);
+        }
+        for (&t, list) in &lp.rows.shared {
+            for (res, r, scale) in list {
+                for (si, s) in p.services.iter().enumerate() {
+                    let need = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+                    per_slot[si * zones + t] += dual(*r) * need * scale;
+                }
+            }
+        }
+        Pricer { pairs: &lp.pairs, rows: &lp.rows, duals, zones, per_slot }
+    }
+
+    fn dual(&self, r: usize) -> f64 {
+        self.duals.get(r).copied().unwrap_or(0.0)
+    }
+
+    /// The reduced costs of pair `pi`'s columns: a function of the zone `t` and the unit
+    /// cost of serving the pair there.
+    fn pair<'s>(&'s self, p: &'s Problem, pi: usize) -> impl Fn(usize, f64) -> f64 + 's {
+        let rows = self.rows;
+        let d = &p.demands[self.pairs[pi].demand];
+        let (y_cover, y_latency, y_cost) =
+            (self.dual(rows.cover[pi]), self.dual(rows.latency[pi]), self.dual(rows.cost));
+        let rtt = &p.region_rtt[d.region];
+        let zone = &self.per_slot[d.service * self.zones..(d.service + 1) * self.zones];
+        let slots = d.slots;
+        move |t, unit_cost| -(y_cover - y_latency * rtt[t] + slots * (y_cost * unit_cost + zone[t]))
+    }
+}
+
+/// Each request's candidate zones (`full`) with the unit cost of serving it there, aligned.
+fn candidate_costs(p: &Problem, mode: &Mode, full: &[Vec<usize>]) -> Vec<Vec<f64>> {
+    full.iter().enumerate().map(|(di, zs)| zs.iter().map(|&t| unit_cost(p, mode, di, t)).collect()).collect()
+}
+
+/// The missing columns with a positive reduced cost (above [`CG_PRICE_TOLERANCE`]), at most
+/// `per_round` per request, best first, as (pair, zone). `costs` is [`candidate_costs`] of
+/// `full`. Requests are priced in `workers` contiguous chunks on scoped threads (each
+/// request's columns depend only on the duals), concatenated in request order, so the
+/// result does not depend on the number of workers.
 fn price(
     p: &Problem,
-    mode: &Mode,
     lp: &FusionLp,
     duals: &[f64],
     full: &[Vec<usize>],
+    costs: &[Vec<f64>],
     per_round: usize,
+    workers: usize,
 ) -> Vec<(usize, usize)> {
-    let dual = |r: usize| duals.get(r).copied().unwrap_or(0.0);
-    let y_cost = dual(lp.rows.cost);
-    let mut have = vec![false; p.zones.len()];
-    let mut out = Vec::new();
-    for (pi, pair) in lp.pairs.iter().enumerate() {
-        let di = pair.demand;
-        let d = &p.demands[di];
-        let s = &p.services[d.service];
-        let rtt = &p.region_rtt[d.region];
-        let (y_cover, y_lat) = (dual(lp.rows.cover[pi]), dual(lp.rows.latency[pi]));
-        for &t in &pair.zones {
-            have[t] = true;
-        }
+    let pricer = Pricer::new(p, lp, duals);
+    let pricer = &pricer;
+    let chunk = |range: std::ops::Range<usize>| {
+        let mut have = vec![false; p.zones.len()];
+        let mut out = Vec::new();
         let mut gains: Vec<(f64, usize)> = Vec::new();
-        for &t in &full[di] {
-            if have[t] {
-                continue;
+        for pi in range {
+            let pair = &pricer.pairs[pi];
+            for &t in &pair.zones {
+                have[t] = true;
             }
-            let mut ay = y_cover - y_lat * rtt[t] + y_cost * d.slots * unit_cost(p, mode, di, t);
-            if let Some(&r) = lp.rows.capacity.get(&(d.service, t)) {
-                ay += dual(r) * d.slots;
-            }
-            if let Some(list) = lp.rows.shared.get(&t) {
-                for (res, r, scale) in list {
-                    let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
-                    ay += dual(*r) * per_slot * d.slots * scale;
+            gains.clear();
+            let reduced_cost = pricer.pair(p, pi);
+            for (&t, &c) in full[pair.demand].iter().zip(&costs[pair.demand]) {
+                if !have[t] {
+                    let rc = reduced_cost(t, c);
+                    if rc > CG_PRICE_TOLERANCE {
+                        gains.push((rc, t));
+                    }
                 }
             }
-            let rc = -ay; // x has no objective coefficient: reduced cost = 0 − yᵀa
-            if rc > 1e-9 {
-                gains.push((rc, t));
+            for &t in &pair.zones {
+                have[t] = false;
+            }
+            gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            out.extend(gains.iter().take(per_round).map(|&(_, t)| (pi, t)));
+        }
+        out
+    };
+    let n = lp.pairs.len();
+    let candidates: usize = lp.pairs.iter().map(|pr| full[pr.demand].len()).sum();
+    let workers = if candidates < CG_PARALLEL_PRICING_ABOVE { 1 } else { workers.clamp(1, n.max(1)) };
+    if workers == 1 {
+        return chunk(0..n);
+    }
+    let per = n.div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| (w * per).min(n)..((w + 1) * per).min(n))
+            .map(|r| scope.spawn(move || chunk(r)))
+            .collect();
+        // A pricing thread only reads shared data; should one panic anyway, the panic is
+        // propagated rather than a round priced short.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// Threads for pricing: the solver options' thread count, else the machine's cores, at most 8.
+fn pricing_workers(opts: &SolverOptions) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    opts.threads.map_or(cores, |t| t as usize).clamp(1, 8)
+}
+
+/// Deletes from the live model the columns that have stopped paying — at zero, pricing no
+/// better than [`CG_PRICE_TOLERANCE`] under the duals of the last solve (pricing would not
+/// add them), and not basic — once the restricted model holds more than
+/// [`CG_DROP_ABOVE_PER_ROW`] columns `x` per row. HiGHS's primal simplex spends time in
+/// proportion to the columns at every iteration (choosing the entering column, pricing the
+/// pivotal row, updating Devex weights: 35–45 % of a profile; on the MOOC data at capacity
+/// 1.2, 0.38 ms an iteration at 39k columns, 0.91 ms at 97k), and most columns priced in
+/// never enter a basis. A deleted column is missing again, so pricing brings it back if its
+/// reduced cost turns positive: convergence stays exact. No basic column is deleted, so the
+/// basis stays valid and the next solve is still warm (HiGHS refactorises once). Returns
+/// how many were deleted.
+fn drop_unpaying_columns(
+    p: &Problem,
+    mode: &Mode,
+    lp: &mut FusionLp,
+    s: &crate::solver::Solved,
+) -> Result<usize, PlaceError> {
+    let x_columns: usize = lp.pairs.iter().map(|pr| pr.cols.len()).sum();
+    if x_columns <= CG_DROP_ABOVE_PER_ROW * s.stats.rows.max(1) {
+        return Ok(0);
+    }
+    let pricer = Pricer::new(p, lp, &s.row_duals);
+    let mut candidates = Vec::new();
+    for (pi, pair) in lp.pairs.iter().enumerate() {
+        let reduced_cost = pricer.pair(p, pi);
+        for (&t, &c) in pair.zones.iter().zip(&pair.cols) {
+            let at_zero = s.values.get(c.0).is_some_and(|&x| x <= 1e-12);
+            if at_zero && reduced_cost(t, unit_cost(p, mode, pair.demand, t)) <= CG_PRICE_TOLERANCE {
+                candidates.push(c);
             }
         }
-        for &t in &pair.zones {
-            have[t] = false;
-        }
-        gains.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        out.extend(gains.iter().take(per_round).map(|&(_, t)| (pi, t)));
     }
-    out
+    let map = lp.session.delete_nonbasic(&candidates)?;
+    lp.remap(&map)?;
+    let dropped = x_columns - lp.pairs.iter().map(|pr| pr.cols.len()).sum::<usize>();
+    lp.dropped += dropped;
+    Ok(dropped)
+}
+
+impl FusionLp {
+    /// Maps every column held through `map` (old index → new index, `None`: deleted; see
+    /// [`LpSession::delete_nonbasic`]): deleted `x` columns leave their pair, and every other
+    /// column must survive.
+    fn remap(&mut self, map: &[Option<usize>]) -> Result<(), PlaceError> {
+        let keep = |v: Var| -> Result<Var, PlaceError> {
+            map.get(v.0).copied().flatten().map(Var).ok_or_else(|| PlaceError::Solver {
+                detail: format!("column {} was deleted but is not an assignment column", v.0),
+            })
+        };
+        for pair in &mut self.pairs {
+            let mut zones = Vec::with_capacity(pair.zones.len());
+            let mut cols = Vec::with_capacity(pair.cols.len());
+            for (&t, &c) in pair.zones.iter().zip(&pair.cols) {
+                if let Some(n) = map.get(c.0).copied().flatten() {
+                    zones.push(t);
+                    cols.push(Var(n));
+                }
+            }
+            pair.zones = zones;
+            pair.cols = cols;
+            pair.z = keep(pair.z)?;
+        }
+        self.u = keep(self.u)?;
+        self.cost = keep(self.cost)?;
+        for s in self.slack.iter_mut().flatten() {
+            *s = keep(*s)?;
+        }
+        for (v, _) in &mut self.penalty {
+            *v = keep(*v)?;
+        }
+        Ok(())
+    }
 }
 
 /// Adds the columns `new` (pair, zone) to the live model with their coefficients in rows
@@ -933,6 +1111,7 @@ fn add_columns(
     new: &[(usize, usize)],
 ) -> Result<(), PlaceError> {
     let mut touched = std::collections::BTreeSet::new();
+    let mut columns = Vec::with_capacity(new.len());
     for &(pi, t) in new {
         let di = lp.pairs[pi].demand;
         let d = &p.demands[di];
@@ -949,10 +1128,13 @@ fn add_columns(
             let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
             rows.push((*r, per_slot * d.slots * scale));
         }
-        let v = lp.session.add_var(0.0, 1.0, 0.0, &rows)?;
+        columns.push(rows);
+        touched.insert(t);
+    }
+    let vars = lp.session.add_vars(1.0, &columns)?;
+    for (&(pi, t), v) in new.iter().zip(vars) {
         lp.pairs[pi].zones.push(t);
         lp.pairs[pi].cols.push(v);
-        touched.insert(t);
     }
     // Every column of the touched zones, per zone and service: (column, slots).
     let mut by_zone: BTreeMap<usize, BTreeMap<usize, Vec<(Var, f64)>>> =
@@ -989,7 +1171,7 @@ fn add_columns(
     Ok(())
 }
 
-/// The zones of each request in the first restricted model: its [`CG_INITIAL_ZONES`]
+/// The zones of each request in the first restricted model: its [`CG_FIRST_NEAREST`]
 /// nearest, plus every zone that a greedy transportation assignment gives it. The greedy
 /// takes all candidate pairs nearest first and serves as much of the request's remaining
 /// demand as the zone's remaining capacity holds (slot capacity (5) and, with shared zone
@@ -1005,7 +1187,7 @@ fn initial_columns(p: &Problem, mode: &Mode, opts: &FusionOptions, full: &[Vec<u
             let rtt = &p.region_rtt[p.demands[di].region];
             let mut by_rtt = zs.clone();
             by_rtt.sort_by(|&a, &b| rtt[a].total_cmp(&rtt[b]).then(a.cmp(&b)));
-            by_rtt.truncate(CG_INITIAL_ZONES);
+            by_rtt.truncate(CG_FIRST_NEAREST);
             by_rtt
         })
         .collect();
@@ -1171,6 +1353,8 @@ fn cg_steps(
     let step3_wanted = wants_step3(opts.alpha, opts.tie_break);
     let warm = SolverOptions { lp_method: crate::solver::LpMethod::PrimalSimplex, ..opts.solver.clone() };
     let per_round = if opts.cg_reference { CG_PER_ROUND_REFERENCE } else { CG_PER_ROUND };
+    let workers = pricing_workers(&opts.solver);
+    let costs = candidate_costs(p, mode, full);
     let mut step_set = false;
     let mut added = false;
     let mut escalations = 0;
@@ -1190,11 +1374,14 @@ fn cg_steps(
         // reference keeps pricing them, as before.)
         let stalled = !opts.cg_reference && added && s.stats.simplex_iterations == 0 && s.stats.ipm_iterations == 0;
         let started = std::time::Instant::now();
-        let new = if stalled { Vec::new() } else { price(p, mode, lp, &s.row_duals, full, per_round) };
+        let new = if stalled { Vec::new() } else { price(p, lp, &s.row_duals, full, &costs, per_round, workers) };
         run.stats.pricing_seconds += started.elapsed().as_secs_f64();
         added = !new.is_empty();
         if added {
             let started = std::time::Instant::now();
+            if !opts.cg_reference {
+                drop_unpaying_columns(p, mode, lp, &s)?;
+            }
             add_columns(p, mode, opts, lp, &new)?;
             run.stats.build_seconds += started.elapsed().as_secs_f64();
             continue;
@@ -1347,7 +1534,10 @@ fn uses_cg(opts: &FusionOptions, n_pairs: usize) -> bool {
 
 fn cg_note(lp: &FusionLp, rounds: usize, n_pairs: usize) -> String {
     let columns: usize = lp.pairs.iter().map(|pr| pr.zones.len()).sum();
-    format!("column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns generated")
+    format!(
+        "column generation: {rounds} round(s), {columns} of {n_pairs} candidate columns in the model ({} deleted again as they stopped paying)",
+        lp.dropped
+    )
 }
 
 /// Steps 1–3 on the full LP (no column generation).
@@ -2271,6 +2461,33 @@ mod tests {
                 assert_same_optimum(&cg, &full, &format!("α {alpha}, reference {cg_reference}"));
             }
         }
+    }
+
+    /// The number in a column-generation note's "(N deleted again …)".
+    fn deleted_in(plan: &Plan) -> usize {
+        let note = plan.notes.iter().find(|n| n.contains("deleted again")).expect("a column-generation note");
+        let (before, _) = note.split_once(" deleted again").expect("deleted again");
+        before.rsplit_once('(').and_then(|(_, n)| n.parse().ok()).expect("a count")
+    }
+
+    #[test]
+    fn columns_that_stop_paying_are_deleted_and_the_optimum_holds() {
+        // Tests delete at every round (CG_DROP_ABOVE_PER_ROW = 0) and add one column per
+        // request and round, so columns come and go many times before convergence.
+        let p = tight_line();
+        let mut deleted = 0;
+        for alpha in [0.0, 1.0] {
+            let base = FusionOptions { alpha, rounding: false, ..Default::default() };
+            let full =
+                place(&p, &FusionOptions { column_generation: ColumnGeneration::Never, ..base.clone() }).unwrap();
+            let cg = place(&p, &FusionOptions { column_generation: ColumnGeneration::Always, ..base.clone() }).unwrap();
+            checked(&p, &cg);
+            assert_same_optimum(&cg, &full, &format!("α {alpha}"));
+            deleted += deleted_in(&cg);
+            let reference = FusionOptions { column_generation: ColumnGeneration::Always, cg_reference: true, ..base };
+            assert_eq!(deleted_in(&place(&p, &reference).unwrap()), 0, "the reference deletes nothing");
+        }
+        assert!(deleted > 0, "no column was deleted: the test does not exercise deletion");
     }
 
     #[test]

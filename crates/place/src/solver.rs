@@ -317,6 +317,50 @@ impl LpSession {
         self.columns += 1;
         Ok(Var(n - 1))
     }
+    /// Adds continuous columns `[0, upper]` with objective 0 and the given coefficients in
+    /// existing rows, in one call (cheaper than one [`Self::add_var`] each), keeping the
+    /// basis; returns them in order.
+    #[allow(unsafe_code)]
+    pub fn add_vars(&mut self, upper: f64, columns: &[Vec<(usize, f64)>]) -> Result<Vec<Var>, PlaceError> {
+        if columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = columns.len();
+        let too_big = || PlaceError::Solver { detail: "too many columns or coefficients for HiGHS".into() };
+        let mut starts = Vec::with_capacity(n);
+        let mut index = Vec::new();
+        let mut value = Vec::new();
+        for rows in columns {
+            starts.push(highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big())?);
+            let (i, v) = sparse(rows.iter().copied())?;
+            index.extend(i);
+            value.extend(v);
+        }
+        let (costs, lower, uppers) = (vec![0.0; n], vec![0.0; n], vec![upper; n]);
+        let count = highs_sys::HighsInt::try_from(n).map_err(|_| too_big())?;
+        let nz = highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big())?;
+        let model = self.model()?;
+        // SAFETY: the pointer is the live HiGHS instance owned by `model`; the cost and bound
+        // arrays hold `n` entries, `starts` `n` ascending offsets into `index`/`value`, which
+        // hold `nz` entries; all outlive the call, which copies them.
+        let status = unsafe {
+            highs_sys::Highs_addCols(
+                model.as_mut_ptr(),
+                count,
+                costs.as_ptr(),
+                lower.as_ptr(),
+                uppers.as_ptr(),
+                nz,
+                starts.as_ptr(),
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        highs_status(status, "add columns")?;
+        let first = self.num_model_cols()? - n;
+        self.columns += n;
+        Ok((first..first + n).map(Var).collect())
+    }
     /// Adds the row `lower ≤ Σ coef·var ≤ upper` to the live model; returns its index.
     #[allow(unsafe_code)]
     pub fn add_row(&mut self, lower: f64, upper: f64, terms: &[(Var, f64)]) -> Result<usize, PlaceError> {
@@ -335,6 +379,49 @@ impl LpSession {
         };
         highs_status(status, "add a row")?;
         Ok(self.model()?.num_rows() - 1)
+    }
+    /// Deletes those of `candidates` that are not basic in the model's current basis, so the
+    /// basis stays valid and the next solve starts warm (column generation drops columns
+    /// that have stopped paying). Returns each old column's new index (`None`: deleted);
+    /// every [`Var`] held by the caller must be mapped through it. Candidates that are basic,
+    /// and every column when the model has no basis yet, are kept.
+    #[allow(unsafe_code)]
+    pub fn delete_nonbasic(&mut self, candidates: &[Var]) -> Result<Vec<Option<usize>>, PlaceError> {
+        let columns = self.columns;
+        let rows = self.model()?.num_rows();
+        let mut col_status: Vec<highs_sys::HighsInt> = vec![0; columns];
+        let mut row_status: Vec<highs_sys::HighsInt> = vec![0; rows];
+        let model = self.model()?;
+        // SAFETY: the pointer is the live HiGHS instance owned by `model`; the status arrays
+        // hold one entry per column and per row of the model, as the call requires.
+        let status =
+            unsafe { highs_sys::Highs_getBasis(model.as_mut_ptr(), col_status.as_mut_ptr(), row_status.as_mut_ptr()) };
+        let unchanged = || (0..columns).map(Some).collect();
+        // HiGHS answers an error when the model has no valid basis (never solved, or changed
+        // in a way that lost it): nothing is deleted then.
+        if status != highs_sys::kHighsStatusOk {
+            return Ok(unchanged());
+        }
+        let mut mask: Vec<highs_sys::HighsInt> = vec![0; columns];
+        let mut any = false;
+        for v in candidates {
+            if v.0 < columns && col_status[v.0] != highs_sys::kHighsBasisStatusBasic {
+                mask[v.0] = 1;
+                any = true;
+            }
+        }
+        if !any {
+            return Ok(unchanged());
+        }
+        // SAFETY: as above; `mask` holds one entry per column and HiGHS overwrites each with
+        // the column's new index, or −1 for a deleted one.
+        highs_status(
+            unsafe { highs_sys::Highs_deleteColsByMask(model.as_mut_ptr(), mask.as_mut_ptr()) },
+            "delete columns",
+        )?;
+        let map: Vec<Option<usize>> = mask.iter().map(|&m| usize::try_from(m).ok()).collect();
+        self.columns = map.iter().flatten().count();
+        Ok(map)
     }
     fn num_model_cols(&mut self) -> Result<usize, PlaceError> {
         Ok(self.model()?.num_cols())
@@ -727,6 +814,40 @@ mod tests {
         assert!(rc_w < -1e-6, "a column not worth using prices ≤ 0: {rc_w}, duals {d:?}");
         let rc_x = 1.0 - (d[r0] + 3.0 * d[r1]);
         assert!(rc_x.abs() < 1e-9, "a basic column prices 0: {rc_x}");
+    }
+
+    #[test]
+    fn deleting_nonbasic_columns_keeps_the_basis_and_maps_the_rest() {
+        // max x + y + 0.1 w + 0.05 v  s.t. x + 2y + w + v ≤ 4, 3x + y + w + v ≤ 6:
+        // x = 1.6, y = 1.2 basic; w and v nonbasic at 0.
+        let mut b = LpBuilder::new();
+        let x = b.add_var(0.0, f64::INFINITY, 1.0);
+        let w = b.add_var(0.0, f64::INFINITY, 0.1);
+        let y = b.add_var(0.0, f64::INFINITY, 1.0);
+        let v = b.add_var(0.0, f64::INFINITY, 0.05);
+        b.add_row(f64::NEG_INFINITY, 4.0, [(x, 1.0), (y, 2.0), (w, 1.0), (v, 1.0)]);
+        b.add_row(f64::NEG_INFINITY, 6.0, [(x, 3.0), (y, 1.0), (w, 1.0), (v, 1.0)]);
+        let mut s = b.into_session(Sense::Maximise).unwrap();
+        let opts = SolverOptions::default();
+        // Before any solve there is no basis: nothing is deleted.
+        assert_eq!(s.delete_nonbasic(&[w]).unwrap(), vec![Some(0), Some(1), Some(2), Some(3)]);
+        let r = s.solve(&opts).unwrap();
+        assert!((r.stats.objective.unwrap() - 2.8).abs() < 1e-7);
+        // x is basic and stays, whatever the caller asks; w goes.
+        let map = s.delete_nonbasic(&[x, w]).unwrap();
+        assert_eq!(map, vec![Some(0), None, Some(1), Some(2)]);
+        assert_eq!(s.num_cols(), 3);
+        let primal = SolverOptions { lp_method: LpMethod::PrimalSimplex, ..Default::default() };
+        let r = s.solve(&primal).unwrap();
+        assert_eq!(r.stats.simplex_iterations, 0, "the basis survived the deletion");
+        assert!((r.stats.objective.unwrap() - 2.8).abs() < 1e-7);
+        assert_eq!(r.values.len(), 3);
+        // Columns added in one call come after the survivors; the basis still holds.
+        let added = s.add_vars(1.0, &[vec![(0, 1.0)], vec![(0, 1.0), (1, 1.0)]]).unwrap();
+        assert_eq!(added, vec![Var(3), Var(4)]);
+        s.set_cost(added[0], 10.0).unwrap();
+        let r = s.solve(&primal).unwrap();
+        assert!((r.values[3] - 1.0).abs() < 1e-7, "the new column pays and enters: {:?}", r.values);
     }
 
     #[test]
