@@ -233,6 +233,110 @@ pub fn run(paths: &[Path], cfg: &Config, progress: crate::Progress) -> Result<Ve
     Ok(out)
 }
 
+/// A minimal user-space TCP relay — the floor of what any user-space relay adds on a machine:
+/// per connection it connects to the next back end (round robin) and moves bytes with two
+/// blocking threads, one per direction, each `read` into its own 64 KiB buffer and
+/// `write_all` to the other side (`TCP_NODELAY` on both). No admission, accounting or
+/// anything else a gateway does, so `gateway − bare-relay` in the same round is what the
+/// gateway's own work adds, and `bare-relay − direct` what the extra hop costs (two more
+/// loopback traversals and two more thread wake-ups per round trip). Stopped when dropped
+/// (its connections' threads end when the client closes, as each half-close is passed on).
+pub struct BareRelay {
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BareRelay {
+    /// Listens on 127.0.0.1 (an ephemeral port) and relays to `backends`. `setup` runs first
+    /// on the accepting thread (the CLI pins it to the servers' core); the relay threads it
+    /// starts inherit its CPU affinity. An error from `setup` is returned and nothing runs.
+    pub fn start(
+        backends: Vec<SocketAddr>,
+        setup: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Result<BareRelay, BenchError> {
+        if backends.is_empty() {
+            return Err(BenchError::new("bare relay: expected at least one back end"));
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| BenchError::new(format!("bare relay: bind 127.0.0.1:0: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| BenchError::new(format!("bare relay: local address: {e}")))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready, started) = std::sync::mpsc::channel();
+        let acceptor = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let ok = setup();
+                let go = ok.is_ok();
+                let _ = ready.send(ok);
+                if !go {
+                    return;
+                }
+                for (n, client) in listener.incoming().enumerate() {
+                    if stop.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    // A connection that fails is dropped (closed): the client's round fails
+                    // with its own error.
+                    if let Ok(client) = client {
+                        let _ = relay_one(client, backends[n % backends.len()]);
+                    }
+                }
+            }
+        });
+        match started.recv() {
+            Ok(Ok(())) => Ok(BareRelay { addr, stop, acceptor: Some(acceptor) }),
+            Ok(Err(e)) => {
+                let _ = acceptor.join();
+                Err(BenchError::new(format!("bare relay: {e}")))
+            }
+            Err(_) => Err(BenchError::new("bare relay: the accepting thread ended before it started")),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for BareRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        // Wake the accepting thread, which then sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Connects `client` to `backend` and starts its two relay threads.
+fn relay_one(client: TcpStream, backend: SocketAddr) -> std::io::Result<()> {
+    let server = TcpStream::connect_timeout(&backend, Duration::from_secs(5))?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let (c2, s2) = (client.try_clone()?, server.try_clone()?);
+    std::thread::spawn(move || one_way(client, server));
+    std::thread::spawn(move || one_way(s2, c2));
+    Ok(())
+}
+
+/// Moves `from` to `to` until the end of `from`'s stream (or an error), then half-closes `to`.
+fn one_way(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
 /// min / median / max of a list of values (0s when empty).
 pub fn spread(values: &[f64]) -> (f64, f64, f64) {
     if values.is_empty() {
@@ -357,6 +461,41 @@ mod tests {
             Config { conc: 1, msg: 8, warmup: 0, round_trips: 1, rounds: 1, opens: 0, timeout: Duration::from_secs(2) };
         let e = round(&Path { name: "gateway".into(), addrs: vec![addr] }, 1, &cfg).expect_err("refused");
         assert!(e.message.contains(&addr.to_string()) && e.message.contains("gateway"), "{e}");
+    }
+
+    #[test]
+    fn the_bare_relay_passes_sessions_through_and_stops_when_dropped() {
+        let (addr, server) = echo_server(5);
+        let relay = BareRelay::start(vec![addr], || Ok(())).expect("relay");
+        let cfg = Config {
+            conc: 2,
+            msg: 100,
+            warmup: 3,
+            round_trips: 50,
+            rounds: 1,
+            opens: 3,
+            timeout: Duration::from_secs(5),
+        };
+        let r = round(&Path { name: "bare-relay".into(), addrs: vec![relay.addr()] }, 1, &cfg).expect("round");
+        assert_eq!(r.round_trips, 100);
+        // Every session ended at the echo server too: each half-close was passed on.
+        server.join().expect("server");
+        let relay_addr = relay.addr();
+        drop(relay);
+        let mut s = TcpStream::connect_timeout(&relay_addr, Duration::from_secs(1));
+        if let Ok(s) = &mut s {
+            // A connection accepted by the kernel before the listener closed reads its end.
+            s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            assert_eq!(s.read(&mut [0u8; 8]).unwrap_or(0), 0, "nothing relays after the drop");
+        }
+    }
+
+    #[test]
+    fn a_bare_relay_whose_setup_fails_says_why_and_runs_nothing() {
+        let (addr, _) = (SocketAddr::from(([127, 0, 0, 1], 9)), ());
+        let e = BareRelay::start(vec![addr], || Err("cannot pin to core 7".into())).err().expect("refused");
+        assert!(e.message.contains("cannot pin to core 7"), "{e}");
+        assert!(BareRelay::start(Vec::new(), || Ok(())).err().expect("no back end").message.contains("back end"));
     }
 
     #[test]

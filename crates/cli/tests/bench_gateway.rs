@@ -1,6 +1,6 @@
-//! End to end: `zonal bench --suite gateway` through the real binary starts its own
-//! `zonal up` of examples/echo-bench.yaml, measures the direct and gateway paths in
-//! interleaved rounds, writes gateway.csv and the summary, and leaves no process or
+//! End to end: `zonal bench --suite gateway --bare-relay` through the real binary starts its
+//! own `zonal up` of examples/echo-bench.yaml, measures the direct, gateway and bare-relay
+//! paths in interleaved rounds, writes gateway.csv and the summary, and leaves no process or
 //! directory behind. A peer other than haproxy is refused before anything starts. (haproxy
 //! itself is not required here: CI machines need not have it; `--peer haproxy` is exercised
 //! by the benchmark runs documented in docs/benchmarks.md.)
@@ -14,6 +14,7 @@ fn bench_gateway_measures_direct_and_gateway_in_interleaved_rounds_and_cleans_up
     let out_dir = tempfile::tempdir().unwrap();
     let child = Command::new(support::ZONAL)
         .args(["bench", "--suite", "gateway", "--rounds", "2", "--round-trips", "50", "--opens", "3", "--conc", "2"])
+        .arg("--bare-relay")
         .arg("--examples")
         .arg(support::repo_root().join("examples"))
         .arg("--out")
@@ -31,7 +32,11 @@ fn bench_gateway_measures_direct_and_gateway_in_interleaved_rounds_and_cleans_up
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("round,path,min_us,p50_us"), "{csv}");
     let paths: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap_or("")).collect();
-    assert_eq!(paths, ["direct", "gateway", "gateway", "direct"], "interleaved A B, B A:\n{csv}");
+    assert_eq!(
+        paths,
+        ["direct", "gateway", "bare-relay", "bare-relay", "gateway", "direct"],
+        "interleaved A B C, C B A:\n{csv}"
+    );
     for l in &lines[1..] {
         let f: Vec<&str> = l.split(',').collect();
         assert_eq!(f[7], "100", "2 connections × 50 round trips: {l}");
@@ -40,6 +45,7 @@ fn bench_gateway_measures_direct_and_gateway_in_interleaved_rounds_and_cleans_up
         assert!(p50 > 0.0 && open > 0.0, "{l}");
     }
     assert!(stdout.contains("gateway − direct"), "{stdout}");
+    assert!(stdout.contains("gateway − bare-relay"), "{stdout}");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let pinning = if cores >= 2 { "client pinned to core 0" } else { "no pinning" };
     assert!(stdout.contains(pinning), "{stdout}");

@@ -323,6 +323,17 @@ fn measure(
     } else {
         None
     };
+    let _bare = if args.bare_relay {
+        let relay = gateway::BareRelay::start(direct.clone(), move || match server_core {
+            Some(core) => pin_self(core).map_err(|f| f.message),
+            None => Ok(()),
+        })
+        .map_err(|e| Failure::new(1, e.message))?;
+        paths.push(gateway::Path { name: "bare-relay".into(), addrs: vec![relay.addr()] });
+        Some(relay)
+    } else {
+        None
+    };
     if let Some(core) = client_core {
         pin_self(core)?;
     }
@@ -332,7 +343,7 @@ fn measure(
     drop(bar);
     let csv = write(&args.out, "gateway.csv", &csv_of(&rounds))?;
     let pinning = match (client_core, server_core) {
-        (Some(c), Some(s)) => format!("client pinned to core {c}; zonal up (domain, zone, gateway, echo instances) and haproxy to core {s} (sched_setaffinity)"),
+        (Some(c), Some(s)) => format!("client pinned to core {c}; zonal up (domain, zone, gateway, echo instances), haproxy and the bare relay's threads to core {s} (sched_setaffinity)"),
         _ => "one core: client and servers share it (no pinning)".into(),
     };
     let summaries = summaries(&rounds, &paths, cfg, &pinning);
@@ -415,32 +426,33 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
         notes: vec![],
     };
     let mut out = vec![per_path, added];
-    if paths.iter().any(|p| p.name == "gateway-ref") {
-        out.push(Summary {
-            title:
-                "gateway against the reference build's gateway in the same round: latency µs (gateway − gateway-ref), \
-                    rt/s as gateway / gateway-ref"
-                    .into(),
-            headers: gateway::STATS.iter().map(|s| s.to_string()).collect(),
-            rows: vec![gateway::added(rounds, "gateway", "gateway-ref")
-                .into_iter()
-                .map(|(s, t)| triple(t, s == "rt/s"))
-                .collect()],
-            notes: vec![],
-        });
-    }
-    if paths.iter().any(|p| p.name == "haproxy") {
-        out.push(Summary {
-            title:
-                "gateway against haproxy in the same round: latency µs (gateway − haproxy), rt/s as gateway / haproxy"
-                    .into(),
-            headers: gateway::STATS.iter().map(|s| s.to_string()).collect(),
-            rows: vec![gateway::added(rounds, "gateway", "haproxy")
-                .into_iter()
-                .map(|(s, t)| triple(t, s == "rt/s"))
-                .collect()],
-            notes: vec![],
-        });
+    let against = [
+        ("gateway-ref", "the reference build's gateway", vec![]),
+        ("haproxy", "haproxy", vec![]),
+        (
+            "bare-relay",
+            "the bare relay (the floor of a user-space relay here)",
+            vec![
+                "gateway − bare-relay: what the gateway's own work adds beyond moving the bytes through one more hop \
+                  (admission, slots and ledger are per session, not per round trip)"
+                    .to_string(),
+            ],
+        ),
+    ];
+    for (other, what, notes) in against {
+        if paths.iter().any(|p| p.name == other) {
+            out.push(Summary {
+                title: format!(
+                    "gateway against {what} in the same round: latency µs (gateway − {other}), rt/s as gateway / {other}"
+                ),
+                headers: gateway::STATS.iter().map(|s| s.to_string()).collect(),
+                rows: vec![gateway::added(rounds, "gateway", other)
+                    .into_iter()
+                    .map(|(s, t)| triple(t, s == "rt/s"))
+                    .collect()],
+                notes,
+            });
+        }
     }
     if cfg.opens == 0 {
         // No session opens were timed: drop their two (last) columns.

@@ -186,6 +186,11 @@ pub struct Args {
     /// echo instances, same pinning) as the path gateway-ref: before/after in one run.
     #[arg(long, value_name = "ZONAL")]
     pub reference: Option<PathBuf>,
+    /// gateway: also measure a minimal user-space relay (two blocking threads per connection,
+    /// read and write, on the servers' core) as the path bare-relay: the floor of any
+    /// user-space relay on this machine, against which the gateway's own work shows.
+    #[arg(long)]
+    pub bare_relay: bool,
     /// gateway: sequential session opens per round and path (connect, greeting, one echo).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub opens: usize,
