@@ -431,18 +431,16 @@ mod tests {
         (addr, h)
     }
 
+    /// A round of 2 connections × 50 round trips of 100 bytes (3 untimed first), after 3 timed
+    /// session opens: 5 sessions in all.
+    fn two_connections_fifty_round_trips() -> Config {
+        Config { conc: 2, msg: 100, warmup: 3, round_trips: 50, rounds: 1, opens: 3, timeout: Duration::from_secs(5) }
+    }
+
     #[test]
     fn a_round_times_every_round_trip_of_every_connection() {
         let (addr, server) = echo_server(5);
-        let cfg = Config {
-            conc: 2,
-            msg: 100,
-            warmup: 3,
-            round_trips: 50,
-            rounds: 1,
-            opens: 3,
-            timeout: Duration::from_secs(5),
-        };
+        let cfg = two_connections_fifty_round_trips();
         let path = Path { name: "direct".into(), addrs: vec![addr] };
         let r = round(&path, 1, &cfg).expect("round");
         server.join().expect("server");
@@ -467,15 +465,7 @@ mod tests {
     fn the_bare_relay_passes_sessions_through_and_stops_when_dropped() {
         let (addr, server) = echo_server(5);
         let relay = BareRelay::start(vec![addr], || Ok(())).expect("relay");
-        let cfg = Config {
-            conc: 2,
-            msg: 100,
-            warmup: 3,
-            round_trips: 50,
-            rounds: 1,
-            opens: 3,
-            timeout: Duration::from_secs(5),
-        };
+        let cfg = two_connections_fifty_round_trips();
         let r = round(&Path { name: "bare-relay".into(), addrs: vec![relay.addr()] }, 1, &cfg).expect("round");
         assert_eq!(r.round_trips, 100);
         // Every session ended at the echo server too: each half-close was passed on.

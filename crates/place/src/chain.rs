@@ -861,12 +861,7 @@ pub fn place_chain_with(
             ..Default::default()
         };
         if let Ok(plan) = crate::heuristic::place_chain_heuristic(p, request, residual, &heur_options) {
-            let tol = if options.solver.mip_rel_gap.is_finite() && options.solver.mip_rel_gap >= 0.0 {
-                options.solver.mip_rel_gap
-            } else {
-                1e-4
-            };
-            if plan.gap.is_some_and(|g| g <= tol) {
+            if plan.gap.is_some_and(|g| g <= options.solver.mip_gap()) {
                 return Ok(proven_by_bound(plan, started));
             }
             warm = Some(plan);

@@ -324,6 +324,11 @@ fn unit_cost(p: &Problem, mode: &Mode, di: usize, zi: usize) -> f64 {
     }
 }
 
+/// How much of resource `res` one session slot of `s` takes: its instance's share per slot.
+fn need_per_slot(s: &crate::problem::ServiceData, res: &str) -> f64 {
+    s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance)
+}
+
 /// A row ready for the model: (scaled right-hand side, scale, terms).
 type ScaledRow = (f64, f64, Vec<(Var, f64)>);
 
@@ -335,7 +340,7 @@ fn shared_row(p: &Problem, res: &str, cap: f64, per_service: &BTreeMap<usize, Ve
     let mut potential = 0.0;
     for (&si, srow) in per_service {
         let s = &p.services[si];
-        let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+        let per_slot = need_per_slot(s, res);
         if per_slot > 0.0 {
             for &(c, slots) in srow {
                 row.push((c, per_slot * slots));
@@ -927,7 +932,7 @@ impl<'a> Pricer<'a> {
         for (&t, list) in &lp.rows.shared {
             for (res, r, scale) in list {
                 for (si, s) in p.services.iter().enumerate() {
-                    let need = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+                    let need = need_per_slot(s, res);
                     per_slot[si * zones + t] += dual(*r) * need * scale;
                 }
             }
@@ -1125,7 +1130,7 @@ fn add_columns(
             rows.push((r, d.slots));
         }
         for (res, r, scale) in lp.rows.shared.get(&t).into_iter().flatten() {
-            let per_slot = s.instance_resources.get(res) as f64 / f64::from(s.slots_per_instance);
+            let per_slot = need_per_slot(s, res);
             rows.push((*r, per_slot * d.slots * scale));
         }
         columns.push(rows);

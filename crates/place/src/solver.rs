@@ -79,6 +79,18 @@ impl Default for SolverOptions {
     }
 }
 
+impl SolverOptions {
+    /// The relative MIP gap HiGHS is given: `mip_rel_gap`, or 1e-4 when that is negative or
+    /// not a number.
+    pub fn mip_gap(&self) -> f64 {
+        if self.mip_rel_gap.is_finite() && self.mip_rel_gap >= 0.0 {
+            self.mip_rel_gap
+        } else {
+            1e-4
+        }
+    }
+}
+
 /// How a solve ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -232,7 +244,7 @@ impl LpSession {
             .ok_or_else(|| PlaceError::Solver { detail: "the HiGHS model was lost after a failed solve".into() })
     }
     fn col(&self, v: Var) -> Result<highs_sys::HighsInt, PlaceError> {
-        // Columns are numbered in the order they were added, by the builder or `add_var`.
+        // Columns are numbered in the order they were added, by the builder or `add_vars`.
         (v.0 < self.columns)
             .then(|| highs_sys::HighsInt::try_from(v.0).ok())
             .flatten()
@@ -292,53 +304,31 @@ impl LpSession {
         // SAFETY: as in `set_cost`.
         highs_status(unsafe { highs_sys::Highs_zeroAllClocks(model.as_mut_ptr()) }, "reset its clock")
     }
-    /// Adds a continuous column with coefficients in existing rows (by row index), keeping
-    /// the model's basis, so the next solve starts warm (column generation). The `highs`
-    /// crate offers this only for rows it handed out itself, hence the C call.
-    #[allow(unsafe_code)]
-    pub fn add_var(&mut self, lower: f64, upper: f64, cost: f64, rows: &[(usize, f64)]) -> Result<Var, PlaceError> {
-        let (index, value) = sparse(rows.iter().map(|&(r, c)| (r, c)))?;
-        let model = self.model()?;
-        // SAFETY: the pointer is the live HiGHS instance owned by `model`; the index and value
-        // arrays hold `index.len()` entries and outlive the call, which copies them.
-        let status = unsafe {
-            highs_sys::Highs_addCol(
-                model.as_mut_ptr(),
-                cost,
-                lower,
-                upper,
-                index.len() as highs_sys::HighsInt,
-                index.as_ptr(),
-                value.as_ptr(),
-            )
-        };
-        highs_status(status, "add a column")?;
-        let n = self.num_model_cols()?;
-        self.columns += 1;
-        Ok(Var(n - 1))
-    }
     /// Adds continuous columns `[0, upper]` with objective 0 and the given coefficients in
-    /// existing rows, in one call (cheaper than one [`Self::add_var`] each), keeping the
-    /// basis; returns them in order.
+    /// existing rows (by row index), in one call, keeping the model's basis, so the next
+    /// solve starts warm (column generation); returns them in order. The `highs` crate offers
+    /// this only for rows it handed out itself, hence the C call.
     #[allow(unsafe_code)]
     pub fn add_vars(&mut self, upper: f64, columns: &[Vec<(usize, f64)>]) -> Result<Vec<Var>, PlaceError> {
         if columns.is_empty() {
             return Ok(Vec::new());
         }
         let n = columns.len();
-        let too_big = || PlaceError::Solver { detail: "too many columns or coefficients for HiGHS".into() };
+        let too_big = |what: &str, count: usize| PlaceError::Solver {
+            detail: format!("cannot add {n} columns: {count} {what} are beyond HiGHS's index range"),
+        };
         let mut starts = Vec::with_capacity(n);
         let mut index = Vec::new();
         let mut value = Vec::new();
         for rows in columns {
-            starts.push(highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big())?);
+            starts.push(highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big("coefficients", index.len()))?);
             let (i, v) = sparse(rows.iter().copied())?;
             index.extend(i);
             value.extend(v);
         }
         let (costs, lower, uppers) = (vec![0.0; n], vec![0.0; n], vec![upper; n]);
-        let count = highs_sys::HighsInt::try_from(n).map_err(|_| too_big())?;
-        let nz = highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big())?;
+        let count = highs_sys::HighsInt::try_from(n).map_err(|_| too_big("columns", n))?;
+        let nz = highs_sys::HighsInt::try_from(index.len()).map_err(|_| too_big("coefficients", index.len()))?;
         let model = self.model()?;
         // SAFETY: the pointer is the live HiGHS instance owned by `model`; the cost and bound
         // arrays hold `n` entries, `starts` `n` ascending offsets into `index`/`value`, which
@@ -366,7 +356,8 @@ impl LpSession {
     pub fn add_row(&mut self, lower: f64, upper: f64, terms: &[(Var, f64)]) -> Result<usize, PlaceError> {
         let (index, value) = sparse(terms.iter().map(|&(v, c)| (v.0, c)))?;
         let model = self.model()?;
-        // SAFETY: as in `add_var`.
+        // SAFETY: the pointer is the live HiGHS instance owned by `model`; the index and value
+        // arrays hold `index.len()` entries and outlive the call, which copies them.
         let status = unsafe {
             highs_sys::Highs_addRow(
                 model.as_mut_ptr(),
@@ -603,9 +594,7 @@ fn apply_options(model: &mut highs::Model, integer: bool, options: &SolverOption
         check("presolve", model.try_set_option("presolve", "off").is_ok());
     }
     let method = if integer {
-        let gap =
-            if options.mip_rel_gap.is_finite() && options.mip_rel_gap >= 0.0 { options.mip_rel_gap } else { 1e-4 };
-        check("mip_rel_gap", model.try_set_option("mip_rel_gap", gap).is_ok());
+        check("mip_rel_gap", model.try_set_option("mip_rel_gap", options.mip_gap()).is_ok());
         "branch-and-cut".to_string()
     } else {
         let ipm = match options.lp_method {

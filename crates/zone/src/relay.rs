@@ -288,16 +288,26 @@ mod zero_copy {
     /// Bytes asked for per splice: the default pipe capacity (16 pages).
     const CHUNK: usize = 1 << 16;
 
+    /// A pipe for `splice(2)`: non-blocking for this task's relay, blocking for the relay
+    /// threads ([`super::threads`]).
     pub struct Pipe {
-        read: OwnedFd,
-        write: OwnedFd,
+        pub(in crate::relay) read: OwnedFd,
+        pub(in crate::relay) write: OwnedFd,
     }
 
     impl Pipe {
         pub fn new() -> io::Result<Pipe> {
+            Pipe::with_flags(libc::O_NONBLOCK)
+        }
+
+        pub(in crate::relay) fn blocking() -> io::Result<Pipe> {
+            Pipe::with_flags(0)
+        }
+
+        fn with_flags(flags: libc::c_int) -> io::Result<Pipe> {
             let mut fds = [0 as libc::c_int; 2];
             // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), flags | libc::O_CLOEXEC) } < 0 {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
@@ -306,17 +316,16 @@ mod zero_copy {
     }
 
     fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+        splice_with(from, to, len, libc::SPLICE_F_NONBLOCK)
+    }
+
+    /// `splice(2)` of up to `len` bytes between two descriptors, one of them a pipe, with
+    /// `flags` besides `SPLICE_F_MOVE`.
+    pub(in crate::relay) fn splice_with(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
         // SAFETY: a plain system call on descriptors the caller keeps open; null offsets
         // because neither end is a file.
         let n = unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
+            libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | flags)
         };
         if n < 0 {
             Err(io::Error::last_os_error())

@@ -15,7 +15,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let mooc = read_data(&args.data, "geo-video/mooc.out")?;
     let ec2_prices = read_data(&args.data, "geo-video/ec2_price.out")?;
     let data = GeoVideoData { dc_nodes: &dc_nodes, mooc: &mooc, ec2_prices: &ec2_prices };
-    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
     if args.fusion_speed {
         return fusion_speed(args, data);
     }
@@ -42,7 +41,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
 /// The MOOC scenario the arguments ask for (regions, zones, capacity factor), its notes printed.
 fn mooc_scenario(args: &Args, data: GeoVideoData) -> Result<zonal_place::problem::Problem, Failure> {
-    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
     let scenario =
         MoocScenario { regions: args.regions, zones: args.zones, seed: 1, capacity_factor: args.capacity_factor };
     let b = mooc_bundle(data, &scenario).map_err(fail)?;
@@ -53,7 +51,6 @@ fn mooc_scenario(args: &Args, data: GeoVideoData) -> Result<zonal_place::problem
 }
 
 fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
-    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
     let p = mooc_scenario(args, data)?;
     let base = paper_options(args.solver());
     let bar = Bar::new();
@@ -79,7 +76,6 @@ fn reproduce(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
 
 /// `--fusion-speed`: the curve by one warm session against separate and reference solves.
 fn fusion_speed(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
-    let fail = |e: zonal_bench::BenchError| Failure::new(1, e.to_string());
     let p = mooc_scenario(args, data)?;
     let base = paper_options(args.solver());
     let bar = Bar::new();
@@ -88,4 +84,9 @@ fn fusion_speed(args: &Args, data: GeoVideoData) -> Result<(), Failure> {
     drop(bar);
     let csv = write(&args.out, "fusion-speed.csv", &to_csv(&records))?;
     finish(args, &[speed_summary(&records)], &[csv])
+}
+
+/// A benchmark error as the command's failure.
+fn fail(e: zonal_bench::BenchError) -> Failure {
+    Failure::new(1, e.to_string())
 }

@@ -83,9 +83,8 @@
 //!   lightest candidate of each uncovered component; after 2,000 node expansions it reports
 //!   the least open node bound instead. The weighted objective adds the two, weighted. The LP
 //!   is only solved when this bound leaves a gap, so chains it proves optimal make no solver
-//!   call. [`chain_lower_bound`] gives the combinatorial bound alone; the exact method
-//!   ([`crate::chain::place_chain_with`]) uses it to prove the heuristic's plan optimal
-//!   without HiGHS.
+//!   call. The exact method ([`crate::chain::place_chain_with`]) runs the heuristic with this
+//!   bound alone and returns its plan, proven optimal without HiGHS, when the gap closes.
 
 //! # Module map
 //!
@@ -290,8 +289,9 @@ impl<'p> ChainHeuristic<'p> {
 
 /// The combinatorial lower bound (see the module docs, # Bound) of the chain ILP's optimum for
 /// `request` against `residual`, not capped by any plan's objective, and what it is made of.
-/// No solver call.
-pub fn chain_lower_bound(
+/// No solver call. For the tests, which check the bound alone against brute force.
+#[cfg(test)]
+pub(crate) fn chain_lower_bound(
     problem: &Problem,
     request: &ChainRequest,
     residual: &Residual,

@@ -45,40 +45,16 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch { buf: vec![0u8; BUF], pipe: Pipe::new().ok() }
+        Scratch { buf: vec![0u8; BUF], pipe: Pipe::blocking().ok() }
     }
 }
 
 /// A blocking pipe for `splice(2)`.
-pub(crate) struct Pipe {
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
-}
+pub(crate) use super::zero_copy::Pipe;
 
-impl Pipe {
-    fn new() -> io::Result<Pipe> {
-        use std::os::fd::FromRawFd;
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 succeeded, so both descriptors are new and owned by nobody else.
-        Ok(unsafe {
-            Pipe { read: std::os::fd::OwnedFd::from_raw_fd(fds[0]), write: std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
-        })
-    }
-}
-
+/// Blocking `splice(2)`.
 fn splice(from: std::os::fd::RawFd, to: std::os::fd::RawFd, len: usize) -> io::Result<usize> {
-    // SAFETY: a plain system call on descriptors the caller keeps open; null offsets because
-    // neither end is a file.
-    let n = unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    super::zero_copy::splice_with(from, to, len, 0)
 }
 
 /// [`one_way`] by `splice(2)` through `pipe` (blocking): the bytes stay in the kernel. The
@@ -117,7 +93,7 @@ fn forward(src: &TcpStream, dst: &TcpStream, scratch: &mut Scratch) {
             if let Some(p) = pipe {
                 if one_way_splice(src, dst, p).is_err() {
                     // It may hold bytes of this session: the next session gets a new one.
-                    *pipe = Pipe::new().ok();
+                    *pipe = Pipe::blocking().ok();
                 }
             }
         }
@@ -641,7 +617,7 @@ mod tests {
             dst_app.read_to_end(&mut got).unwrap();
             got
         });
-        let pipe = Pipe::new().unwrap();
+        let pipe = Pipe::blocking().unwrap();
         // The sender's end of stream ends the transfer (its socket is closed when it returns).
         let moved = one_way_splice(&src, &dst, &pipe).unwrap();
         sender.join().unwrap();
