@@ -261,7 +261,11 @@ fn zonal_up_tls_serves_every_daemon_over_https_and_every_client_verifies() {
         "{described}"
     );
     // A real session through the zone's gateway.
-    let r = json_of(&up.zonal(&["resolve", "web", "--from", "50.0,4.0", "-o", "json"]));
+    // The instance can run before the zone's next heartbeat reports it; resolve says "retry".
+    let r = wait_for("a resolution", Duration::from_secs(30), || {
+        let (ok, text, _) = up.try_zonal(&["resolve", "web", "--from", "50.0,4.0", "-o", "json"]);
+        ok.then(|| json_of(&text))
+    });
     let endpoint = r["endpoint"].as_str().expect("endpoint").to_string();
     let stream = std::net::TcpStream::connect(&endpoint).expect("connect to the gateway");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");

@@ -75,11 +75,15 @@ impl Instances {
         let mut out = Instances::default();
         let mut batch = Batch::new();
         for (id, mut rec) in store.list::<InstanceRecord>(T_INSTANCES, "")? {
-            if rec.pid.is_none() && rec.state != InstanceState::Failed {
+            // A record is written before its process starts and again with the pid once it
+            // has (a restart too: a failed record may own a process whose pid was not yet
+            // written when the manager was killed). The process carries the token.
+            if rec.pid.is_none() {
                 if let Some((pid, start)) = crate::process::find_by_token(&rec.token) {
                     tracing::info!(instance = id, pid, "found the process of an instance whose pid was not recorded");
                     rec.pid = Some(pid);
                     rec.start_time = start;
+                    rec.restart_at_ms = None;
                 }
             }
             if let Some(pid) = rec.pid {
@@ -359,6 +363,58 @@ impl ZoneCore {
 mod tests {
     use super::*;
     use crate::core::testing::{status, zone, WEB};
+
+    /// A restart writes the record (failed, no pid) before it starts the process and the pid
+    /// after: a zone killed between the two must still find the process at its next start,
+    /// or the process runs on unknown, holding the instance's ports, and every restart fails.
+    #[test]
+    fn a_failed_record_whose_restart_started_a_process_adopts_it() {
+        use std::os::unix::process::CommandExt;
+        let store = zonal_store::MemStore::new();
+        let token = zonal_proto::secret();
+        let rec = InstanceRecord {
+            id: "web-web-abc123".into(),
+            service: "web".into(),
+            component: "web".into(),
+            host: "h".into(),
+            token: token.clone(),
+            admin_token: String::new(),
+            pid: None,
+            start_time: 0,
+            ports: Vec::new(),
+            workdir: PathBuf::from("/nonexistent/web-web-abc123"),
+            log: PathBuf::from("/nonexistent/web-web-abc123.log"),
+            state: InstanceState::Failed,
+            restarts: 1,
+            started_ms: Some(1),
+            restart_at_ms: Some(2),
+            last_exit: Some("killed by signal 9".into()),
+            resources: Resources::default(),
+        };
+        store.put(T_INSTANCES, &rec.id, &rec).expect("put");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(zonal_proto::env::ZONAL_INSTANCE_TOKEN, &token)
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let adaptor = crate::process::ProcessAdaptor::new("z-test", PathBuf::from("/bin/false"));
+        let loaded = Instances::load(&store, &adaptor);
+        let _ = child.kill();
+        let _ = child.wait();
+        let loaded = loaded.expect("load");
+        let got = &loaded.records[&rec.id];
+        assert_eq!((got.pid, got.state, got.restart_at_ms), (Some(child.id()), InstanceState::Running, None));
+        let stored: InstanceRecord = store.get(T_INSTANCES, &rec.id).expect("get").expect("stored");
+        assert_eq!(stored.pid, Some(child.id()), "the adoption is written back");
+
+        // With no such process the record stays failed: its restart is still due.
+        let none = InstanceRecord { token: zonal_proto::secret(), ..rec };
+        store.put(T_INSTANCES, &none.id, &none).expect("put");
+        let loaded = Instances::load(&store, &adaptor).expect("load");
+        let got = &loaded.records[&none.id];
+        assert_eq!((got.pid, got.state, got.restart_at_ms), (None, InstanceState::Failed, Some(2)));
+    }
 
     #[test]
     fn instances_speak_only_for_themselves() {

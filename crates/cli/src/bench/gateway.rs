@@ -244,28 +244,36 @@ fn start_stack(exe: &Path, descriptor: &Path, dir: &Path, core: Option<usize>) -
         .spawn()
         .map_err(|e| Failure::new(1, format!("cannot start {} up: {e}", exe.display())))?;
     let up = Guard { child, label: "zonal up" };
+    // The instances can run before the zone's next heartbeat tells the domain so; until then
+    // `zonal resolve` answers "being deployed, retry", which is what a client does here.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (ports, slots) = loop {
+    let (ports, slots, gateway) = loop {
         let seen = if context.is_file() {
-            zonal_json(exe, &context, &["get", "instances", "-o", "json"])
+            zonal_json(exe, &context, &["get", "instances", "-o", "json"]).and_then(|instances| {
+                let (ports, slots) =
+                    echo_backends(&instances).ok_or("the two echo instances are not running with slots")?;
+                let resolved =
+                    zonal_json(exe, &context, &["resolve", "echo", "--region", "frankfurt-core", "-o", "json"])?;
+                let gateway: SocketAddr = resolved["endpoints"]["echo"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("zonal resolve echo: no endpoint host:port in {resolved}"))?;
+                Ok((ports, slots, gateway))
+            })
         } else {
             Err("no context file yet".into())
         };
-        if let Some(found) = seen.as_ref().ok().and_then(echo_backends) {
-            break found;
+        match seen {
+            Ok(found) => break found,
+            Err(why) if Instant::now() >= deadline => {
+                return Err(Failure::new(
+                    1,
+                    format!("echo not resolvable after 60 s: {why} (see {})", up_log.display()),
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
-        if Instant::now() >= deadline {
-            let why = seen.err().unwrap_or_else(|| "the two echo instances are not running with slots".into());
-            return Err(Failure::new(1, format!("echo back ends not up after 60 s: {why} (see {})", up_log.display())));
-        }
-        std::thread::sleep(Duration::from_millis(100));
     };
-    let resolved = zonal_json(exe, &context, &["resolve", "echo", "--region", "frankfurt-core", "-o", "json"])
-        .map_err(|e| Failure::new(1, e))?;
-    let gateway: SocketAddr = resolved["endpoints"]["echo"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Failure::new(1, format!("zonal resolve echo: no endpoint host:port in {resolved}")))?;
     let direct = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
     Ok(Stack { _up: up, direct, slots, gateway })
 }

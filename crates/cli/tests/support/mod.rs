@@ -295,19 +295,32 @@ impl Harness {
         processes_under(&self.path().join("zones"))
     }
 
+    /// Waits up to 5 s for every process started by this test to be gone; what is still
+    /// there then, each with its command line and working directory.
+    pub fn leftovers(&self) -> Vec<String> {
+        let dir = self.path();
+        for _ in 0..200 {
+            if processes_under(&dir).is_empty() {
+                return Vec::new();
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        processes_under(&dir)
+            .into_iter()
+            .map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+                    .unwrap_or_default();
+                let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+                format!("pid {pid} ({cmdline}) in {}", cwd.display())
+            })
+            .collect()
+    }
+
     /// Waits until no process started by this test is left.
     pub fn assert_no_leftovers(&self) {
-        let dir = self.path();
-        let left = (0..200)
-            .map(|_| {
-                let p = processes_under(&dir);
-                if !p.is_empty() {
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                p
-            })
-            .find(|p| p.is_empty());
-        assert!(left.is_some(), "processes left behind: {:?}", processes_under(&dir));
+        let left = self.leftovers();
+        assert!(left.is_empty(), "processes left behind: {left:?}");
     }
 }
 
