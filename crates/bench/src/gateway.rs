@@ -69,6 +69,10 @@ pub struct Round {
     /// Session opens (connect → greeting → one echo): p50 and p99 in µs (0 without opens).
     pub open_p50: f64,
     pub open_p99: f64,
+    /// CPU time of the whole machine (every core, every process: client, proxy, back ends)
+    /// while the round trips ran, per round trip, in µs; from `/proc/stat`, whose 10 ms ticks
+    /// make it coarse for a short round (0 where `/proc/stat` cannot be read).
+    pub cpu_us: f64,
 }
 
 impl Round {
@@ -79,6 +83,25 @@ impl Round {
             0.0
         }
     }
+}
+
+/// CPU time spent by the whole machine so far (every state but idle and I/O wait), in
+/// seconds, from the first line of `/proc/stat` (ticks of 1/100 s, Linux's fixed USER_HZ).
+fn machine_busy_secs() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_secs_of(text.lines().next()?)
+}
+
+/// [`machine_busy_secs`] of a `/proc/stat` `cpu` line: user nice system idle iowait irq
+/// softirq steal ….
+fn busy_secs_of(line: &str) -> Option<f64> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal] = ticks.as_slice() else { return None };
+    Some((user + nice + system + irq + softirq + steal) as f64 / 100.0)
 }
 
 /// The value at quantile `q` of sorted samples (nearest rank).
@@ -192,11 +215,15 @@ pub fn round(path: &Path, number: usize, cfg: &Config) -> Result<Round, BenchErr
             })
             .collect();
         start.wait();
+        let busy0 = machine_busy_secs();
         let t0 = Instant::now();
         let results: Vec<Result<Vec<u64>, String>> =
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into()))).collect();
-        (results, t0.elapsed().as_secs_f64())
+        let secs = t0.elapsed().as_secs_f64();
+        let busy = busy0.zip(machine_busy_secs()).map_or(0.0, |(a, b)| (b - a).max(0.0));
+        (results, (secs, busy))
     });
+    let (secs, busy) = secs;
     let mut all = Vec::with_capacity(cfg.conc * cfg.round_trips);
     for r in samples {
         all.extend(r.map_err(|e| BenchError::new(format!("gateway round {number} on {}: {e}", path.name)))?);
@@ -215,6 +242,7 @@ pub fn round(path: &Path, number: usize, cfg: &Config) -> Result<Round, BenchErr
         secs,
         open_p50: us(quantile(&opens, 0.50)),
         open_p99: us(quantile(&opens, 0.99)),
+        cpu_us: busy * 1e6 / all.len() as f64,
     })
 }
 
@@ -350,8 +378,8 @@ pub fn spread(values: &[f64]) -> (f64, f64, f64) {
 }
 
 /// The figures named by a statistic: round trips `min`, `p50`, `p90`, `p99`, `max`, `rt/s`;
-/// session opens `open p50`, `open p99`.
-pub const STATS: [&str; 8] = ["min", "p50", "p90", "p99", "max", "rt/s", "open p50", "open p99"];
+/// session opens `open p50`, `open p99`; the machine's CPU µs per round trip `cpu/rt`.
+pub const STATS: [&str; 9] = ["min", "p50", "p90", "p99", "max", "rt/s", "open p50", "open p99", "cpu/rt"];
 
 fn stat(r: &Round, name: &str) -> f64 {
     match name {
@@ -362,6 +390,7 @@ fn stat(r: &Round, name: &str) -> f64 {
         "max" => r.max,
         "open p50" => r.open_p50,
         "open p99" => r.open_p99,
+        "cpu/rt" => r.cpu_us,
         _ => r.per_second(),
     }
 }
@@ -448,6 +477,7 @@ mod tests {
         assert!(r.min > 0.0 && r.min <= r.p50 && r.p50 <= r.p90 && r.p90 <= r.p99 && r.p99 <= r.max);
         assert!(r.per_second() > 0.0);
         assert!(r.open_p50 > 0.0 && r.open_p50 <= r.open_p99);
+        assert!(r.cpu_us >= 0.0 && r.cpu_us.is_finite());
     }
 
     #[test]
@@ -502,6 +532,7 @@ mod tests {
             secs: 1.0,
             open_p50: 0.0,
             open_p99: 0.0,
+            cpu_us: 1.0,
         };
         let rounds = vec![mk("direct", 1, 20.0), mk("gateway", 1, 30.0), mk("direct", 2, 40.0), mk("gateway", 2, 45.0)];
         let a = added(&rounds, "gateway", "direct");
@@ -510,5 +541,15 @@ mod tests {
         assert_eq!(spread(&[3.0, 1.0, 2.0]), (1.0, 2.0, 3.0));
         assert_eq!(quantile(&[1, 2, 3, 4], 0.5), 2);
         assert_eq!(quantile(&[1, 2, 3, 4], 0.99), 4);
+        assert_eq!(a[8], ("cpu/rt", (0.0, 0.0, 0.0)));
+    }
+
+    #[test]
+    fn busy_time_counts_every_state_but_idle_and_io_wait() {
+        let busy = busy_secs_of("cpu  100 20 30 5000 70 4 6 10 0 0").expect("a cpu line");
+        assert!((busy - 1.70).abs() < 1e-9, "{busy}");
+        assert_eq!(busy_secs_of("cpu0 1 2 3 4 5 6 7 8"), None, "a per-core line");
+        assert_eq!(busy_secs_of("cpu  1 2 3"), None, "too few fields");
+        assert_eq!(busy_secs_of("cpu  1 x 3 4 5 6 7 8"), None, "not a number");
     }
 }

@@ -119,6 +119,20 @@ pub struct SlotArgs {
     /// Least time between two scale-ins.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub scale_in_cooldown: Duration,
+    /// How long the gateway's relay polls a session for its next message before it sleeps
+    /// (e.g. 50us; 0 never polls): less added latency per message for up to this much CPU
+    /// per message and direction. At most 10ms.
+    #[arg(long, default_value = "50us", value_parser = parse_gateway_poll)]
+    pub gateway_poll: Duration,
+}
+
+/// `--gateway-poll`: a duration of at most 10 ms (longer polls only burn CPU).
+pub(crate) fn parse_gateway_poll(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > Duration::from_millis(10) {
+        return Err(format!("{text} is longer than the 10ms a relay may poll"));
+    }
+    Ok(d)
 }
 
 impl SlotArgs {
@@ -132,6 +146,7 @@ impl SlotArgs {
             hysteresis: self.scale_hysteresis,
             cooldown_out: self.scale_out_cooldown,
             cooldown_in: self.scale_in_cooldown,
+            gateway_poll: self.gateway_poll,
         }
     }
 
@@ -151,6 +166,8 @@ impl SlotArgs {
             format!("{}ms", self.scale_out_cooldown.as_millis()),
             "--scale-in-cooldown".into(),
             format!("{}ms", self.scale_in_cooldown.as_millis()),
+            "--gateway-poll".into(),
+            format!("{}us", self.gateway_poll.as_micros()),
         ]
     }
 }
@@ -275,4 +292,36 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }))
     .map_err(|e| Failure::new(1, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_poll_is_a_duration_of_at_most_ten_milliseconds() {
+        assert_eq!(parse_gateway_poll("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_gateway_poll("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_gateway_poll("10ms"), Ok(Duration::from_millis(10)));
+        let long = parse_gateway_poll("11ms").expect_err("too long");
+        assert!(long.contains("11ms") && long.contains("10ms"), "{long}");
+        assert!(parse_gateway_poll("fast").is_err());
+    }
+
+    #[test]
+    fn zonal_up_hands_the_gateway_poll_to_its_zones() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            slots: SlotArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(["zonal", "--gateway-poll", "120us"]).expect("flags");
+        assert_eq!(cli.slots.settings().gateway_poll, Duration::from_micros(120));
+        let args = cli.slots.to_args();
+        let again = <Cli as clap::Parser>::try_parse_from(std::iter::once("zonal".to_string()).chain(args))
+            .expect("the flags zonal up passes on");
+        assert_eq!(again.slots.settings(), cli.slots.settings());
+        let default = <Cli as clap::Parser>::try_parse_from(["zonal"]).expect("no flags");
+        assert_eq!(default.slots.settings().gateway_poll, SlotSettings::default().gateway_poll);
+    }
 }

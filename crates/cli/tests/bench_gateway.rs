@@ -1,5 +1,5 @@
-//! End to end: `zonal bench --suite gateway --bare-relay` through the real binary starts its
-//! own `zonal up` of examples/echo-bench.yaml, measures the direct, gateway and bare-relay
+//! End to end: `zonal bench --suite gateway --bare-relay --gateway-poll 20us` through the real
+//! binary starts its own `zonal up` of examples/echo-bench.yaml (its zone's relay polling), measures the direct, gateway and bare-relay
 //! paths in interleaved rounds, writes gateway.csv and the summary, and leaves no process or
 //! directory behind. A peer other than haproxy is refused before anything starts. (haproxy
 //! itself is not required here: CI machines need not have it; `--peer haproxy` is exercised
@@ -14,7 +14,7 @@ fn bench_gateway_measures_direct_and_gateway_in_interleaved_rounds_and_cleans_up
     let out_dir = tempfile::tempdir().unwrap();
     let child = Command::new(support::ZONAL)
         .args(["bench", "--suite", "gateway", "--rounds", "2", "--round-trips", "50", "--opens", "3", "--conc", "2"])
-        .arg("--bare-relay")
+        .args(["--bare-relay", "--gateway-poll", "20us"])
         .arg("--examples")
         .arg(support::repo_root().join("examples"))
         .arg("--out")
@@ -43,7 +43,11 @@ fn bench_gateway_measures_direct_and_gateway_in_interleaved_rounds_and_cleans_up
         let p50: f64 = f[3].parse().expect("p50");
         let open: f64 = f[10].parse().expect("open p50");
         assert!(p50 > 0.0 && open > 0.0, "{l}");
+        let cpu: f64 = f[12].parse().expect("cpu per round trip");
+        assert!(cpu >= 0.0 && cpu.is_finite(), "{l}");
     }
+    assert!(lines[0].ends_with(",cpu_us_per_round_trip"), "{csv}");
+    assert!(stdout.contains("polls for 20 µs (--gateway-poll)") && stdout.contains("cpu/rt"), "{stdout}");
     assert!(stdout.contains("gateway − direct"), "{stdout}");
     assert!(stdout.contains("gateway − bare-relay"), "{stdout}");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -91,6 +91,9 @@ pub struct SlotSettings {
     /// Least time between two scale-outs, and between two scale-ins.
     pub cooldown_out: Duration,
     pub cooldown_in: Duration,
+    /// How long a relay thread polls a session's socket for its next message before it
+    /// blocks (0: never polls): lower added latency for CPU (see `relay::threads`).
+    pub gateway_poll: Duration,
 }
 
 impl Default for SlotSettings {
@@ -100,6 +103,7 @@ impl Default for SlotSettings {
             hysteresis: 5,
             cooldown_out: Duration::from_secs(1),
             cooldown_in: Duration::from_secs(10),
+            gateway_poll: Duration::from_micros(50),
         }
     }
 }

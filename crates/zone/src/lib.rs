@@ -146,6 +146,8 @@ pub async fn serve_with(
         isolation: opts.isolation.clone(),
     };
     let core = ZoneCore::open(settings, store, adaptor).map_err(|e| e.to_string())?;
+    // The relay threads are the process's: one zone per process.
+    relay::set_poll(opts.slots.gateway_poll);
     if let Some(token) = &opts.token {
         core.set_own_token(token.trim());
     }

@@ -29,6 +29,12 @@ use crate::gateway::{GatewayKey, Route};
 
 mod threads;
 
+/// How long the gateway's relay threads poll a session before they block (`threads`'
+/// *Polling*); the process's setting, set once when its zone starts.
+pub(crate) fn set_poll(poll: Duration) {
+    threads::RELAYS.set_poll(poll);
+}
+
 /// How long a connection to an instance may take before the gateway tries another one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many instances a connection is tried on before it is refused.

@@ -218,8 +218,15 @@ fn log_file(p: &Path) -> Result<(std::fs::File, std::fs::File), Failure> {
 }
 
 /// Starts `exe up --apply descriptor` in `dir` (pinned to `core`), with `exe`'s directory
-/// first on PATH so its instances run the same build's `zonal workload`, and waits for it.
-fn start_stack(exe: &Path, descriptor: &Path, dir: &Path, core: Option<usize>) -> Result<Stack, Failure> {
+/// first on PATH so its instances run the same build's `zonal workload`, and `extra` after
+/// its own arguments, and waits for it.
+fn start_stack(
+    exe: &Path,
+    descriptor: &Path,
+    dir: &Path,
+    core: Option<usize>,
+    extra: &[&str],
+) -> Result<Stack, Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))?;
     let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let path_var = std::env::join_paths(
@@ -237,6 +244,7 @@ fn start_stack(exe: &Path, descriptor: &Path, dir: &Path, core: Option<usize>) -
         .arg(&context)
         .arg("--apply")
         .arg(descriptor)
+        .args(extra)
         .env("PATH", path_var)
         .stdin(Stdio::null())
         .stdout(out)
@@ -287,9 +295,11 @@ fn measure(
     descriptor: &Path,
     work: &Path,
 ) -> Result<(), Failure> {
-    let stack = start_stack(exe, descriptor, &work.join("current"), server_core)?;
+    let poll = args.gateway_poll.map(|p| format!("{}us", p.as_micros()));
+    let poll: Vec<&str> = poll.iter().flat_map(|p| ["--gateway-poll", p.as_str()]).collect();
+    let stack = start_stack(exe, descriptor, &work.join("current"), server_core, &poll)?;
     let reference = match &args.reference {
-        Some(r) => Some(start_stack(r, descriptor, &work.join("reference"), server_core)?),
+        Some(r) => Some(start_stack(r, descriptor, &work.join("reference"), server_core, &[])?),
         None => None,
     };
     let (direct, slots) = (stack.direct.clone(), stack.slots);
@@ -354,18 +364,23 @@ fn measure(
         (Some(c), Some(s)) => format!("client pinned to core {c}; zonal up (domain, zone, gateway, echo instances), haproxy and the bare relay's threads to core {s} (sched_setaffinity)"),
         _ => "one core: client and servers share it (no pinning)".into(),
     };
-    let summaries = summaries(&rounds, &paths, cfg, &pinning);
+    let polling = match args.gateway_poll {
+        Some(p) => format!("the gateway's relay polls for {} µs (--gateway-poll)", p.as_micros()),
+        None => "the gateway's relay polls for its build's default (zonal zone --gateway-poll)".into(),
+    };
+    let notes = [pinning, polling];
+    let summaries = summaries(&rounds, &paths, cfg, &notes);
     let _ = std::io::stdout().flush();
     finish(args, &summaries, &[csv])
 }
 
 fn csv_of(rounds: &[Round]) -> String {
     let mut s = String::from(
-        "round,path,min_us,p50_us,p90_us,p99_us,max_us,round_trips,secs,round_trips_per_s,open_p50_us,open_p99_us\n",
+        "round,path,min_us,p50_us,p90_us,p99_us,max_us,round_trips,secs,round_trips_per_s,open_p50_us,open_p99_us,cpu_us_per_round_trip\n",
     );
     for r in rounds {
         s.push_str(&format!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{:.4},{:.0},{:.2},{:.2}\n",
+            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{:.4},{:.0},{:.2},{:.2},{:.2}\n",
             r.round,
             r.path,
             r.min,
@@ -377,7 +392,8 @@ fn csv_of(rounds: &[Round]) -> String {
             r.secs,
             r.per_second(),
             r.open_p50,
-            r.open_p99
+            r.open_p99,
+            r.cpu_us
         ));
     }
     s
@@ -393,7 +409,7 @@ fn triple((lo, med, hi): (f64, f64, f64), ratio: bool) -> String {
     }
 }
 
-fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &str) -> Vec<Summary> {
+fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, setup: &[String]) -> Vec<Summary> {
     let headers: Vec<String> =
         std::iter::once("path".to_string()).chain(gateway::STATS.iter().map(|s| s.to_string())).collect();
     let per_path = Summary {
@@ -412,10 +428,15 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
                     .collect()
             })
             .collect(),
-        notes: vec![
-            pinning.to_string(),
-            "the direct row's spread across rounds is the measurement's noise floor".into(),
-        ],
+        notes: setup
+            .iter()
+            .cloned()
+            .chain([
+                "the direct row's spread across rounds is the measurement's noise floor".into(),
+                "cpu/rt: CPU time of the whole machine (all cores and processes) per round trip, from /proc/stat's 10 ms ticks"
+                    .into(),
+            ])
+            .collect(),
     };
     let added = Summary {
         title: "added over direct (the current build's echo instances) in the same round: latency µs (path − direct), rt/s as path / direct; \
@@ -463,13 +484,15 @@ fn summaries(rounds: &[Round], paths: &[gateway::Path], cfg: &Config, pinning: &
         }
     }
     if cfg.opens == 0 {
-        // No session opens were timed: drop their two (last) columns.
+        // No session opens were timed: drop their columns.
         for sum in &mut out {
-            let keep = sum.headers.len().saturating_sub(2);
-            sum.headers.truncate(keep);
-            for row in &mut sum.rows {
-                row.truncate(keep);
-            }
+            let keep: Vec<bool> = sum.headers.iter().map(|h| !h.starts_with("open ")).collect();
+            let drop_opens = |row: &mut Vec<String>| {
+                let mut k = keep.iter();
+                row.retain(|_| k.next().copied().unwrap_or(true));
+            };
+            drop_opens(&mut sum.headers);
+            sum.rows.iter_mut().for_each(drop_opens);
         }
     }
     out

@@ -191,6 +191,11 @@ pub struct Args {
     /// user-space relay on this machine, against which the gateway's own work shows.
     #[arg(long)]
     pub bare_relay: bool,
+    /// gateway: `zonal up --gateway-poll` of the current build's stack (not the reference's,
+    /// which keeps its own default): e.g. 50us, to weigh polling against the reference build
+    /// as gateway-ref in the same rounds.
+    #[arg(long, value_name = "DURATION", value_parser = crate::zone::parse_gateway_poll)]
+    pub gateway_poll: Option<std::time::Duration>,
     /// gateway: sequential session opens per round and path (connect, greeting, one echo).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub opens: usize,

@@ -10,6 +10,15 @@
 //! threads is bounded by the open sessions (two each), which the gateway's session slots
 //! bound.
 //!
+//! **Polling** (`zonal zone --gateway-poll`, [`Relays::set_poll`]): before a thread blocks in
+//! `recv`, it tries again without blocking, yielding its core between tries, for up to the
+//! poll time since its last message. On a request/response session the next message usually
+//! comes within that time, so the thread takes it without sleeping and the core does not
+//! halt between the messages: on a VM a halted vCPU's wake-up is most of what a hop costs
+//! (docs/benchmarks.md). The price is CPU: up to the poll time per message and direction,
+//! taken from whatever else could run on the core only when nothing else wants it (the
+//! yield). A session silent for longer than the poll time costs nothing more.
+//!
 //! How a session ends is [`relay`]'s: the client's end of stream (or an error on that
 //! direction) only half-closes towards the instance; the instance's end of stream (or an
 //! error) half-closes towards the client and ends the session at once, waking the other
@@ -85,9 +94,9 @@ pub(crate) fn one_way_splice(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> i
 /// returns less than [`SPLICE_FROM`] bytes (small messages: one `recv` and one `send`
 /// each); after a larger read (large messages, a bulk transfer), by `splice(2)` through
 /// the thread's pipe, so the rest of the stream does not enter user space.
-fn forward(src: &TcpStream, dst: &TcpStream, scratch: &mut Scratch) {
+fn forward(src: &TcpStream, dst: &TcpStream, scratch: &mut Scratch, poll: Duration) {
     let Scratch { buf, pipe } = scratch;
-    match one_way(src, dst, buf, pipe.is_some()) {
+    match one_way(src, dst, buf, pipe.is_some(), poll) {
         Ok(Some(_)) | Err(_) => {}
         Ok(None) => {
             if let Some(p) = pipe {
@@ -107,6 +116,8 @@ pub(crate) struct Relays {
     threaded: std::sync::atomic::AtomicUsize,
     /// 0: one per core.
     max: usize,
+    /// How long a thread polls its socket before it blocks, in µs (0: it blocks at once).
+    poll_us: std::sync::atomic::AtomicU64,
 }
 
 /// The gateway's relays.
@@ -114,7 +125,23 @@ pub(crate) static RELAYS: Relays = Relays::new(IDLE_FOR, 0);
 
 impl Relays {
     pub(crate) const fn new(idle_for: Duration, max: usize) -> Relays {
-        Relays { pool: Pool::new(idle_for), threaded: std::sync::atomic::AtomicUsize::new(0), max }
+        Relays {
+            pool: Pool::new(idle_for),
+            threaded: std::sync::atomic::AtomicUsize::new(0),
+            max,
+            poll_us: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How long a relay thread polls its socket for the next message before it blocks (the
+    /// module's *Polling*); sessions started afterwards use it.
+    pub(crate) fn set_poll(&self, poll: Duration) {
+        let us = u64::try_from(poll.as_micros()).unwrap_or(u64::MAX);
+        self.poll_us.store(us, Ordering::Relaxed);
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_micros(self.poll_us.load(Ordering::Relaxed))
     }
 
     fn max(&self) -> usize {
@@ -247,17 +274,24 @@ impl Session {
 }
 
 /// Moves everything `src` sends to `dst` until `src` ends (`Ok(Some(total))`) or either
-/// fails, through `buf`; with `until_large`, stops after forwarding a read of at least
-/// [`SPLICE_FROM`] bytes (`Ok(None)`).
+/// fails, through `buf`, polling `src` for `poll` before each blocking read; with
+/// `until_large`, stops after forwarding a read of at least [`SPLICE_FROM`] bytes
+/// (`Ok(None)`).
 pub(crate) fn one_way(
     mut src: &TcpStream,
     mut dst: &TcpStream,
     buf: &mut [u8],
     until_large: bool,
+    poll: Duration,
 ) -> io::Result<Option<u64>> {
     let mut total = 0u64;
     loop {
-        let n = match src.read(buf) {
+        let polled = if poll.is_zero() { None } else { read_polling(src, buf, poll) };
+        let read = match polled {
+            Some(r) => r,
+            None => src.read(buf),
+        };
+        let n = match read {
             Ok(0) => return Ok(Some(total)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -268,6 +302,31 @@ pub(crate) fn one_way(
         if until_large && n >= SPLICE_FROM.min(buf.len()) {
             return Ok(None);
         }
+    }
+}
+
+/// Reads `src` without blocking, yielding the core between tries, until something (data,
+/// end of stream, an error) comes or `poll` has passed (`None`: the caller blocks).
+fn read_polling(src: &TcpStream, buf: &mut [u8], poll: Duration) -> Option<io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    let start = std::time::Instant::now();
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` bytes and the descriptor stays open while
+        // `src` is borrowed.
+        let n = unsafe { libc::recv(src.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Some(Ok(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::Interrupted => continue,
+            _ => return Some(Err(e)),
+        }
+        if start.elapsed() >= poll {
+            return None;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -285,6 +344,7 @@ pub(crate) async fn relay(
         return Err((client, backend));
     };
     let pool = &relays.pool;
+    let poll = relays.poll();
     if client.set_nonblocking(false).is_err() || backend.set_nonblocking(false).is_err() {
         return Err((client, backend));
     }
@@ -295,7 +355,7 @@ pub(crate) async fn relay(
     let up = {
         let s = session.clone();
         Box::new(move |scratch: &mut Scratch| {
-            forward(&s.client, &s.backend, scratch);
+            forward(&s.client, &s.backend, scratch, poll);
             s.client_done.store(true, Ordering::SeqCst);
             s.give_up_place();
             let _ = s.backend.shutdown(Shutdown::Write);
@@ -305,7 +365,7 @@ pub(crate) async fn relay(
     let down = {
         let s = session.clone();
         Box::new(move |scratch: &mut Scratch| {
-            forward(&s.backend, &s.client, scratch);
+            forward(&s.backend, &s.client, scratch, poll);
             let client_open = !s.client_done.load(Ordering::SeqCst);
             s.give_up_place();
             // The client reads the end of the stream after everything sent; the client's
@@ -633,6 +693,51 @@ mod tests {
             libc::read(pipe.read.as_raw_fd(), probe.as_mut_ptr().cast(), 1)
         };
         assert_eq!(n, -1, "the pipe still held bytes");
+    }
+
+    #[test]
+    fn polling_takes_what_comes_and_gives_up_after_the_poll_time() {
+        let (mut app, relay_end) = pair();
+        let mut buf = [0u8; 16];
+        let t0 = Instant::now();
+        assert!(read_polling(&relay_end, &mut buf, Duration::from_millis(20)).is_none(), "nothing was sent");
+        assert!(t0.elapsed() >= Duration::from_millis(20), "it gave up early: {:?}", t0.elapsed());
+        app.write_all(b"hi").unwrap();
+        let n = read_polling(&relay_end, &mut buf, Duration::from_secs(5)).expect("the bytes").unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        drop(app);
+        let end = read_polling(&relay_end, &mut buf, Duration::from_secs(5)).expect("the end of stream");
+        assert_eq!(end.unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_polling_relay_carries_requests_and_answers_and_ends_with_the_backend() {
+        static POLLING: Relays = Relays::new(IDLE_FOR, 1000);
+        POLLING.set_poll(Duration::from_micros(200));
+        let (mut client_app, client) = pair();
+        let (backend, mut backend_app) = pair();
+        let relayed = tokio::spawn(relay(&POLLING, client, backend));
+        for i in 0..200u32 {
+            // Every fifth exchange waits past the poll time, so both the polled and the
+            // blocking read are taken.
+            if i % 5 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let question = format!("q{i:05}\n");
+            client_app.write_all(question.as_bytes()).unwrap();
+            let mut asked = [0u8; 7];
+            backend_app.read_exact(&mut asked).unwrap();
+            assert_eq!(&asked, question.as_bytes());
+            backend_app.write_all(&asked).unwrap();
+            let mut answer = [0u8; 7];
+            client_app.read_exact(&mut answer).unwrap();
+            assert_eq!(answer, asked);
+        }
+        drop(backend_app);
+        let mut rest = Vec::new();
+        client_app.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert!(ended(relayed).await, "the backend ended a session the client held open");
     }
 
     static TEST_POOL: Pool = Pool::new(Duration::from_secs(2));
