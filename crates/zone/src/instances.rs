@@ -398,6 +398,13 @@ mod tests {
             .process_group(0)
             .spawn()
             .expect("sleep");
+        // spawn returns once the child is in execve, where the kernel fills in the new
+        // program's environment a little later: until then /proc/<pid>/environ reads empty.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !crate::process::environ_has(child.id(), zonal_proto::env::ZONAL_INSTANCE_TOKEN, &token) {
+            assert!(std::time::Instant::now() < deadline, "the child's environment never showed the token");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let adaptor = crate::process::ProcessAdaptor::new("z-test", PathBuf::from("/bin/false"));
         let loaded = Instances::load(&store, &adaptor);
         let _ = child.kill();
