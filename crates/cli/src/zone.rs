@@ -126,11 +126,12 @@ pub struct SlotArgs {
     pub gateway_poll: Duration,
 }
 
-/// `--gateway-poll`: a duration of at most 10 ms (longer polls only burn CPU).
+/// `--gateway-poll`: a duration of at most [`zonal_zone::MAX_GATEWAY_POLL`].
 pub(crate) fn parse_gateway_poll(text: &str) -> Result<Duration, String> {
     let d = parse_duration(text)?;
-    if d > Duration::from_millis(10) {
-        return Err(format!("{text} is longer than the 10ms a relay may poll"));
+    let max = zonal_zone::MAX_GATEWAY_POLL;
+    if d > max {
+        return Err(format!("{text} is longer than the {}ms a relay may poll", max.as_millis()));
     }
     Ok(d)
 }

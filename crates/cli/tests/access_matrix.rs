@@ -514,23 +514,15 @@ impl World {
                 .unwrap_or_else(|e| panic!("deploy {id}: {e:?}"));
         }
         let running = |client: &zonal_proto::Client, id: &str, n: usize| -> Vec<Value> {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                let seen = h.call(client, "GET", &format!("/1.0/services/{id}?instances=true"), None);
-                if let Ok(v) = &seen {
-                    let all = v["instances"].as_array().cloned().unwrap_or_default();
-                    let ok = all.iter().filter(|i| i["state"] == "running" && i["slots"].is_object()).count();
-                    if v["state"] == "deployed" && ok == n && all.len() == n {
-                        return all;
-                    }
-                }
-                // What the service and the zones looked like last, to tell why it never ran.
-                if std::time::Instant::now() >= deadline {
-                    let zones = h.get(&admin, "/1.0/zones");
-                    panic!("timed out after 60 s waiting for {n} reporting instances of {id}; last seen: {seen:?}; zones: {zones}");
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
+            try_wait_for(&format!("{n} reporting instances of {id}"), Duration::from_secs(60), || {
+                let v = h.call(client, "GET", &format!("/1.0/services/{id}?instances=true"), None);
+                let v = v.map_err(|e| format!("{e:?}"))?;
+                let all = v["instances"].as_array().cloned().unwrap_or_default();
+                let ok = all.iter().filter(|i| i["state"] == "running" && i["slots"].is_object()).count();
+                (v["state"] == "deployed" && ok == n && all.len() == n).then_some(all).ok_or_else(|| v.to_string())
+            })
+            // What the zones looked like too, to tell why it never ran.
+            .unwrap_or_else(|e| panic!("{e}; zones: {}", h.get(&admin, "/1.0/zones")))
         };
         let acme_app = running(&acme, "acme-app", 1);
         let spares = running(&acme, "acme-spare", 4);

@@ -81,6 +81,9 @@ pub struct ZoneSettings {
     pub isolation: Isolation,
 }
 
+/// The longest a relay thread may poll a session before it sleeps: longer only burns CPU.
+pub const MAX_GATEWAY_POLL: Duration = Duration::from_millis(10);
+
 /// How the zone scales on session slots and balances new sessions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SlotSettings {
@@ -92,7 +95,8 @@ pub struct SlotSettings {
     pub cooldown_out: Duration,
     pub cooldown_in: Duration,
     /// How long a relay thread polls a session's socket for its next message before it
-    /// blocks (0: never polls): lower added latency for CPU (see `relay::threads`).
+    /// blocks (0: never polls; at most [`MAX_GATEWAY_POLL`]): lower added latency for CPU
+    /// (see `relay::threads`).
     pub gateway_poll: Duration,
 }
 

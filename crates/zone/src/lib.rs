@@ -63,7 +63,7 @@ use zonal_proto::wire::{DomainBinding, HostInfo, ZoneRegistered, ZoneRegistratio
 use zonal_proto::Client;
 use zonal_store::RedbStore;
 
-pub use crate::core::{SlotSettings, ZoneCore, ZoneSettings};
+pub use crate::core::{SlotSettings, ZoneCore, ZoneSettings, MAX_GATEWAY_POLL};
 pub use crate::error::ZoneError;
 pub use crate::registry::ServiceState;
 

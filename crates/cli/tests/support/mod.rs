@@ -26,13 +26,21 @@ pub fn example(name: &str) -> PathBuf {
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    try_wait_for(what, timeout, || f().ok_or_else(String::new)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `f` until it returns `Ok`; after `timeout`, says what was awaited and `f`'s last
+/// answer (why it was not yet so).
+pub fn try_wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = f() {
-            return v;
-        }
+        let last = match f() {
+            Ok(v) => return Ok(v),
+            Err(why) => why,
+        };
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            let last = if last.is_empty() { String::new() } else { format!("; last seen: {last}") };
+            return Err(format!("timed out after {timeout:?} waiting for {what}{last}"));
         }
         std::thread::sleep(Duration::from_millis(25));
     }

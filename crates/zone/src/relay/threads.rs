@@ -134,9 +134,10 @@ impl Relays {
     }
 
     /// How long a relay thread polls its socket for the next message before it blocks (the
-    /// module's *Polling*); sessions started afterwards use it.
+    /// module's *Polling*), at most [`crate::MAX_GATEWAY_POLL`]; sessions started afterwards
+    /// use it.
     pub(crate) fn set_poll(&self, poll: Duration) {
-        let us = u64::try_from(poll.as_micros()).unwrap_or(u64::MAX);
+        let us = u64::try_from(poll.min(crate::MAX_GATEWAY_POLL).as_micros()).unwrap_or(u64::MAX);
         self.poll_us.store(us, Ordering::Relaxed);
     }
 
